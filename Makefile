@@ -1,0 +1,44 @@
+# Two commands from a fresh machine: `make run` and `make test`. Everything else is set up on the way.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HOST PORT
+
+.PHONY: run test setup setup-dev migrate default-model bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+migrate: $(VENV)/.runtime
+	$(BIN)/python manage.py migrate --noinput
+
+default-model: migrate
+	$(BIN)/python manage.py ensure_default_model
+
+setup: default-model
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+
+setup-dev: $(VENV)/.dev setup
+
+run: setup
+	$(BIN)/gunicorn -c gunicorn.conf.py
+
+test: setup-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup-dev
+	$(BIN)/python bench/domain_accuracy.py
+
+clean:
+	rm -rf var models/*.h5 models/*.json

@@ -1,0 +1,27 @@
+"""gunicorn settings. The model is loaded in each worker after fork, never in the master."""
+
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+wsgi_app = "webapp.wsgi:application"
+# Two cores: two workers with one intra-op thread each keep workers x threads within the cores.
+workers = int(os.environ.get("WEB_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "8"))
+timeout = int(os.environ.get("WEB_TIMEOUT", "60"))
+graceful_timeout = 20
+preload_app = False  # TensorFlow is not fork-safe
+accesslog = os.environ.get("ACCESS_LOG", "-")
+limit_request_line = 8190
+
+
+def post_worker_init(worker):
+    """Load and warm the active models, then follow activations in the background."""
+    from webapp.runtime import runtime
+
+    current = runtime()
+    try:
+        current.refresh()
+    except Exception:  # the worker still answers /healthz and 503s until the model loads
+        worker.log.exception("initial model load failed")
+    current.start_polling()

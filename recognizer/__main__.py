@@ -1,0 +1,3 @@
+from recognizer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""Model artifacts: a Keras H5 plus its JSON manifest, saved and loaded with every check.
+
+Keras ignores `safe_mode` for H5 files, so a crafted H5 with a Lambda layer
+would run its code on load. The stored model config is therefore read with
+h5py and checked BEFORE Keras deserializes anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+
+from recognizer import errors
+from recognizer.manifest import Manifest, file_sha256, manifest_path, now_iso, read_manifest, write_manifest
+
+# Layers that carry code or pickles instead of weights.
+FORBIDDEN_CLASSES = {"Lambda", "TFOpLambda", "TorchModuleWrapper", "JaxLayer", "FlaxLayer", "TFSMLayer"}
+ALLOWED_MODULE_ROOT = "keras"
+
+
+@dataclass
+class Artifact:
+    """A checked, loaded artifact: the Keras model, its manifest and where it came from."""
+
+    model: Any
+    manifest: Manifest
+    path: Path
+
+
+def _objects(node: Any) -> Iterator[dict]:
+    """Every serialized Keras object (a dict with a class_name) in a config tree."""
+    if isinstance(node, dict):
+        if "class_name" in node:
+            yield node
+        for value in node.values():
+            yield from _objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _objects(value)
+
+
+def read_model_config(h5_path: Path) -> dict:
+    """The model config stored in an H5 file, read with h5py only (nothing is deserialized)."""
+    try:
+        with h5py.File(h5_path, "r") as handle:
+            raw = handle.attrs.get("model_config")
+    except OSError as exc:
+        raise errors.ArtifactError(
+            f"{h5_path.name} is not a readable HDF5 file ({exc}); it may be truncated. Export it again."
+        ) from None
+    if raw is None:
+        raise errors.ArtifactError(
+            f"{h5_path.name} holds weights only (no model config). Save the whole model with model.save('x.h5')."
+        )
+    try:
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise errors.ArtifactError(f"The model config in {h5_path.name} is not valid JSON ({exc}).") from None
+
+
+def check_config_is_safe(config: dict) -> None:
+    """Refuse Lambda layers and any object that is not a built-in Keras class."""
+    for obj in _objects(config):
+        name = obj.get("class_name")
+        if name in FORBIDDEN_CLASSES:
+            raise errors.UnsafeModel(
+                f"The model contains a {name} layer, which can run arbitrary code when loaded, so it is refused. "
+                "Rebuild the model with built-in layers only."
+            )
+        module = obj.get("module")
+        registered = obj.get("registered_name")
+        if module is not None and module.split(".")[0] != ALLOWED_MODULE_ROOT:
+            raise errors.UnsafeModel(
+                f"The model uses {name} from module {module!r}; only built-in Keras classes are accepted."
+            )
+        if registered not in (None, name):
+            raise errors.UnsafeModel(
+                f"The model uses the custom object {registered!r}; only built-in Keras classes are accepted."
+            )
+
+
+def check_shapes(model: Any, manifest: Manifest) -> None:
+    """Input (None, H, W, 3) as the manifest says; output width equal to the class count."""
+    spec = manifest.input
+    expected_in = (None, spec.height, spec.width, 3)
+    actual_in = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else None
+    if actual_in != expected_in:
+        raise errors.ShapeMismatch(
+            f"The model takes input {actual_in}; the manifest says {expected_in}. Fix the manifest's input size."
+        )
+    width = model.outputs[0].shape[-1] if len(model.outputs) == 1 else None
+    if width != manifest.num_classes:
+        raise errors.ShapeMismatch(
+            f"The model has {width} outputs but the manifest lists {manifest.num_classes} classes. "
+            "They must match one to one, in order."
+        )
+
+
+def load_artifact(h5_path: str | Path) -> Artifact:
+    """Check and load an artifact: manifest, sha256, safe config, then Keras, then shapes."""
+    h5_path = Path(h5_path)
+    manifest = read_manifest(manifest_path(h5_path))
+    if not h5_path.is_file():
+        raise errors.ArtifactError(f"No model file at {h5_path}.")
+    actual = file_sha256(h5_path)
+    if manifest.sha256 != actual:
+        raise errors.ChecksumMismatch(
+            f"{h5_path.name} has sha256 {actual[:12]}..., but its manifest expects {manifest.sha256[:12] or '(none)'}.... "
+            "The file changed or belongs to another manifest; export the artifact again."
+        )
+    check_config_is_safe(read_model_config(h5_path))
+    model = _keras_load(h5_path)
+    check_shapes(model, manifest)
+    return Artifact(model=model, manifest=manifest, path=h5_path)
+
+
+def _keras_load(h5_path: Path):
+    import keras
+
+    try:
+        return keras.models.load_model(h5_path, compile=False, safe_mode=True)
+    except Exception as exc:  # h5/Keras raise many types for a broken file
+        raise errors.ArtifactError(f"Keras could not load {h5_path.name}: {exc}") from None
+
+
+def save_artifact(model: Any, manifest: Manifest, h5_path: str | Path) -> Manifest:
+    """Write the H5 and its manifest (with the file's sha256); returns the manifest as written."""
+    h5_path = Path(h5_path)
+    if h5_path.suffix != ".h5":
+        raise ValueError("artifacts are saved as .h5 files")
+    h5_path.parent.mkdir(parents=True, exist_ok=True)
+    check_shapes(model, manifest)
+    check_config_is_safe(json.loads(model.to_json()))
+    model.save(h5_path, include_optimizer=False)
+    written = manifest.with_updates(sha256=file_sha256(h5_path), created_at=manifest.created_at or now_iso())
+    write_manifest(written, manifest_path(h5_path))
+    return written

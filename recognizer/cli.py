@@ -1,0 +1,134 @@
+"""`python -m recognizer`: build the default model and classify files from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Iterator, TextIO
+
+from recognizer import errors
+from recognizer.manifest import DOMAINS
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
+BATCH = 16
+
+
+def iter_files(paths: list[str]) -> Iterator[Path]:
+    """Files as given, and the image files inside folders (recursively, sorted)."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield path
+
+
+def classify_files(engine, files: list[Path], *, top_k: int, domain: str | None, progress: bool):
+    """Yield (file, predictions or error message) in order; one bad file never stops the rest."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(files), disable=not progress, file=sys.stderr, unit="img")
+    for start in range(0, len(files), BATCH):
+        chunk = files[start : start + BATCH]
+        prepared = []
+        for path in chunk:
+            try:
+                prepared.append((path, engine.prepare(path)))
+            except (OSError, errors.ImageError) as exc:
+                prepared.append((path, str(exc) if isinstance(exc, errors.ImageError) else f"cannot read: {exc.strerror}"))
+        good = [(p, b) for p, b in prepared if not isinstance(b, str)]
+        ranked = iter(_rank(engine, [b for _, b in good], top_k, domain))
+        for path, item in prepared:
+            yield path, (item if isinstance(item, str) else next(ranked))
+        bar.update(len(chunk))
+    bar.close()
+
+
+def _rank(engine, batches, top_k, domain):
+    import numpy as np
+
+    if not batches:
+        return []
+    return engine.rank(engine.probabilities(np.concatenate(batches)), top_k=top_k, domain=domain)
+
+
+def write_result(out: TextIO, path: Path, result, as_json: bool) -> None:
+    if isinstance(result, str):
+        print(f"error: {path}: {result}", file=sys.stderr)
+        return
+    if as_json:
+        out.write(json.dumps({"file": str(path), "predictions": [p.to_dict() for p in result]}) + "\n")
+        return
+    shown = ", ".join(f"{p.label} ({p.domain}) {p.probability:.1%}" for p in result)
+    out.write(f"{path}: {shown}\n")
+
+
+def cmd_classify(args) -> int:
+    from recognizer.default_model import default_artifact_path
+    from recognizer.engine import Engine
+
+    model_path = Path(args.model) if args.model else default_artifact_path()
+    if not model_path.exists():
+        print(f"error: no model at {model_path}; run `python -m recognizer build-default` first.", file=sys.stderr)
+        return 2
+    engine = Engine.from_path(model_path)
+    files = list(iter_files(args.paths))
+    if not files:
+        print("error: no image files found in the given paths.", file=sys.stderr)
+        return 2
+    failures = 0
+    for path, result in classify_files(engine, files, top_k=args.top_k, domain=args.domain, progress=len(files) > 1):
+        failures += isinstance(result, str)
+        write_result(sys.stdout, path, result, args.json)
+    return 1 if failures == len(files) else 0
+
+
+def cmd_build_default(args) -> int:
+    from recognizer.default_model import build_default
+
+    path = build_default(args.backbone, out=Path(args.out) if args.out else None, force=args.force)
+    print(path)
+    return 0
+
+
+def top_k_arg(value: str) -> int:
+    from recognizer.engine import MAX_TOP_K
+
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {value!r}") from None
+    if not 1 <= number <= MAX_TOP_K:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_TOP_K}")
+    return number
+
+
+def parser() -> argparse.ArgumentParser:
+    from recognizer.backbones import NAMES
+
+    root = argparse.ArgumentParser(prog="python -m recognizer", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build-default", help="write the default ImageNet model artifact under models/")
+    build.add_argument("--backbone", choices=NAMES, help="default: RECOGNIZER_DEFAULT_BACKBONE or efficientnet_lite0")
+    build.add_argument("--out", help="path of the .h5 to write (the manifest goes beside it)")
+    build.add_argument("--force", action="store_true", help="rebuild even if the artifact exists")
+    build.set_defaults(func=cmd_build_default)
+    classify = sub.add_parser("classify", help="classify image files and folders")
+    classify.add_argument("paths", nargs="+", metavar="PATH")
+    classify.add_argument("--top-k", type=top_k_arg, default=5)
+    classify.add_argument("--domain", choices=[d for d in DOMAINS if d != "other"])
+    classify.add_argument("--model", help="an artifact .h5 (default: the default model)")
+    classify.add_argument("--json", action="store_true", help="one JSON object per image")
+    classify.set_defaults(func=cmd_classify)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except errors.RecognizerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,174 @@
+"""Staff-only management of model versions, their audit trail, predictions and API tokens."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from webapp import selectors, services
+from webapp.forms import RegisterModelForm
+from webapp.models import Activation, ApiToken, ModelVersion, Prediction
+
+PICTURES = {"curves": "training_curves_png", "confusion": "confusion_matrix_png"}
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ("name", "version", "is_active", "backbone", "engine", "classes", "served", "created_at")
+    list_filter = ("name", "is_active", "backbone")
+    actions = ["activate_selected", "roll_back_selected"]
+    readonly_fields = (
+        "name", "version", "is_active", "activated_at", "artifact_path", "sha256", "backbone", "engine",
+        "created_at", "created_by", "metrics_table", "pictures", "manifest_json",
+    )
+    fields = readonly_fields[:10] + ("notes",) + readonly_fields[10:]
+
+    def get_queryset(self, request):
+        return selectors.model_version_list()
+
+    @admin.display(description="classes")
+    def classes(self, obj):
+        return obj.num_classes
+
+    @admin.display(description="predictions served", ordering="predictions_served")
+    def served(self, obj):
+        return obj.predictions_served
+
+    @admin.display(description="metrics")
+    def metrics_table(self, obj):
+        metrics = obj.metrics or {}
+        flat = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float, str))]
+        if not flat:
+            return "-"
+        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", ((k, _fmt(v)) for k, v in flat))
+        return format_html("<table>{}</table>", rows)
+
+    @admin.display(description="training pictures")
+    def pictures(self, obj):
+        training = obj.manifest.get("training") or {}
+        links = [
+            (reverse("admin:webapp_modelversion_picture", args=[obj.pk, kind]), kind)
+            for kind, key in PICTURES.items() if training.get(key)
+        ]
+        if not links:
+            return "-"
+        return format_html_join("", '<a href="{0}"><img src="{0}" alt="{1}" style="max-width:420px;margin:4px"></a>', links)
+
+    @admin.display(description="manifest")
+    def manifest_json(self, obj):
+        shown = {k: v for k, v in obj.manifest.items() if k != "classes"}
+        shown["classes"] = f"{obj.num_classes} classes"
+        return format_html("<pre>{}</pre>", json.dumps(shown, indent=2, sort_keys=True))
+
+    def has_add_permission(self, request):
+        return request.user.is_staff and super().has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # predictions point at versions; retire a version by activating another
+
+    def get_urls(self):
+        extra = [
+            path("register/", self.admin_site.admin_view(self.register_view), name="webapp_modelversion_register"),
+            path("<int:pk>/picture/<str:kind>/", self.admin_site.admin_view(self.picture_view), name="webapp_modelversion_picture"),
+        ]
+        return extra + super().get_urls()
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return HttpResponseRedirect(reverse("admin:webapp_modelversion_register"))
+
+    def register_view(self, request):
+        if not self.has_add_permission(request):
+            raise Http404
+        form = RegisterModelForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                version = form.register(by=request.user)
+            except services.RegistrationError as exc:
+                messages.error(request, f"Not registered: {exc}")
+            else:
+                messages.success(request, f"Registered {version}{' and activated it' if version.is_active else ''}.")
+                return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[version.pk]))
+        context = {**self.admin_site.each_context(request), "form": form, "title": "Register a model version", "opts": self.model._meta}
+        return render(request, "admin/webapp/register_model.html", context)
+
+    def picture_view(self, request, pk: int, kind: str):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        name = (version.manifest.get("training") or {}).get(PICTURES.get(kind, ""), "")
+        from pathlib import Path
+
+        picture = Path(version.artifact_path).parent / name
+        if not name or "/" in name or not picture.is_file():
+            raise Http404
+        return FileResponse(open(picture, "rb"), content_type="image/png")
+
+    @admin.action(description="Activate the selected version")
+    def activate_selected(self, request, queryset):
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one version to activate.")
+            return
+        version = services.model_version_activate(version=queryset.get(), by=request.user)
+        messages.success(request, f"{version} is now active; every worker switches within a few seconds.")
+
+    @admin.action(description="Roll back to the previously active version")
+    def roll_back_selected(self, request, queryset):
+        for name in sorted(set(queryset.values_list("name", flat=True))):
+            try:
+                version = services.model_version_rollback(name=name, by=request.user)
+            except services.ActivationError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, f"Rolled back {name} to v{version.version}.")
+
+
+def _fmt(value):
+    return f"{value:.4f}" if isinstance(value, float) else value
+
+
+@admin.register(Activation)
+class ActivationAdmin(admin.ModelAdmin):
+    list_display = ("at", "model_name", "from_version", "to_version", "kind", "by")
+    list_filter = ("model_name", "kind")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Prediction)
+class PredictionAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "model_version", "best", "domain", "input_bytes", "latency_ms", "source")
+    list_filter = ("model_version", "source")
+    readonly_fields = [f.name for f in Prediction._meta.fields]
+
+    @admin.display(description="top-1")
+    def best(self, obj):
+        return str(obj.top[0]["label"]) if obj.top else "-"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "user", "is_active", "created_at", "last_used_at")
+    fields = ("name", "user", "is_active")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        token, key = services.api_token_create(name=obj.name, user=obj.user)
+        obj.pk = token.pk
+        messages.warning(request, f"Token for {obj.name}: {key} (copy it now; it is not shown again).")

@@ -1,0 +1,389 @@
+"""The JSON REST API (django-ninja, OpenAPI at /api/v1/openapi.json, docs at /api/v1/docs).
+
+Handlers parse and shape replies; services decide. Every error is
+{"error": {"code", "message"}} with the right status.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Literal, Optional
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+from ninja.security import HttpBearer
+from ninja.throttling import SimpleRateThrottle
+from pydantic import BaseModel, Field
+from pydantic import ValidationError as PydanticError
+
+from recognizer import errors as core
+from webapp import selectors, services
+from webapp.errors import ApiError, error_response, from_core
+from webapp.models import ApiToken
+from webapp.runtime import Busy, ModelNotReady
+
+Domain = Literal["animal", "bird", "plant"]
+
+
+class Anonymous:
+    """request.auth for anonymous callers, when the settings allow them."""
+
+    def __str__(self) -> str:
+        return "anonymous"
+
+
+class TokenAuth(HttpBearer):
+    openapi_description = "Authorization: Bearer <token>; tokens are made in the admin. Optional when anonymous use is on."
+
+    def __call__(self, request: HttpRequest):
+        if "HTTP_AUTHORIZATION" not in request.META and settings.API_ALLOW_ANONYMOUS:
+            return Anonymous()
+        return super().__call__(request)
+
+    def authenticate(self, request: HttpRequest, token: str):
+        return services.api_token_authenticate(key=token)
+
+
+class ClientRateThrottle(SimpleRateThrottle):
+    """One budget per API token, or per client address for anonymous callers."""
+
+    scope = "client"
+
+    def __init__(self):
+        super().__init__(settings.API_RATE_LIMIT)
+
+    def get_cache_key(self, request: HttpRequest) -> str:
+        auth = getattr(request, "auth", None)
+        ident = f"token-{auth.pk}" if isinstance(auth, ApiToken) else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+api = NinjaAPI(
+    title="Wildlife recognizer API",
+    version="1.0",
+    description="Recognizes animals, birds and plants in photos: top-k labels from the active model version.",
+    auth=TokenAuth(),
+    throttle=[ClientRateThrottle()],
+    urls_namespace="api",
+)
+
+
+# ---- schemas --------------------------------------------------------------------------------
+
+class ErrorBody(Schema):
+    code: str
+    message: str
+
+
+class ErrorOut(Schema):
+    error: ErrorBody
+
+
+class PredictionOut(Schema):
+    label: str
+    index: int
+    domain: str
+    probability: float
+
+
+class ModelRef(Schema):
+    name: str
+    version: int
+
+
+class Timing(Schema):
+    decode: float
+    inference: float
+    total: float
+
+
+class PredictOut(Schema):
+    model: ModelRef
+    predictions: list[PredictionOut]
+    timing_ms: Timing
+
+
+class BatchOut(Schema):
+    model: ModelRef
+    results: list[PredictOut]
+
+
+class ModelVersionOut(Schema):
+    name: str
+    version: int
+    is_active: bool
+    backbone: str
+    engine: str
+    sha256: str
+    num_classes: int
+    created_at: str
+    activated_at: Optional[str]
+    predictions_served: int
+    metrics: Optional[dict]
+    input: dict
+    notes: str
+
+
+class PredictParams(BaseModel):
+    top_k: int = Field(5, ge=1, le=20)
+    domain: Optional[Domain] = None
+    model: Optional[str] = Field(None, max_length=100)
+
+
+ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 429: ErrorOut, 503: ErrorOut}
+IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {"type": "string", "format": "binary"},
+                        "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+                        "domain": {"type": "string", "enum": ["animal", "bird", "plant"]},
+                        "model": {"type": "string"},
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image_base64"],
+                    "properties": {
+                        "image_base64": {"type": "string", "description": "the image file, base64 (a data: URL is accepted)"},
+                        "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+                        "domain": {"type": "string", "enum": ["animal", "bird", "plant"]},
+                        "model": {"type": "string"},
+                    },
+                }
+            },
+        },
+    }
+}
+BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images"],
+                    "properties": {
+                        "images": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": 16},
+                        "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+                        "domain": {"type": "string", "enum": ["animal", "bird", "plant"]},
+                        "model": {"type": "string"},
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images_base64"],
+                    "properties": {
+                        "images_base64": {"type": "array", "items": {"type": "string"}, "maxItems": 16},
+                        "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+                        "domain": {"type": "string", "enum": ["animal", "bird", "plant"]},
+                        "model": {"type": "string"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+# ---- request parsing ------------------------------------------------------------------------
+
+def _json_body(request: HttpRequest) -> dict:
+    try:
+        body = json.loads(request.body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "The JSON body must be an object, e.g. {\"image_base64\": \"...\"}.")
+    return body
+
+
+def _decode_base64(value) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, "invalid_base64", "image_base64 must be a non-empty base64 string.")
+    if value.startswith("data:"):
+        value = value.partition(",")[2]
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "invalid_base64", "image_base64 is not valid base64.") from None
+
+
+def _params(source: dict) -> PredictParams:
+    raw = {k: source.get(k) for k in ("top_k", "domain", "model") if source.get(k) not in (None, "")}
+    try:
+        return PredictParams(**raw)
+    except PydanticError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "parameters"
+        raise ApiError(400, "invalid_parameter", f"{field}: {first['msg']}.") from None
+
+
+def _is_json(request: HttpRequest) -> bool:
+    return request.content_type == "application/json"
+
+
+def _is_multipart(request: HttpRequest) -> bool:
+    return request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _check_content_type(request: HttpRequest) -> None:
+    if not (_is_json(request) or _is_multipart(request)):
+        raise ApiError(
+            415, "unsupported_media_type",
+            "Send multipart/form-data with an 'image' file, or application/json with 'image_base64'.",
+        )
+
+
+def _upload_from_file(file) -> services.Upload:
+    if file.size > settings.UPLOAD_MAX_BYTES:
+        raise ApiError(413, "file_too_large", f"The file is larger than the {settings.UPLOAD_MAX_BYTES // 1_000_000} MB limit.")
+    return services.Upload(data=file.read(), filename=file.name or "")
+
+
+def parse_single(request: HttpRequest) -> tuple[services.Upload, PredictParams]:
+    """The one image and the parameters of a predict request, from multipart or JSON."""
+    _check_content_type(request)
+    if _is_json(request):
+        body = _json_body(request)
+        if "image_base64" not in body:
+            raise ApiError(400, "missing_image", "The JSON body needs an 'image_base64' field.")
+        return services.Upload(_decode_base64(body["image_base64"])), _params({**request.GET.dict(), **body})
+    files = request.FILES.getlist("image")
+    if not files:
+        raise ApiError(400, "missing_image", "Attach the photo as a multipart file field named 'image'.")
+    if len(files) > 1:
+        raise ApiError(400, "too_many_images", "Send one 'image' here; use /api/v1/predict/batch for several.")
+    return _upload_from_file(files[0]), _params({**request.GET.dict(), **request.POST.dict()})
+
+
+def parse_batch(request: HttpRequest) -> tuple[list[services.Upload], PredictParams]:
+    """The images (in order) and the parameters of a batch request."""
+    _check_content_type(request)
+    if _is_json(request):
+        body = _json_body(request)
+        items = body.get("images_base64")
+        if not isinstance(items, list) or not items:
+            raise ApiError(400, "missing_image", "The JSON body needs 'images_base64': a list of base64 strings.")
+        uploads, params = None, _params({**request.GET.dict(), **body})
+    else:
+        items = request.FILES.getlist("images")
+        if not items:
+            raise ApiError(400, "missing_image", "Attach the photos as multipart file fields named 'images'.")
+        params = _params({**request.GET.dict(), **request.POST.dict()})
+    if len(items) > settings.BATCH_MAX_IMAGES:
+        raise ApiError(413, "too_many_images", f"At most {settings.BATCH_MAX_IMAGES} images per batch; got {len(items)}.")
+    if _is_json(request):
+        uploads = [services.Upload(_decode_base64(item)) for item in items]
+    else:
+        uploads = [_upload_from_file(f) for f in items]
+    return uploads, params
+
+
+# ---- endpoints ------------------------------------------------------------------------------
+
+@api.post("/predict", response={200: PredictOut, **ERRORS}, openapi_extra=IMAGE_BODY, summary="Classify one photo")
+def predict(request: HttpRequest):
+    upload, params = parse_single(request)
+    result = services.prediction_create(upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain)
+    return result.to_dict()
+
+
+@api.post("/predict/batch", response={200: BatchOut, **ERRORS}, openapi_extra=BATCH_BODY, summary="Classify up to 16 photos")
+def predict_batch(request: HttpRequest):
+    uploads, params = parse_batch(request)
+    results = services.prediction_create_batch(uploads=uploads, model_name=params.model, top_k=params.top_k, domain=params.domain)
+    return {"model": results[0].to_dict()["model"], "results": [r.to_dict() for r in results]}
+
+
+def version_out(version) -> dict:
+    return {
+        "name": version.name,
+        "version": version.version,
+        "is_active": version.is_active,
+        "backbone": version.backbone,
+        "engine": version.engine,
+        "sha256": version.sha256,
+        "num_classes": version.num_classes,
+        "created_at": version.created_at.isoformat(),
+        "activated_at": version.activated_at.isoformat() if version.activated_at else None,
+        "predictions_served": getattr(version, "predictions_served", 0),
+        "metrics": version.metrics,
+        "input": version.manifest.get("input", {}),
+        "notes": version.notes,
+    }
+
+
+@api.get("/models", response={200: list[ModelVersionOut], **ERRORS}, summary="Every registered model version")
+def models_list(request: HttpRequest):
+    return [version_out(v) for v in selectors.model_version_list()]
+
+
+@api.get("/models/{name}", response={200: ModelVersionOut, **ERRORS}, summary="The active version of a model")
+def models_active(request: HttpRequest, name: str):
+    version = selectors.model_version_list(name=name).filter(is_active=True).first()
+    if version is None:
+        raise ApiError(404, "model_not_found", f"No active version of a model named {name!r}.")
+    return version_out(version)
+
+
+# ---- one error shape ------------------------------------------------------------------------
+
+@api.exception_handler(ApiError)
+def _api_error(request, exc: ApiError):
+    return exc.response()
+
+
+@api.exception_handler(core.RecognizerError)
+def _core_error(request, exc: core.RecognizerError):
+    return from_core(exc).response()
+
+
+@api.exception_handler(services.UnknownModel)
+def _unknown_model(request, exc: services.UnknownModel):
+    return error_response(400, "unknown_model", str(exc))
+
+
+@api.exception_handler(ModelNotReady)
+def _not_ready(request, exc: ModelNotReady):
+    return error_response(503, "model_not_ready", str(exc), {"Retry-After": "5"})
+
+
+@api.exception_handler(Busy)
+def _busy(request, exc: Busy):
+    return error_response(503, "busy", str(exc), {"Retry-After": "1"})
+
+
+@api.exception_handler(Throttled)
+def _throttled(request, exc: Throttled):
+    return error_response(429, "rate_limited", "Too many requests; slow down and retry after the given seconds.")
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthorized(request, exc):
+    return error_response(401, "unauthorized", "Send a valid API token: 'Authorization: Bearer <token>'.")
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request, exc: ValidationError):
+    first = exc.errors[0] if exc.errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return error_response(400, "invalid_parameter", f"{where}: {first.get('msg', 'invalid value')}.")
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    return error_response(exc.status_code, "http_error", str(exc))

@@ -1,0 +1,52 @@
+"""Forms of the admin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django import forms
+from django.conf import settings
+
+from webapp import services
+
+
+def artifact_choices() -> list[tuple[str, str]]:
+    """The .h5 files under MODELS_DIR that have a manifest beside them."""
+    root = Path(settings.MODELS_DIR)
+    found = sorted(p for p in root.rglob("*.h5") if p.with_suffix(".json").is_file()) if root.is_dir() else []
+    return [("", "---")] + [(str(p.relative_to(root)), str(p.relative_to(root))) for p in found]
+
+
+class RegisterModelForm(forms.Form):
+    h5_file = forms.FileField(required=False, label="H5 file", help_text="Upload the model and its manifest together...")
+    manifest_file = forms.FileField(required=False, label="Manifest JSON")
+    artifact = forms.ChoiceField(required=False, help_text="...or pick an artifact already under models/.")
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    activate = forms.BooleanField(required=False, help_text="Serve it as soon as it is registered.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["artifact"].choices = artifact_choices()
+
+    def clean(self):
+        data = super().clean()
+        uploaded = bool(data.get("h5_file")) or bool(data.get("manifest_file"))
+        if uploaded == bool(data.get("artifact")):
+            raise forms.ValidationError("Either upload an H5 and its manifest, or pick an artifact under models/.")
+        if uploaded and not (data.get("h5_file") and data.get("manifest_file")):
+            raise forms.ValidationError("Upload both the H5 file and its manifest JSON.")
+        return data
+
+    def register(self, *, by):
+        data = self.cleaned_data
+        if data.get("artifact"):
+            version = services.model_version_register(
+                artifact_path=Path(settings.MODELS_DIR) / data["artifact"], notes=data["notes"], by=by
+            )
+        else:
+            version = services.model_version_register_upload(
+                h5_file=data["h5_file"], manifest_file=data["manifest_file"], notes=data["notes"], by=by
+            )
+        if data.get("activate"):
+            version = services.model_version_activate(version=version, by=by)
+        return version

@@ -1,0 +1,34 @@
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from recognizer.cli import classify_files, iter_files, top_k_arg, write_result
+from webapp.runtime import ModelNotReady, runtime
+
+
+class Command(BaseCommand):
+    help = "Classify image files and folders with the active version of a model, as the service would."
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+", metavar="PATH")
+        parser.add_argument("--model", default=None, help="model name (default: DEFAULT_MODEL_NAME)")
+        parser.add_argument("--top-k", type=top_k_arg, default=5)
+        parser.add_argument("--domain", choices=["animal", "bird", "plant"])
+        parser.add_argument("--json", action="store_true", help="one JSON object per image")
+
+    def handle(self, *args, paths, model, top_k, domain, json, **options):
+        name = model or settings.DEFAULT_MODEL_NAME
+        try:
+            engine = runtime().get(name).engine
+        except ModelNotReady as exc:
+            raise CommandError(f"{exc} Register one with `python manage.py register_model PATH --activate`.") from None
+        files = list(iter_files(paths))
+        if not files:
+            raise CommandError("no image files found in the given paths")
+        failures = 0
+        for path, result in classify_files(engine, files, top_k=top_k, domain=domain, progress=len(files) > 1):
+            failures += isinstance(result, str)
+            write_result(self.stdout, path, result, json)
+        if failures == len(files):
+            raise CommandError("no file could be classified")

@@ -1,0 +1,24 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from recognizer.default_model import build_default, default_model_name
+from recognizer.errors import RecognizerError
+from webapp import services
+from webapp.models import ModelVersion
+
+
+class Command(BaseCommand):
+    help = "Build the default model artifact offline and register + activate it as version 1 if no version exists."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--backbone", default=None, help="default: RECOGNIZER_DEFAULT_BACKBONE or efficientnet_lite0")
+
+    def handle(self, *args, backbone, **options):
+        try:
+            path = build_default(backbone)
+        except RecognizerError as exc:
+            raise CommandError(str(exc)) from None
+        if ModelVersion.objects.filter(name=default_model_name(backbone)).exists():
+            self.stdout.write(f"default artifact at {path}; already registered, nothing to do")
+            return
+        version = services.model_version_register(artifact_path=path, activate=True, notes="default model, built offline")
+        self.stdout.write(f"registered and activated {version} from {path}")

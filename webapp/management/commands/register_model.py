@@ -1,0 +1,22 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from webapp import services
+
+
+class Command(BaseCommand):
+    help = "Validate an artifact (H5 + manifest beside it) and register it as the next version of its model."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", help="the .h5 file; its manifest is the .json with the same stem")
+        parser.add_argument("--activate", action="store_true", help="serve it right away")
+        parser.add_argument("--notes", default="")
+
+    def handle(self, *args, path, activate, notes, **options):
+        try:
+            version = services.model_version_register(artifact_path=Path(path), notes=notes, activate=activate)
+        except services.RegistrationError as exc:
+            raise CommandError(f"not registered: {exc}") from None
+        state = "active" if version.is_active else "inactive"
+        self.stdout.write(f"registered {version} ({state}, sha256 {version.sha256[:12]})")

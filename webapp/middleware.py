@@ -1,0 +1,48 @@
+"""Keeps the API's one error shape for what happens before or around the API's own handlers."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFilesSent, TooManyFieldsSent
+
+from webapp.errors import error_response
+
+log = logging.getLogger(__name__)
+API_PREFIXES = ("/api/",)
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith(API_PREFIXES)
+
+
+class JsonErrorsMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if _is_api(request) and self._declared_length(request) > settings.REQUEST_MAX_BYTES:
+            # Refuse before reading a byte of the body.
+            return error_response(413, "request_too_large", f"The request body is over the {settings.REQUEST_MAX_BYTES // 1_000_000} MB limit.")
+        response = self.get_response(request)
+        if _is_api(request) and response.status_code == 404 and response.get("Content-Type", "").startswith("text/html"):
+            return error_response(404, "not_found", f"No API endpoint at {request.path}.")
+        return response
+
+    @staticmethod
+    def _declared_length(request) -> int:
+        try:
+            return int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return 0
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, RequestDataTooBig):
+            return error_response(413, "request_too_large", "The request body is too large.")
+        if isinstance(exception, (TooManyFilesSent, TooManyFieldsSent)):
+            return error_response(413, "too_many_parts", "The request has too many files or fields.")
+        if _is_api(request):
+            log.exception("unhandled error on %s", request.path)
+            return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+        return None

@@ -1,0 +1,103 @@
+"""What the service records: model versions, who activated them, predictions served, API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ModelVersion(models.Model):
+    """One registered artifact (H5 + manifest) of a model name; at most one version per name is active."""
+
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+    artifact_path = models.CharField(max_length=500, help_text="The .h5 file; its manifest is the .json beside it.")
+    sha256 = models.CharField(max_length=64)
+    backbone = models.CharField(max_length=50)
+    manifest = models.JSONField()
+    engine = models.CharField(max_length=30, default="keras")
+    notes = models.TextField(blank=True)
+    is_active = models.BooleanField(default=False)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="unique_model_version"),
+            models.UniqueConstraint(fields=["name"], condition=Q(is_active=True), name="one_active_version_per_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @property
+    def metrics(self) -> dict | None:
+        return self.manifest.get("metrics")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.manifest.get("classes", []))
+
+
+class Activation(models.Model):
+    """Audit trail: every change of the active version of a model name."""
+
+    ACTIVATE, ROLLBACK = "activate", "rollback"
+    model_name = models.CharField(max_length=100)
+    from_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    to_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="activations")
+    kind = models.CharField(max_length=10, choices=[(ACTIVATE, "activate"), (ROLLBACK, "roll back")])
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        before = f"v{self.from_version.version}" if self.from_version else "none"
+        return f"{self.model_name}: {before} -> v{self.to_version.version} ({self.kind})"
+
+
+class Prediction(models.Model):
+    """One classified image: which version answered, what it said, and a fingerprint of the input."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
+    top = models.JSONField(help_text="The predictions returned, best first.")
+    domain = models.CharField(max_length=10, blank=True)
+    input_sha256 = models.CharField(max_length=64)
+    input_bytes = models.PositiveIntegerField()
+    latency_ms = models.FloatField()
+    source = models.CharField(max_length=10, default="api")
+    image = models.FileField(upload_to="uploads/%Y/%m/%d", blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        best = self.top[0]["label"] if self.top else "-"
+        return f"{self.model_version}: {best}"
+
+
+class ApiToken(models.Model):
+    """A secret for programs calling the API; only its sha256 is stored."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=8, help_text="First characters of the token, to recognise it.")
+    key_sha256 = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}...)"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()

@@ -1,0 +1,142 @@
+"""The engines this process serves: loaded once, after fork, and swapped when another version is activated.
+
+A worker keeps answering with the engine it has until the newly activated
+version is loaded and warmed up; a version that fails to load is never served.
+A background thread polls the database so that every worker switches within
+a few seconds, even one that receives no traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from recognizer.engine import Engine
+from recognizer.errors import RecognizerError
+
+log = logging.getLogger(__name__)
+
+
+class ModelNotReady(Exception):
+    """No active version of the model is loaded in this process (yet)."""
+
+
+class Busy(Exception):
+    """More requests are waiting for inference than the queue allows."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    version_id: int
+    name: str
+    version: int
+    engine: Engine
+
+
+class Runtime:
+    def __init__(self):
+        self._engines: dict[str, Loaded] = {}
+        self._failed: dict[int, str] = {}  # version id -> why it could not be loaded
+        self._refresh_lock = threading.Lock()
+        self._gate = threading.BoundedSemaphore(settings.INFERENCE_QUEUE_MAX)
+        self._poller: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def get(self, name: str) -> Loaded:
+        """The loaded active version of `name`; loads on first use in this process."""
+        loaded = self._engines.get(name)
+        if loaded is None:
+            self.refresh()
+            loaded = self._engines.get(name)
+        if loaded is None:
+            raise ModelNotReady(f"No active version of the model {name!r} is loaded.")
+        return loaded
+
+    def loaded(self) -> dict[str, Loaded]:
+        return dict(self._engines)
+
+    def failures(self) -> dict[int, str]:
+        return dict(self._failed)
+
+    def refresh(self) -> None:
+        """Load any newly activated version, warm it, then swap it in; drop deactivated names."""
+        from webapp import selectors
+
+        with self._refresh_lock:
+            active = {v.name: v for v in selectors.model_version_list_active()}
+            for name, version in active.items():
+                current = self._engines.get(name)
+                if (current and current.version_id == version.id) or version.id in self._failed:
+                    continue
+                self._load(version)
+            for name in set(self._engines) - set(active):
+                del self._engines[name]
+
+    def _load(self, version) -> None:
+        started = time.perf_counter()
+        try:
+            engine = Engine.from_path(version.artifact_path)
+            engine.warm_up()
+        except (RecognizerError, OSError) as exc:
+            self._failed[version.id] = str(exc)
+            log.error("model %s v%s failed to load; still serving the previous one: %s", version.name, version.version, exc)
+            return
+        self._engines[version.name] = Loaded(version.id, version.name, version.version, engine)
+        log.info("serving %s v%s (loaded in %.1fs)", version.name, version.version, time.perf_counter() - started)
+
+    def admit(self):
+        """Context manager bounding the requests that wait for inference; raises Busy beyond the bound."""
+        return _Admission(self._gate)
+
+    def start_polling(self) -> None:
+        """Start the background thread that follows activations (once per process, after fork)."""
+        if self._poller is not None:
+            return
+        self._poller = threading.Thread(target=self._poll, name="model-poller", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(settings.MODEL_POLL_SECONDS):
+            try:
+                self.refresh()
+            except Exception:  # the poller must outlive a database hiccup
+                log.exception("model refresh failed; will retry")
+            finally:
+                close_old_connections()
+
+
+class _Admission:
+    def __init__(self, gate: threading.BoundedSemaphore):
+        self._gate = gate
+
+    def __enter__(self):
+        if not self._gate.acquire(blocking=False):
+            raise Busy("The service is busy; try again in a moment.")
+
+    def __exit__(self, *exc):
+        self._gate.release()
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime() -> Runtime:
+    """This process's Runtime, created on first use (never in the gunicorn master)."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime()
+        return _runtime
+
+
+def reset() -> None:
+    """Forget every loaded engine (tests)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = None

@@ -1,0 +1,28 @@
+"""Reads: what the views, the API and the runtime ask of the database."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from webapp.models import Activation, ModelVersion
+
+
+def model_version_list(*, name: str | None = None) -> QuerySet[ModelVersion]:
+    versions = ModelVersion.objects.annotate(predictions_served=Count("predictions"))
+    return versions.filter(name=name) if name else versions
+
+
+def model_version_list_active() -> list[ModelVersion]:
+    return list(ModelVersion.objects.filter(is_active=True).order_by("name"))
+
+
+def model_version_get_active(*, name: str) -> ModelVersion | None:
+    return ModelVersion.objects.filter(name=name, is_active=True).first()
+
+
+def model_names_active() -> list[str]:
+    return list(ModelVersion.objects.filter(is_active=True).order_by("name").values_list("name", flat=True))
+
+
+def activation_last(*, name: str) -> Activation | None:
+    return Activation.objects.filter(model_name=name).select_related("from_version", "to_version").first()

@@ -1,0 +1,18 @@
+"""Production: every secret from the environment, HTTPS only, no anonymous API use unless asked for."""
+
+from webapp.settings.base import *  # noqa: F401,F403
+from webapp.settings.env import env_bool, env_int, env_list, env_str
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+DEBUG = False
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
+API_ALLOW_ANONYMOUS = env_bool("API_ALLOW_ANONYMOUS", False)
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True

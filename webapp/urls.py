@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import path
+
+from webapp import views
+from webapp.api import api
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+]

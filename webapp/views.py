@@ -1,0 +1,110 @@
+"""The browser page and the health probes. The page calls the same service as the API."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_http_methods
+from PIL import Image
+
+from recognizer import errors as core
+from webapp import selectors, services
+from webapp.errors import ApiError, from_core
+from webapp.runtime import Busy, ModelNotReady, runtime
+
+DOMAIN_CHOICES = [("", "All"), ("animal", "Animals"), ("bird", "Birds"), ("plant", "Plants")]
+PREVIEW_SIDE = 480
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _preview(data: bytes) -> str:
+    """A small JPEG data URL of the upload, so the no-JavaScript result can show the photo."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("RGB", (PREVIEW_SIDE, PREVIEW_SIDE))
+            image = image.convert("RGB")
+            image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+            out = io.BytesIO()
+            image.save(out, "JPEG", quality=80)
+    except (OSError, ValueError):
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def _classify(request: HttpRequest) -> tuple[services.PredictionResult, bytes]:
+    from webapp.api import ClientRateThrottle, PredictParams, _params, _upload_from_file
+
+    throttle = ClientRateThrottle()
+    if not throttle.allow_request(request):
+        raise ApiError(429, "rate_limited", "Too many requests; wait a moment and try again.", {"Retry-After": str(int(throttle.wait() or 1))})
+    file = request.FILES.get("image")
+    if file is None:
+        raise ApiError(400, "missing_image", "Choose a photo first.")
+    upload = _upload_from_file(file)
+    params: PredictParams = _params(request.POST.dict())
+    result = services.prediction_create(
+        upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, source="page"
+    )
+    return result, upload.data
+
+
+def _as_api_error(exc: Exception) -> ApiError:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, core.RecognizerError):
+        return from_core(exc)
+    if isinstance(exc, services.UnknownModel):
+        return ApiError(400, "unknown_model", str(exc))
+    if isinstance(exc, Busy):
+        return ApiError(503, "busy", "The service is busy right now; try again in a moment.", {"Retry-After": "1"})
+    return ApiError(503, "model_not_ready", "The model is still loading; try again in a few seconds.", {"Retry-After": "5"})
+
+
+@require_http_methods(["GET", "POST"])
+def index(request: HttpRequest) -> HttpResponse:
+    context = {
+        "domains": DOMAIN_CHOICES,
+        "models": selectors.model_names_active(),
+        "selected_model": request.POST.get("model") or settings.DEFAULT_MODEL_NAME,
+        "selected_domain": request.POST.get("domain", ""),
+        "max_mb": settings.UPLOAD_MAX_BYTES // 1_000_000,
+    }
+    if request.method == "GET":
+        return render(request, "index.html", context)
+    try:
+        result, data = _classify(request)
+    except (ApiError, core.RecognizerError, services.UnknownModel, ModelNotReady, Busy) as exc:
+        error = _as_api_error(exc)
+        if _wants_json(request):
+            return error.response()
+        response = render(request, "index.html", {**context, "error": error.message}, status=error.status)
+        for key, value in error.headers.items():
+            response[key] = value
+        return response
+    if _wants_json(request):
+        return JsonResponse(result.to_dict())
+    return render(request, "index.html", {**context, "result": result.to_dict(), "preview": _preview(data)})
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process is up (no database, no model)."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """200 only when the default model's active version is loaded and warmed up in this process."""
+    try:
+        loaded = runtime().get(settings.DEFAULT_MODEL_NAME)
+    except ModelNotReady as exc:
+        return JsonResponse({"error": {"code": "model_not_ready", "message": str(exc)}}, status=503, headers={"Retry-After": "5"})
+    models = {name: item.version for name, item in runtime().loaded().items()}
+    return JsonResponse({"status": "ready", "model": {"name": loaded.name, "version": loaded.version}, "loaded": models})
