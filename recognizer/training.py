@@ -1,0 +1,316 @@
+"""Transfer learning: frozen pretrained backbone, cached features, a softmax head, optional fine-tuning.
+
+Every image goes through recognizer.preprocessing exactly as it will when
+served; the class order of the dataset is the order saved in the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from recognizer import errors
+from recognizer.backbones import Backbone, get_backbone
+from recognizer.datasets import Dataset, check_trainable
+from recognizer.evaluation import compute_metrics
+from recognizer.manifest import Manifest
+from recognizer.preprocessing import normalize, open_image, to_pixels
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TrainConfig:
+    name: str
+    backbone: str = "efficientnet_lite0"
+    epochs: int = 40
+    fine_tune_layers: int = 0
+    fine_tune_epochs: int = 3
+    val_split: float = 0.2
+    folds: int = 0
+    seed: int = 0
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    from_scratch: bool = False
+    cache_dir: Path | None = None
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    model: object
+    manifest: Manifest
+    history: dict
+    metrics: dict
+    cross_validation: dict | None = None
+    split: dict = field(default_factory=dict)
+
+
+def set_determinism(seed: int) -> None:
+    """Same seed, same data -> same weights (single-threaded determinism of TF ops on CPU)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def load_backbone(config: TrainConfig) -> tuple[Backbone, object]:
+    """The backbone spec and its feature model; pretrained unless from_scratch."""
+    backbone = get_backbone(config.backbone)
+    weights = None if config.from_scratch else "imagenet"
+    return backbone, backbone.build(include_top=False, weights=weights)
+
+
+# ---- features ---------------------------------------------------------------------------------
+
+def _cache_key(path: Path, backbone: Backbone) -> str:
+    spec = json.dumps(backbone.input_spec.to_dict(), sort_keys=True)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return f"{backbone.name}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}-{digest}"
+
+
+def extract_features(
+    feature_model, backbone: Backbone, paths: list[Path], *, cache_dir: Path | None, batch_size: int, progress: bool
+) -> tuple[np.ndarray, list[tuple[Path, str]]]:
+    """Feature vectors of the images (cached on disk by file sha256 and backbone); failures are returned."""
+    from tqdm import tqdm
+
+    features: dict[int, np.ndarray] = {}
+    failed, pending = [], []
+    for i, path in enumerate(paths):
+        cached = cache_dir / f"{_cache_key(path, backbone)}.npy" if cache_dir else None
+        if cached and cached.is_file():
+            features[i] = np.load(cached)
+        else:
+            pending.append((i, path, cached))
+    bar = tqdm(total=len(pending), disable=not (progress and pending), file=sys.stderr, unit="img", desc="features")
+    for start in range(0, len(pending), batch_size):
+        chunk, batch = [], []
+        for i, path, cached in pending[start : start + batch_size]:
+            try:
+                batch.append(normalize(to_pixels(open_image(path), backbone.input_spec), backbone.input_spec.normalization))
+                chunk.append((i, cached))
+            except errors.ImageError as exc:
+                failed.append((path, str(exc)))
+        if batch:
+            out = np.asarray(feature_model(np.stack(batch), training=False))
+            for (i, cached), vector in zip(chunk, out):
+                features[i] = vector
+                if cached:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    np.save(cached, vector)
+        bar.update(len(pending[start : start + batch_size]))
+    bar.close()
+    kept = [features[i] for i in sorted(features)]
+    return (np.stack(kept) if kept else np.zeros((0, backbone.feature_dim), np.float32)), failed
+
+
+# ---- splits and the head ------------------------------------------------------------------------
+
+def stratified_split(labels: np.ndarray, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train/validation indexes with every class in both (when val_split > 0)."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        n_val = 0 if val_split <= 0 else min(max(int(round(len(idx) * val_split)), 1), len(idx) - 1)
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.sort(np.array(train, dtype=int)), np.sort(np.array(val, dtype=int))
+
+
+def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    """Indexes of k folds, each class spread round-robin over them."""
+    rng = np.random.default_rng(seed)
+    buckets: list[list[int]] = [[] for _ in range(folds)]
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        for j, i in enumerate(idx):
+            buckets[j % folds].append(int(i))
+    return [np.sort(np.array(b, dtype=int)) for b in buckets]
+
+
+def build_head(feature_dim: int, num_classes: int):
+    """Dropout + a softmax Dense layer on top of pooled backbone features."""
+    import keras
+
+    inputs = keras.Input((feature_dim,), name="features")
+    x = keras.layers.Dropout(0.2, name="head_dropout")(inputs)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="head_predictions")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def fit_head(x_train, y_train, x_val, y_val, *, num_classes: int, config: TrainConfig):
+    """Train the head with early stopping (on validation loss when there is a validation set)."""
+    import keras
+
+    head = build_head(x_train.shape[1], num_classes)
+    head.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    has_val = len(y_val) > 0
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss", patience=6, restore_best_weights=True)
+    history = head.fit(
+        x_train, y_train, validation_data=(x_val, y_val) if has_val else None, epochs=config.epochs,
+        batch_size=config.batch_size, shuffle=True, callbacks=[stop], verbose=0,
+    )
+    return head, {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def cross_validate(features: np.ndarray, labels: np.ndarray, *, num_classes: int, config: TrainConfig) -> dict:
+    """k-fold accuracy of the head on held-out folds (early stopping never sees the held-out fold)."""
+    folds = stratified_folds(labels, config.folds, config.seed)
+    scores = []
+    for k, held in enumerate(folds):
+        train = np.setdiff1d(np.arange(len(labels)), held)
+        set_determinism(config.seed + k)
+        head, _ = fit_head(features[train], labels[train], features[:0], labels[:0], num_classes=num_classes, config=config)
+        predicted = np.asarray(head(features[held], training=False)).argmax(axis=1)
+        scores.append(float(np.mean(predicted == labels[held])))
+    return {"folds": config.folds, "accuracy_mean": float(np.mean(scores)), "accuracy_std": float(np.std(scores)), "per_fold": scores}
+
+
+def assemble(feature_model, head, name: str):
+    """One servable model: backbone features -> the trained head, with built-in layers only."""
+    import keras
+
+    x = keras.layers.Dropout(0.2, name="head_dropout")(feature_model.output)
+    dense = head.get_layer("head_predictions")
+    outputs = keras.layers.Dense(dense.units, activation="softmax", name="head_predictions")(x)
+    model = keras.Model(feature_model.inputs, outputs, name=name.replace("-", "_"))
+    model.get_layer("head_predictions").set_weights(dense.get_weights())
+    return model
+
+
+# ---- fine-tuning --------------------------------------------------------------------------------
+
+HEAD_LAYERS = ("head_dropout", "head_predictions")
+
+
+def _augmenter(seed: int):
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomRotation(0.05, fill_mode="nearest", seed=seed),
+            keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed),
+            keras.layers.RandomContrast(0.1, seed=seed),
+            keras.layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed),
+        ],
+        name="augment",
+    )
+
+
+def unfreeze_top(model, k: int | None) -> int:
+    """Make the top k weighted backbone layers trainable (all when k is None); BatchNorm stays in inference mode."""
+    import keras
+
+    candidates = [
+        layer for layer in model.layers
+        if layer.weights and layer.name not in HEAD_LAYERS and not isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    chosen = candidates if k is None else candidates[-k:]
+    for layer in model.layers:
+        layer.trainable = layer.name in HEAD_LAYERS or layer in chosen
+    return len(chosen)
+
+
+def fine_tune(model, paths: list[Path], labels: np.ndarray, backbone: Backbone, config: TrainConfig, log: Log) -> dict:
+    """Train the top backbone layers and the head end to end on augmented pixels, at a low learning rate."""
+    import keras
+
+    spec = backbone.input_spec
+    pixels = np.stack([to_pixels(open_image(p), spec) for p in paths]).astype(np.float32)
+    count = unfreeze_top(model, None if config.from_scratch else config.fine_tune_layers)
+    rate = config.learning_rate if config.from_scratch else config.learning_rate / 100
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    augment, rng = _augmenter(config.seed), np.random.default_rng(config.seed)
+    losses = []
+    log(f"fine-tuning {count} backbone layers for {config.fine_tune_epochs} epochs at learning rate {rate:g}")
+    for epoch in range(config.fine_tune_epochs):
+        order, epoch_losses = rng.permutation(len(labels)), []
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            augmented = np.clip(np.asarray(augment(pixels[batch], training=True)), 0, 255)
+            loss = model.train_on_batch(normalize(augmented, spec.normalization), labels[batch])
+            epoch_losses.append(float(np.ravel(loss)[0]))
+        losses.append(float(np.mean(epoch_losses)))
+        log(f"  fine-tune epoch {epoch + 1}: loss {losses[-1]:.4f}")
+    for layer in model.layers:
+        layer.trainable = True  # saved models carry no frozen state
+    return {"fine_tune_loss": losses}
+
+
+# ---- the whole run ------------------------------------------------------------------------------
+
+def train(dataset: Dataset, config: TrainConfig, log: Log = print) -> TrainResult:
+    """Check the data, extract features, train (and optionally fine-tune), and evaluate on held-out images."""
+    check_trainable(dataset)
+    set_determinism(config.seed)
+    backbone, feature_model = load_backbone(config)
+    paths = [path for path, _ in dataset.items]
+    features, failed = extract_features(
+        feature_model, backbone, paths, cache_dir=None if config.from_scratch else config.cache_dir,
+        batch_size=config.batch_size, progress=config.progress,
+    )
+    if failed:
+        bad = {p for p, _ in failed}
+        dataset.skipped.extend(failed)
+        dataset.items = [item for item in dataset.items if item[0] not in bad]
+        check_trainable(dataset)
+        paths = [path for path, _ in dataset.items]
+    labels = np.array([index for _, index in dataset.items], dtype=int)
+    num_classes = len(dataset.classes)
+    cv = cross_validate(features, labels, num_classes=num_classes, config=config) if config.folds >= 2 else None
+    train_idx, val_idx = stratified_split(labels, config.val_split, config.seed)
+    set_determinism(config.seed)
+    head, history = fit_head(features[train_idx], labels[train_idx], features[val_idx], labels[val_idx], num_classes=num_classes, config=config)
+    model = assemble(feature_model, head, config.name)
+    if config.fine_tune_layers > 0 or config.from_scratch:
+        history.update(fine_tune(model, [paths[i] for i in train_idx], labels[train_idx], backbone, config, log))
+    held_out = len(val_idx) > 0
+    eval_idx = val_idx if held_out else train_idx
+    probabilities = _probabilities(model, head, features, paths, eval_idx, backbone, tuned="fine_tune_loss" in history)
+    metrics = compute_metrics(probabilities, labels[eval_idx], dataset.classes)
+    metrics["evaluated_on"] = "held-out validation split" if held_out else "training images (no validation split)"
+    split = {"train": int(len(train_idx)), "validation": int(len(val_idx)), "skipped": len(dataset.skipped)}
+    manifest = Manifest(
+        name=config.name, backbone=backbone.name, input=backbone.input_spec, classes=dataset.classes,
+        metrics=_summary(metrics, cv), training=_training_record(config, split),
+    )
+    return TrainResult(model, manifest, history, metrics, cv, split)
+
+
+def _probabilities(model, head, features, paths, idx, backbone: Backbone, *, tuned: bool) -> np.ndarray:
+    if not tuned:
+        return np.asarray(head(features[idx], training=False), dtype=np.float64)
+    spec = backbone.input_spec
+    batch = np.stack([normalize(to_pixels(open_image(paths[i]), spec), spec.normalization) for i in idx])
+    return np.asarray(model(batch, training=False), dtype=np.float64)
+
+
+def _summary(metrics: dict, cv: dict | None) -> dict:
+    summary = {k: metrics[k] for k in ("n", "top1_accuracy", "top5_accuracy", "evaluated_on")}
+    if cv:
+        summary.update({"cv_folds": cv["folds"], "cv_accuracy_mean": cv["accuracy_mean"], "cv_accuracy_std": cv["accuracy_std"]})
+    return summary
+
+
+def _training_record(config: TrainConfig, split: dict) -> dict:
+    return {
+        "trained_here": True,
+        "epochs": config.epochs,
+        "fine_tune_layers": config.fine_tune_layers,
+        "val_split": config.val_split,
+        "seed": config.seed,
+        "from_scratch": config.from_scratch,
+        **split,
+    }

@@ -1,0 +1,96 @@
+import json
+import re
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Max
+
+from recognizer.artifacts import save_artifact
+from recognizer.backbones import NAMES
+from recognizer.datasets import scan_dataset
+from recognizer.errors import RecognizerError
+from recognizer.evaluation import format_table, plot_confusion, plot_history
+from recognizer.training import TrainConfig, train
+from webapp import services
+from webapp.models import ModelVersion
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+PICTURES = {"training_curves_png": "training_curves.png", "confusion_matrix_png": "confusion_matrix.png"}
+
+
+class Command(BaseCommand):
+    help = "Train a classifier on an image-folder dataset (transfer learning), export H5 + manifest, register it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--data", required=True, help="folder with one subfolder of images per class")
+        parser.add_argument("--name", required=True, help="model name (lowercase letters, digits, - _ .)")
+        parser.add_argument("--backbone", choices=NAMES, default="efficientnet_lite0")
+        parser.add_argument("--domain", choices=["animal", "bird", "plant"], help="domain of every class (without classes.csv)")
+        parser.add_argument("--epochs", type=int, default=40)
+        parser.add_argument("--fine-tune-layers", type=int, default=0, help="also train the top K backbone layers")
+        parser.add_argument("--fine-tune-epochs", type=int, default=3)
+        parser.add_argument("--val-split", type=float, default=0.2)
+        parser.add_argument("--folds", type=int, default=0, help="also report k-fold cross-validated accuracy")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--batch-size", type=int, default=32)
+        parser.add_argument("--from-scratch", action="store_true", help="random backbone weights, all layers trained")
+        parser.add_argument("--activate", action="store_true", help="serve the new version right away")
+
+    def handle(self, *args, **opts):
+        self._check_options(opts)
+        started = time.perf_counter()
+        try:
+            dataset = scan_dataset(opts["data"], domain=opts["domain"])
+            for path, reason in dataset.skipped:
+                self.stderr.write(f"skipped {path}: {reason}")
+            scanned = len(dataset.skipped)
+            result = train(dataset, self._config(opts), log=self.stdout.write)
+            for path, reason in dataset.skipped[scanned:]:
+                self.stderr.write(f"skipped {path}: {reason}")
+        except RecognizerError as exc:
+            raise CommandError(str(exc)) from None
+        folder = self._folder(opts["name"])
+        manifest = result.manifest.with_updates(training={**result.manifest.training, **PICTURES})
+        h5_path = folder / f"{folder.name}.h5"
+        save_artifact(result.model, manifest, h5_path)
+        plot_history(result.history, folder / PICTURES["training_curves_png"])
+        plot_confusion(result.metrics, folder / PICTURES["confusion_matrix_png"])
+        report = {"metrics": result.metrics, "cross_validation": result.cross_validation, "history": result.history, "split": result.split}
+        (folder / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+        version = services.model_version_register(artifact_path=h5_path, activate=opts["activate"], notes=f"trained on {opts['data']}")
+        self._report(result, version, h5_path, time.perf_counter() - started)
+
+    def _check_options(self, opts):
+        if not NAME_PATTERN.match(opts["name"]):
+            raise CommandError("--name must be lowercase letters, digits, '-', '_' or '.', starting with a letter or digit.")
+        if not 0 <= opts["val_split"] < 1:
+            raise CommandError("--val-split must be at least 0 and below 1.")
+        if opts["epochs"] < 1 or opts["batch_size"] < 1 or opts["fine_tune_layers"] < 0:
+            raise CommandError("--epochs and --batch-size must be positive, --fine-tune-layers not negative.")
+        if opts["folds"] == 1 or opts["folds"] < 0:
+            raise CommandError("--folds must be 0 (off) or at least 2.")
+
+    def _config(self, opts) -> TrainConfig:
+        return TrainConfig(
+            name=opts["name"], backbone=opts["backbone"], epochs=opts["epochs"], fine_tune_layers=opts["fine_tune_layers"],
+            fine_tune_epochs=opts["fine_tune_epochs"], val_split=opts["val_split"], folds=opts["folds"], seed=opts["seed"],
+            batch_size=opts["batch_size"], from_scratch=opts["from_scratch"],
+            cache_dir=Path(settings.VAR_DIR) / "feature-cache", progress=opts["verbosity"] > 0,
+        )
+
+    def _folder(self, name: str) -> Path:
+        last = ModelVersion.objects.filter(name=name).aggregate(Max("version"))["version__max"] or 0
+        folder = Path(settings.MODELS_DIR) / f"{name}-v{last + 1}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _report(self, result, version, h5_path, seconds):
+        self.stdout.write(format_table(result.metrics))
+        self.stdout.write(f"evaluated on: {result.metrics['evaluated_on']} ({result.split['validation']} images not trained on)")
+        if result.cross_validation:
+            cv = result.cross_validation
+            self.stdout.write(f"{cv['folds']}-fold cross-validated accuracy: {cv['accuracy_mean']:.3f} +/- {cv['accuracy_std']:.3f}")
+        state = "active" if version.is_active else "inactive (activate it in the admin or with --activate)"
+        self.stdout.write(f"registered {version}, {state}; artifact {h5_path}; {seconds:.0f} s in all")
