@@ -1,0 +1,212 @@
+// Progressive enhancement of the recognize form: the plain form post works without this file.
+(function () {
+  "use strict";
+
+  const form = document.getElementById("recognize-form");
+  if (!form || !window.fetch || !window.FormData) return;
+
+  const $ = (id) => document.getElementById(id);
+  const input = $("image");
+  const dropzone = $("dropzone");
+  const preview = $("preview");
+  const fileName = $("file-name");
+  const submitText = form.querySelector("#submit .button-text");
+  const card = $("result-card");
+  const errorBox = $("error");
+  const empty = $("empty");
+  const result = $("result");
+  const list = $("predictions");
+  const rowTemplate = $("prediction-template");
+  const status = $("status");
+
+  let chosen = null;
+  let previewUrl = null;
+  let inflight = null;
+
+  // We check for a photo ourselves, so dropped and pasted files count even where input.files cannot be set.
+  form.noValidate = true;
+
+  function percent(probability) {
+    const rounded = Math.round(probability * 100);
+    return rounded === 0 ? "<1%" : rounded + "%";
+  }
+
+  function showPreview(file, name) {
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = URL.createObjectURL(file);
+    dropzone.classList.remove("has-image");
+    preview.hidden = true;
+    preview.onload = () => {
+      preview.hidden = false;
+      dropzone.classList.add("has-image");
+    };
+    // A PDF or a broken file has nothing to show; the server's answer will say why.
+    preview.onerror = () => { preview.hidden = true; };
+    preview.src = previewUrl;
+    fileName.textContent = name;
+    fileName.hidden = false;
+  }
+
+  function choose(file, name) {
+    if (!file) return;
+    chosen = file;
+    try {
+      // Keeps the input in step with drops and pastes, so FormData(form) and a later no-JS fallback agree.
+      const transfer = new DataTransfer();
+      transfer.items.add(file);
+      input.files = transfer.files;
+    } catch (err) { /* older browsers: `chosen` is sent explicitly below */ }
+    showPreview(file, name || file.name);
+    recognize();
+  }
+
+  function setBusy(busy) {
+    form.classList.toggle("is-busy", busy);
+    card.setAttribute("aria-busy", busy ? "true" : "false");
+    submitText.textContent = busy ? "Recognizing…" : "Recognize";
+    if (busy) status.textContent = "Recognizing the photo…";
+  }
+
+  function showError(message) {
+    errorBox.textContent = message;
+    errorBox.hidden = false;
+    result.hidden = true;
+    empty.hidden = true;
+    status.textContent = "";
+  }
+
+  function row(prediction) {
+    const item = rowTemplate.content.firstElementChild.cloneNode(true);
+    const shown = percent(prediction.probability);
+    item.dataset.probability = String(prediction.probability);
+    item.querySelector(".label").textContent = prediction.label;
+    const tag = item.querySelector(".domain");
+    tag.textContent = prediction.domain;
+    tag.classList.add("domain-" + prediction.domain);
+    item.querySelector(".probability").textContent = shown;
+    item.querySelector(".bar-fill").style.width = Math.round(prediction.probability * 100) + "%";
+    return item;
+  }
+
+  function render(body, domain) {
+    list.replaceChildren(...body.predictions.map(row));
+    $("model-info").textContent = body.model.name + " v" + body.model.version;
+    $("timing").textContent = Math.round(body.timing_ms.total) + " ms";
+    $("filter-used").textContent = domain || "all";
+    // The no-JS page shows the photo here; with JS the preview beside the form already does.
+    result.querySelectorAll(".result-photo").forEach((img) => img.remove());
+    errorBox.hidden = true;
+    empty.hidden = true;
+    result.hidden = false;
+    const top = body.predictions[0];
+    status.textContent = top ? "Top match: " + top.label + ", " + percent(top.probability) + "." : "No labels.";
+    revealOnSmallScreens();
+  }
+
+  function revealOnSmallScreens() {
+    const box = card.getBoundingClientRect();
+    if (box.top < 0 || box.bottom <= window.innerHeight) return;
+    const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    card.scrollIntoView({ block: "nearest", behavior: smooth ? "smooth" : "auto" });
+  }
+
+  function failureMessage(response, body) {
+    if (body && body.error && body.error.message) return body.error.message;
+    if (response.status === 403) return "Your session has expired. Reload the page and try again.";
+    if (response.status === 413) return "That file is too large to upload. Try a smaller photo.";
+    return "Something went wrong on the server (HTTP " + response.status + "). Try again in a moment.";
+  }
+
+  async function recognize() {
+    if (!chosen) {
+      showError("Choose a photo first.");
+      return;
+    }
+    if (inflight) inflight.abort();
+    const controller = new AbortController();
+    inflight = controller;
+    const data = new FormData(form);
+    data.set("image", chosen, chosen.name || "pasted-image");
+    const domain = data.get("domain") || "";
+    setBusy(true);
+    try {
+      const response = await fetch(form.action, {
+        method: "POST",
+        body: data,
+        headers: {
+          "Accept": "application/json",
+          "X-CSRFToken": form.elements.csrfmiddlewaretoken.value,
+        },
+        credentials: "same-origin",
+        signal: controller.signal,
+      });
+      const body = await response.json().catch(() => null);
+      if (controller !== inflight) return;
+      if (response.ok && body && Array.isArray(body.predictions)) render(body, domain);
+      else showError(failureMessage(response, body));
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      showError("Could not reach the server. Check your connection and try again.");
+    } finally {
+      if (controller === inflight) {
+        inflight = null;
+        setBusy(false);
+      }
+    }
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    recognize();
+  });
+
+  input.addEventListener("change", () => choose(input.files[0]));
+
+  form.addEventListener("change", (event) => {
+    const name = event.target.name;
+    if ((name === "domain" || name === "model") && chosen) recognize();
+  });
+
+  // The whole zone opens the file chooser, not just its button.
+  dropzone.addEventListener("click", (event) => {
+    if (!event.target.closest("label, input")) input.click();
+  });
+
+  // A counter, because dragleave fires each time the pointer crosses into a child element.
+  let dragDepth = 0;
+  const hasFiles = (event) => event.dataTransfer && Array.from(event.dataTransfer.types || []).includes("Files");
+  dropzone.addEventListener("dragenter", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    dragDepth += 1;
+    dropzone.classList.add("is-dragover");
+  });
+  dropzone.addEventListener("dragover", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+  });
+  dropzone.addEventListener("dragleave", () => {
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (dragDepth === 0) dropzone.classList.remove("is-dragover");
+  });
+  dropzone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    dragDepth = 0;
+    dropzone.classList.remove("is-dragover");
+    const files = event.dataTransfer && event.dataTransfer.files;
+    if (files && files.length) choose(files[0]);
+  });
+  // A photo dropped just outside the zone would otherwise replace the page with the image.
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => event.preventDefault());
+
+  document.addEventListener("paste", (event) => {
+    const items = Array.from((event.clipboardData && event.clipboardData.items) || []);
+    const image = items.find((item) => item.kind === "file" && item.type.startsWith("image/"));
+    if (!image) return;
+    event.preventDefault();
+    // Browsers name every pasted bitmap "image.png"; say where it came from instead.
+    choose(image.getAsFile(), "Pasted image");
+  });
+})();
