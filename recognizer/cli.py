@@ -56,7 +56,9 @@ def _rank(engine, batches, top_k, domain):
 
 def write_result(out: TextIO, path: Path, result, as_json: bool) -> None:
     if isinstance(result, str):
-        print(f"error: {path}: {result}", file=sys.stderr)
+        from tqdm import tqdm
+
+        tqdm.write(f"error: {path}: {result}", file=sys.stderr)  # on a line of its own, even under a progress bar
         return
     if as_json:
         out.write(json.dumps({"file": str(path), "predictions": [p.to_dict() for p in result]}) + "\n")
@@ -79,7 +81,8 @@ def cmd_classify(args) -> int:
         print("error: no image files found in the given paths.", file=sys.stderr)
         return 2
     failures = 0
-    for path, result in classify_files(engine, files, top_k=args.top_k, domain=args.domain, progress=len(files) > 1):
+    progress = len(files) > 1 and sys.stderr.isatty()  # a bar in a log file is only noise
+    for path, result in classify_files(engine, files, top_k=args.top_k, domain=args.domain, progress=progress):
         failures += isinstance(result, str)
         write_result(sys.stdout, path, result, args.json)
     return 1 if failures == len(files) else 0
@@ -105,6 +108,13 @@ def top_k_arg(value: str) -> int:
     return number
 
 
+def h5_arg(value: str) -> str:
+    # Checked here: save_artifact would refuse it only after the model was built.
+    if not value.endswith(".h5"):
+        raise argparse.ArgumentTypeError(f"must name a .h5 file, not {value!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     from recognizer.backbones import NAMES
 
@@ -112,7 +122,7 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build-default", help="write the default ImageNet model artifact under models/")
     build.add_argument("--backbone", choices=NAMES, help="default: RECOGNIZER_DEFAULT_BACKBONE or efficientnet_lite0")
-    build.add_argument("--out", help="path of the .h5 to write (the manifest goes beside it)")
+    build.add_argument("--out", type=h5_arg, help="path of the .h5 to write (the manifest goes beside it)")
     build.add_argument("--force", action="store_true", help="rebuild even if the artifact exists")
     build.set_defaults(func=cmd_build_default)
     classify = sub.add_parser("classify", help="classify image files and folders")

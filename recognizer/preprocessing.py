@@ -8,6 +8,7 @@ in the project resizes or normalizes pixels.
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 from dataclasses import asdict, dataclass
@@ -89,7 +90,8 @@ def describe_bytes(head: bytes) -> str:
         if lowered.startswith(magic.lower()):
             return name
     try:
-        head.decode("utf-8")
+        # final=False: the head may end in the middle of a multi-byte character.
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
         return "text"
     except UnicodeDecodeError:
         return "unknown binary data"
@@ -116,6 +118,11 @@ def open_image(
         raise errors.EmptyImage("The file is empty (0 bytes). Send a photo in JPEG, PNG, WebP, GIF or BMP.")
     try:
         image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:  # not an OSError: it would escape as a bare Pillow error
+        raise errors.ImageTooLarge(
+            f"The image has more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; "
+            f"the limit is {max_pixels / 1e6:.0f} megapixels. Send a smaller copy."
+        ) from None
     except UnidentifiedImageError:
         kind = describe_bytes(data[:64])
         raise errors.UnsupportedImageFormat(
@@ -123,7 +130,9 @@ def open_image(
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:  # Pillow reports broken headers several ways
         raise errors.UnreadableImage(f"The image header is damaged ({exc}).") from None
-    if image.format not in formats:
+    # Pillow names a JPEG that carries a second picture (phones' gain maps, previews) MPO.
+    kind = "JPEG" if image.format == "MPO" else image.format
+    if kind not in formats:
         raise errors.UnsupportedImageFormat(
             f"{image.format} images are not accepted. Send one of: {', '.join(formats)}."
         )
@@ -142,7 +151,7 @@ def open_image(
 
 def _decode_rgb(image: Image.Image, spec: InputSpec) -> Image.Image:
     """Decode (JPEGs at reduced scale when that is enough), orient and convert to 8-bit RGB."""
-    if image.format == "JPEG":
+    if image.format in ("JPEG", "MPO"):
         short = max(spec.height, spec.width)
         if spec.crop == "center":
             short = int(round(short / spec.crop_fraction))
@@ -158,18 +167,21 @@ def _decode_rgb(image: Image.Image, spec: InputSpec) -> Image.Image:
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     mode = image.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in image.info:
         return image
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         pixels = np.asarray(image, dtype=np.float32)
         peak = float(pixels.max()) if pixels.size else 0.0
-        if mode == "F" and peak <= 1.0:
+        if mode.startswith("I;16"):
+            pixels = pixels / 257.0  # the 16-bit range onto 8-bit, however dark the picture
+        elif mode == "F" and peak <= 1.0:
             pixels = pixels * 255.0
         elif peak > 255.0:
             pixels = pixels / 257.0  # 16-bit range onto 8-bit
         gray = np.clip(pixels, 0, 255).astype(np.uint8)
         return Image.fromarray(gray).convert("RGB")
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info)
+    # L, RGB and P carry transparency as a key colour or palette entry (PNG tRNS, GIF).
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     if has_alpha:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -169,6 +169,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        token, key = services.api_token_create(name=obj.name, user=obj.user)
+        token, key = services.api_token_create(name=obj.name, user=obj.user, is_active=obj.is_active)
         obj.pk = token.pk
         messages.warning(request, f"Token for {obj.name}: {key} (copy it now; it is not shown again).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
 from typing import Literal, Optional
 
 from django.conf import settings
@@ -48,13 +49,36 @@ class TokenAuth(HttpBearer):
         return services.api_token_authenticate(key=token)
 
 
+class _PerThread:
+    """An attribute kept per thread: ninja shares one throttle object between the threads of a worker."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        return getattr(obj._local, self.name, None) if obj is not None else self
+
+    def __set__(self, obj, value):
+        setattr(obj._local, self.name, value)
+
+
 class ClientRateThrottle(SimpleRateThrottle):
     """One budget per API token, or per client address for anonymous callers."""
 
     scope = "client"
+    # State that SimpleRateThrottle keeps between allow_request() and wait() for one request.
+    key, history, now = _PerThread(), _PerThread(), _PerThread()
 
     def __init__(self):
+        self._local = threading.local()
         super().__init__(settings.API_RATE_LIMIT)
+
+    def allow_request(self, request: HttpRequest) -> bool:
+        # The API's one instance is built at import: read the limit per request so the setting is always the one in force.
+        if self.rate != settings.API_RATE_LIMIT:
+            self.rate = settings.API_RATE_LIMIT
+            self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request)
 
     def get_cache_key(self, request: HttpRequest) -> str:
         auth = getattr(request, "auth", None)
@@ -250,7 +274,7 @@ def _check_content_type(request: HttpRequest) -> None:
 
 def _upload_from_file(file) -> services.Upload:
     if file.size > settings.UPLOAD_MAX_BYTES:
-        raise ApiError(413, "file_too_large", f"The file is larger than the {settings.UPLOAD_MAX_BYTES // 1_000_000} MB limit.")
+        raise ApiError(413, "file_too_large", f"The file is larger than the {settings.UPLOAD_MAX_BYTES / 1e6:.3g} MB limit.")
     return services.Upload(data=file.read(), filename=file.name or "")
 
 

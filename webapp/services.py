@@ -206,18 +206,24 @@ def _record(loaded, uploads, ranked, domain, latency_ms, source) -> None:
             source=source,
         )
         if settings.STORE_UPLOADS:
-            # The client's file name is never used as a path.
-            row.image.save(f"{digest}.img", ContentFile(upload.data), save=False)
+            # Named by content, never by the client's file name; a photo already kept is not stored again.
+            name = row.image.field.generate_filename(row, f"{digest}.img")
+            if row.image.storage.exists(name):
+                row.image.name = name
+            else:
+                row.image.save(f"{digest}.img", ContentFile(upload.data), save=False)
         rows.append(row)
     Prediction.objects.bulk_create(rows)
 
 
 # ---- API tokens -----------------------------------------------------------------------------
 
-def api_token_create(*, name: str, user=None) -> tuple[ApiToken, str]:
+def api_token_create(*, name: str, user=None, is_active: bool = True) -> tuple[ApiToken, str]:
     """A new token; the clear key is returned once and never stored."""
     key = secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(name=name, user=user, prefix=key[:8], key_sha256=ApiToken.hash_key(key))
+    token = ApiToken.objects.create(
+        name=name, user=user, is_active=is_active, prefix=key[:8], key_sha256=ApiToken.hash_key(key)
+    )
     return token, key
 
 

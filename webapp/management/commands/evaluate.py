@@ -17,7 +17,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--data", required=True)
         parser.add_argument("--model", default=None, help="model name (default: DEFAULT_MODEL_NAME)")
-        parser.add_argument("--version", type=int, default=None, help="version number (default: the active one)")
+        # Not --version: every Django command already has that flag (it prints Django's version).
+        parser.add_argument(
+            "--model-version", dest="version", type=int, default=None, help="version number (default: the active one)"
+        )
         parser.add_argument("--json", action="store_true", help="print one JSON object")
         parser.add_argument("--out", default=None, help="folder for the confusion-matrix PNG and metrics.json")
 

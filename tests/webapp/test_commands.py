@@ -1,0 +1,114 @@
+"""The management commands: register_model and classify (ensure_default_model builds a real
+ImageNet model and is covered by a slow test of its own)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.conftest import TINY_NAME
+from tests.webapp.helpers import lambda_artifact, mismatched_artifact, predict, probabilities, truncated_artifact
+from webapp import runtime, services
+from webapp.models import Activation, ModelVersion
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+# ---- register_model ---------------------------------------------------------------------------
+
+def test_register_model_with_activate_registers_and_activates(db, tiny_artifact):
+    out = run("register_model", str(tiny_artifact), "--activate", "--notes", "first")
+    version = ModelVersion.objects.get()
+    assert (version.name, version.version, version.is_active, version.notes) == (TINY_NAME, 1, True, "first")
+    assert out.strip() == f"registered {TINY_NAME} v1 (active, sha256 {version.sha256[:12]})"
+    assert Activation.objects.get().to_version == version
+
+
+def test_register_model_without_activate_leaves_the_active_version_alone(active_tiny, tiny_artifact_v2):
+    assert "(inactive," in run("register_model", str(tiny_artifact_v2))
+    assert ModelVersion.objects.get(is_active=True) == active_tiny
+    assert ModelVersion.objects.get(version=2).is_active is False
+
+
+@pytest.mark.parametrize(
+    "kind, reason",
+    [("truncated", "HDF5"), ("lambda", "Lambda"), ("sha-mismatch", "sha256"), ("missing", "No manifest")],
+)
+def test_register_model_refuses_a_bad_artifact_in_one_line_and_stores_nothing(
+    db, tmp_path, tiny_artifact, tiny_artifact_v2, kind, reason
+):
+    bad = {
+        "truncated": lambda: truncated_artifact(tmp_path, tiny_artifact),
+        "lambda": lambda: lambda_artifact(tmp_path),
+        "sha-mismatch": lambda: mismatched_artifact(tmp_path, tiny_artifact_v2, tiny_artifact),
+        "missing": lambda: tmp_path / "nowhere.h5",
+    }[kind]()
+    with pytest.raises(CommandError) as raised:
+        run("register_model", str(bad), "--activate")
+    message = str(raised.value)
+    assert message.startswith("not registered: ") and reason in message
+    assert "\n" not in message
+    assert not ModelVersion.objects.exists() and not Activation.objects.exists()
+
+
+# ---- classify ---------------------------------------------------------------------------------
+
+def test_classify_prints_one_json_object_per_image_with_the_active_model(active_tiny, client, photos, tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    names = ["a-turkey.jpg", "b-horse.jpg", "c-rose.jpg"]
+    for name, source in zip(names, ["bird/turkey.jpg", "animal/horse.jpg", "plant/rose.jpg"]):
+        shutil.copyfile(photos / source, folder / name)
+    lines = run("classify", str(folder), "--json").splitlines()
+    assert len(lines) == 3
+    rows = [json.loads(line) for line in lines]
+    assert [r["file"] for r in rows] == [str(folder / n) for n in names]
+    for row, name in zip(rows, names):
+        api = predict(client, (folder / name).read_bytes()).json()
+        assert [p["label"] for p in row["predictions"]] == [p["label"] for p in api["predictions"]]
+        assert probabilities(row) == pytest.approx(probabilities(api), abs=1e-5)
+
+
+def test_classify_follows_the_active_version(active_tiny, tiny_artifact_v2, client, jpeg_bytes, photos):
+    path = str(photos / "bird/turkey.jpg")
+    before = json.loads(run("classify", path, "--json"))
+    v2 = services.model_version_register(artifact_path=tiny_artifact_v2, activate=True)
+    runtime.reset()  # a new command is a new process
+    after = json.loads(run("classify", path, "--json"))
+    api = predict(client, jpeg_bytes).json()
+    assert api["model"]["version"] == v2.version
+    assert probabilities(after) == pytest.approx(probabilities(api), abs=1e-5)
+    assert probabilities(after) != pytest.approx(probabilities(before), abs=1e-3)
+
+
+def test_classify_honours_top_k_and_domain(active_tiny, photos):
+    path = str(photos / "bird/turkey.jpg")
+    assert len(json.loads(run("classify", path, "--json", "--top-k", "2"))["predictions"]) == 2
+    only = json.loads(run("classify", path, "--json", "--domain", "bird"))["predictions"]
+    assert [p["label"] for p in only] == ["owl"]
+
+
+def test_classify_reports_a_bad_file_and_goes_on(active_tiny, photos, tmp_path, capsys):
+    good = tmp_path / "good.jpg"
+    shutil.copyfile(photos / "bird/turkey.jpg", good)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"%PDF-1.4 not a photo")
+    out = run("classify", str(bad), str(good), "--json")
+    assert [json.loads(line)["file"] for line in out.splitlines()] == [str(good)]
+    assert "(PDF)" in capsys.readouterr().err
+    with pytest.raises(CommandError, match="no file could be classified"):
+        run("classify", str(bad), "--json")
+
+
+def test_classify_without_an_active_model_is_a_command_error(db, fresh_runtime, settings, photos):
+    settings.DEFAULT_MODEL_NAME = TINY_NAME
+    with pytest.raises(CommandError, match="register_model"):
+        run("classify", str(photos / "bird/turkey.jpg"))

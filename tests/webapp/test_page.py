@@ -1,0 +1,149 @@
+"""The browser page: the form, the server-rendered result, and the same POST answering JSON."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from django.test import Client
+
+from tests.conftest import TINY_NAME, save_tiny
+from tests.webapp.helpers import assert_error, predict, upload
+from webapp import services
+from webapp.models import Prediction
+
+OTHER_NAME = "tiny-other"
+
+
+@pytest.fixture(scope="session")
+def other_artifact(tmp_path_factory):
+    return save_tiny(tmp_path_factory.mktemp("other") / "tiny-other.h5", name=OTHER_NAME, seed=3)
+
+
+@pytest.fixture
+def browser(active_tiny) -> Client:
+    return Client(enforce_csrf_checks=True)
+
+
+def csrf_token(page) -> str:
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
+    assert match, "the form has no CSRF token"
+    return match.group(1)
+
+
+def submit(browser: Client, data: bytes, name: str = "photo.jpg", headers: dict | None = None, **fields):
+    token = csrf_token(browser.get("/"))
+    form = {"csrfmiddlewaretoken": token, "image": upload(data, name), "top_k": "5", "domain": "", **fields}
+    return browser.post("/", form, headers=headers or {})
+
+
+def shown_labels(page) -> list[str]:
+    """The labels of the server-rendered result list (not of the empty row template for JavaScript)."""
+    result = re.search(r'<ol id="predictions".*?</ol>', page.content.decode(), re.S)
+    return re.findall(r'<span class="label">([^<]*)</span>', result.group(0)) if result else []
+
+
+def test_the_page_renders_the_upload_form(browser):
+    page = browser.get("/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert csrf_token(page)
+    assert 'enctype="multipart/form-data"' in text
+    assert re.search(r'<input[^>]+type="file"[^>]+name="image"', text)
+    assert 'name="domain"' in text
+    assert '<select id="model"' not in text  # one model name: nothing to choose
+
+
+def test_the_model_selector_appears_with_two_active_model_names(browser, other_artifact):
+    services.model_version_register(artifact_path=other_artifact)
+    assert '<select id="model"' not in browser.get("/").content.decode()  # registered, not active
+    services.model_version_register(artifact_path=other_artifact, activate=True)
+    text = browser.get("/").content.decode()
+    assert '<select id="model"' in text
+    assert re.findall(r'<option value="([^"]+)"', text) == sorted([TINY_NAME, OTHER_NAME])
+    assert re.search(rf'<option value="{TINY_NAME}"\s+selected', text)  # the default model is preselected
+
+
+def test_a_post_without_the_csrf_token_is_refused(browser, jpeg_bytes):
+    browser.get("/")
+    reply = browser.post("/", {"image": upload(jpeg_bytes)})
+    assert reply.status_code == 403
+    assert not Prediction.objects.exists()
+
+
+def test_the_result_is_rendered_on_the_server(browser, client, jpeg_bytes):
+    page = submit(browser, jpeg_bytes)
+    assert page.status_code == 200, page.content[:500]
+    expected = predict(client, jpeg_bytes).json()
+    assert shown_labels(page) == [p["label"] for p in expected["predictions"]]
+    text = page.content.decode()
+    assert f"{TINY_NAME} v1" in text
+    assert 'src="data:image/jpeg;base64,' in text  # the photo is shown back without JavaScript
+    assert Prediction.objects.filter(source="page").count() == 1
+
+
+def test_the_page_honours_top_k_and_the_domain(browser, jpeg_bytes):
+    assert len(shown_labels(submit(browser, jpeg_bytes, top_k="2"))) == 2
+    page = submit(browser, jpeg_bytes, domain="plant")
+    assert shown_labels(page) == ["fern"]
+    assert re.search(r'id="domain-plant" value="plant"\s+checked', page.content.decode())
+
+
+def test_the_page_uses_the_chosen_model(browser, jpeg_bytes, other_artifact):
+    services.model_version_register(artifact_path=other_artifact, activate=True)
+    page = submit(browser, jpeg_bytes, model=OTHER_NAME)
+    assert page.status_code == 200
+    assert f"{OTHER_NAME} v1" in page.content.decode()
+
+
+def test_with_accept_json_the_same_post_answers_the_api_shape(browser, client, jpeg_bytes):
+    reply = submit(browser, jpeg_bytes, headers={"Accept": "application/json"})
+    assert reply.status_code == 200
+    assert reply["Content-Type"].startswith("application/json")
+    body = reply.json()
+    expected = predict(client, jpeg_bytes).json()
+    assert set(body) == set(expected) == {"model", "predictions", "timing_ms"}
+    assert body["model"] == expected["model"]
+    assert [p["label"] for p in body["predictions"]] == [p["label"] for p in expected["predictions"]]
+    assert [p["probability"] for p in body["predictions"]] == pytest.approx([p["probability"] for p in expected["predictions"]])
+
+
+def test_a_pdf_gives_the_page_with_a_message_and_415(browser):
+    page = submit(browser, b"%PDF-1.7\n%%EOF\n", name="scan.jpg")
+    assert page.status_code == 415
+    assert page["Content-Type"].startswith("text/html")
+    text = html.unescape(page.content.decode())
+    assert "This file is not an image we can read (PDF)." in text
+    assert csrf_token(page)  # the form is there to try again
+    assert shown_labels(page) == []
+    assert not Prediction.objects.exists()
+
+
+def test_a_pdf_with_accept_json_gets_the_error_shape(browser):
+    reply = submit(browser, b"%PDF-1.7\n%%EOF\n", headers={"Accept": "application/json"})
+    assert "(PDF)" in assert_error(reply, 415, "unsupported_format")["message"]
+
+
+def test_a_post_without_a_photo_says_so(browser):
+    token = csrf_token(browser.get("/"))
+    page = browser.post("/", {"csrfmiddlewaretoken": token, "top_k": "5"})
+    assert page.status_code == 400
+    assert "Choose a photo first." in page.content.decode()
+
+
+def test_the_page_says_when_the_model_is_not_ready(db, fresh_runtime, settings, jpeg_bytes):
+    settings.DEFAULT_MODEL_NAME = "never-registered"
+    page = submit(Client(enforce_csrf_checks=True), jpeg_bytes)
+    assert page.status_code == 400
+    assert "never-registered" in html.unescape(page.content.decode())
+
+
+def test_the_page_shares_the_rate_limit_of_the_api(browser, jpeg_bytes, settings):
+    settings.API_RATE_LIMIT = "1/m"
+    assert submit(browser, jpeg_bytes).status_code == 200
+    page = submit(browser, jpeg_bytes)
+    assert page.status_code == 429
+    assert int(page["Retry-After"]) >= 1
+    assert "Too many requests" in page.content.decode()
+    assert Prediction.objects.count() == 1

@@ -1,0 +1,114 @@
+"""The per-process runtime: load once, swap on activation, never serve a broken version, bound the queue."""
+
+from __future__ import annotations
+
+import pytest
+
+from recognizer.engine import Engine
+from tests.conftest import TINY_NAME
+from tests.webapp.helpers import BATCH, assert_error, predict, upload
+from webapp import runtime as runtime_module
+from webapp import services
+from webapp.models import ModelVersion, Prediction
+from webapp.runtime import ModelNotReady, runtime
+
+
+def test_the_active_version_is_loaded_once_per_process(active_tiny, client, jpeg_bytes, monkeypatch):
+    loads = []
+    real = Engine.from_path.__func__
+
+    def counting(cls, path):
+        loads.append(path)
+        return real(cls, path)
+
+    monkeypatch.setattr(Engine, "from_path", classmethod(counting))
+    first = runtime().get(TINY_NAME)
+    for _ in range(3):
+        assert predict(client, jpeg_bytes).status_code == 200
+    again = runtime().get(TINY_NAME)
+    assert runtime() is runtime()
+    assert again is first and again.engine is first.engine
+    assert (first.version_id, first.version) == (active_tiny.pk, 1)
+    assert len(loads) == 1
+
+
+def test_refresh_switches_to_a_newly_activated_version(active_tiny, tiny_artifact_v2, client, jpeg_bytes):
+    v1_engine = runtime().get(TINY_NAME).engine
+    v2 = services.model_version_register(artifact_path=tiny_artifact_v2)
+    services.model_version_activate(version=v2)
+    assert runtime().get(TINY_NAME).engine is v1_engine  # until the next refresh (the poller's job)
+    runtime().refresh()
+    loaded = runtime().get(TINY_NAME)
+    assert (loaded.version_id, loaded.version) == (v2.pk, 2)
+    assert loaded.engine is not v1_engine
+    assert predict(client, jpeg_bytes).json()["model"] == {"name": TINY_NAME, "version": 2}
+    assert Prediction.objects.get().model_version == v2
+
+
+def test_a_version_that_fails_to_load_is_never_served(active_tiny, artifact_copy, tiny_artifact_v2, client, jpeg_bytes):
+    served = runtime().get(TINY_NAME)
+    path = artifact_copy(tiny_artifact_v2)
+    broken = services.model_version_register(artifact_path=path)
+    data = bytearray(path.read_bytes())
+    data[-64:] = bytes(64)  # damaged on disk after it was validated
+    path.write_bytes(bytes(data))
+    services.model_version_activate(version=broken)
+    runtime().refresh()
+    assert runtime().get(TINY_NAME) is served
+    failures = runtime().failures()
+    assert list(failures) == [broken.pk]
+    assert "sha256" in failures[broken.pk]
+    reply = predict(client, jpeg_bytes)
+    assert reply.status_code == 200
+    assert reply.json()["model"] == {"name": TINY_NAME, "version": 1}
+    assert client.get("/readyz").json()["model"] == {"name": TINY_NAME, "version": 1}
+    runtime().refresh()  # a known failure is not retried on every poll
+    assert runtime().get(TINY_NAME) is served
+
+
+def test_a_broken_first_version_leaves_the_service_not_ready(db, fresh_runtime, settings, artifact_copy, client, jpeg_bytes):
+    settings.DEFAULT_MODEL_NAME = TINY_NAME
+    path = artifact_copy()
+    version = services.model_version_register(artifact_path=path, activate=True)
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    with pytest.raises(ModelNotReady):
+        runtime().get(TINY_NAME)
+    assert version.pk in runtime().failures()
+    assert_error(predict(client, jpeg_bytes), 503, "model_not_ready")
+    assert_error(client.get("/readyz"), 503, "model_not_ready")
+
+
+def test_a_name_without_an_active_version_is_dropped_on_refresh(active_tiny, client, jpeg_bytes):
+    runtime().get(TINY_NAME)
+    ModelVersion.objects.filter(pk=active_tiny.pk).update(is_active=False)
+    runtime().refresh()
+    assert TINY_NAME not in runtime().loaded()
+    reply = predict(client, jpeg_bytes)
+    assert_error(reply, 503, "model_not_ready")
+    assert reply["Retry-After"]
+
+
+def test_a_request_over_the_inference_queue_bound_is_503_with_retry_after(active_tiny, client, jpeg_bytes, settings):
+    settings.INFERENCE_QUEUE_MAX = 1
+    runtime_module.reset()  # the gate is sized when the runtime is made
+    gate = runtime()
+    with gate.admit():  # one request is already inferring
+        reply = predict(client, jpeg_bytes)
+        assert_error(reply, 503, "busy")
+        assert int(reply["Retry-After"]) >= 1
+        batch = client.post(BATCH, {"images": [upload(jpeg_bytes)]})
+        assert_error(batch, 503, "busy")
+    assert not Prediction.objects.exists()
+    assert predict(client, jpeg_bytes).status_code == 200  # the gate is released after each request
+    assert predict(client, jpeg_bytes).status_code == 200
+
+
+def test_the_gate_is_released_when_inference_fails(active_tiny, settings):
+    settings.INFERENCE_QUEUE_MAX = 1
+    runtime_module.reset()
+    with pytest.raises(RuntimeError):
+        with runtime().admit():
+            raise RuntimeError("inference blew up")
+    with runtime().admit():
+        pass
+
