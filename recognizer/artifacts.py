@@ -66,6 +66,10 @@ def check_config_is_safe(config: dict) -> None:
     """Refuse Lambda layers and any object that is not a built-in Keras class."""
     for obj in _objects(config):
         name = obj.get("class_name")
+        if isinstance(name, str) and ">" in name:  # H5 configs name registered custom classes "package>Class"
+            raise errors.UnsafeModel(
+                f"The model uses the custom object {name!r}; only built-in Keras classes are accepted."
+            )
         if name in FORBIDDEN_CLASSES:
             raise errors.UnsafeModel(
                 f"The model contains a {name} layer, which can run arbitrary code when loaded, so it is refused. "
