@@ -159,68 +159,30 @@ class PredictParams(BaseModel):
 
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 429: ErrorOut, 503: ErrorOut}
-IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {
-                        "image": {"type": "string", "format": "binary"},
-                        "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
-                        "domain": {"type": "string", "enum": ["animal", "bird", "plant"]},
-                        "model": {"type": "string"},
-                    },
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image_base64"],
-                    "properties": {
-                        "image_base64": {"type": "string", "description": "the image file, base64 (a data: URL is accepted)"},
-                        "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
-                        "domain": {"type": "string", "enum": ["animal", "bird", "plant"]},
-                        "model": {"type": "string"},
-                    },
-                }
-            },
-        },
-    }
+_PARAMETERS = {
+    "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+    "domain": {"type": "string", "enum": ["animal", "bird", "plant"]},
+    "model": {"type": "string"},
 }
-BATCH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["images"],
-                    "properties": {
-                        "images": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": 16},
-                        "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
-                        "domain": {"type": "string", "enum": ["animal", "bird", "plant"]},
-                        "model": {"type": "string"},
-                    },
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["images_base64"],
-                    "properties": {
-                        "images_base64": {"type": "array", "items": {"type": "string"}, "maxItems": 16},
-                        "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
-                        "domain": {"type": "string", "enum": ["animal", "bird", "plant"]},
-                        "model": {"type": "string"},
-                    },
-                }
-            },
-        },
-    }
-}
+
+
+def _request_body(file_field: str, file_schema: dict, json_field: str, json_schema: dict) -> dict:
+    """The OpenAPI body of a predict operation: the same parameters as multipart or as JSON."""
+
+    def form(field: str, schema: dict) -> dict:
+        return {"schema": {"type": "object", "required": [field], "properties": {field: schema, **_PARAMETERS}}}
+
+    content = {"multipart/form-data": form(file_field, file_schema), "application/json": form(json_field, json_schema)}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+_BINARY = {"type": "string", "format": "binary"}
+_BASE64 = {"type": "string", "description": "the image file, base64 (a data: URL is accepted)"}
+IMAGE_BODY = _request_body("image", _BINARY, "image_base64", _BASE64)
+BATCH_BODY = _request_body(
+    "images", {"type": "array", "items": _BINARY, "maxItems": 16},
+    "images_base64", {"type": "array", "items": _BASE64, "maxItems": 16},
+)
 
 
 # ---- request parsing ------------------------------------------------------------------------
