@@ -209,13 +209,18 @@ def _augmenter(seed: int):
     )
 
 
-def unfreeze_top(model, k: int | None) -> int:
-    """Make the top k weighted backbone layers trainable (all when k is None); BatchNorm stays in inference mode."""
+def unfreeze_top(model, k: int | None, *, freeze_batchnorm: bool = True) -> int:
+    """Make the top k weighted backbone layers trainable (all when k is None).
+
+    Pretrained BatchNorm layers stay in inference mode: a small dataset's batch
+    statistics would wreck them. Training from scratch has no statistics to keep.
+    """
     import keras
 
     candidates = [
         layer for layer in model.layers
-        if layer.weights and layer.name not in HEAD_LAYERS and not isinstance(layer, keras.layers.BatchNormalization)
+        if layer.weights and layer.name not in HEAD_LAYERS
+        and not (freeze_batchnorm and isinstance(layer, keras.layers.BatchNormalization))
     ]
     chosen = candidates if k is None else candidates[-k:]
     for layer in model.layers:
@@ -229,7 +234,7 @@ def fine_tune(model, paths: list[Path], labels: np.ndarray, backbone: Backbone, 
 
     spec = backbone.input_spec
     pixels = np.stack([to_pixels(open_image(p), spec) for p in paths]).astype(np.float32)
-    count = unfreeze_top(model, None if config.from_scratch else config.fine_tune_layers)
+    count = unfreeze_top(model, None if config.from_scratch else config.fine_tune_layers, freeze_batchnorm=not config.from_scratch)
     rate = config.learning_rate if config.from_scratch else config.learning_rate / 100
     model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     augment, rng = _augmenter(config.seed), np.random.default_rng(config.seed)

@@ -46,9 +46,11 @@ class Command(BaseCommand):
             for path, reason in dataset.skipped:
                 self.stderr.write(f"skipped {path}: {reason}")
             scanned = len(dataset.skipped)
-            result = train(dataset, self._config(opts), log=self.stdout.write)
-            for path, reason in dataset.skipped[scanned:]:
-                self.stderr.write(f"skipped {path}: {reason}")
+            try:
+                result = train(dataset, self._config(opts), log=self.stdout.write)
+            finally:  # files that fail to decode may be why training stops: list them either way
+                for path, reason in dataset.skipped[scanned:]:
+                    self.stderr.write(f"skipped {path}: {reason}")
         except RecognizerError as exc:
             raise CommandError(str(exc)) from None
         folder = self._folder(opts["name"])
@@ -59,7 +61,10 @@ class Command(BaseCommand):
         plot_confusion(result.metrics, folder / PICTURES["confusion_matrix_png"])
         report = {"metrics": result.metrics, "cross_validation": result.cross_validation, "history": result.history, "split": result.split}
         (folder / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-        version = services.model_version_register(artifact_path=h5_path, activate=opts["activate"], notes=f"trained on {opts['data']}")
+        try:
+            version = services.model_version_register(artifact_path=h5_path, activate=opts["activate"], notes=f"trained on {opts['data']}")
+        except services.RegistrationError as exc:
+            raise CommandError(f"trained, but the artifact at {h5_path} failed registration: {exc}") from None
         self._report(result, version, h5_path, time.perf_counter() - started)
 
     def _check_options(self, opts):
