@@ -13,12 +13,19 @@ graceful_timeout = 20
 preload_app = False  # TensorFlow is not fork-safe
 accesslog = os.environ.get("ACCESS_LOG", "-")
 limit_request_line = 8190
+# One control socket (gunicornc) per instance, beside its other state. gunicorn's default is one path per user,
+# which a second instance on the host silently takes over (and deletes when it stops).
+control_socket = os.path.join(os.environ.get("VAR_DIR", "var"), "gunicorn.ctl")
 
 
 def post_worker_init(worker):
-    """Load and warm the active models, then follow activations in the background."""
+    """Size TensorFlow's thread pool, load and warm the active models, then follow activations in the background."""
+    import tensorflow as tf
+
     from webapp.runtime import runtime
 
+    # Before TensorFlow runs anything: together, the workers' intra-op threads fit the cores (see above).
+    tf.config.threading.set_intra_op_parallelism_threads(max(1, len(os.sched_getaffinity(0)) // worker.cfg.workers))
     current = runtime()
     try:
         current.refresh()

@@ -1,0 +1,85 @@
+"""A real gunicorn (two workers) on loopback: predictions, the page, static files, and switching versions under load."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.conftest import DATASET, TINY_CLASSES, TINY_NAME
+from tests.e2e.conftest import Load, static_paths
+
+pytestmark = pytest.mark.e2e
+
+PLAN = (2, 1, 2, 1, 2)  # five activations while eight clients send requests
+SWITCH_SECONDS = 5.0
+
+
+def test_it_serves_a_prediction_the_page_and_static_files(make_server, tiny_artifact):
+    server, _ = make_server(tiny_artifact, static=True)
+
+    photo = (DATASET / "bird" / "turkey.jpg").read_bytes()
+    reply = requests.post(server.url("/api/v1/predict"), files={"image": ("turkey.jpg", photo, "image/jpeg")}, timeout=10)
+
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["model"] == {"name": TINY_NAME, "version": 1}
+    probabilities = [p["probability"] for p in body["predictions"]]
+    assert len(probabilities) == min(5, len(TINY_CLASSES))
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
+    assert {p["label"] for p in body["predictions"]} == {c.label for c in TINY_CLASSES}
+
+    page = requests.get(server.url("/"), timeout=10)
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    paths = static_paths(page.text)
+    assert {p.rsplit(".", 1)[-1] for p in paths} >= {"css", "js"}, paths
+    for path in paths:
+        asset = requests.get(server.url(path), timeout=10)
+        assert asset.status_code == 200, path
+        assert asset.content
+        assert "immutable" in asset.headers.get("Cache-Control", ""), (path, asset.headers)  # whitenoise, hashed name
+
+
+def _wait_until_every_worker_serves(probe, version: int, since: float, seconds: float) -> dict[int, float]:
+    """pid -> seconds after `since` at which that worker's /readyz first reported `version`."""
+    switched: dict[int, float] = {}
+    while len(switched) < len(probe.conns) and time.time() < since + seconds:
+        for pid, serving in probe.versions().items():
+            if serving == version and pid not in switched:
+                switched[pid] = time.time() - since
+        time.sleep(0.05)
+    return switched
+
+
+def test_every_worker_switches_within_5s_and_no_request_fails(make_server, tiny_artifact, tiny_artifact_v2, photo_bytes):
+    server, probe = make_server(tiny_artifact, tiny_artifact_v2)
+    assert set(probe.versions().values()) == {1}
+
+    switches = []  # (version, committed at, every worker serving it at, seconds per worker)
+    with Load(server, photo_bytes, clients=8, max_seconds=90) as load:
+        time.sleep(1.0)
+        for version in PLAN:
+            committed = server.activate(version)
+            latency = _wait_until_every_worker_serves(probe, version, committed, SWITCH_SECONDS * 3)
+            assert len(latency) == len(probe.conns), f"v{version}: only {latency} switched\n{server.output()}"
+            switches.append((version, committed, committed + max(latency.values()), latency))
+        time.sleep(1.0)
+    replies = load.replies
+    ends = [s[1] for s in switches[1:]] + [float("inf")]
+
+    failed = [r for r in replies if r.status != 200]
+    assert not failed, f"{len(failed)} of {len(replies)} requests failed, e.g. {failed[:3]}"
+    assert all(r.version == 1 for r in replies if r.finished < switches[0][1])
+    for (version, committed, everywhere, latency), end in zip(switches, ends):
+        print(f"v{version}: workers switched after {sorted(round(s, 2) for s in latency.values())} s")
+        assert max(latency.values()) <= SWITCH_SECONDS, (version, latency)
+        # Once every worker has switched, no reply may carry another version (until the next activation).
+        window = [r for r in replies if everywhere <= r.started < end]
+        assert window, f"no request was sent between the switch to v{version} and the next activation"
+        assert {r.version for r in window} == {version}, (version, [r.version for r in window])
+        stale = [r.started - committed for r in replies if committed <= r.started < end and r.version != version]
+        print(f"    last stale reply started {max(stale, default=0):.2f} s after the commit; {len(window)} checked")
+    print(f"{len(replies)} requests, all 200")
