@@ -111,7 +111,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             messages.error(request, "Select exactly one version to activate.")
             return
-        version = services.model_version_activate(version=queryset.get(), by=request.user)
+        try:
+            version = services.model_version_activate(version=queryset.get(), by=request.user)
+        except services.ActivationError as exc:
+            messages.error(request, str(exc))
+            return
         messages.success(request, f"{version} is now active; every worker switches within a few seconds.")
 
     @admin.action(description="Roll back to the previously active version")

@@ -48,5 +48,8 @@ class RegisterModelForm(forms.Form):
                 h5_file=data["h5_file"], manifest_file=data["manifest_file"], notes=data["notes"], by=by
             )
         if data.get("activate"):
-            version = services.model_version_activate(version=version, by=by)
+            try:
+                version = services.model_version_activate(version=version, by=by)
+            except services.ActivationError as exc:
+                raise services.RegistrationError(f"registered as {version} but not activated: {exc}") from None
         return version

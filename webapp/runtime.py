@@ -9,6 +9,7 @@ a few seconds, even one that receives no traffic.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -41,7 +42,8 @@ class Loaded:
 class Runtime:
     def __init__(self):
         self._engines: dict[str, Loaded] = {}
-        self._failed: dict[int, str] = {}  # version id -> why it could not be loaded
+        # version id -> (why it could not be loaded, the file's size and mtime then): retried once the file changes
+        self._failed: dict[int, tuple[str, tuple | None]] = {}
         self._refresh_lock = threading.Lock()
         self._gate = threading.BoundedSemaphore(settings.INFERENCE_QUEUE_MAX)
         self._poller: threading.Thread | None = None
@@ -61,7 +63,7 @@ class Runtime:
         return dict(self._engines)
 
     def failures(self) -> dict[int, str]:
-        return dict(self._failed)
+        return {version_id: why for version_id, (why, _) in self._failed.items()}
 
     def refresh(self) -> None:
         """Load any newly activated version, warm it, then swap it in; drop deactivated names."""
@@ -71,7 +73,10 @@ class Runtime:
             active = {v.name: v for v in selectors.model_version_list_active()}
             for name, version in active.items():
                 current = self._engines.get(name)
-                if (current and current.version_id == version.id) or version.id in self._failed:
+                if current and current.version_id == version.id:
+                    continue
+                failed = self._failed.get(version.id)
+                if failed and failed[1] == _file_signature(version.artifact_path):
                     continue
                 self._load(version)
             for name in set(self._engines) - set(active):
@@ -81,11 +86,14 @@ class Runtime:
         started = time.perf_counter()
         try:
             engine = Engine.from_path(version.artifact_path)
+            if engine.manifest.sha256 != version.sha256:
+                raise RecognizerError("the artifact on disk is not the one that was registered (sha256 differs)")
             engine.warm_up()
-        except (RecognizerError, OSError) as exc:
-            self._failed[version.id] = str(exc)
+        except Exception as exc:  # whatever breaks a load, the previous version keeps serving
+            self._failed[version.id] = (str(exc) or type(exc).__name__, _file_signature(version.artifact_path))
             log.error("model %s v%s failed to load; still serving the previous one: %s", version.name, version.version, exc)
             return
+        self._failed.pop(version.id, None)
         self._engines[version.name] = Loaded(version.id, version.name, version.version, engine)
         log.info("serving %s v%s (loaded in %.1fs)", version.name, version.version, time.perf_counter() - started)
 
@@ -108,6 +116,14 @@ class Runtime:
                 log.exception("model refresh failed; will retry")
             finally:
                 close_old_connections()
+
+
+def _file_signature(path: str) -> tuple | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns)
 
 
 class _Admission:

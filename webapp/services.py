@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from recognizer import errors as core
 from recognizer.engine import Engine, Prediction as Ranked
-from recognizer.manifest import manifest_path
+from recognizer.manifest import file_sha256, manifest_path
 from recognizer.preprocessing import open_image
 from webapp import selectors
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction
@@ -100,6 +100,7 @@ def _write_upload(upload, path: Path) -> None:
 
 def model_version_activate(*, version: ModelVersion, by=None, kind: str = Activation.ACTIVATE) -> ModelVersion:
     """Make `version` the one active version of its name, and audit who did it."""
+    _check_unchanged(version)
     with transaction.atomic():
         current = ModelVersion.objects.select_for_update().filter(name=version.name, is_active=True).first()
         if current and current.pk == version.pk:
@@ -113,6 +114,15 @@ def model_version_activate(*, version: ModelVersion, by=None, kind: str = Activa
         Activation.objects.create(model_name=version.name, from_version=current, to_version=version, kind=kind, by=by)
     version.refresh_from_db()
     return version
+
+
+def _check_unchanged(version: ModelVersion) -> None:
+    """Refuse to activate an artifact that is missing or changed since it was registered."""
+    path = Path(version.artifact_path)
+    if not path.is_file():
+        raise ActivationError(f"The artifact of {version} is missing ({path}); register it again.")
+    if file_sha256(path) != version.sha256:
+        raise ActivationError(f"The artifact of {version} changed on disk since it was registered; register it again.")
 
 
 def model_version_rollback(*, name: str, by=None) -> ModelVersion:
@@ -163,9 +173,10 @@ def prediction_create_batch(
     started = time.perf_counter()
     loaded = _loaded(model_name or settings.DEFAULT_MODEL_NAME)
     engine = loaded.engine
-    batch = np.concatenate([engine.prepare(_check_upload(u)) for u in uploads])
-    decoded = time.perf_counter()
+    # Decoding costs CPU too: the bound covers it, so load beyond capacity is shed before any work.
     with runtime().admit():
+        batch = np.concatenate([engine.prepare(_check_upload(u)) for u in uploads])
+        decoded = time.perf_counter()
         probabilities = engine.probabilities(batch)
     inferred = time.perf_counter()
     ranked = engine.rank(probabilities, top_k=top_k, domain=domain)

@@ -21,7 +21,7 @@ def test_a_corrupt_version_is_never_served_and_no_request_fails(make_server, tin
 
     with Load(server, photo_bytes, clients=4, max_seconds=60) as load:
         time.sleep(0.5)
-        committed = server.activate(2)
+        committed = server.force_active(2)  # the service itself refuses a changed file (tests/webapp)
         deadline = time.monotonic() + 20
         while server.log_count("tiny-wildlife v2 failed to load") < len(probe.conns) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -64,7 +64,9 @@ def test_overload_gets_fast_503s_with_retry_after_and_no_timeouts(make_server, t
 
 
 def test_gunicorn_replaces_a_killed_worker_and_only_its_in_flight_requests_fail(make_server, tiny_artifact, photo_bytes):
-    server, probe = make_server(tiny_artifact)
+    # One worker must carry all 8 clients while the other is replaced: a queue that takes them all, so that
+    # load shedding (tested above) does not mix with the failures under test.
+    server, probe = make_server(tiny_artifact, env={"INFERENCE_QUEUE_MAX": "8"})
     before = server.worker_pids()
     victim = min(before)
     probe.close()

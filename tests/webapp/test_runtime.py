@@ -45,14 +45,31 @@ def test_refresh_switches_to_a_newly_activated_version(active_tiny, tiny_artifac
     assert Prediction.objects.get().model_version == v2
 
 
+def _force_active(version: ModelVersion) -> None:
+    """The database says `version` is active whatever its file holds (a file damaged after activation)."""
+    ModelVersion.objects.filter(name=version.name).update(is_active=False)
+    ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
+
+
+def test_a_version_whose_file_changed_cannot_be_activated(active_tiny, artifact_copy, tiny_artifact_v2):
+    path = artifact_copy(tiny_artifact_v2)
+    changed = services.model_version_register(artifact_path=path)
+    path.write_bytes(path.read_bytes()[:-64] + bytes(64))
+    with pytest.raises(services.ActivationError, match="changed on disk"):
+        services.model_version_activate(version=changed)
+    path.unlink()
+    with pytest.raises(services.ActivationError, match="missing"):
+        services.model_version_activate(version=changed)
+    assert ModelVersion.objects.get(is_active=True).pk == active_tiny.pk
+
+
 def test_a_version_that_fails_to_load_is_never_served(active_tiny, artifact_copy, tiny_artifact_v2, client, jpeg_bytes):
     served = runtime().get(TINY_NAME)
     path = artifact_copy(tiny_artifact_v2)
     broken = services.model_version_register(artifact_path=path)
-    data = bytearray(path.read_bytes())
-    data[-64:] = bytes(64)  # damaged on disk after it was validated
-    path.write_bytes(bytes(data))
-    services.model_version_activate(version=broken)
+    good = path.read_bytes()
+    path.write_bytes(good[:-64] + bytes(64))  # damaged on disk after it was validated
+    _force_active(broken)
     runtime().refresh()
     assert runtime().get(TINY_NAME) is served
     failures = runtime().failures()
@@ -62,8 +79,26 @@ def test_a_version_that_fails_to_load_is_never_served(active_tiny, artifact_copy
     assert reply.status_code == 200
     assert reply.json()["model"] == {"name": TINY_NAME, "version": 1}
     assert client.get("/readyz").json()["model"] == {"name": TINY_NAME, "version": 1}
-    runtime().refresh()  # a known failure is not retried on every poll
+    runtime().refresh()  # a known failure is not retried on every poll...
     assert runtime().get(TINY_NAME) is served
+    path.write_bytes(good)  # ...but it is once the file changes
+    runtime().refresh()
+    assert runtime().get(TINY_NAME).version_id == broken.pk
+    assert runtime().failures() == {}
+
+
+def test_an_unexpected_load_error_is_recorded_and_the_old_version_kept(active_tiny, tiny_artifact_v2, monkeypatch):
+    served = runtime().get(TINY_NAME)
+    v2 = services.model_version_register(artifact_path=tiny_artifact_v2)
+    services.model_version_activate(version=v2)
+
+    def explode(cls, path):
+        raise MemoryError("out of memory while loading")
+
+    monkeypatch.setattr(Engine, "from_path", classmethod(explode))
+    runtime().refresh()
+    assert runtime().get(TINY_NAME) is served
+    assert "out of memory" in runtime().failures()[v2.pk]
 
 
 def test_a_broken_first_version_leaves_the_service_not_ready(db, fresh_runtime, settings, artifact_copy, client, jpeg_bytes):
