@@ -18,14 +18,14 @@ limit_request_line = 8190
 control_socket = os.path.join(os.environ.get("VAR_DIR", "var"), "gunicorn.ctl")
 
 
-def post_worker_init(worker):
-    """Size TensorFlow's thread pool, load and warm the active models, then follow activations in the background."""
-    import tensorflow as tf
+# Workers x intra-op threads within the cores, for TensorFlow and ONNX Runtime alike (read by recognizer/).
+os.environ.setdefault("RECOGNIZER_INTRA_THREADS", str(max(1, len(os.sched_getaffinity(0)) // workers)))
 
+
+def post_worker_init(worker):
+    """Load and warm the active models, then follow activations in the background."""
     from webapp.runtime import runtime
 
-    # Before TensorFlow runs anything: together, the workers' intra-op threads fit the cores (see above).
-    tf.config.threading.set_intra_op_parallelism_threads(max(1, len(os.sched_getaffinity(0)) // worker.cfg.workers))
     current = runtime()
     try:
         current.refresh()

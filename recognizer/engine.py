@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -27,11 +28,30 @@ class Prediction(NamedTuple):
         return {"label": self.label, "index": self.index, "domain": self.domain, "probability": self.probability}
 
 
+_tf_configured = False
+
+
+def _tensorflow():
+    """TensorFlow, with its intra-op pool sized from RECOGNIZER_INTRA_THREADS before it first runs."""
+    global _tf_configured
+    import tensorflow as tf
+
+    if not _tf_configured:
+        _tf_configured = True
+        threads = os.environ.get("RECOGNIZER_INTRA_THREADS", "")
+        if threads.isdigit() and int(threads) > 0:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            except RuntimeError:  # TensorFlow already ran something in this process: keep its pool
+                pass
+    return tf
+
+
 class Engine:
     """Serves one artifact; safe to share between threads; load once per process."""
 
     def __init__(self, artifact: Artifact):
-        import tensorflow as tf
+        tf = _tensorflow()
 
         self.artifact = artifact
         self.manifest: Manifest = artifact.manifest

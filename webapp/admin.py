@@ -23,10 +23,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_filter = ("name", "is_active", "backbone")
     actions = ["activate_selected", "roll_back_selected"]
     readonly_fields = (
-        "name", "version", "is_active", "activated_at", "artifact_path", "sha256", "backbone", "engine",
+        "name", "version", "is_active", "activated_at", "artifact_path", "sha256", "backbone", "engine", "engine_note",
         "created_at", "created_by", "metrics_table", "pictures", "manifest_json",
     )
-    fields = readonly_fields[:10] + ("notes",) + readonly_fields[10:]
+    fields = readonly_fields[:11] + ("notes",) + readonly_fields[11:]
 
     def get_queryset(self, request):
         return selectors.model_version_list()

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from recognizer.engine import Engine
+from recognizer.optimized import load_engine
 from recognizer.errors import RecognizerError
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class Runtime:
     def _load(self, version) -> None:
         started = time.perf_counter()
         try:
-            engine = Engine.from_path(version.artifact_path)
+            engine = load_engine(version.artifact_path, kind=version.engine)
             if engine.manifest.sha256 != version.sha256:
                 raise RecognizerError("the artifact on disk is not the one that was registered (sha256 differs)")
             engine.warm_up()

@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from recognizer import errors as core
 from recognizer.engine import Engine, Prediction as Ranked
-from recognizer.manifest import file_sha256, manifest_path
+from recognizer.manifest import file_sha256, manifest_path, write_manifest
+from recognizer.optimized import optimize_artifact
 from recognizer.preprocessing import open_image
 from webapp import selectors
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction
@@ -59,7 +60,9 @@ def model_version_register(
     """Validate the artifact and record it as the next version of its model name."""
     artifact_path = Path(artifact_path).resolve()
     engine = model_version_validate(artifact_path=artifact_path)
-    manifest = engine.manifest
+    optimization = optimize_artifact(engine, kind=settings.RECOGNIZER_ENGINE)
+    manifest = engine.manifest.with_updates(engine=optimization.engine)
+    write_manifest(manifest, manifest_path(artifact_path))  # the artifact says which engine serves it
     with transaction.atomic():
         last = ModelVersion.objects.filter(name=manifest.name).aggregate(Max("version"))["version__max"] or 0
         version = ModelVersion.objects.create(
@@ -70,6 +73,7 @@ def model_version_register(
             backbone=manifest.backbone,
             manifest=manifest.to_dict(),
             engine=manifest.engine,
+            engine_note=optimization.reason,
             notes=notes,
             created_by=by,
         )

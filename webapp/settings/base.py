@@ -8,6 +8,7 @@ from webapp.settings.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite does not create the folder of its database
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -105,6 +106,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The product's own settings.
 MODELS_DIR = Path(env_str("RECOGNIZER_MODELS_DIR", str(BASE_DIR / "models")))
+# The engine each new version is compiled for at registration (keras | onnxruntime | openvino); a version that
+# fails to compile or to match Keras' answers is served by Keras, and the reason is kept on the version.
+RECOGNIZER_ENGINE = env_str("RECOGNIZER_ENGINE", "onnxruntime")
 DEFAULT_MODEL_NAME = env_str("DEFAULT_MODEL_NAME", "imagenet-efficientnet_lite0")
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)

@@ -16,3 +16,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 API_RATE_LIMIT = "10000/m"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Compiling every tiny test model for ONNX Runtime would cost seconds per registration; the tests that
+# exercise the optimized engine turn it on themselves.
+RECOGNIZER_ENGINE = "keras"

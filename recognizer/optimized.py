@@ -1,0 +1,274 @@
+"""Serving a compiled copy of an artifact (ONNX Runtime or OpenVINO) in place of Keras, only when it answers alike.
+
+Registration calls `optimize_artifact`: it compiles the artifact beside itself
+(`<stem>.onnx`, `<stem>.openvino.xml/.bin`), compares the copy with Keras on
+real photos and writes the outcome to `<stem>.<kind>.parity.json`. Workers
+call `load_engine`, which serves the copy only when that record passed for
+exactly these files and this runtime version, and the Keras Engine otherwise.
+All of these files are generated, like the H5s beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from recognizer import errors, runtimes
+from recognizer.artifacts import Artifact
+from recognizer.engine import Engine
+from recognizer.manifest import DOMAINS, file_sha256, manifest_path, read_manifest
+from recognizer.preprocessing import Source
+
+log = logging.getLogger(__name__)
+
+ENGINE_ENV = "RECOGNIZER_ENGINE"
+THREADS_ENV = "RECOGNIZER_INTRA_THREADS"
+PHOTOS_ENV = "RECOGNIZER_PARITY_PHOTOS"
+KINDS = ("keras", *runtimes.SUFFIXES)
+DEFAULT_KIND = "onnxruntime"  # bench/perf.py: fastest at batch 1 on the default model, converts reliably
+PARITY_TOP_K = 5
+PARITY_TOLERANCE = 1e-3
+DEFAULT_PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "wildlife-dev"
+PARITY_PHOTOS = (
+    "animal/bear.jpg", "animal/giraffe.jpg", "animal/frog.jpg",
+    "bird/turkey.jpg", "bird/flamingo.jpg", "bird/crow.jpg",
+    "plant/daffodil.jpg", "plant/birch.jpg",
+)
+
+
+def engine_kind() -> str:
+    """The engine to serve with: RECOGNIZER_ENGINE (keras | openvino | onnxruntime), else DEFAULT_KIND."""
+    kind = os.environ.get(ENGINE_ENV, DEFAULT_KIND).strip().lower()
+    if kind not in KINDS:
+        raise ValueError(f"{ENGINE_ENV}={kind!r} is not an engine; choose one of {', '.join(KINDS)}.")
+    return kind
+
+
+def intra_threads() -> int:
+    """Intra-op threads per process: RECOGNIZER_INTRA_THREADS (gunicorn.conf.py sets cores / workers), else all cores."""
+    raw = os.environ.get(THREADS_ENV, str(len(os.sched_getaffinity(0))))
+    threads = int(raw) if raw.strip().isdigit() else 0
+    if threads < 1:
+        raise ValueError(f"{THREADS_ENV} must be a whole number of at least 1, not {raw!r}.")
+    return threads
+
+
+def compiled_path(artifact_path: str | Path, kind: str, out_dir: Path | None = None) -> Path:
+    """Where the `kind` copy of an artifact lives: beside it (or in out_dir), named after its stem."""
+    artifact_path = Path(artifact_path)
+    return Path(out_dir or artifact_path.parent) / f"{artifact_path.stem}{runtimes.SUFFIXES[runtimes.check_kind(kind)]}"
+
+
+def parity_record_path(artifact_path: str | Path, kind: str) -> Path:
+    """The JSON record of the last parity check of the `kind` copy."""
+    artifact_path = Path(artifact_path)
+    return artifact_path.with_name(f"{artifact_path.stem}.{runtimes.check_kind(kind)}.parity.json")
+
+
+def compile_optimized(artifact: Artifact, kind: str, out_dir: Path | None = None) -> Path:
+    """Export the loaded Keras model for `kind` beside the artifact (or into out_dir); returns the path."""
+    if artifact.model is None:
+        raise ValueError("compile_optimized needs an artifact loaded with its Keras model (load_artifact).")
+    target = compiled_path(artifact.path, kind, out_dir)
+    runtimes.export(artifact.model, kind, target)
+    return target
+
+
+class OptimizedEngine(Engine):
+    """An Engine whose forward pass runs a compiled model; prepare, rank and classify are Engine's own."""
+
+    def __init__(self, artifact: Artifact, compiled: Path, kind: str, *, threads: int | None = None):
+        # Not Engine.__init__: it imports TensorFlow and traces the Keras model, which this engine never runs.
+        self.artifact = artifact
+        self.manifest = artifact.manifest
+        self.kind = runtimes.check_kind(kind)
+        self.compiled = Path(compiled)
+        self.threads = threads or intra_threads()
+        self._run = runtimes.open_runner(self.compiled, kind, self.threads)
+        self._lock = threading.Lock()
+        self._domain_masks = {d: self._mask(d) for d in DOMAINS}
+
+    @classmethod
+    def from_path(cls, h5_path: str | Path, kind: str | None = None, *, threads: int | None = None) -> "OptimizedEngine":
+        """The compiled copy beside the artifact at `h5_path`, with its checked manifest; Keras is not loaded."""
+        h5_path = Path(h5_path)
+        kind = kind or engine_kind()
+        return cls(_manifest_only(h5_path), compiled_path(h5_path, kind), kind, threads=threads)
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) float32 batch -> (N, classes) softmax probabilities, from the compiled model."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        with self._lock:  # one request object per model; and two cores gain nothing from overlapping runs
+            return np.asarray(self._run(batch), dtype=np.float64)
+
+
+def _manifest_only(h5_path: Path) -> Artifact:
+    """The artifact's manifest, after checking that the H5 beside it is the one it describes."""
+    manifest = read_manifest(manifest_path(h5_path))
+    if not h5_path.is_file():
+        raise errors.ArtifactError(f"No model file at {h5_path}.")
+    if file_sha256(h5_path) != manifest.sha256:
+        raise errors.ChecksumMismatch(f"{h5_path.name} does not match the sha256 in its manifest; export it again.")
+    return Artifact(model=None, manifest=manifest, path=h5_path)
+
+
+def engine_name(engine: Engine) -> str:
+    """'keras', 'onnxruntime' or 'openvino': what actually runs the forward pass of `engine`."""
+    return getattr(engine, "kind", "keras")
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """Whether a compiled engine answers like Keras: same top-5 order, probabilities within tolerance."""
+
+    passed: bool
+    max_abs_diff: float
+    images: int
+    reason: str = ""
+
+
+def check_parity(
+    keras_engine: Engine,
+    optimized_engine: Engine,
+    images: Sequence[Image.Image | Source],
+    *,
+    tolerance: float = PARITY_TOLERANCE,
+) -> ParityReport:
+    """Compare two engines on `images` (as one batch, and the first alone): identical top-5, max |diff| < tolerance."""
+    if not images:
+        return ParityReport(False, float("nan"), 0, "No images to compare the engines on.")
+    expected = keras_engine.probabilities(np.concatenate([keras_engine.prepare(i) for i in images]))
+    batch = np.concatenate([optimized_engine.prepare(i) for i in images])
+    try:
+        actual = optimized_engine.probabilities(batch)
+        alone = optimized_engine.probabilities(batch[:1])  # a batch of one can take another kernel path
+    except Exception as exc:  # runtimes raise their own exception types
+        return ParityReport(False, float("nan"), len(images), f"The compiled model failed to run: {exc}")
+    if actual.shape != expected.shape or alone.shape != expected[:1].shape:
+        return ParityReport(False, float("nan"), len(images), f"Output shape {actual.shape}, Keras gives {expected.shape}.")
+    diff = float(max(np.abs(actual - expected).max(), np.abs(alone - expected[:1]).max()))
+    problems = [f"max abs probability difference {diff:.2e} is not below {tolerance:.0e}"] if not diff < tolerance else []
+    k = min(PARITY_TOP_K, expected.shape[1])
+    for n, (want, got) in enumerate(zip(expected, actual)):
+        want_top, got_top = _top(want, k), _top(got, k)
+        if want_top != got_top:
+            problems.append(f"image {n}: top-{k} is {got_top}, Keras says {want_top}")
+    return ParityReport(not problems, diff, len(images), "; ".join(problems[:3]))
+
+
+def _top(row: np.ndarray, k: int) -> list[int]:
+    return [int(i) for i in np.argsort(-row, kind="stable")[:k]]
+
+
+def parity_images(root: Path | None = None) -> list[Path | Image.Image]:
+    """The fixed parity photos under root (RECOGNIZER_PARITY_PHOTOS, else wildlife-dev); synthetic ones when absent."""
+    root = Path(root or os.environ.get(PHOTOS_ENV) or DEFAULT_PHOTOS)
+    photos = [root / name for name in PARITY_PHOTOS]
+    if all(p.is_file() for p in photos):
+        return photos
+    log.warning("parity photos not found under %s; comparing on synthetic pictures", root)
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, 256)
+    pictures = []
+    for n in range(len(PARITY_PHOTOS)):
+        base = np.stack(np.meshgrid(ramp, ramp[::-1]) + [np.full((256, 256), 32.0 * n)], axis=-1)
+        pixels = np.clip(base + rng.normal(0, 24, base.shape), 0, 255).astype(np.uint8)
+        pictures.append(Image.fromarray(np.roll(pixels, n, axis=-1)))
+    return pictures
+
+
+@dataclass(frozen=True)
+class Optimization:
+    """What registration records: the engine to serve with and, when that is Keras, why."""
+
+    engine: str
+    kind: str
+    compiled: Path | None
+    parity: ParityReport | None
+    reason: str = ""
+
+
+def optimize_artifact(keras_engine: Engine, kind: str | None = None, images: Sequence | None = None) -> Optimization:
+    """Compile the engine's artifact for `kind`, check parity against it, record the outcome beside the artifact."""
+    kind = kind or engine_kind()
+    if kind == "keras":
+        return Optimization("keras", kind, None, None, f"{ENGINE_ENV} is keras.")
+    artifact = keras_engine.artifact
+    images = list(images) if images is not None else parity_images()
+    compiled, report = None, None
+    try:
+        compiled = compile_optimized(artifact, kind)
+        report = check_parity(keras_engine, OptimizedEngine(artifact, compiled, kind), images)
+        reason = "" if report.passed else f"Parity with Keras failed: {report.reason}"
+    except Exception as exc:  # converters fail in many ways; serving falls back to Keras either way
+        reason = f"Compiling or checking the {kind} model failed: {type(exc).__name__}: {exc}"
+    _write_record(artifact, kind, compiled, report, reason)
+    return Optimization("keras" if reason else kind, kind, compiled, report, reason)
+
+
+def _compiled_sha256(compiled: Path) -> str:
+    return ":".join(file_sha256(f) for f in runtimes.compiled_files(compiled))
+
+
+def _write_record(artifact: Artifact, kind: str, compiled: Path | None, report: ParityReport | None, reason: str) -> None:
+    record = {
+        "kind": kind,
+        "passed": not reason,
+        "reason": reason,
+        "parity": asdict(report) if report else None,
+        "artifact_sha256": artifact.manifest.sha256,
+        "compiled_sha256": _compiled_sha256(compiled) if compiled and compiled.is_file() else "",
+        "runtime": runtimes.runtime_version(kind),
+    }
+    path = parity_record_path(artifact.path, kind)
+    staged = path.with_name(f".{path.name}.tmp")
+    staged.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(staged, path)
+
+
+def unavailable_reason(artifact_path: str | Path, kind: str) -> str:
+    """Why the `kind` copy of this artifact must not be served, for people; '' when it may be."""
+    if kind == "keras":
+        return f"{ENGINE_ENV} is keras."
+    compiled, record_path = compiled_path(artifact_path, kind), parity_record_path(artifact_path, kind)
+    if not compiled.is_file():
+        return f"No compiled {kind} model at {compiled.name}; register the version again to compile it."
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        sha256 = read_manifest(manifest_path(artifact_path)).sha256
+    except (OSError, ValueError, errors.RecognizerError) as exc:
+        return f"The {kind} model has no readable parity record ({exc})."
+    installed = runtimes.runtime_version(kind)
+    if installed is None:
+        return f"{runtimes.PACKAGES[kind]} is not installed; run pip install -r requirements-perf.txt."
+    if not record.get("passed"):
+        return record.get("reason") or f"The {kind} model did not pass its parity check."
+    if record.get("artifact_sha256") != sha256:
+        return f"{compiled.name} was compiled from another version of the artifact."
+    if record.get("runtime") != installed:
+        return f"{compiled.name} was checked with {record.get('runtime')}, but {installed} is installed."
+    if record.get("compiled_sha256") != _compiled_sha256(compiled):
+        return f"{compiled.name} changed after its parity check."
+    return ""
+
+
+def load_engine(artifact_path: str | Path, kind: str | None = None) -> Engine:
+    """The compiled engine when its file exists and passed parity for this artifact; else the Keras Engine."""
+    kind = kind or engine_kind()
+    reason = unavailable_reason(artifact_path, kind)
+    if not reason:
+        try:
+            return OptimizedEngine.from_path(artifact_path, kind)
+        except Exception as exc:  # a runtime that cannot load the file must not take the service down
+            reason = f"The {kind} model did not load: {exc}"
+    if kind != "keras":
+        log.warning("%s: serving with Keras. %s", Path(artifact_path).name, reason)
+    return Engine.from_path(artifact_path)

@@ -1,0 +1,54 @@
+"""Registration compiles a version for the optimized engine, checks parity, and the service serves from it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recognizer.manifest import manifest_path
+from recognizer.optimized import OptimizedEngine
+from tests.conftest import TINY_NAME
+from tests.webapp.helpers import predict
+from webapp import services
+from webapp.runtime import runtime
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def onnx_settings(settings, db, fresh_runtime):
+    settings.RECOGNIZER_ENGINE = "onnxruntime"
+    settings.DEFAULT_MODEL_NAME = TINY_NAME
+    return settings
+
+
+def test_a_registered_version_is_served_by_onnxruntime_with_the_same_answers(onnx_settings, artifact_copy, client, jpeg_bytes, tmp_path):
+    path = artifact_copy()
+    version = services.model_version_register(artifact_path=path, activate=True)
+    assert version.engine == "onnxruntime", version.engine_note
+    assert version.engine_note == ""
+    assert json.loads(manifest_path(path).read_text())["engine"] == "onnxruntime"
+    assert isinstance(runtime().get(TINY_NAME).engine, OptimizedEngine)
+    served = predict(client, jpeg_bytes).json()["predictions"]
+
+    onnx_settings.RECOGNIZER_ENGINE = "keras"
+    keras_version = services.model_version_register(artifact_path=artifact_copy(folder=tmp_path / "keras"), activate=True)
+    runtime().refresh()
+    assert runtime().get(TINY_NAME).version_id == keras_version.pk
+    keras_answer = predict(client, jpeg_bytes).json()["predictions"]
+    assert [p["label"] for p in served] == [p["label"] for p in keras_answer]
+    assert max(abs(a["probability"] - b["probability"]) for a, b in zip(served, keras_answer)) < 1e-3
+
+
+def test_a_version_that_cannot_be_compiled_is_served_by_keras_and_says_why(onnx_settings, artifact_copy, monkeypatch):
+    import recognizer.optimized as optimized
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(optimized, "compile_optimized", broken)
+    version = services.model_version_register(artifact_path=artifact_copy(), activate=True)
+    assert version.engine == "keras"
+    assert "converter crashed" in version.engine_note
+    assert not isinstance(runtime().get(TINY_NAME).engine, OptimizedEngine)
