@@ -39,6 +39,8 @@ test: setup-dev
 
 bench: setup-dev
 	$(BIN)/python bench/domain_accuracy.py
+	$(BIN)/python bench/perf.py
+	$(BIN)/python bench/http_bench.py
 
 clean:
 	rm -rf var models/*.h5 models/*.json

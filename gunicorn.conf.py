@@ -7,7 +7,7 @@ wsgi_app = "webapp.wsgi:application"
 # Two cores: two workers with one intra-op thread each keep workers x threads within the cores.
 workers = int(os.environ.get("WEB_WORKERS", "2"))
 worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "8"))
+threads = int(os.environ.get("WEB_THREADS", "16"))
 timeout = int(os.environ.get("WEB_TIMEOUT", "60"))
 graceful_timeout = 20
 preload_app = False  # TensorFlow is not fork-safe

@@ -6,6 +6,7 @@ worker serving a compiled model never imports TensorFlow.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import warnings
@@ -61,6 +62,8 @@ def export(model, kind: str, target: Path) -> None:
 def _export_onnx(model, path: Path) -> None:
     import tensorflow as tf
     import tf2onnx
+
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its per-pass optimizer report is noise here
 
     shape = (None, *model.inputs[0].shape[1:])
     signature = (tf.TensorSpec(shape, tf.float32, name="image"),)

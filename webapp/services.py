@@ -63,6 +63,13 @@ def model_version_register(
     optimization = optimize_artifact(engine, kind=settings.RECOGNIZER_ENGINE)
     manifest = engine.manifest.with_updates(engine=optimization.engine)
     write_manifest(manifest, manifest_path(artifact_path))  # the artifact says which engine serves it
+    try:
+        return _record_version(manifest, artifact_path, optimization.reason, notes=notes, by=by, activate=activate)
+    except IntegrityError:
+        raise RegistrationError(f"Another version of {manifest.name} was registered at the same moment; try again.") from None
+
+
+def _record_version(manifest, artifact_path: Path, engine_note: str, *, notes: str, by, activate: bool) -> ModelVersion:
     with transaction.atomic():
         last = ModelVersion.objects.filter(name=manifest.name).aggregate(Max("version"))["version__max"] or 0
         version = ModelVersion.objects.create(
@@ -73,7 +80,7 @@ def model_version_register(
             backbone=manifest.backbone,
             manifest=manifest.to_dict(),
             engine=manifest.engine,
-            engine_note=optimization.reason,
+            engine_note=engine_note,
             notes=notes,
             created_by=by,
         )

@@ -118,9 +118,9 @@ STORE_UPLOADS = env_bool("STORE_UPLOADS", False)
 API_ALLOW_ANONYMOUS = env_bool("API_ALLOW_ANONYMOUS", True)
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "120/m")
 MODEL_POLL_SECONDS = env_int("MODEL_POLL_SECONDS", 2)
-# Requests per worker being decoded or classified; more get a fast 503. Below WEB_THREADS (8), so that spare
+# Requests per worker being decoded or classified; more get a fast 503. Half of WEB_THREADS (16), so that spare
 # threads are there to say no quickly instead of queueing in gunicorn.
-INFERENCE_QUEUE_MAX = env_int("INFERENCE_QUEUE_MAX", 4)
+INFERENCE_QUEUE_MAX = env_int("INFERENCE_QUEUE_MAX", 8)
 
 # A request body holds at most a batch of full-size uploads (plus base64 overhead); larger bodies are 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES * 2
