@@ -248,7 +248,7 @@ def unavailable_reason(artifact_path: str | Path, kind: str) -> str:
         return f"The {kind} model has no readable parity record ({exc})."
     installed = runtimes.runtime_version(kind)
     if installed is None:
-        return f"{runtimes.PACKAGES[kind]} is not installed; run pip install -r requirements-perf.txt."
+        return f"{runtimes.PACKAGES[kind]} is not installed; run pip install -r requirements.txt."
     if not record.get("passed"):
         return record.get("reason") or f"The {kind} model did not pass its parity check."
     if record.get("artifact_sha256") != sha256:
