@@ -20,7 +20,6 @@ The machine may be shared: the load average is printed with each table, and numb
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics

@@ -6,28 +6,20 @@ Handlers parse and shape replies; services decide. Every error is
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import threading
-from typing import Literal, Optional
+from typing import Optional
 
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import HttpBearer
-from ninja.throttling import SimpleRateThrottle
-from pydantic import BaseModel, Field
-from pydantic import ValidationError as PydanticError
 
 from recognizer import errors as core
 from webapp import selectors, services
 from webapp.errors import ApiError, error_response, from_core
-from webapp.models import ApiToken
+from webapp.parsing import parse_batch, parse_single
 from webapp.runtime import Busy, ModelNotReady
-
-Domain = Literal["animal", "bird", "plant"]
+from webapp.throttling import ClientRateThrottle
 
 
 class Anonymous:
@@ -47,43 +39,6 @@ class TokenAuth(HttpBearer):
 
     def authenticate(self, request: HttpRequest, token: str):
         return services.api_token_authenticate(key=token)
-
-
-class _PerThread:
-    """An attribute kept per thread: ninja shares one throttle object between the threads of a worker."""
-
-    def __set_name__(self, owner, name):
-        self.name = name
-
-    def __get__(self, obj, owner=None):
-        return getattr(obj._local, self.name, None) if obj is not None else self
-
-    def __set__(self, obj, value):
-        setattr(obj._local, self.name, value)
-
-
-class ClientRateThrottle(SimpleRateThrottle):
-    """One budget per API token, or per client address for anonymous callers."""
-
-    scope = "client"
-    # State that SimpleRateThrottle keeps between allow_request() and wait() for one request.
-    key, history, now = _PerThread(), _PerThread(), _PerThread()
-
-    def __init__(self):
-        self._local = threading.local()
-        super().__init__(settings.API_RATE_LIMIT)
-
-    def allow_request(self, request: HttpRequest) -> bool:
-        # The API's one instance is built at import: read the limit per request so the setting is always the one in force.
-        if self.rate != settings.API_RATE_LIMIT:
-            self.rate = settings.API_RATE_LIMIT
-            self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request)
-
-    def get_cache_key(self, request: HttpRequest) -> str:
-        auth = getattr(request, "auth", None)
-        ident = f"token-{auth.pk}" if isinstance(auth, ApiToken) else self.get_ident(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 api = NinjaAPI(
@@ -152,12 +107,6 @@ class ModelVersionOut(Schema):
     notes: str
 
 
-class PredictParams(BaseModel):
-    top_k: int = Field(5, ge=1, le=20)
-    domain: Optional[Domain] = None
-    model: Optional[str] = Field(None, max_length=100)
-
-
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 429: ErrorOut, 503: ErrorOut}
 _PARAMETERS = {
     "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
@@ -183,100 +132,6 @@ BATCH_BODY = _request_body(
     "images", {"type": "array", "items": _BINARY, "maxItems": 16},
     "images_base64", {"type": "array", "items": _BASE64, "maxItems": 16},
 )
-
-
-# ---- request parsing ------------------------------------------------------------------------
-
-def _json_body(request: HttpRequest) -> dict:
-    try:
-        body = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "The JSON body must be an object, e.g. {\"image_base64\": \"...\"}.")
-    return body
-
-
-def _decode_base64(value) -> bytes:
-    if not isinstance(value, str) or not value:
-        raise ApiError(400, "invalid_base64", "image_base64 must be a non-empty base64 string.")
-    if value.startswith("data:"):
-        value = value.partition(",")[2]
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError(400, "invalid_base64", "image_base64 is not valid base64.") from None
-
-
-def _params(source: dict) -> PredictParams:
-    raw = {k: source.get(k) for k in ("top_k", "domain", "model") if source.get(k) not in (None, "")}
-    try:
-        return PredictParams(**raw)
-    except PydanticError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "parameters"
-        raise ApiError(400, "invalid_parameter", f"{field}: {first['msg']}.") from None
-
-
-def _is_json(request: HttpRequest) -> bool:
-    return request.content_type == "application/json"
-
-
-def _is_multipart(request: HttpRequest) -> bool:
-    return request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded")
-
-
-def _check_content_type(request: HttpRequest) -> None:
-    if not (_is_json(request) or _is_multipart(request)):
-        raise ApiError(
-            415, "unsupported_media_type",
-            "Send multipart/form-data with an 'image' file, or application/json with 'image_base64'.",
-        )
-
-
-def _upload_from_file(file) -> services.Upload:
-    if file.size > settings.UPLOAD_MAX_BYTES:
-        raise ApiError(413, "file_too_large", f"The file is larger than the {settings.UPLOAD_MAX_BYTES / 1e6:.3g} MB limit.")
-    return services.Upload(data=file.read(), filename=file.name or "")
-
-
-def parse_single(request: HttpRequest) -> tuple[services.Upload, PredictParams]:
-    """The one image and the parameters of a predict request, from multipart or JSON."""
-    _check_content_type(request)
-    if _is_json(request):
-        body = _json_body(request)
-        if "image_base64" not in body:
-            raise ApiError(400, "missing_image", "The JSON body needs an 'image_base64' field.")
-        return services.Upload(_decode_base64(body["image_base64"])), _params({**request.GET.dict(), **body})
-    files = request.FILES.getlist("image")
-    if not files:
-        raise ApiError(400, "missing_image", "Attach the photo as a multipart file field named 'image'.")
-    if len(files) > 1:
-        raise ApiError(400, "too_many_images", "Send one 'image' here; use /api/v1/predict/batch for several.")
-    return _upload_from_file(files[0]), _params({**request.GET.dict(), **request.POST.dict()})
-
-
-def parse_batch(request: HttpRequest) -> tuple[list[services.Upload], PredictParams]:
-    """The images (in order) and the parameters of a batch request."""
-    _check_content_type(request)
-    if _is_json(request):
-        body = _json_body(request)
-        items = body.get("images_base64")
-        if not isinstance(items, list) or not items:
-            raise ApiError(400, "missing_image", "The JSON body needs 'images_base64': a list of base64 strings.")
-        uploads, params = None, _params({**request.GET.dict(), **body})
-    else:
-        items = request.FILES.getlist("images")
-        if not items:
-            raise ApiError(400, "missing_image", "Attach the photos as multipart file fields named 'images'.")
-        params = _params({**request.GET.dict(), **request.POST.dict()})
-    if len(items) > settings.BATCH_MAX_IMAGES:
-        raise ApiError(413, "too_many_images", f"At most {settings.BATCH_MAX_IMAGES} images per batch; got {len(items)}.")
-    if _is_json(request):
-        uploads = [services.Upload(_decode_base64(item)) for item in items]
-    else:
-        uploads = [_upload_from_file(f) for f in items]
-    return uploads, params
 
 
 # ---- endpoints ------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ from PIL import Image
 from recognizer import errors as core
 from webapp import selectors, services
 from webapp.errors import ApiError, from_core
+from webapp.parsing import parse_params, upload_from_file
 from webapp.runtime import Busy, ModelNotReady, runtime
+from webapp.throttling import ClientRateThrottle
 
 DOMAIN_CHOICES = [("", "All"), ("animal", "Animals"), ("bird", "Birds"), ("plant", "Plants")]
 PREVIEW_SIDE = 480
@@ -39,16 +41,14 @@ def _preview(data: bytes) -> str:
 
 
 def _classify(request: HttpRequest) -> tuple[services.PredictionResult, bytes]:
-    from webapp.api import ClientRateThrottle, PredictParams, _params, _upload_from_file
-
     throttle = ClientRateThrottle()
     if not throttle.allow_request(request):
         raise ApiError(429, "rate_limited", "Too many requests; wait a moment and try again.", {"Retry-After": str(int(throttle.wait() or 1))})
     file = request.FILES.get("image")
     if file is None:
         raise ApiError(400, "missing_image", "Choose a photo first.")
-    upload = _upload_from_file(file)
-    params: PredictParams = _params(request.POST.dict())
+    upload = upload_from_file(file)
+    params = parse_params(request.POST.dict())
     result = services.prediction_create(
         upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, source="page"
     )
