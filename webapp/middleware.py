@@ -25,10 +25,7 @@ class JsonErrorsMiddleware:
         if _is_api(request) and self._declared_length(request) > settings.REQUEST_MAX_BYTES:
             # Refuse before reading a byte of the body.
             return error_response(413, "request_too_large", f"The request body is over the {settings.REQUEST_MAX_BYTES / 1e6:.3g} MB limit.")
-        response = self.get_response(request)
-        if _is_api(request) and response.status_code == 404 and response.get("Content-Type", "").startswith("text/html"):
-            return error_response(404, "not_found", f"No API endpoint at {request.path}.")
-        return response
+        return self.get_response(request)
 
     @staticmethod
     def _declared_length(request) -> int:

@@ -11,3 +11,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = "webapp.views.bad_request"
+handler404 = "webapp.views.not_found"
+handler500 = "webapp.views.server_error"

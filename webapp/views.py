@@ -8,6 +8,7 @@ import io
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views import defaults
 from django.views.decorators.http import require_GET, require_http_methods
 from PIL import Image
 
@@ -108,3 +109,19 @@ def readyz(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": {"code": "model_not_ready", "message": str(exc)}}, status=503, headers={"Retry-After": "5"})
     models = {name: item.version for name, item in runtime().loaded().items()}
     return JsonResponse({"status": "ready", "model": {"name": loaded.name, "version": loaded.version}, "loaded": models})
+
+
+def _json_or_default(default, status: int, code: str, message: str):
+    """Django's error views, but the API's one error shape under /api/."""
+
+    def view(request, exception=None):
+        if request.path.startswith("/api/"):
+            return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+        return default(request, exception) if exception is not None else default(request)
+
+    return view
+
+
+bad_request = _json_or_default(defaults.bad_request, 400, "bad_request", "The request is malformed (for example its Host header).")
+not_found = _json_or_default(defaults.page_not_found, 404, "not_found", "No API endpoint at this path.")
+server_error = _json_or_default(defaults.server_error, 500, "internal_error", "Something went wrong on our side; it has been logged.")

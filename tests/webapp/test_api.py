@@ -343,3 +343,13 @@ def test_each_token_has_its_own_rate_budget(client, active_tiny, jpeg_bytes, set
     assert client.get("/api/v1/models", HTTP_AUTHORIZATION=f"Bearer {first}").status_code == 200
     assert client.get("/api/v1/models", HTTP_AUTHORIZATION=f"Bearer {second}").status_code == 200
     assert_error(client.get("/api/v1/models", HTTP_AUTHORIZATION=f"Bearer {first}"), 429, "rate_limited")
+
+
+def test_a_request_with_a_foreign_host_header_gets_the_json_error_shape(client, settings):
+    settings.DEBUG = False
+    reply = client.get("/api/v1/models", HTTP_HOST="evil.example.com")
+    assert reply.status_code == 400
+    assert reply.json()["error"]["code"] == "bad_request"
+    page = client.get("/", HTTP_HOST="evil.example.com")
+    assert page.status_code == 400
+    assert "application/json" not in page["Content-Type"]
