@@ -14,11 +14,9 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import HttpBearer
 
-from recognizer import errors as core
 from webapp import selectors, services
-from webapp.errors import ApiError, error_response, from_core
+from webapp.errors import ApiError, error_response, expected_errors, to_api_error
 from webapp.parsing import parse_batch, parse_single
-from webapp.runtime import Busy, ModelNotReady
 from webapp.throttling import ClientRateThrottle
 
 
@@ -183,29 +181,12 @@ def models_active(request: HttpRequest, name: str):
 
 # ---- one error shape ------------------------------------------------------------------------
 
-@api.exception_handler(ApiError)
-def _api_error(request, exc: ApiError):
-    return exc.response()
+def _expected(request, exc: Exception):
+    return to_api_error(exc).response()
 
 
-@api.exception_handler(core.RecognizerError)
-def _core_error(request, exc: core.RecognizerError):
-    return from_core(exc).response()
-
-
-@api.exception_handler(services.UnknownModel)
-def _unknown_model(request, exc: services.UnknownModel):
-    return error_response(400, "unknown_model", str(exc))
-
-
-@api.exception_handler(ModelNotReady)
-def _not_ready(request, exc: ModelNotReady):
-    return error_response(503, "model_not_ready", str(exc), {"Retry-After": "5"})
-
-
-@api.exception_handler(Busy)
-def _busy(request, exc: Busy):
-    return error_response(503, "busy", str(exc), {"Retry-After": "1"})
+for _kind in expected_errors():
+    api.add_exception_handler(_kind, _expected)
 
 
 @api.exception_handler(Throttled)

@@ -36,3 +36,29 @@ def from_core(exc: core.RecognizerError) -> ApiError:
         if isinstance(exc, kind):
             return ApiError(status, exc.code, str(exc))
     return ApiError(400, exc.code, str(exc))
+
+
+def to_api_error(exc: Exception) -> ApiError:
+    """The HTTP error for an exception that a request may end in on purpose (see EXPECTED)."""
+    from webapp.runtime import Busy, ModelNotReady
+    from webapp.services import UnknownModel
+
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, core.RecognizerError):
+        return from_core(exc)
+    if isinstance(exc, UnknownModel):
+        return ApiError(400, "unknown_model", str(exc))
+    if isinstance(exc, Busy):
+        return ApiError(503, "busy", str(exc), {"Retry-After": "1"})
+    if isinstance(exc, ModelNotReady):
+        return ApiError(503, "model_not_ready", f"{exc} Try again in a few seconds.", {"Retry-After": "5"})
+    raise TypeError(f"no HTTP error for {type(exc).__name__}")
+
+
+def expected_errors() -> tuple[type[Exception], ...]:
+    """The exceptions to_api_error turns into replies: the page and the API catch exactly these."""
+    from webapp.runtime import Busy, ModelNotReady
+    from webapp.services import UnknownModel
+
+    return (ApiError, core.RecognizerError, UnknownModel, Busy, ModelNotReady)

@@ -16,10 +16,6 @@ def model_version_list_active() -> list[ModelVersion]:
     return list(ModelVersion.objects.filter(is_active=True).order_by("name"))
 
 
-def model_version_get_active(*, name: str) -> ModelVersion | None:
-    return ModelVersion.objects.filter(name=name, is_active=True).first()
-
-
 def model_names_active() -> list[str]:
     return list(ModelVersion.objects.filter(is_active=True).order_by("name").values_list("name", flat=True))
 

@@ -12,11 +12,10 @@ from django.views import defaults
 from django.views.decorators.http import require_GET, require_http_methods
 from PIL import Image
 
-from recognizer import errors as core
 from webapp import selectors, services
-from webapp.errors import ApiError, from_core
+from webapp.errors import ApiError, expected_errors, to_api_error
 from webapp.parsing import parse_params, upload_from_file
-from webapp.runtime import Busy, ModelNotReady, runtime
+from webapp.runtime import ModelNotReady, runtime
 from webapp.throttling import ClientRateThrottle
 
 DOMAIN_CHOICES = [("", "All"), ("animal", "Animals"), ("bird", "Birds"), ("plant", "Plants")]
@@ -56,18 +55,6 @@ def _classify(request: HttpRequest) -> tuple[services.PredictionResult, bytes]:
     return result, upload.data
 
 
-def _as_api_error(exc: Exception) -> ApiError:
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, core.RecognizerError):
-        return from_core(exc)
-    if isinstance(exc, services.UnknownModel):
-        return ApiError(400, "unknown_model", str(exc))
-    if isinstance(exc, Busy):
-        return ApiError(503, "busy", "The service is busy right now; try again in a moment.", {"Retry-After": "1"})
-    return ApiError(503, "model_not_ready", "The model is still loading; try again in a few seconds.", {"Retry-After": "5"})
-
-
 @require_http_methods(["GET", "POST"])
 def index(request: HttpRequest) -> HttpResponse:
     context = {
@@ -81,8 +68,8 @@ def index(request: HttpRequest) -> HttpResponse:
         return render(request, "index.html", context)
     try:
         result, data = _classify(request)
-    except (ApiError, core.RecognizerError, services.UnknownModel, ModelNotReady, Busy) as exc:
-        error = _as_api_error(exc)
+    except expected_errors() as exc:
+        error = to_api_error(exc)
         if _wants_json(request):
             return error.response()
         response = render(request, "index.html", {**context, "error": error.message}, status=error.status)
