@@ -203,8 +203,14 @@ class WorkerProbe:
         # Which worker accepts a new connection is up to the kernel: retry until `pid` does.
         while time.monotonic() < deadline:
             conn = HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+            # When gunicorn answers "Connection: close", http.client would silently open a new connection on the
+            # next request, which may land on the other worker and be counted as this one. Fail instead: the
+            # caller reconnects to this worker.
+            conn.auto_open = 0
             try:
-                if self._get(conn, "/readyz")[0] == 200 and self.server.worker_holding(conn.sock.getsockname()[1]) == pid:
+                conn.connect()
+                port = conn.sock.getsockname()[1]
+                if self._get(conn, "/readyz")[0] == 200 and conn.sock and self.server.worker_holding(port) == pid:
                     return conn
             except (OSError, HTTPException):
                 pass
