@@ -29,29 +29,12 @@ def classify_files(engine, files: list[Path], *, top_k: int, domain: str | None,
     """Yield (file, predictions or error message) in order; one bad file never stops the rest."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(files), disable=not progress, file=sys.stderr, unit="img")
-    for start in range(0, len(files), BATCH):
-        chunk = files[start : start + BATCH]
-        prepared = []
-        for path in chunk:
-            try:
-                prepared.append((path, engine.prepare(path)))
-            except (OSError, errors.ImageError) as exc:
-                prepared.append((path, str(exc) if isinstance(exc, errors.ImageError) else f"cannot read: {exc.strerror}"))
-        good = [(p, b) for p, b in prepared if not isinstance(b, str)]
-        ranked = iter(_rank(engine, [b for _, b in good], top_k, domain))
-        for path, item in prepared:
-            yield path, (item if isinstance(item, str) else next(ranked))
-        bar.update(len(chunk))
-    bar.close()
+    from recognizer.engine import probabilities_of_files
 
-
-def _rank(engine, batches, top_k, domain):
-    import numpy as np
-
-    if not batches:
-        return []
-    return engine.rank(engine.probabilities(np.concatenate(batches)), top_k=top_k, domain=domain)
+    with tqdm(total=len(files), disable=not progress, file=sys.stderr, unit="img") as bar:
+        for path, row in probabilities_of_files(engine, files, batch_size=BATCH):
+            yield path, row if isinstance(row, str) else engine.rank(row[None], top_k=top_k, domain=domain)[0]
+            bar.update(1)
 
 
 def write_result(out: TextIO, path: Path, result, as_json: bool) -> None:

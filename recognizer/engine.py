@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image
@@ -136,3 +136,20 @@ class Engine:
         if not mask.any():
             raise errors.RecognizerError(f"The model {self.manifest.name!r} has no {domain} classes.")
         return np.flatnonzero(mask)
+
+
+def probabilities_of_files(engine: Engine, paths: Sequence[Path], *, batch_size: int = 16) -> Iterator[tuple[Path, np.ndarray | str]]:
+    """(path, probability row) per file, in order and in batches; (path, reason) for a file that cannot be read."""
+    for start in range(0, len(paths), batch_size):
+        prepared: list[tuple[Path, np.ndarray | str]] = []
+        for path in paths[start : start + batch_size]:
+            try:
+                prepared.append((path, engine.prepare(path)))
+            except errors.ImageError as exc:
+                prepared.append((path, str(exc)))
+            except OSError as exc:
+                prepared.append((path, f"cannot read: {exc.strerror or exc}"))
+        good = [item for _, item in prepared if not isinstance(item, str)]
+        rows = iter(engine.probabilities(np.concatenate(good)) if good else ())
+        for path, item in prepared:
+            yield path, item if isinstance(item, str) else next(rows)

@@ -111,23 +111,18 @@ def predict_dataset(engine, items, *, batch_size: int = 32, progress: bool = Fal
 
     from tqdm import tqdm
 
-    from recognizer.errors import ImageError
+    from recognizer.engine import probabilities_of_files
 
+    truth_of = {path: index for path, index in items}
     rows, truth, files, failed = [], [], [], []
-    bar = tqdm(total=len(items), disable=not progress, file=sys.stderr, unit="img", desc="evaluate")
-    for start in range(0, len(items), batch_size):
-        batch = []
-        for path, index in items[start : start + batch_size]:
-            try:
-                batch.append(engine.prepare(path))
-            except ImageError as exc:
-                failed.append((path, str(exc)))
-                continue
-            truth.append(index)
-            files.append(path)
-        if batch:
-            rows.append(engine.probabilities(np.concatenate(batch)))
-        bar.update(len(items[start : start + batch_size]))
-    bar.close()
+    with tqdm(total=len(items), disable=not progress, file=sys.stderr, unit="img", desc="evaluate") as bar:
+        for path, row in probabilities_of_files(engine, [path for path, _ in items], batch_size=batch_size):
+            if isinstance(row, str):
+                failed.append((path, row))
+            else:
+                rows.append(row)
+                truth.append(truth_of[path])
+                files.append(path)
+            bar.update(1)
     width = engine.manifest.num_classes
-    return (np.concatenate(rows) if rows else np.zeros((0, width))), truth, files, failed
+    return (np.stack(rows) if rows else np.zeros((0, width))), truth, files, failed
