@@ -26,7 +26,15 @@ class UnsupportedImageFormat(ImageError):
 
 
 class ImageTooLarge(ImageError):
+    """Too many pixels (the file's size is FileTooLarge)."""
+
     code = "image_too_large"
+
+
+class FileTooLarge(ImageError):
+    """Too many bytes in one file (the pixel count is ImageTooLarge)."""
+
+    code = "file_too_large"
 
 
 class ImageTooSmall(ImageError):

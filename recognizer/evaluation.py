@@ -111,16 +111,16 @@ def predict_dataset(engine, items, *, batch_size: int = 32, progress: bool = Fal
 
     from tqdm import tqdm
 
-    from recognizer.engine import probabilities_of_files
+    from recognizer.engine import predict_files
 
     truth_of = {path: index for path, index in items}
     rows, truth, files, failed = [], [], [], []
     with tqdm(total=len(items), disable=not progress, file=sys.stderr, unit="img", desc="evaluate") as bar:
-        for path, row in probabilities_of_files(engine, [path for path, _ in items], batch_size=batch_size):
-            if isinstance(row, str):
-                failed.append((path, row))
+        for path, answer in predict_files(engine, [path for path, _ in items], batch_size=batch_size):
+            if answer.error is not None:
+                failed.append((path, str(answer.error)))
             else:
-                rows.append(row)
+                rows.append(answer.probabilities)
                 truth.append(truth_of[path])
                 files.append(path)
             bar.update(1)
