@@ -73,3 +73,4 @@ class DatasetError(RecognizerError):
     """A training or evaluation folder cannot be used as it is."""
 
     code = "invalid_dataset"
+    skipped: list = []  # (file, reason) of the files whose failure caused it, when there are such files

@@ -106,6 +106,10 @@ def _read_all(source: Source) -> bytes:
     return source.read()
 
 
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} KB"
+
+
 def open_image(
     source: Source,
     *,
@@ -118,7 +122,7 @@ def open_image(
     if not data:
         raise errors.EmptyImage("The file is empty (0 bytes). Send a photo in JPEG, PNG, WebP, GIF or BMP.")
     if max_bytes is not None and len(data) > max_bytes:
-        raise errors.FileTooLarge(f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.3g} MB.")
+        raise errors.FileTooLarge(f"The file is {_size(len(data))}; the limit is {_size(max_bytes)}. Send a smaller copy.")
     try:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:  # not an OSError: it would escape as a bare Pillow error

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -50,6 +50,7 @@ class TrainResult:
     metrics: dict
     cross_validation: dict | None = None
     split: dict = field(default_factory=dict)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # files that failed to decode while training
 
 
 def set_determinism(seed: int) -> None:
@@ -266,12 +267,8 @@ def train(dataset: Dataset, config: TrainConfig, log: Log = print) -> TrainResul
         feature_model, backbone, paths, cache_dir=None if config.from_scratch else config.cache_dir,
         batch_size=config.batch_size, progress=config.progress,
     )
-    if failed:
-        bad = {p for p, _ in failed}
-        dataset.skipped.extend(failed)
-        dataset.items = [item for item in dataset.items if item[0] not in bad]
-        check_trainable(dataset)
-        paths = [path for path, _ in dataset.items]
+    dataset = _without(dataset, failed)
+    paths = [path for path, _ in dataset.items]
     labels = np.array([index for _, index in dataset.items], dtype=int)
     num_classes = len(dataset.classes)
     cv = cross_validate(features, labels, num_classes=num_classes, config=config) if config.folds >= 2 else None
@@ -291,7 +288,21 @@ def train(dataset: Dataset, config: TrainConfig, log: Log = print) -> TrainResul
         name=config.name, backbone=backbone.name, input=backbone.input_spec, classes=dataset.classes,
         metrics=_summary(metrics, cv), training=_training_record(config, split),
     )
-    return TrainResult(model, manifest, history, metrics, cv, split)
+    return TrainResult(model, manifest, history, metrics, cv, split, failed)
+
+
+def _without(dataset: Dataset, failed: list[tuple[Path, str]]) -> Dataset:
+    """A copy of the dataset without the files that failed to decode (the caller's stays as it was)."""
+    if not failed:
+        return dataset
+    bad = {p for p, _ in failed}
+    kept = replace(dataset, items=[item for item in dataset.items if item[0] not in bad], skipped=dataset.skipped + failed)
+    try:
+        check_trainable(kept)
+    except errors.DatasetError as exc:
+        exc.skipped = failed  # the files are why the class is thin: the caller lists them
+        raise
+    return kept
 
 
 def _probabilities(model, head, features, paths, idx, backbone: Backbone, *, tuned: bool) -> np.ndarray:
@@ -319,3 +330,24 @@ def _training_record(config: TrainConfig, split: dict) -> dict:
         "from_scratch": config.from_scratch,
         **split,
     }
+
+
+# ---- the exported run ---------------------------------------------------------------------------
+
+PICTURES = {"training_curves_png": "training_curves.png", "confusion_matrix_png": "confusion_matrix.png"}
+
+
+def export_run(result: TrainResult, folder: Path) -> Path:
+    """Write a trained run into `folder`: <folder name>.h5 and its manifest, both pictures, metrics.json."""
+    from recognizer.artifacts import save_artifact
+    from recognizer.evaluation import plot_confusion, plot_history
+
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = result.manifest.with_updates(training={**result.manifest.training, **PICTURES})
+    h5_path = folder / f"{folder.name}.h5"
+    save_artifact(result.model, manifest, h5_path)
+    plot_history(result.history, folder / PICTURES["training_curves_png"])
+    plot_confusion(result.metrics, folder / PICTURES["confusion_matrix_png"])
+    report = {"metrics": result.metrics, "cross_validation": result.cross_validation, "history": result.history, "split": result.split}
+    (folder / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    return h5_path

@@ -19,7 +19,6 @@ from django.db import close_old_connections
 
 from recognizer.engine import Engine
 from recognizer.optimized import load_engine
-from recognizer.errors import RecognizerError
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +85,21 @@ class Runtime:
     def _load(self, version) -> None:
         started = time.perf_counter()
         try:
-            engine = load_engine(version.artifact_path, kind=version.engine)
-            if engine.manifest.sha256 != version.sha256:
-                raise RecognizerError("the artifact on disk is not the one that was registered (sha256 differs)")
-            engine.warm_up()
+            engine = engine_for(version)
         except Exception as exc:  # whatever breaks a load, the previous version keeps serving
             self._failed[version.id] = (str(exc) or type(exc).__name__, _file_signature(version.artifact_path))
             log.error("model %s v%s failed to load; still serving the previous one: %s", version.name, version.version, exc)
             return
         self._failed.pop(version.id, None)
         self._engines[version.name] = Loaded(version.id, version.name, version.version, engine)
-        log.info("serving %s v%s (loaded in %.1fs)", version.name, version.version, time.perf_counter() - started)
+        log.info("serving %s v%s on %s (loaded in %.1fs)", version.name, version.version, engine.kind, time.perf_counter() - started)
+
+    def serving_kind(self, version_id: int) -> str | None:
+        """The engine kind really answering for that version in this process; None when it is not loaded here."""
+        for loaded in list(self._engines.values()):
+            if loaded.version_id == version_id:
+                return loaded.engine.kind
+        return None
 
     def admit(self):
         """Context manager bounding the requests that wait for inference; raises Busy beyond the bound."""
@@ -117,6 +120,16 @@ class Runtime:
                 log.exception("model refresh failed; will retry")
             finally:
                 close_old_connections()
+
+
+def engine_for(version) -> Engine:
+    """A version's engine as workers serve it: its registered file, on its registered engine (else Keras), warmed up."""
+    from webapp import services
+
+    services.model_version_verify(version=version)
+    engine = load_engine(version.artifact_path, kind=version.engine)
+    engine.warm_up()
+    return engine
 
 
 def _file_signature(path: str) -> tuple | None:

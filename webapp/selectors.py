@@ -22,3 +22,17 @@ def model_names_active() -> list[str]:
 
 def activation_last(*, name: str) -> Activation | None:
     return Activation.objects.filter(model_name=name).select_related("from_version", "to_version").first()
+
+
+def model_version_get(*, name: str, number: int | None = None) -> ModelVersion | None:
+    """Version `number` of `name`, or its active version when no number is given."""
+    versions = ModelVersion.objects.filter(name=name)
+    return versions.filter(version=number).first() if number else versions.filter(is_active=True).first()
+
+
+def model_version_engine(*, version: ModelVersion) -> str:
+    """The engine answering for `version`: what really runs in this process when it is loaded here
+    (a compiled copy that failed to load is served by Keras), else the engine it was registered for."""
+    from webapp.runtime import runtime
+
+    return runtime().serving_kind(version.id) or version.engine

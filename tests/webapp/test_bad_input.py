@@ -194,10 +194,10 @@ def test_a_body_over_the_request_limit_is_413_before_it_is_read(client, jpeg_byt
     assert_error(post_json(client, {"image_base64": b64(jpeg_bytes)}), 413, "request_too_large")
 
 
-def test_a_file_over_the_upload_limit_is_413(client, jpeg_bytes, settings):
+def test_a_file_over_the_upload_limit_is_413_file_too_large_however_it_is_sent(client, jpeg_bytes, settings):
     settings.UPLOAD_MAX_BYTES = len(jpeg_bytes) - 1
     assert_error(predict(client, jpeg_bytes), 413, "file_too_large")
-    assert_error(post_json(client, {"image_base64": b64(jpeg_bytes)}), 413, "image_too_large")
+    assert_error(post_json(client, {"image_base64": b64(jpeg_bytes)}), 413, "file_too_large")
     settings.UPLOAD_MAX_BYTES = len(jpeg_bytes)
     assert predict(client, jpeg_bytes).status_code == 200
 
@@ -221,9 +221,37 @@ def test_more_files_than_django_parses_is_413(client, jpeg_bytes, settings):
     assert_error(reply, 413)
 
 
-def test_a_batch_with_one_bad_image_is_refused_whole(client, jpeg_bytes):
-    reply = client.post(BATCH, {"images": [upload(jpeg_bytes, "a.jpg"), upload(b"%PDF-1.4", "b.jpg")]})
-    assert_error(reply, 415, "unsupported_format")
+def test_a_batch_with_bad_images_answers_each_in_order_and_records_only_the_good(client, jpeg_bytes, settings):
+    settings.UPLOAD_MAX_BYTES = len(jpeg_bytes) + 10
+    items = [jpeg_bytes, b"%PDF-1.4", jpeg_bytes + bytes(100), b"", jpeg_bytes]
+    reply = client.post(BATCH, {"images": [upload(data, f"{i}.jpg") for i, data in enumerate(items)]})
+    assert reply.status_code == 200, reply.content[:300]
+    results = reply.json()["results"]
+    assert len(results) == len(items)
+    assert [r["error"]["code"] if "error" in r else "ok" for r in results] == [
+        "ok", "unsupported_format", "file_too_large", "empty_image", "ok"
+    ]
+    for bad in (results[1], results[2], results[3]):
+        assert set(bad) == {"error"} and set(bad["error"]) == {"code", "message"} and bad["error"]["message"]
+    assert results[0]["predictions"] == results[4]["predictions"]
+    assert Prediction.objects.count() == 2
+
+
+def test_a_json_batch_with_an_image_over_the_pixel_limit_fails_that_item_alone(client, jpeg_bytes, photos, settings):
+    settings.MAX_IMAGE_PIXELS = 120 * 120
+    big = encode(photo(photos, "animal/horse.jpg"), "JPEG")  # 200x138
+    reply = post_json(client, {"images_base64": [b64(big), b64(encode(photo(photos, "animal/horse.jpg", size=100), "JPEG"))]}, url=BATCH)
+    assert reply.status_code == 200
+    first, second = reply.json()["results"]
+    assert first["error"]["code"] == "image_too_large"
+    assert second["predictions"]
+
+
+def test_a_batch_whose_images_all_fail_is_still_answered_item_by_item(client):
+    reply = client.post(BATCH, {"images": [upload(b"%PDF-1.4", "a.jpg"), upload(b"", "b.jpg")]})
+    assert reply.status_code == 200
+    assert reply.json()["model"]["version"] == 1
+    assert [r["error"]["code"] for r in reply.json()["results"]] == ["unsupported_format", "empty_image"]
     assert not Prediction.objects.exists()
 
 

@@ -20,5 +20,10 @@ class Command(BaseCommand):
         if ModelVersion.objects.filter(name=default_model_name(backbone)).exists():
             self.stdout.write(f"default artifact at {path}; already registered, nothing to do")
             return
-        version = services.model_version_register(artifact_path=path, activate=True, notes="default model, built offline")
-        self.stdout.write(f"registered and activated {version} from {path}")
+        try:
+            version = services.model_version_register(artifact_path=path, activate=True, notes="default model, built offline")
+        except services.RegistrationError as exc:
+            raise CommandError(f"not registered: {exc}") from None
+        except services.ActivationError as exc:
+            raise CommandError(f"registered {exc.version}, but it is not active: {exc}") from None
+        self.stdout.write(f"registered and activated {version} from {path} (served by {version.engine})")
