@@ -42,8 +42,9 @@ class Loaded:
 class Runtime:
     def __init__(self):
         self._engines: dict[str, Loaded] = {}
-        # version id -> (why it could not be loaded, the file's size and mtime then): retried once the file changes
-        self._failed: dict[int, tuple[str, tuple | None]] = {}
+        # version id -> (why it could not be loaded, the file's size and mtime then, "name vN"): retried once
+        # the file changes
+        self._failed: dict[int, tuple[str, tuple | None, str]] = {}
         self._refresh_lock = threading.Lock()
         self._gate = threading.BoundedSemaphore(settings.INFERENCE_QUEUE_MAX)
         self._poller: threading.Thread | None = None
@@ -63,7 +64,11 @@ class Runtime:
         return dict(self._engines)
 
     def failures(self) -> dict[int, str]:
-        return {version_id: why for version_id, (why, _) in self._failed.items()}
+        return {version_id: why for version_id, (why, _, _) in self._failed.items()}
+
+    def failures_by_name(self) -> dict[str, str]:
+        """'name vN' -> why this process could not load that version (for /readyz)."""
+        return {label: why for why, _, label in list(self._failed.values())}
 
     def refresh(self) -> None:
         """Load any newly activated version, warm it, then swap it in; drop deactivated names."""
@@ -87,7 +92,7 @@ class Runtime:
         try:
             engine = engine_for(version)
         except Exception as exc:  # whatever breaks a load, the previous version keeps serving
-            self._failed[version.id] = (str(exc) or type(exc).__name__, _file_signature(version.artifact_path))
+            self._failed[version.id] = (str(exc) or type(exc).__name__, _file_signature(version.artifact_path), str(version))
             log.error("model %s v%s failed to load; still serving the previous one: %s", version.name, version.version, exc)
             return
         self._failed.pop(version.id, None)

@@ -98,7 +98,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
     models = {name: item.version for name, item in runtime().loaded().items()}
     model = {"name": loaded.name, "version": loaded.version}
     # The engine really answering here: a compiled copy that failed to load is served by Keras.
-    return JsonResponse({"status": "ready", "model": model, "engine": loaded.engine.kind, "loaded": models})
+    failed = runtime().failures_by_name()  # versions this process refused to serve, and why
+    return JsonResponse({"status": "ready", "model": model, "engine": loaded.engine.kind, "loaded": models, "failed": failed})
 
 
 def _json_or_default(default, status: int, code: str, message: str):

@@ -80,5 +80,5 @@ class Command(BaseCommand):
             self.stdout.write(f"{cv['folds']}-fold cross-validated accuracy: {cv['accuracy_mean']:.3f} +/- {cv['accuracy_std']:.3f}")
         state = "active" if version.is_active else "inactive (activate it in the admin or with --activate)"
         self.stdout.write(
-            f"registered {version} on {version.engine}, {state}; artifact {run.artifact_path}; {seconds:.0f} s in all"
+            f"registered {version}, {state}, on {version.engine}; artifact {run.artifact_path}; {seconds:.0f} s in all"
         )
