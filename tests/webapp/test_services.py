@@ -130,7 +130,7 @@ def test_evaluation_runs_the_version_on_the_engine_that_serves_it(db, fresh_runt
     settings.RECOGNIZER_ENGINE = "onnxruntime"
     version = services.model_version_register(artifact_path=artifact_copy())
     assert version.engine == "onnxruntime", version.engine_note
-    for class_id, name in (("cat", "animal/tiger.jpg"), ("owl", "bird/crow.jpg"), ("fern", "plant/birch.jpg")):
+    for class_id, name in (("cat", "animal/tiger.jpg"), ("owl", "bird/flamingo.jpg"), ("fern", "plant/rose.jpg")):
         (tmp_path / "eval" / class_id).mkdir(parents=True)
         shutil.copy(photos / name, tmp_path / "eval" / class_id / Path(name).name)
     run = runs.model_version_evaluate(version=version, data=tmp_path / "eval", out=tmp_path / "out")
