@@ -16,8 +16,9 @@ from typing import Callable
 from django.conf import settings
 
 from recognizer import errors as core
-from recognizer.datasets import scan_dataset
-from recognizer.evaluation import compute_metrics, plot_confusion, predict_dataset
+from recognizer.datasets import class_folders, scan_dataset
+from recognizer.evaluation import by_domain, compute_metrics, plot_confusion, predict_dataset, scoring_classes
+from recognizer.manifest import Manifest
 from recognizer.training import TrainConfig, TrainResult, export_run, train
 from webapp import services
 from webapp.models import ModelVersion
@@ -64,12 +65,18 @@ class Evaluation:
 
 
 def model_version_evaluate(*, version: ModelVersion, data: Path, out: Path | None = None, progress: bool = False) -> Evaluation:
-    """Score `version`, served by its real engine, on an image-folder dataset named by class id."""
-    engine = engine_for(version)
-    classes = engine.manifest.classes
+    """Score `version`, served by its real engine, on an image-folder dataset.
+
+    Folders named after the model's class ids are scored by class; folders all named after
+    domains (animal, bird, plant, other) by domain, each domain's probabilities summed.
+    """
+    model_classes = Manifest.from_dict(version.manifest).classes
+    classes, domains = scoring_classes([f.name for f in class_folders(Path(data))], model_classes)  # before any load
     dataset = scan_dataset(data, classes=classes)
+    engine = engine_for(version)
     probabilities, truth, files, failed = predict_dataset(engine, dataset.items, progress=progress)
-    metrics = compute_metrics(probabilities, truth, classes)
+    metrics = compute_metrics(by_domain(probabilities, model_classes) if domains else probabilities, truth, classes)
+    metrics["scored_by"] = "domain" if domains else "class"
     metrics["model"] = {"name": version.name, "version": version.version, "engine": engine.kind}
     metrics["skipped"] = [{"file": str(p), "reason": r} for p, r in dataset.skipped + failed]
     ranked = engine.rank(probabilities, top_k=min(5, engine.manifest.num_classes))

@@ -137,3 +137,33 @@ def test_evaluation_runs_the_version_on_the_engine_that_serves_it(db, fresh_runt
     assert run.metrics["model"] == {"name": TINY_NAME, "version": 1, "engine": "onnxruntime"}
     assert run.metrics["n"] == 3 and len(run.metrics["predictions"]) == 3
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"confusion_matrix.png", "metrics.json"}
+
+
+def _eval_set(root: Path, photos: Path, layout: dict[str, list[str]]) -> Path:
+    for folder, names in layout.items():
+        (root / folder).mkdir(parents=True)
+        for name in names:
+            shutil.copy(photos / name, root / folder / Path(name).name)
+    return root
+
+
+def test_domain_folders_are_scored_by_domain_on_the_served_probabilities(active_tiny, photos, tmp_path):
+    data = _eval_set(tmp_path / "eval", photos, {"animal": ["animal/tiger.jpg", "animal/horse.jpg"], "bird": ["bird/flamingo.jpg"]})
+    metrics = runs.model_version_evaluate(version=active_tiny, data=data, out=tmp_path / "out").metrics
+    assert metrics["scored_by"] == "domain" and metrics["class_ids"] == ["animal", "bird", "plant", "other"]
+    assert metrics["n"] == 3 and [metrics["per_class"][d]["support"] for d in ("animal", "bird")] == [2, 1]
+    columns = {"animal": 0, "bird": 1, "plant": 2, "other": 3}
+    for item in metrics["predictions"]:  # one class per domain in the tiny model: the top class's domain wins
+        row = columns[Path(item["file"]).parent.name]
+        assert metrics["confusion_matrix"][row][columns[item["predictions"][0]["domain"]]] >= 1
+
+
+def test_a_set_that_names_no_class_and_no_domain_is_refused_before_the_model_loads(active_tiny, photos, tmp_path, monkeypatch):
+    data = _eval_set(tmp_path / "eval", photos, {"tigers": ["animal/tiger.jpg"]})
+
+    def never(version):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(runs, "engine_for", never)
+    with pytest.raises(core.DatasetError, match=r"None of the folders \(tigers\)"):
+        runs.model_version_evaluate(version=active_tiny, data=data, out=tmp_path / "out")

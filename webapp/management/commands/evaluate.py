@@ -39,6 +39,7 @@ class Command(BaseCommand):
             return
         for item in run.metrics["skipped"]:
             self.stderr.write(f"skipped {item['file']}: {item['reason']}")
-        self.stdout.write(f"{chosen} ({run.metrics['model']['engine']}) on {data}")
+        scored = "by domain (each domain's probabilities summed)" if run.metrics["scored_by"] == "domain" else "by class"
+        self.stdout.write(f"{chosen} ({run.metrics['model']['engine']}) on {data}, scored {scored}")
         self.stdout.write(format_table(run.metrics))
         self.stdout.write(f"confusion matrix and metrics written to {run.folder}")
