@@ -12,6 +12,11 @@ def model_version_list(*, name: str | None = None) -> QuerySet[ModelVersion]:
     return versions.filter(name=name) if name else versions
 
 
+def model_name_exists(*, name: str) -> bool:
+    """Whether any version of `name` was ever registered."""
+    return ModelVersion.objects.filter(name=name).exists()
+
+
 def model_version_list_active() -> list[ModelVersion]:
     return list(ModelVersion.objects.filter(is_active=True).order_by("name"))
 

@@ -223,7 +223,7 @@ def _loaded(name: str):
     try:
         return runtime().get(name)
     except ModelNotReady:
-        if not ModelVersion.objects.filter(name=name).exists():
+        if not selectors.model_name_exists(name=name):
             raise UnknownModel(f"There is no model named {name!r}; GET /api/v1/models lists them.") from None
         raise
 

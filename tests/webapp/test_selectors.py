@@ -49,3 +49,10 @@ def test_the_engine_of_a_loaded_version_is_the_one_that_really_runs(db, fresh_ru
     assert fallback.engine == "onnxruntime"
     assert selectors.model_version_engine(version=fallback) == "keras"
     assert selectors.model_version_engine(version=served) == "onnxruntime"  # not loaded here any more: as registered
+
+
+def test_a_name_exists_once_any_version_of_it_is_registered(db, fresh_runtime, tiny_artifact):
+    assert not selectors.model_name_exists(name=TINY_NAME)
+    services.model_version_register(artifact_path=tiny_artifact)  # never activated
+    assert selectors.model_name_exists(name=TINY_NAME)
+    assert not selectors.model_name_exists(name="tiny")
