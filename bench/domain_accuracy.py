@@ -25,10 +25,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 
 from recognizer import errors  # noqa: E402
-from recognizer.manifest import DOMAINS  # noqa: E402
+from recognizer.manifest import DOMAINS, QUERY_DOMAINS  # noqa: E402
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "datasets" / "wildlife-dev"
-FOLDERS = ("animal", "bird", "plant")
+FOLDERS = QUERY_DOMAINS
 BATCH = 32
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 
