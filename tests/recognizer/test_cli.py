@@ -37,18 +37,18 @@ def error_lines(stderr: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict:
-    from tests.conftest import DATASET
+    from tests.conftest import GOLDEN
 
     root = tmp_path_factory.mktemp("cli")
     folder = root / "folder"
     (folder / "nested").mkdir(parents=True)
-    shutil.copy(DATASET / "bird" / "flamingo.jpg", folder / "flamingo.jpg")
-    shutil.copy(DATASET / "plant" / "rose.jpg", folder / "nested" / "rose.jpg")
+    shutil.copy(GOLDEN / "bird" / "flamingo.jpg", folder / "flamingo.jpg")
+    shutil.copy(GOLDEN / "plant" / "rose.jpg", folder / "nested" / "rose.jpg")
     (folder / "notes.txt").write_text("skipped: not an image suffix")
     broken = root / "broken.jpg"
     broken.write_text("this is not a photo\n")
     single = root / "zebra.jpg"
-    shutil.copy(DATASET / "animal" / "zebra.jpg", single)
+    shutil.copy(GOLDEN / "animal" / "zebra.jpg", single)
     return {"folder": folder, "broken": broken, "single": single}
 
 
