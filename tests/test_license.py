@@ -12,7 +12,8 @@ NOTICE = (REPO_ROOT / "NOTICE").read_text(encoding="utf-8")
 
 
 def pinned(pattern: str) -> dict[str, str]:
-    text = "".join((REPO_ROOT / name).read_text(encoding="utf-8") for name in ("requirements.txt", "requirements-dev.txt"))
+    files = ("requirements.txt", "requirements-dev.txt")
+    text = "".join((REPO_ROOT / name).read_text(encoding="utf-8") for name in files)
     return dict(re.findall(rf"^({pattern})==(\S+)", text, flags=re.MULTILINE))
 
 

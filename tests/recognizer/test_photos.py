@@ -49,7 +49,8 @@ def test_each_role_covers_every_domain(role, least):
 
 def test_each_photo_states_its_package_license_and_copyright():
     for row in sources():
-        assert re.fullmatch(r"tuxpaint-stamps-default 2022\.06\.04-1: usr/share/tuxpaint/stamps/\S+\.png", row["source"])
+        source = r"tuxpaint-stamps-default 2022\.06\.04-1: usr/share/tuxpaint/stamps/\S+\.png"
+        assert re.fullmatch(source, row["source"]), row
         assert row["license"] == "GPL-2.0-or-later" and "Bill Kendrick" in row["attribution"], row
     license_text = (photos.PHOTOS_DIR / "GPL-2").read_text(encoding="utf-8").split()
     assert license_text[:6] == ["GNU", "GENERAL", "PUBLIC", "LICENSE", "Version", "2,"]

@@ -11,7 +11,7 @@ PLACEHOLDERS = {"string": "string", "integer": 0, "number": 0, "boolean": True}
 
 
 def sample(schema: dict):
-    """The value Swagger UI puts in a field: its example, else its default, else the first choice, else a placeholder."""
+    """The value Swagger UI puts in a field: its example, else default, else the first choice, else a placeholder."""
     for key in ("example", "default"):
         if key in schema:
             return schema[key]
@@ -37,7 +37,9 @@ def test_the_docs_sample_form_with_a_chosen_photo_is_answered(client, active_tin
     assert reply.status_code == 200, (form, reply.content[:300])
 
 
-@pytest.mark.parametrize("path, field", [("/api/v1/predict", "image_base64"), ("/api/v1/predict/batch", "images_base64")])
+@pytest.mark.parametrize(
+    "path, field", [("/api/v1/predict", "image_base64"), ("/api/v1/predict/batch", "images_base64")]
+)
 def test_the_docs_sample_json_with_a_pasted_photo_is_answered(client, active_tiny, jpeg_bytes, path, field):
     body = filled_in(client, path, "application/json", field)
     encoded = base64.b64encode(jpeg_bytes).decode("ascii")
