@@ -105,7 +105,9 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--verbose", action="store_true", help="also show TensorFlow's own log lines")
     sub = root.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build-default", parents=[common], help="write the default ImageNet model artifact under models/")
+    build = sub.add_parser(
+        "build-default", parents=[common], help="write the default ImageNet model artifact under models/"
+    )
     build.add_argument("--backbone", choices=NAMES, help="default: RECOGNIZER_DEFAULT_BACKBONE or efficientnet_lite0")
     build.add_argument("--out", type=h5_arg, help="path of the .h5 to write (the manifest goes beside it)")
     build.add_argument("--force", action="store_true", help="rebuild even if the artifact exists")
