@@ -19,17 +19,21 @@ PICTURES = {"curves": "training_curves_png", "confusion": "confusion_matrix_png"
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("name", "version", "is_active", "backbone", "engine", "classes", "served", "created_at")
+    list_display = ("name", "version", "is_active", "backbone", "engine_in_use", "classes", "served", "created_at")
     list_filter = ("name", "is_active", "backbone")
     actions = ["activate_selected", "roll_back_selected"]
     readonly_fields = (
-        "name", "version", "is_active", "activated_at", "artifact_path", "sha256", "backbone", "engine", "engine_note",
+        "name", "version", "is_active", "activated_at", "artifact_path", "sha256", "backbone", "engine_in_use", "engine_note",
         "created_at", "created_by", "metrics_table", "pictures", "manifest_json",
     )
     fields = readonly_fields[:11] + ("notes",) + readonly_fields[11:]
 
     def get_queryset(self, request):
         return selectors.model_version_list()
+
+    @admin.display(description="engine")
+    def engine_in_use(self, obj):
+        return selectors.model_version_engine(version=obj)
 
     @admin.display(description="classes")
     def classes(self, obj):
@@ -90,6 +94,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 version = form.register(by=request.user)
             except services.RegistrationError as exc:
                 messages.error(request, f"Not registered: {exc}")
+            except services.ActivationError as exc:  # registered: say so, and leave the form so it is not sent twice
+                messages.warning(request, f"Registered {exc.version}, but it is not active: {exc}")
+                return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[exc.version.pk]))
             else:
                 messages.success(request, f"Registered {version}{' and activated it' if version.is_active else ''}.")
                 return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[version.pk]))
