@@ -12,7 +12,8 @@ the ImageNet probability mass per domain, a head on the features alone, and
 the head's logits plus the log mass at a few weights; the out-of-fold answers
 also fit the temperature and the confidence threshold. The photos mapped by
 hand to ImageNet classes (bench/dev_photo_classes.csv) give the ImageNet
-head's temperature and the label and group thresholds. Then the head is fitted on everything and
+head's temperature and the label and group thresholds. Photos that are also in the repository's
+golden set (recognizer/data/photos/golden) are left out of all of it. Then the head is fitted on everything and
 written, with a JSON report, to recognizer/data/. Same photos and seed, same
 bytes.
 """
@@ -39,6 +40,12 @@ MASS_WEIGHTS = (0.3, 0.5, 1.0)  # compared by cross-validation
 MASS_WEIGHT = 0.5  # the one shipped: best wildlife figure without losing "other" (see the JSON report)
 LABEL_PRECISION = 0.95  # and so must a class or group answer
 CLASS_MAP = Path(__file__).resolve().parent.parent / "bench" / "dev_photo_classes.csv"
+
+
+def held_out(items: list[tuple[Path, int]], golden: Path) -> np.ndarray:
+    """True for photos that are also in the repository's golden set (same domain and name): never trained on."""
+    names = {f"{p.parent.name}/{p.name}" for p in golden.glob("*/*.jpg")}
+    return np.array([f"{p.parent.name}/{p.name}" in names for p, _ in items])
 
 
 def photos(roots: list[Path]) -> list[tuple[Path, int]]:
@@ -191,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data", nargs="+", type=Path)
     parser.add_argument("--views", type=int, default=6, help="scene versions per photo (default 6)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--golden", type=Path, default=DATA / "photos" / "golden", help="photos never trained on")
     parser.add_argument("--classes", type=Path, default=CLASS_MAP, help="photo -> ImageNet class table")
     parser.add_argument("--cache", type=Path, default=DATA.parent.parent / "var" / "feature-cache")
     parser.add_argument("--out", type=Path, default=DATA / "domain_head-efficientnet_lite0.npz")
@@ -199,8 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     from recognizer.labels import imagenet_classes
 
     items = photos(args.data)
-    labels = np.array([d for _, d in items])
     features, probabilities = extract(items, args.views, args.seed, args.cache)
+    keep = ~held_out(items, args.golden)  # the golden photos evaluate the service, so nothing learns from them
+    items, features, probabilities = [i for i, k in zip(items, keep) if k], features[keep], probabilities[keep]
+    labels = np.array([d for _, d in items])
     classes = imagenet_classes()
     report, logits = compare(features, probabilities, labels, classes, folds_of(labels, args.seed), args.seed)
     calibrated = calibrate(logits, labels)
@@ -211,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     sha256 = head.save(args.out)
     summary = {
         "file": args.out.name, "sha256": sha256, "photos": int(n), "views_per_photo": int(v), "seed": args.seed,
-        "folds": FOLDS, "cross_validation": report, "calibration": calibrated, "class_calibration": class_calibration,
+        "left_out_as_golden": int((~keep).sum()), "folds": FOLDS, "cross_validation": report, "calibration": calibrated, "class_calibration": class_calibration,
         "photos_per_domain": {d: int((labels == i).sum()) for i, d in enumerate(DOMAINS)},
     }
     args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
