@@ -74,3 +74,11 @@ def class_activation_map(feature_map: np.ndarray, kernel: np.ndarray, index: int
     cam = np.maximum(cam - np.median(cam), 0)  # only where the class gains over the picture's typical evidence
     top = float(cam.max())
     return cam / top if top > 0 else cam
+
+
+def feature_map_model(model):
+    """with_feature_map(model) when the model ends in global average pooling, else the model unchanged."""
+    try:
+        return with_feature_map(model)
+    except errors.ShapeMismatch:
+        return model

@@ -125,3 +125,17 @@ class Judge:
         calibrated = self.calibrated(probabilities)
         domains = self.domains(probabilities, pooled)
         return [decide(p, d, self.classes, self.groups, self.thresholds) for p, d in zip(calibrated, domains)]
+
+
+FILTER_NOTE_BELOW = 0.5  # below this share of the probability on the filtered domain, say that shares were rescaled
+
+
+def filter_note(probabilities: np.ndarray, mask: np.ndarray, domain: str) -> str:
+    """A sentence when the filtered domain holds little of the model's probability, so its shares mislead; else ''."""
+    inside = float(probabilities[mask].sum())
+    if inside >= FILTER_NOTE_BELOW:
+        return ""
+    return (
+        f"Only {inside:.0%} of the model's probability is on {domain} classes; the shares within {domain}s are "
+        "rescaled to add up to 100%, so a high share there does not mean the model is sure."
+    )
