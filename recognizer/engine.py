@@ -37,10 +37,10 @@ class Prediction(NamedTuple):
     probability_in_domain: float | None = None  # the share within the filtered domain, when there is a filter
 
     def to_dict(self) -> dict:
-        shown = {"label": self.label, "index": self.index, "domain": self.domain, "probability": self.probability}
-        if self.probability_in_domain is not None:
-            shown["probability_in_domain"] = self.probability_in_domain
-        return shown
+        return {
+            "label": self.label, "index": self.index, "domain": self.domain, "probability": self.probability,
+            "probability_in_domain": self.probability_in_domain,
+        }
 
 
 @dataclass(frozen=True)

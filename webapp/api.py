@@ -6,7 +6,7 @@ Handlers parse and shape replies; services decide. Every error is
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Literal, Optional, Union
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -67,6 +67,17 @@ class PredictionOut(Schema):
     index: int
     domain: str
     probability: float
+    probability_in_domain: Optional[float] = None
+
+
+class VerdictOut(Schema):
+    domain: Literal["animal", "bird", "plant", "other"]
+    domain_probability: float
+    status: Literal["confident", "uncertain", "not_wildlife"]
+    label: Optional[str]
+    index: Optional[int]
+    level: Optional[Literal["class", "group"]]
+    explanation: str
 
 
 class ModelRef(Schema):
@@ -82,8 +93,11 @@ class Timing(Schema):
 
 class PredictOut(Schema):
     model: ModelRef
+    verdict: Optional[VerdictOut]
     predictions: list[PredictionOut]
     timing_ms: Timing
+    domain_note: Optional[str] = None
+    heatmap_png_base64: Optional[str] = None
 
 
 class ItemErrorOut(Schema):
@@ -117,6 +131,7 @@ _PARAMETERS = {
     "domain": {"type": "string", "enum": list(QUERY_DOMAINS), "description": "only classes of this domain"},
     # An empty example, not Swagger UI's placeholder "string" (no model has that name): empty means the default model.
     "model": {"type": "string", "example": "", "description": "a model name from GET /api/v1/models; empty: the default"},
+    "explain": {"type": "boolean", "default": False, "description": "also return a PNG heat map (base64) of where the model looked"},
 }
 
 
@@ -151,7 +166,9 @@ BATCH_DESCRIPTION = (
 @api.post("/predict", response={200: PredictOut, **ERRORS}, openapi_extra=IMAGE_BODY, summary="Classify one photo")
 def predict(request: HttpRequest):
     upload, params = parse_single(request)
-    result = services.prediction_create(upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain)
+    result = services.prediction_create(
+        upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, explain=params.explain
+    )
     return result.to_dict()
 
 
@@ -161,7 +178,9 @@ def predict(request: HttpRequest):
 )
 def predict_batch(request: HttpRequest):
     uploads, params = parse_batch(request)
-    batch = services.prediction_create_batch(uploads=uploads, model_name=params.model, top_k=params.top_k, domain=params.domain)
+    batch = services.prediction_create_batch(
+        uploads=uploads, model_name=params.model, top_k=params.top_k, domain=params.domain, explain=params.explain
+    )
     results = [item.to_dict() if isinstance(item, services.PredictionResult) else to_api_error(item).body() for item in batch.items]
     return {"model": {"name": batch.model_name, "version": batch.model_version}, "results": results}
 

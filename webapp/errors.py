@@ -45,7 +45,7 @@ def from_core(exc: core.RecognizerError) -> ApiError:
 def to_api_error(exc: Exception) -> ApiError:
     """The HTTP error for an exception that a request may end in on purpose (see EXPECTED)."""
     from webapp.runtime import Busy, ModelNotReady
-    from webapp.services import UnknownModel
+    from webapp.services import ExplainUnavailable, UnknownModel
 
     if isinstance(exc, ApiError):
         return exc
@@ -53,6 +53,8 @@ def to_api_error(exc: Exception) -> ApiError:
         return from_core(exc)
     if isinstance(exc, UnknownModel):
         return ApiError(400, "unknown_model", str(exc))
+    if isinstance(exc, ExplainUnavailable):
+        return ApiError(409, "explain_unavailable", str(exc))
     if isinstance(exc, Busy):
         return ApiError(503, "busy", str(exc), {"Retry-After": "1"})
     if isinstance(exc, ModelNotReady):
@@ -63,6 +65,6 @@ def to_api_error(exc: Exception) -> ApiError:
 def expected_errors() -> tuple[type[Exception], ...]:
     """The exceptions to_api_error turns into replies: the page and the API catch exactly these."""
     from webapp.runtime import Busy, ModelNotReady
-    from webapp.services import UnknownModel
+    from webapp.services import ExplainUnavailable, UnknownModel
 
-    return (ApiError, core.RecognizerError, UnknownModel, Busy, ModelNotReady)
+    return (ApiError, core.RecognizerError, UnknownModel, ExplainUnavailable, Busy, ModelNotReady)

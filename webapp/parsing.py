@@ -24,6 +24,7 @@ class PredictParams(BaseModel):
     top_k: int = Field(5, ge=1, le=MAX_TOP_K)
     domain: Optional[Domain] = None
     model: Optional[str] = Field(None, max_length=100)
+    explain: bool = False
 
 
 def _json_body(request: HttpRequest) -> dict:
@@ -48,7 +49,7 @@ def _decode_base64(value) -> bytes:
 
 
 def parse_params(source: dict) -> PredictParams:
-    raw = {k: source.get(k) for k in ("top_k", "domain", "model") if source.get(k) not in (None, "")}
+    raw = {k: source.get(k) for k in ("top_k", "domain", "model", "explain") if source.get(k) not in (None, "")}
     try:
         return PredictParams(**raw)
     except PydanticError as exc:

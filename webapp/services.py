@@ -45,6 +45,10 @@ class UnknownModel(Exception):
     """No version of that model name was ever registered."""
 
 
+class ExplainUnavailable(Exception):
+    """A heat map was asked of a version whose engine gives no feature map."""
+
+
 # ---- model versions -------------------------------------------------------------------------
 
 def model_version_validate(*, artifact_path: Path) -> Engine:
@@ -175,13 +179,22 @@ class PredictionResult:
     model_version: int
     predictions: list[Ranked]
     timing_ms: dict = field(default_factory=dict)
+    verdict: dict | None = None
+    domain_note: str = ""
+    heatmap_png_base64: str | None = None
 
     def to_dict(self) -> dict:
-        return {
+        shown = {
             "model": {"name": self.model_name, "version": self.model_version},
+            "verdict": self.verdict,
             "predictions": [p.to_dict() for p in self.predictions],
             "timing_ms": self.timing_ms,
         }
+        if self.domain_note:
+            shown["domain_note"] = self.domain_note
+        if self.heatmap_png_base64 is not None:
+            shown["heatmap_png_base64"] = self.heatmap_png_base64
+        return shown
 
 
 @dataclass
@@ -202,7 +215,8 @@ def _limits() -> dict:
 
 
 def prediction_create_batch(
-    *, uploads: list[Upload], model_name: str | None = None, top_k: int = 5, domain: str | None = None, source: str = "api"
+    *, uploads: list[Upload], model_name: str | None = None, top_k: int = 5, domain: str | None = None,
+    explain: bool = False, source: str = "api",
 ) -> BatchResult:
     """Classify the uploads with the active version of the model, in one batch, and record each one answered."""
     loaded = _loaded(model_name or settings.DEFAULT_MODEL_NAME)
@@ -213,10 +227,32 @@ def prediction_create_batch(
     if answered:
         _record(loaded, answered, domain, answers.timing_ms["total"] / len(answered), source)
     items = [
-        a.error if a.error is not None else PredictionResult(loaded.name, loaded.version, a.predictions, answers.timing_ms)
-        for a in answers.items
+        a.error if a.error is not None else _result(loaded, upload, a, answers.timing_ms, explain=explain)
+        for upload, a in zip(uploads, answers.items)
     ]
     return BatchResult(loaded.name, loaded.version, items)
+
+
+def _result(loaded, upload: Upload, answer, timing_ms: dict, *, explain: bool) -> PredictionResult:
+    verdict = answer.verdict.to_dict() if answer.verdict is not None else None
+    heatmap = _heatmap(loaded.engine, upload, answer) if explain else None
+    return PredictionResult(loaded.name, loaded.version, answer.predictions, timing_ms, verdict, answer.note, heatmap)
+
+
+def _heatmap(engine: Engine, upload: Upload, answer) -> str:
+    """The base64 PNG heat map of the top prediction; ExplainUnavailable when the engine gives no feature map."""
+    import base64
+
+    from recognizer.heatmap import kernel_of, overlay_png
+
+    if answer.feature_map is None:
+        raise ExplainUnavailable(
+            "This model version was compiled without its feature map, so it cannot show where it looked; "
+            "register it again to recompile it."
+        )
+    index = answer.predictions[0].index
+    png = overlay_png(upload.data, engine.manifest.input, answer.feature_map, kernel_of(engine.artifact.path), index, **_limits())
+    return base64.b64encode(png).decode("ascii")
 
 
 def _loaded(name: str):
@@ -228,9 +264,14 @@ def _loaded(name: str):
         raise
 
 
-def prediction_create(*, upload: Upload, model_name: str | None = None, top_k: int = 5, domain: str | None = None, source: str = "api") -> PredictionResult:
+def prediction_create(
+    *, upload: Upload, model_name: str | None = None, top_k: int = 5, domain: str | None = None,
+    explain: bool = False, source: str = "api",
+) -> PredictionResult:
     """Classify one upload (see prediction_create_batch); a bad image raises its error."""
-    (item,) = prediction_create_batch(uploads=[upload], model_name=model_name, top_k=top_k, domain=domain, source=source).items
+    (item,) = prediction_create_batch(
+        uploads=[upload], model_name=model_name, top_k=top_k, domain=domain, explain=explain, source=source
+    ).items
     if isinstance(item, core.ImageError):
         raise item
     return item

@@ -74,7 +74,7 @@ def test_json_prints_one_object_per_image_in_order(json_run, inputs):
         assert len(predictions) == 3
         assert [p["probability"] for p in predictions] == sorted((p["probability"] for p in predictions), reverse=True)
         for p in predictions:
-            assert set(p) == {"label", "index", "domain", "probability"}
+            assert set(p) == {"label", "index", "domain", "probability", "probability_in_domain"}
             assert TINY_LABELS[p["label"]].index == p["index"] and TINY_LABELS[p["label"]].domain == p["domain"]
             assert 0.0 <= p["probability"] <= 1.0
 

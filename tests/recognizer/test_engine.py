@@ -55,7 +55,10 @@ def test_classify_returns_top_k_sorted_by_probability_with_index_label_domain(en
     for p in ranked:
         assert (p.label, p.domain) == (TINY_CLASSES[p.index].label, TINY_CLASSES[p.index].domain)
         assert p.probability == pytest.approx(raw[p.index])
-        assert p.to_dict() == {"label": p.label, "index": p.index, "domain": p.domain, "probability": p.probability}
+        assert p.to_dict() == {
+            "label": p.label, "index": p.index, "domain": p.domain, "probability": p.probability,
+            "probability_in_domain": None,
+        }
 
 
 def test_probabilities_of_every_class_sum_to_one(engine, pictures):

@@ -79,10 +79,12 @@ def test_base64_json_and_a_data_url_give_the_multipart_answer(client, active_tin
 
 @pytest.mark.parametrize("domain, label", [("plant", "fern"), ("bird", "owl"), ("animal", "cat")])
 def test_the_domain_filter_keeps_only_that_domain(client, active_tiny, jpeg_bytes, domain, label):
+    unfiltered = {p["label"]: p["probability"] for p in predict(client, jpeg_bytes).json()["predictions"]}
     body = predict(client, jpeg_bytes, domain=domain).json()
     assert [(p["label"], p["domain"]) for p in body["predictions"]] == [(label, domain)]
-    assert body["predictions"][0]["probability"] == pytest.approx(1.0)  # renormalized within the domain
-    assert Prediction.objects.get().domain == domain
+    assert body["predictions"][0]["probability"] == pytest.approx(unfiltered[label])  # out of all classes
+    assert body["predictions"][0]["probability_in_domain"] == pytest.approx(1.0)  # the share within the domain
+    assert Prediction.objects.filter(domain=domain).count() == 1
 
 
 def test_the_domain_filter_also_works_in_json(client, active_tiny, jpeg_bytes):
@@ -271,7 +273,9 @@ def test_the_openapi_document_lists_the_endpoints_and_bodies(client, db, setting
     assert "one entry in `results` per photo" in batch["description"]
     entry = _resolve(spec, batch["responses"]["200"]["content"]["application/json"]["schema"]["$ref"])
     alternatives = [_resolve(spec, a["$ref"]) for a in entry["properties"]["results"]["items"]["anyOf"]]
-    assert [sorted(a["properties"]) for a in alternatives] == [["model", "predictions", "timing_ms"], ["error"]]
+    assert [sorted(a["properties"]) for a in alternatives] == [
+        ["domain_note", "heatmap_png_base64", "model", "predictions", "timing_ms", "verdict"], ["error"]
+    ]
     single = spec["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]
     assert single["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
     assert "image_base64" in single["application/json"]["schema"]["required"]
