@@ -69,7 +69,8 @@ def test_json_prints_one_object_per_image_in_order(json_run, inputs):
         str(inputs["single"]), str(folder / "flamingo.jpg"), str(folder / "nested" / "rose.jpg")
     ]
     for row in rows:
-        assert set(row) == {"file", "predictions"}
+        assert set(row) == {"file", "verdict", "predictions"}
+        assert row["verdict"]["domain"] in ("animal", "bird", "plant", "other")
         predictions = row["predictions"]
         assert len(predictions) == 3
         assert [p["probability"] for p in predictions] == sorted((p["probability"] for p in predictions), reverse=True)
@@ -149,6 +150,30 @@ def test_it_exits_1_when_every_file_fails(capsys, tiny_artifact, inputs, tmp_pat
         "Send a JPEG, PNG, WebP, GIF or BMP photo.",
         f"error: {missing}: cannot read: No such file or directory",
     ]
+
+
+def test_csv_writes_one_row_per_photo_with_its_verdict_top_k_and_errors(tmp_path, tiny_artifact, inputs):
+    import csv
+
+    out = tmp_path / "survey.csv"
+    done = run_cli(
+        "classify", "--model", str(tiny_artifact), "--top-k", "2", "--csv", str(out),
+        str(inputs["single"]), str(inputs["broken"]), str(inputs["folder"]),
+    )
+    assert done.returncode == 1  # one file could not be read
+    assert done.stdout == ""
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["file"] for r in rows] == [
+        str(inputs["single"]), str(inputs["broken"]), str(inputs["folder"] / "flamingo.jpg"),
+        str(inputs["folder"] / "nested" / "rose.jpg"),
+    ]
+    assert rows[1]["error"] and not rows[1]["verdict_domain"]
+    for row in (rows[0], rows[2], rows[3]):
+        assert row["verdict_domain"] in ("animal", "bird", "plant", "other") and row["verdict_explanation"]
+        assert row["top1_label"] in TINY_LABELS and row["top2_label"] in TINY_LABELS and "top3_label" not in row
+        assert float(row["top1_probability"]) >= float(row["top2_probability"])
+        assert not row["error"]
 
 
 def test_a_folder_without_images_is_a_one_line_error(capsys, tiny_artifact, tmp_path):
