@@ -184,17 +184,14 @@ class PredictionResult:
     heatmap_png_base64: str | None = None
 
     def to_dict(self) -> dict:
-        shown = {
+        return {
             "model": {"name": self.model_name, "version": self.model_version},
             "verdict": self.verdict,
             "predictions": [p.to_dict() for p in self.predictions],
             "timing_ms": self.timing_ms,
+            "domain_note": self.domain_note or None,
+            "heatmap_png_base64": self.heatmap_png_base64,
         }
-        if self.domain_note:
-            shown["domain_note"] = self.domain_note
-        if self.heatmap_png_base64 is not None:
-            shown["heatmap_png_base64"] = self.heatmap_png_base64
-        return shown
 
 
 @dataclass

@@ -51,7 +51,8 @@ def _classify(request: HttpRequest) -> tuple[services.PredictionResult, bytes]:
     upload = upload_from_file(file)
     params = parse_params(request.POST.dict())
     result = services.prediction_create(
-        upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, source="page"
+        upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, explain=params.explain,
+        source="page",
     )
     return result, upload.data
 

@@ -192,3 +192,23 @@ def test_the_result_fits_the_screen(open_page, photos, artifacts, name, options)
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
     page.screenshot(path=artifacts / f"page-{name}-result.png", full_page=True)
     page.screenshot(path=artifacts / f"page-{name}-result-viewport.png")
+
+
+@pytest.mark.browser
+def test_the_verdict_comes_first_and_the_heat_map_toggle_shows_where_the_model_looked(page, photos, artifacts):
+    mark_document(page)
+    choose_with_file_chooser(page, photos / "animal" / "zebra.jpg")
+    expect(rows(page)).to_have_count(TINY_CLASS_COUNT)
+    expect(page.locator("#verdict-text")).not_to_be_empty()
+    expect(page.locator("#verdict-domain")).to_have_text(re.compile(r"^Domain: (animal|bird|plant|other) \(\d+% sure\)$"))
+    verdict_box, list_box = page.locator("#verdict").bounding_box(), page.locator("#predictions").bounding_box()
+    assert verdict_box["y"] + verdict_box["height"] <= list_box["y"]  # the verdict first, the labels below
+    expect(page.locator("#heatmap")).to_be_hidden()
+
+    page.locator("#explain").check()
+    expect(page.locator("#heatmap")).to_be_visible()
+    assert page.locator("#heatmap").get_attribute("src").startswith("data:image/png;base64,")
+    page.screenshot(path=artifacts / "page-desktop-verdict-heatmap.png", full_page=True)
+    page.locator("#explain").uncheck()
+    expect(page.locator("#heatmap")).to_be_hidden()
+    assert_not_reloaded(page)
