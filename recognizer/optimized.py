@@ -179,7 +179,7 @@ def parity_images(root: Path | None = None) -> list[Path | Image.Image]:
     ramp = np.linspace(0, 255, 256)
     pictures = []
     for n in range(len(PARITY_PHOTOS)):
-        base = np.stack(np.meshgrid(ramp, ramp[::-1]) + [np.full((256, 256), 32.0 * n)], axis=-1)
+        base = np.stack([*np.meshgrid(ramp, ramp[::-1]), np.full((256, 256), 32.0 * n)], axis=-1)
         pixels = np.clip(base + rng.normal(0, 24, base.shape), 0, 255).astype(np.uint8)
         pictures.append(Image.fromarray(np.roll(pixels, n, axis=-1)))
     return pictures
