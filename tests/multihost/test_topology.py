@@ -1,0 +1,79 @@
+"""Several hosts behind one balancer: activations reach every host, a dead host is routed around, limits are shared."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.conftest import TINY_NAME
+from tests.multihost.conftest import ACTIVATE_AT, Load, photos, token_for
+
+pytestmark = pytest.mark.multihost
+SWITCH_SECONDS = 5.0
+CLIENTS = 3  # a load well below capacity: each host admits 8 requests at once (INFERENCE_QUEUE_MAX)
+
+
+def test_an_activation_on_host_a_is_served_by_both_hosts_within_5s_and_no_request_fails(running):
+    topology = running(API_RATE_LIMIT="100000/m")
+    host_a, host_b = topology.hosts
+    with Load(topology, token_for(topology, "switch"), clients=CLIENTS, max_requests=2000, max_seconds=40) as load:
+        load.wait_for(10)
+        committed = float(host_a.manage("shell", "-c", ACTIVATE_AT.format(name=TINY_NAME, version=2)).split()[-1])
+        switched = {}
+        while len(switched) < 2 and time.time() < committed + 3 * SWITCH_SECONDS:
+            for host in (host_a, host_b):
+                body = host.readyz()
+                if host.name not in switched and body and body["model"]["version"] == 2:
+                    switched[host.name] = time.time() - committed
+            time.sleep(0.05)
+        settled = load.count_ok()
+        load.wait_for(settled + 10)
+    assert set(switched) == {"host-a", "host-b"}, switched
+    assert max(switched.values()) <= SWITCH_SECONDS, switched
+    failed = [r for r in load.replies if r.status != 200]
+    assert failed == [], failed[:5]
+    both_switched = committed + max(switched.values())
+    assert {r.version for r in load.replies if r.started > both_switched} == {2}
+    assert {r.version for r in load.replies if r.finished < committed} == {1}
+
+
+def test_a_host_that_dies_under_load_costs_only_its_in_flight_requests(running):
+    topology = running(API_RATE_LIMIT="100000/m")
+    host_a, host_b = topology.hosts
+    with Load(topology, token_for(topology, "crash"), clients=CLIENTS, max_requests=2000, max_seconds=40) as load:
+        load.wait_for(20)
+        killed_at = time.time()
+        host_b.kill()
+        after = load.count_ok()
+        load.wait_for(after + 30)
+    failed = [r for r in load.replies if r.status != 200]
+    # Each client has one request in flight at most, so at most CLIENTS were on host B when it died.
+    assert len(failed) <= CLIENTS, failed
+    assert all(r.started <= killed_at for r in failed), failed
+    assert all(r.status == 502 for r in failed), failed  # the balancer answered; no client connection broke
+    assert host_a.readyz() is not None and host_b.readyz() is None
+    assert predictions_logged(host_b) > 0, "host B served nothing before it died: the test proved nothing"
+
+
+def predictions_logged(host) -> int:
+    return (host.root / "access.log").read_text().count('"path": "/api/v1/predict"')
+
+
+def test_a_rate_limit_holds_for_both_hosts_together(running):
+    limit = 12
+    topology = running(API_RATE_LIMIT=f"{limit}/m")
+    token = token_for(topology, "limited")
+    photo = photos()[0]
+    statuses = []
+    with requests.Session() as session:
+        for _ in range(2 * limit):
+            reply = session.post(
+                topology.balancer.url("/api/v1/predict"), files={"image": ("p.jpg", photo, "image/jpeg")},
+                headers={"Authorization": f"Bearer {token}"}, verify=str(topology.balancer.cert), timeout=10,
+            )
+            statuses.append(reply.status_code)
+    assert statuses == [200] * limit + [429] * limit, statuses
+    for host in topology.hosts:  # the balancer spread them: each host counted the other's requests too
+        assert predictions_logged(host) >= limit // 2, (host.name, predictions_logged(host))
