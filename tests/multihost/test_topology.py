@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 
 import pytest
 import requests
 
+from deploy.loopback import REPO
 from tests.conftest import TINY_NAME
 from tests.multihost.conftest import ACTIVATE_AT, Load, photos, token_for
 
@@ -77,3 +80,27 @@ def test_a_rate_limit_holds_for_both_hosts_together(running):
     assert statuses == [200] * limit + [429] * limit, statuses
     for host in topology.hosts:  # the balancer spread them: each host counted the other's requests too
         assert predictions_logged(host) >= limit // 2, (host.name, predictions_logged(host))
+
+
+def test_backup_and_restore_bring_back_the_database_and_the_model_store(topology, tmp_path):
+    host = topology.hosts[0]
+    host.manage("activate", TINY_NAME, "1")
+    before = json.loads(host.manage("models", "--json"))["versions"]
+    dump, tar = run_script("backup.sh", str(tmp_path / "backups"), env=host.env).split()
+
+    host.manage("activate", TINY_NAME, "2")  # changes after the backup: both must be undone
+    (topology.models_dir / f"{TINY_NAME}-v1.h5").unlink()
+    run_script("restore.sh", dump, tar, env=host.env)
+
+    after = json.loads(host.manage("models", "--json"))["versions"]
+    assert [(v["version"], v["active"], v["engine"], v["problem"]) for v in after] == [
+        (v["version"], v["active"], v["engine"], v["problem"]) for v in before
+    ]
+    assert [v["active"] for v in after] == [False, True] and after[1]["problem"] == ""
+    host.manage("activate", TINY_NAME, "1")  # refuses an artifact that is missing or differs from its record
+
+
+def run_script(name: str, *args: str, env: dict) -> str:
+    done = subprocess.run([str(REPO / "deploy" / name), *args], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
