@@ -20,13 +20,15 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from recognizer.optimized import engine_name, parity_record_path, unavailable_reason
-from webapp.models import ModelVersion, WorkerHeartbeat
+from webapp.models import WorkerHeartbeat
 from webapp.runtime import runtime
 
 log = logging.getLogger(__name__)
 FORGET_AFTER = timedelta(hours=1)  # rows of workers gone for this long are deleted
 _published: set[tuple] = set()
 _reload_attempts: set[tuple] = set()
+_beats = 0
+PRUNE_EVERY = 30
 _started = timezone.now()
 _thread: threading.Thread | None = None
 
@@ -36,16 +38,17 @@ def instance_name() -> str:
 
 
 def serving_local() -> list[dict]:
-    """This process's loaded versions: model, version, the engine running it and the one it was compiled for."""
-    loaded = runtime().loaded()
-    rows = ModelVersion.objects.filter(pk__in=[item.version_id for item in loaded.values()])
-    known = {pk: (engine, path) for pk, engine, path in rows.values_list("pk", "engine", "artifact_path")}
+    """This process's loaded versions: model, version, the engine running it and the one it was compiled for.
+
+    The compiled-for engine is the manifest's (registration and recompiling write it): /readyz asks this, and
+    must not depend on the database.
+    """
     return [
         {
             "model": item.name, "version": item.version, "engine": engine_name(item.engine),
-            "wanted": known.get(item.version_id, ("keras", ""))[0], "path": known.get(item.version_id, ("keras", ""))[1],
+            "wanted": item.engine.manifest.engine, "path": str(item.engine.artifact.path),
         }
-        for item in loaded.values()
+        for item in runtime().loaded().values()
     ]
 
 
@@ -69,18 +72,20 @@ def worker_heartbeat_publish() -> list[dict]:
 
 
 def worker_heartbeat_record() -> None:
-    """Publish the gauges and upsert this worker's rows; forget rows of long-gone workers."""
-    serving, now, me = worker_heartbeat_publish(), timezone.now(), instance_name()
+    """Publish the gauges and update this worker's rows (one UPDATE per model when nothing changed)."""
+    global _beats
+    serving, now, me, pid = worker_heartbeat_publish(), timezone.now(), instance_name(), os.getpid()
     if _pick_up_recompiled(serving):
         serving = worker_heartbeat_publish()
-    mine = WorkerHeartbeat.objects.filter(instance=me, pid=os.getpid())
     for s in serving:
-        WorkerHeartbeat.objects.update_or_create(
-            instance=me, pid=os.getpid(), model_name=s["model"],
-            defaults={"version": s["version"], "engine": s["engine"], "wanted_engine": s["wanted"], "started_at": _started, "seen_at": now},
-        )
-    mine.exclude(model_name__in=[s["model"] for s in serving]).delete()
-    WorkerHeartbeat.objects.filter(seen_at__lt=now - FORGET_AFTER).delete()
+        fields = {"version": s["version"], "engine": s["engine"], "wanted_engine": s["wanted"], "started_at": _started, "seen_at": now}
+        mine = WorkerHeartbeat.objects.filter(instance=me, pid=pid, model_name=s["model"])
+        if not mine.update(**fields):
+            WorkerHeartbeat.objects.create(instance=me, pid=pid, model_name=s["model"], **fields)
+    _beats += 1
+    if _beats % PRUNE_EVERY == 1:  # the rarer writes: names this worker dropped, workers long gone
+        WorkerHeartbeat.objects.filter(instance=me, pid=pid).exclude(model_name__in=[s["model"] for s in serving]).delete()
+        WorkerHeartbeat.objects.filter(seen_at__lt=now - FORGET_AFTER).delete()
 
 
 def _pick_up_recompiled(serving: list[dict]) -> bool:
