@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 
 import pytest
 import requests
@@ -53,6 +56,25 @@ def test_one_scrape_adds_up_every_worker_and_logs_are_json_with_request_ids(make
     requests_logged = [line for line in app if line.get("logger") == "webapp.request" and line["path"] == "/api/v1/predict"]
     assert {(line["model"], line["version"], line["process"] in probe.conns) for line in requests_logged} == {(TINY_NAME, 1, True)}
     assert len(requests_logged) == WORKERS * PER_WORKER
+
+
+def test_a_killed_workers_gauges_leave_the_scrape_and_its_counts_stay(make_server, tiny_artifact):
+    server, probe = make_server(tiny_artifact)
+    photo = encode(random_photo((120, 90)), "JPEG")
+    before = server.worker_pids()
+    victim, conn = next(iter(probe.conns.items()))
+    assert post_on(conn, server, photo, "before-kill").status == 200
+    probe.close()
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while not server.worker_pids() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    replaced = server.wait_ready()  # gunicorn started another worker; its child_exit hook marked the dead one
+    assert victim not in replaced.conns and len(replaced.conns) == WORKERS
+    loaded = {s.labels["pid"] for s in samples(server, "recognizer_model_loaded") if s.value == 1}
+    assert loaded == {str(pid) for pid in replaced.conns}
+    ok = [s.value for s in samples(server, "recognizer_predictions_total") if s.labels["status"] == "ok"]
+    assert ok == [1.0]
 
 
 def test_each_worker_reports_what_it_serves_to_manage_py_models(make_server, tiny_artifact):

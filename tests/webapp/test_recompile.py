@@ -63,3 +63,13 @@ def test_recompile_restores_the_optimized_engine_in_running_workers(upgraded, cl
     assert client.get("/readyz").json()["warnings"] == []
     assert value(scrape(client), "recognizer_engine_fallback", model=TINY_NAME, version="1", wanted="onnxruntime") == 0
     assert run("recompile").startswith("nothing to recompile")
+
+
+def test_the_admin_action_recompiles_with_the_same_service(upgraded, admin_client):
+    reply = admin_client.post(
+        "/admin/webapp/modelversion/", {"action": "recompile_selected", "_selected_action": [upgraded.pk]}, follow=True
+    )
+    shown = [str(m) for m in reply.context["messages"]]
+    assert f"{TINY_NAME} v1 is served by onnxruntime." in shown, shown
+    fleet.worker_heartbeat_record()
+    assert isinstance(runtime().get(TINY_NAME).engine, OptimizedEngine)
