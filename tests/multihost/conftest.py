@@ -7,14 +7,13 @@ one) and stops them after. Clients talk to the balancer over TLS with its self-s
 from __future__ import annotations
 
 import shutil
-import threading
 import time
-from dataclasses import dataclass
 
 import pytest
 import requests
 
 from deploy.loopback import Topology
+from tests.e2e import conftest as e2e
 from tests.conftest import TINY_NAME, random_photo
 from tests.webapp.helpers import encode
 
@@ -64,55 +63,22 @@ def photos() -> list[bytes]:
     return [encode(random_photo((160, 120), seed=n), "JPEG") for n in range(4)]
 
 
-@dataclass
-class Reply:
-    started: float
-    finished: float
-    status: int | None  # None: no HTTP reply (refused, reset, timed out)
-    version: int | None = None
-    error: str = ""
-
-
-class Load:
-    """`clients` threads posting photos through the balancer one at a time each, within a request and time budget."""
+class Load(e2e.Load):
+    """e2e's load (clients posting one photo at a time each, within budgets), through the balancer with a token."""
 
     def __init__(self, topology: Topology, token: str, *, clients: int, max_requests: int, max_seconds: float):
+        super().__init__(None, photos(), clients=clients, max_requests=max_requests, max_seconds=max_seconds)
         self.url, self.cert = topology.balancer.url("/api/v1/predict"), str(topology.balancer.cert)
         self.headers = {"Authorization": f"Bearer {token}"}
-        self.photos = photos()
-        self.max_requests, self.deadline = max_requests, time.monotonic() + max_seconds
-        self.replies: list[Reply] = []
-        self._lock, self._stop = threading.Lock(), threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
 
-    def __enter__(self) -> "Load":
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=max(0.0, self.deadline - time.monotonic()) + 15)
-
-    def _run(self) -> None:
-        with requests.Session() as session:
-            while not self._stop.is_set() and time.monotonic() < self.deadline:
-                with self._lock:
-                    if len(self.replies) + 1 > self.max_requests:
-                        return
-                reply = self._post(session, self.photos[len(self.replies) % len(self.photos)])
-                with self._lock:
-                    self.replies.append(reply)
-
-    def _post(self, session: requests.Session, photo: bytes) -> Reply:
+    def send(self, photo: bytes) -> e2e.Reply:
         started = time.time()
         try:
-            got = session.post(self.url, files={"image": ("p.jpg", photo, "image/jpeg")}, headers=self.headers, verify=self.cert, timeout=10)
+            got = requests.post(self.url, files={"image": ("p.jpg", photo, "image/jpeg")}, headers=self.headers, verify=self.cert, timeout=self.timeout)
         except requests.RequestException as exc:
-            return Reply(started, time.time(), None, error=f"{type(exc).__name__}: {exc}")
-        version = got.json()["model"]["version"] if got.status_code == 200 else None
-        return Reply(started, time.time(), got.status_code, version, "" if got.status_code == 200 else got.text[:300])
+            return e2e.Reply(started, time.time(), None, error=f"{type(exc).__name__}: {exc}")
+        body = got.json() if got.headers.get("Content-Type", "").startswith("application/json") else None
+        return e2e.Reply(started, time.time(), got.status_code, headers=dict(got.headers), body=body)
 
     def count_ok(self) -> int:
         with self._lock:
