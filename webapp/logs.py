@@ -125,10 +125,17 @@ def _access_fields(atoms: dict) -> dict:
     }
 
 
+class _Atoms(dict):
+    """gunicorn's access-log atoms, '-' when absent, and not escaped: JSON escapes the values itself."""
+
+    def __missing__(self, key: str):
+        return self[key.lower()] if key.startswith("{") and key != key.lower() else "-"
+
+
 class GunicornLogger(glogging.Logger):
     """gunicorn's logger with the service's formatter on its error and access handlers."""
 
-    atoms_wrapper_class = dict  # JSON escapes the values itself; gunicorn's wrapper would add backslashes
+    atoms_wrapper_class = _Atoms
 
     def setup(self, cfg):
         super().setup(cfg)
