@@ -24,7 +24,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from recognizer.optimized import engine_name
 from webapp import logs
-from webapp.errors import error_response
+from webapp.errors import error_response, to_api_error
 
 SECONDS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 VERSION = ("model", "version", "engine")
@@ -65,8 +65,7 @@ class PredictionWatch:
         return self
 
     def __exit__(self, kind, exc, tb):
-        status = "ok" if exc is None else getattr(exc, "code", "") or type(exc).__name__
-        PREDICTIONS.labels(*self.labels, status).inc(self.images)
+        PREDICTIONS.labels(*self.labels, "ok" if exc is None else _error_code(exc)).inc(self.images)
 
     @contextmanager
     def working(self):
@@ -81,6 +80,14 @@ class PredictionWatch:
         DECODE.labels(self.labels[0]).observe(timing_ms["decode"] / 1000)
         INFERENCE.labels(*self.labels).observe(timing_ms["inference"] / 1000)
         logs.annotate(model=self.labels[0], version=int(self.labels[1]), engine=self.labels[2])
+
+
+def _error_code(exc: BaseException) -> str:
+    """The code the client is answered with (busy, image_too_large...), or the exception's name if unexpected."""
+    try:
+        return to_api_error(exc).code
+    except TypeError:
+        return type(exc).__name__
 
 
 def serving_set(serving: list[dict], previous: set[tuple]) -> set[tuple]:

@@ -87,3 +87,16 @@ def test_metrics_are_open_on_the_embedded_default_and_loopback_only_in_productio
     from webapp.settings import base
 
     assert (base.METRICS_TOKEN, base.METRICS_ALLOWED_NETWORKS) == ("", [])
+
+
+def test_a_request_shed_for_load_counts_as_busy_in_predictions_and_rejections(client, active_tiny, settings):
+    settings.INFERENCE_QUEUE_MAX = 0  # read when this process's runtime is made, i.e. at the first request below
+    before = scrape(client)
+    assert_error(predict(client, jpeg()), 503, "busy")
+    after = scrape(client)
+    assert value(after, "recognizer_predictions_total", **SERVED, status="busy") - value(
+        before, "recognizer_predictions_total", **SERVED, status="busy"
+    ) == 1
+    assert value(after, "recognizer_rejected_total", reason="busy", status="503") - value(
+        before, "recognizer_rejected_total", reason="busy", status="503"
+    ) == 1
