@@ -128,7 +128,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
             else:
                 messages.success(request, f"Rolled back {name} to v{version.version}.")
 
-
     @admin.action(description="Recompile for the optimized engine (after upgrading its runtime)")
     def recompile_selected(self, request, queryset):
         for version in queryset:
