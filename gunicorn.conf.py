@@ -44,12 +44,14 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(os.environ.get("V
 
 
 def on_starting(server):
-    """Start from empty metric files: counters of a previous run must not be added to this one's."""
-    import shutil
+    """Start without metric files: counters of a previous run must not be added to this one's."""
+    import glob
 
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder)
+    os.makedirs(folder, exist_ok=True)
+    for kind in ("counter", "gauge", "histogram", "summary"):  # only prometheus-client's files, whatever the folder
+        for path in glob.glob(os.path.join(glob.escape(folder), f"{kind}_*.db")):
+            os.remove(path)
 
 
 def child_exit(server, worker):

@@ -14,7 +14,7 @@ from deploy.loopback import REPO
 from tests.conftest import TINY_NAME
 from tests.multihost.conftest import ACTIVATE_AT, Load, photos, token_for
 
-pytestmark = pytest.mark.multihost
+pytestmark = [pytest.mark.multihost, pytest.mark.e2e]  # e2e too: "not e2e" quick runs leave it out
 SWITCH_SECONDS = 5.0
 CLIENTS = 3  # a load well below capacity: each host admits 8 requests at once (INFERENCE_QUEUE_MAX)
 
