@@ -9,8 +9,9 @@ import time
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
-from deploy.loopback import REPO
+from deploy.loopback import REPO, wait_until
 from tests.conftest import TINY_NAME
 from tests.multihost.conftest import ACTIVATE_AT, Load, photos, token_for
 
@@ -93,6 +94,27 @@ def test_a_rate_limit_holds_for_both_hosts_together(running):
     assert statuses == [200] * limit + [429] * limit, statuses
     for host in topology.hosts:  # the balancer spread them: each host counted the other's requests too
         assert predictions_logged(host) >= limit // 2, (host.name, predictions_logged(host))
+
+
+def test_request_ids_cross_the_balancer_and_each_host_is_scraped_directly(running):
+    topology = running(API_RATE_LIMIT="100000/m")
+    cert, headers = str(topology.balancer.cert), {"Authorization": f"Bearer {token_for(topology, 'ids')}"}
+    files = {"image": ("p.jpg", photos()[0], "image/jpeg")}
+    given = requests.post(topology.balancer.url("/api/v1/predict"), files=files, headers={**headers, "X-Request-ID": "client-7"}, verify=cert)
+    made = requests.post(topology.balancer.url("/api/v1/predict"), files=files, headers=headers, verify=cert)
+    assert (given.status_code, given.headers["X-Request-ID"]) == (200, "client-7")
+    assert made.status_code == 200 and len(made.headers["X-Request-ID"]) == 32  # nginx's $request_id
+    wait_until(lambda: sum(predictions_logged(h) for h in topology.hosts) == 2, 10, "the access lines")  # written after replying
+    logged = "".join((host.root / "access.log").read_text() for host in topology.hosts)
+    assert '"request_id": "client-7"' in logged and f'"request_id": "{made.headers["X-Request-ID"]}"' in logged
+
+    assert requests.get(topology.balancer.url("/metrics"), verify=cert).status_code == 404
+    served = 0
+    for host in topology.hosts:  # production settings: loopback may scrape; each host counts only its own
+        text = requests.get(f"http://{host.address}/metrics", timeout=10).text
+        served += sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                      if s.name == "recognizer_predictions_total" and s.labels["status"] == "ok")
+    assert served == 2
 
 
 def test_backup_and_restore_bring_back_the_database_and_the_model_store(topology, tmp_path):
