@@ -134,6 +134,33 @@ def test_it_refuses_a_tensor_that_reaches_outside_its_storage(tmp_path):
         load_state_dict(path)
 
 
+def test_it_refuses_a_stride_0_tensor_that_would_copy_4_bytes_into_512_mb(tmp_path):
+    one = _StorageRef("0", FloatStorage, np.ones(1, dtype="<f4"))
+    path = tmp_path / "bomb.pth"
+    _write_legacy(path, _torch_pickle({"w": _TensorRef(one, 0, (8192, 16384), (0, 0))}), [one])
+    assert path.stat().st_size < 400
+
+    with pytest.raises(errors.ArtifactError, match=r"repeats the elements of its storage"):
+        load_state_dict(path)
+
+
+def test_it_refuses_a_tensor_whose_overlapping_strides_make_it_larger_than_its_storage(tmp_path):
+    small = _StorageRef("0", FloatStorage, np.zeros(2000, dtype="<f4"))
+    path = tmp_path / "overlap.pth"
+    _write_legacy(path, _torch_pickle({"w": _TensorRef(small, 0, (1000, 1000), (1, 1))}), [small])
+
+    with pytest.raises(errors.ArtifactError, match=r"repeats the elements"):
+        load_state_dict(path)
+
+
+def test_a_stride_0_on_a_dimension_of_size_1_is_still_read(tmp_path):
+    data = _StorageRef("0", FloatStorage, np.arange(3, dtype="<f4"))
+    path = tmp_path / "broadcast.pth"
+    _write_legacy(path, _torch_pickle({"w": _TensorRef(data, 0, (1, 3), (0, 1))}), [data])
+
+    np.testing.assert_array_equal(load_state_dict(path)["w"], [[0, 1, 2]])
+
+
 def test_it_refuses_a_pickle_that_calls_another_global(tmp_path):
     marker = tmp_path / "pwned"
     # What a malicious file holds: GLOBAL os.system, then REDUCE it with a shell command.
