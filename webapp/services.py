@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from recognizer import errors as core
@@ -26,7 +26,7 @@ from recognizer.manifest import file_sha256, manifest_path, write_manifest
 from recognizer.optimized import optimize_artifact
 from recognizer.preprocessing import open_image
 from webapp import selectors
-from webapp.models import Activation, ApiToken, ModelVersion, Prediction
+from webapp.models import Activation, ApiToken, ModelVersion, Prediction, history_maintenance
 from webapp.runtime import ModelNotReady, runtime
 
 
@@ -250,7 +250,29 @@ def api_token_create(*, name: str, user=None, is_active: bool = True) -> tuple[A
 
 
 def api_token_authenticate(*, key: str) -> ApiToken | None:
-    token = ApiToken.objects.filter(key_sha256=ApiToken.hash_key(key), is_active=True).first()
+    # A token made for a user dies with the user's account: deactivating the user is enough to cut it off.
+    token = (
+        ApiToken.objects.filter(key_sha256=ApiToken.hash_key(key), is_active=True)
+        .filter(Q(user__isnull=True) | Q(user__is_active=True))
+        .first()
+    )
     if token is not None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token
+
+
+# ---- history maintenance --------------------------------------------------------------------
+
+class NotASuperuser(Exception):
+    """History may be pruned only in the name of an active superuser."""
+
+
+def history_prune(*, before, by) -> tuple[int, int]:
+    """Delete predictions and activations older than `before` (keeping each model's last activation); superusers only."""
+    if by is None or not (by.is_active and by.is_superuser):
+        raise NotASuperuser("Only an active superuser may prune the history.")
+    keep = {selectors.activation_last(name=name).pk for name in Activation.objects.values_list("model_name", flat=True).distinct()}
+    with history_maintenance(), transaction.atomic():
+        predictions, _ = Prediction.objects.filter(created_at__lt=before).delete()
+        activations, _ = Activation.objects.filter(at__lt=before).exclude(pk__in=keep).delete()
+    return predictions, activations
