@@ -13,19 +13,20 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
+from PIL import Image
 
 from recognizer import errors as core
 from recognizer.engine import Engine, Prediction as Ranked
 from recognizer.manifest import file_sha256, manifest_path, write_manifest
 from recognizer.optimized import optimize_artifact
-from recognizer.preprocessing import open_image
-from webapp import selectors
+from webapp import admission, selectors
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction, history_maintenance
 from webapp.runtime import ModelNotReady, runtime
 
@@ -150,6 +151,7 @@ def model_version_rollback(*, name: str, by=None) -> ModelVersion:
 class Upload:
     data: bytes
     filename: str = ""
+    on_decoded: Callable[[Image.Image], None] | None = None  # sees the one decoded image (the page's preview)
 
 
 @dataclass
@@ -167,14 +169,6 @@ class PredictionResult:
         }
 
 
-def _check_upload(upload: Upload):
-    if len(upload.data) > settings.UPLOAD_MAX_BYTES:
-        raise core.ImageTooLarge(
-            f"The file is {len(upload.data) / 1e6:.1f} MB; the limit is {settings.UPLOAD_MAX_BYTES / 1e6:.0f} MB."
-        )
-    return open_image(upload.data, max_pixels=settings.MAX_IMAGE_PIXELS, formats=settings.ALLOWED_IMAGE_FORMATS)
-
-
 def prediction_create_batch(
     *, uploads: list[Upload], model_name: str | None = None, top_k: int = 5, domain: str | None = None, source: str = "api"
 ) -> list[PredictionResult]:
@@ -185,8 +179,10 @@ def prediction_create_batch(
     loaded = _loaded(model_name or settings.DEFAULT_MODEL_NAME)
     engine = loaded.engine
     # Decoding costs CPU too: the bound covers it, so load beyond capacity is shed before any work.
+    spec = engine.manifest.input
     with runtime().admit():
-        batch = np.concatenate([engine.prepare(_check_upload(u)) for u in uploads])
+        with admission.decoding_admitted(uploads=uploads, spec=spec):
+            batch = np.concatenate([engine.prepare(admission.decoded_upload(upload=u, spec=spec)) for u in uploads])
         decoded = time.perf_counter()
         probabilities = engine.probabilities(batch)
     inferred = time.perf_counter()

@@ -112,6 +112,17 @@ RECOGNIZER_ENGINE = env_str("RECOGNIZER_ENGINE", "onnxruntime")
 DEFAULT_MODEL_NAME = env_str("DEFAULT_MODEL_NAME", "imagenet-efficientnet_lite0")
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
+
+# ---- decoding budgets (see README "Security") ----
+# JPEG decodes at a reduced scale (a 40 MP JPEG costs about 4 MB); every other format decodes whole, so its limit
+# is lower: a 16 MP RGBA PNG takes 128 MB at its peak, a 16 MP WebP 320 MB (libwebp holds about five frames).
+# For scale: one 40 MP RGBA image is 160 MB decoded.
+MAX_FULL_DECODE_PIXELS = env_int("MAX_FULL_DECODE_PIXELS", 16_000_000)
+# Peak decoding memory one request may need (its images together, estimated from their headers): 413 beyond.
+DECODE_REQUEST_MAX_BYTES = env_int("DECODE_REQUEST_MAX_BYTES", 384 * 2**20)
+# Decoding memory in flight per worker (each request holds its largest image's cost): a fast 503 beyond. With a
+# worker at about 210-260 MB serving, 384 MB keeps its peak under the 700 MB per-worker target.
+DECODE_WORKER_MAX_BYTES = env_int("DECODE_WORKER_MAX_BYTES", 384 * 2**20)
 ALLOWED_IMAGE_FORMATS = tuple(env_list("ALLOWED_IMAGE_FORMATS", ["JPEG", "PNG", "WEBP", "GIF", "BMP"]))
 BATCH_MAX_IMAGES = env_int("BATCH_MAX_IMAGES", 16)
 STORE_UPLOADS = env_bool("STORE_UPLOADS", False)
