@@ -14,6 +14,7 @@ from pydantic import ValidationError as PydanticError
 
 from webapp import services
 from webapp.errors import ApiError
+from webapp.throttling import ClientRateThrottle
 
 Domain = Literal["animal", "bird", "plant"]
 
@@ -136,8 +137,19 @@ def parse_batch(request: HttpRequest) -> tuple[list[services.Upload], PredictPar
         params = parse_params({**request.GET.dict(), **request.POST.dict()})
     if len(items) > settings.BATCH_MAX_IMAGES:
         raise ApiError(413, "too_many_images", f"At most {settings.BATCH_MAX_IMAGES} images per batch; got {len(items)}.")
+    _count_against_rate_limit(request, len(items) - 1)  # the request itself was counted already
     if is_json(request):
         uploads = [services.Upload(_decode_base64(item)) for item in items]
     else:
         uploads = [upload_from_file(f) for f in items]
     return uploads, params
+
+
+def _count_against_rate_limit(request: HttpRequest, extra: int) -> None:
+    """Each image of a batch counts as a request: a batch is not a way around the rate limit."""
+    throttle = ClientRateThrottle()
+    if extra > 0 and not throttle.allow_more(request, extra):
+        raise ApiError(
+            429, "rate_limited", f"These {extra + 1} images would go over your rate limit ({settings.API_RATE_LIMIT}); "
+            "send fewer, or wait.", {"Retry-After": str(int(throttle.wait() or 1))},
+        )

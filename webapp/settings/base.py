@@ -128,6 +128,12 @@ BATCH_MAX_IMAGES = env_int("BATCH_MAX_IMAGES", 16)
 STORE_UPLOADS = env_bool("STORE_UPLOADS", False)
 API_ALLOW_ANONYMOUS = env_bool("API_ALLOW_ANONYMOUS", True)
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "120/m")
+# ---- access (see README "Security") ----
+# The page is a public demo: one photo at a time, its own budget per client address, stricter than the API's.
+PAGE_RATE_LIMIT = env_str("PAGE_RATE_LIMIT", "10/m")
+# Reverse proxies in front of gunicorn that append to X-Forwarded-For; 0 (gunicorn serves clients directly) means
+# X-Forwarded-For and X-Forwarded-Proto are the client's own words and are ignored.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 MODEL_POLL_SECONDS = env_int("MODEL_POLL_SECONDS", 2)
 # Requests per worker being decoded or classified; more get a fast 503. Half of WEB_THREADS (16), so that spare
 # threads are there to say no quickly instead of queueing in gunicorn.
@@ -137,6 +143,8 @@ INFERENCE_QUEUE_MAX = env_int("INFERENCE_QUEUE_MAX", 8)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES * 2
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES
 REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", UPLOAD_MAX_BYTES * 4)
+# Model uploads (H5 + manifest) in the admin's register form, for staff who may add versions: the one larger body.
+ADMIN_UPLOAD_MAX_BYTES = env_int("ADMIN_UPLOAD_MAX_BYTES", 512 * 1024 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
 DATA_UPLOAD_MAX_NUMBER_FILES = BATCH_MAX_IMAGES + 4
 
