@@ -56,9 +56,9 @@ def multipart(data: bytes) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def post(port: int, body: bytes, content_type: str, conn=None):
+def post(port: int, body: bytes, content_type: str, conn=None, path: str = "/api/v1/predict"):
     conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("POST", "/api/v1/predict", body=body, headers={"Content-Type": content_type})
+    conn.request("POST", path, body=body, headers={"Content-Type": content_type})
     reply = conn.getresponse()
     return conn, reply.status, reply.read()
 
