@@ -42,15 +42,16 @@ class Artifact:
 
 
 def _objects(node: Any) -> Iterator[dict]:
-    """Every serialized Keras object (a dict with a class_name) in a config tree."""
-    if isinstance(node, dict):
-        if "class_name" in node:
-            yield node
-        for value in node.values():
-            yield from _objects(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _objects(value)
+    """Every serialized Keras object (a dict with a class_name) in a config tree, however deep (no recursion)."""
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if "class_name" in item:
+                yield item
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def read_model_config(h5_path: Path) -> dict:
@@ -68,7 +69,7 @@ def read_model_config(h5_path: Path) -> dict:
         )
     try:
         return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: also numbers of 4300+ digits
         raise errors.ArtifactError(f"The model config in {h5_path.name} is not valid JSON ({exc}).") from None
 
 

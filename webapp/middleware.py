@@ -10,6 +10,7 @@ from django.http import HttpResponse
 from django.urls import reverse
 
 from webapp.errors import error_response
+from webapp.throttling import LoginRateThrottle
 
 log = logging.getLogger(__name__)
 API_PREFIXES = ("/api/",)
@@ -42,6 +43,11 @@ class JsonErrorsMiddleware:
             if _is_api(request):
                 return error_response(413, "request_too_large", message)
             return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        if request.method == "POST" and request.path == reverse("admin:login"):
+            throttle = LoginRateThrottle()
+            if not throttle.allow_request(request):
+                message = "Too many sign-in attempts from your address; wait a minute and try again."
+                return HttpResponse(message, status=429, headers={"Retry-After": str(int(throttle.wait() or 60))})
         return self.get_response(request)
 
     @staticmethod

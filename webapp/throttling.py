@@ -80,3 +80,10 @@ class PageRateThrottle(ClientRateThrottle):
 
     def get_cache_key(self, request: HttpRequest) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class LoginRateThrottle(PageRateThrottle):
+    """Password attempts at the admin's sign-in, per client address."""
+
+    scope = "login"
+    setting = "LOGIN_RATE_LIMIT"

@@ -349,3 +349,20 @@ def test_the_allow_list_holds_keras_layers_but_none_that_run_code_or_read_files(
     allowed = artifacts.allowed_classes()
     assert {"Conv2D", "DepthwiseConv2D", "BatchNormalization", "Dense", "GlorotUniform", "L2", "MaxNorm", "DTypePolicy"} <= allowed
     assert not allowed & {"Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "StringLookup", "TextVectorization", "function", "__lambda__"}
+
+
+@pytest.mark.parametrize(
+    "raw", ['{"class_name": "Functional", "n": ' + "9" * 5000 + "}", "[" * 100_000 + "]" * 100_000],
+    ids=["5000-digit-number", "nested-100000"],
+)
+def test_a_config_or_manifest_that_python_cannot_parse_is_refused_not_crashed_on(artifact, raw):
+    import h5py
+
+    with h5py.File(artifact, "r+") as handle:
+        handle.attrs["model_config"] = raw
+    rehash(artifact)
+    with pytest.raises(errors.ArtifactError, match="model config .* is not valid JSON"):
+        load_artifact(artifact)
+    manifest_path(artifact).write_text(raw)
+    with pytest.raises(errors.ManifestError, match="is not valid JSON"):
+        load_artifact(artifact)

@@ -167,3 +167,10 @@ def test_the_no_javascript_result_shows_a_preview_made_from_the_one_decoding(jpe
     preview = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
     assert preview.format == "JPEG" and max(preview.size) <= 480
     assert opened == [1]  # the page decoded the upload once, in the service's budget
+
+
+def test_password_guessing_at_the_admin_sign_in_is_rate_limited(client, admin_user, settings):
+    settings.LOGIN_RATE_LIMIT = "3/m"
+    guesses = [client.post("/admin/login/", {"username": "admin", "password": f"guess-{n}"}).status_code for n in range(5)]
+    assert guesses == [200, 200, 200, 429, 429]
+    assert client.get("/admin/login/").status_code == 200  # the form still shows

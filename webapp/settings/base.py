@@ -131,6 +131,8 @@ API_RATE_LIMIT = env_str("API_RATE_LIMIT", "120/m")
 # ---- access (see README "Security") ----
 # The page is a public demo: one photo at a time, its own budget per client address, stricter than the API's.
 PAGE_RATE_LIMIT = env_str("PAGE_RATE_LIMIT", "10/m")
+# Password attempts at the admin's sign-in per client address.
+LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "10/m")
 # Reverse proxies in front of gunicorn that append to X-Forwarded-For; 0 (gunicorn serves clients directly) means
 # X-Forwarded-For and X-Forwarded-Proto are the client's own words and are ignored.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
