@@ -10,7 +10,6 @@ worker's peak RSS (/proc VmHWM) after warm-up and after the stream. The target i
 
 from __future__ import annotations
 
-import argparse
 import base64
 import io
 import itertools
@@ -28,7 +27,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.http_bench import free_port, multipart, post, start_service, stop, worker_peak_rss_mb  # noqa: E402
+from bench.http_bench import (  # noqa: E402
+    free_port, multipart, post, server_bench_setup, start_service, stop, worker_peak_rss_mb,
+)
 
 TARGET_MB = 700
 
@@ -94,15 +95,7 @@ def stream(port: int, requests: dict, *, clients: int, seconds: float) -> dict[s
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--model", type=Path, help="artifact .h5 (default: the default model, built if missing)")
-    args = parser.parse_args()
-    from recognizer.default_model import build_default
-
-    model = (args.model or build_default()).resolve()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.dev", "PYTHONPATH": str(ROOT)}
+    args, model, env = server_bench_setup(__doc__)
     files = bomb_files()
     requests = bomb_requests(files)
     with tempfile.TemporaryDirectory() as var:
