@@ -24,8 +24,11 @@ CODE_OR_FILE_CLASSES = frozenset({
     "Lambda", "TFOpLambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer",
     "StringLookup", "IntegerLookup", "TextVectorization",  # their `vocabulary` may be a path to a file
 })
-# Abstract bases: a real model never stores one, and a bare base class would accept any config.
-BASE_CLASSES = frozenset({"Layer", "Wrapper", "Initializer", "Regularizer", "Constraint"})
+# Abstract bases, and wrappers of any function: a real model never stores one, and they would accept any config.
+BASE_CLASSES = frozenset({
+    "Layer", "Wrapper", "Initializer", "Regularizer", "Constraint", "Optimizer", "LearningRateSchedule", "Loss",
+    "Metric", "LossFunctionWrapper", "MeanMetricWrapper", "Reduce",
+})
 # What a saved model itself is, and the marker Keras writes for the tensors that connect layers.
 MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model", "__keras_tensor__"})
 ALLOWED_MODULE_ROOT = "keras"
@@ -75,7 +78,8 @@ def read_model_config(h5_path: Path) -> dict:
 
 @functools.lru_cache(maxsize=1)
 def allowed_classes() -> frozenset[str]:
-    """The layer, initializer, regularizer, constraint and dtype-policy classes Keras provides, minus code and files."""
+    """The layer, initializer, regularizer, constraint, dtype-policy, optimizer, loss and metric classes of Keras,
+    minus code and files."""
     import keras
 
     families = (
@@ -84,6 +88,11 @@ def allowed_classes() -> frozenset[str]:
         (keras.regularizers, keras.regularizers.Regularizer),
         (keras.constraints, keras.constraints.Constraint),
         (keras.dtype_policies, keras.dtype_policies.DTypePolicy),
+        # A compiled model's config names its optimizer (loss and metrics too, when given as objects).
+        (keras.optimizers, keras.optimizers.Optimizer),
+        (keras.optimizers.schedules, keras.optimizers.schedules.LearningRateSchedule),
+        (keras.losses, keras.losses.Loss),
+        (keras.metrics, keras.metrics.Metric),
     )
     names = {
         name for module, base in families

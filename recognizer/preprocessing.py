@@ -1,8 +1,10 @@
 """The one way an image becomes a model batch, shared by training, evaluation and serving.
 
 `open_image` checks what the bytes are (format, pixel count) from the header
-alone; `to_batch` does everything else, exactly as the artifact's manifest
-says. Nothing here may differ between training and serving, so nothing else
+alone, and `header_cost` what decoding them will take at its peak; `to_batch`
+does everything else, exactly as the artifact's manifest says, decoding at a
+reduced size (JPEG draft, or a reduction right after decoding) so that a small
+file never costs a full-size composite. Nothing here may differ between training and serving, so nothing else
 in the project resizes or normalizes pixels.
 """
 
@@ -222,13 +224,16 @@ def decode_cost(image: Image.Image, spec: InputSpec) -> int:
     """Bytes that decoding this opened image takes at its peak, from the header alone (JPEGs at their draft scale)."""
     if image.format in DRAFTABLE:
         side = needed_side(spec)
-        image.draft("RGB", (side, side))  # the very draft _decode_rgb asks for; Pillow applies it once
+        image.draft("RGB", (side, side))  # the very draft decode asks for; Pillow applies it once
     frames = _PEAK_FRAMES.get(image.format, _DEFAULT_PEAK_FRAMES)
     return image.width * image.height * _BYTES_PER_PIXEL.get(image.mode, 4) * frames
 
 
-def _decode_rgb(image: Image.Image, spec: InputSpec) -> Image.Image:
-    """Decode at reduced size (JPEG: draft; others: reduce right after decoding), orient, convert to 8-bit RGB."""
+def decode(image: Image.Image, spec: InputSpec) -> Image.Image:
+    """Decode at reduced size (JPEG: draft; others: reduce right after decoding), orient, convert to 8-bit RGB.
+
+    The result is what to_pixels fits to the spec, and to_pixels takes it back unchanged.
+    """
     side = needed_side(spec)
     if image.format in DRAFTABLE:
         image.draft("RGB", (side, side))  # scales by 1/2, 1/4, 1/8 while both sides stay >= side
@@ -308,14 +313,9 @@ def _fit(image: Image.Image, spec: InputSpec) -> Image.Image:
     return resized.crop((left, top, left + spec.width, top + spec.height))
 
 
-def decode(image: Image.Image, spec: InputSpec) -> Image.Image:
-    """An opened image decoded as to_pixels does it (reduced, oriented, RGB), before fitting; to_pixels accepts it."""
-    return _decode_rgb(image, spec)
-
-
 def to_pixels(image: Image.Image, spec: InputSpec) -> np.ndarray:
     """PIL image -> (H, W, 3) uint8 array, decoded, oriented, converted and resized as the spec says."""
-    return np.asarray(_fit(_decode_rgb(image, spec), spec), dtype=np.uint8)
+    return np.asarray(_fit(decode(image, spec), spec), dtype=np.uint8)
 
 
 def normalize(pixels: np.ndarray, mode: str) -> np.ndarray:

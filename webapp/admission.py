@@ -1,6 +1,6 @@
 """How much decoding a request may start: memory budgets per request and per worker, checked from headers first.
 
-Small files can decode huge (a 1.6 KB lossless WebP of 6400x6250 RGBA pixels is 160 MB decoded, and libwebp
+Small files can decode huge (a lossless WebP of 38 bytes can hold 6400x6250 RGBA pixels, 160 MB decoded, and libwebp
 needs about five such frames at its peak). So before any pixel is decoded, every image's header is read and
 its peak decoding cost estimated (recognizer.preprocessing.header_cost). A request whose images together
 cost more than DECODE_REQUEST_MAX_BYTES is refused (413); a request that would take the worker's decoding
