@@ -152,11 +152,15 @@ def _check_pixels(kind: str, size: tuple[int, int], max_pixels: int, max_full_de
 def _check_before_opening(data: bytes, max_pixels: int, max_full_decode_pixels: int, formats: tuple[str, ...]) -> None:
     if not data:
         raise errors.EmptyImage("The file is empty (0 bytes). Send a photo in JPEG, PNG, WebP, GIF or BMP.")
-    webp = webp_size(data[:32])
-    if webp is not None:  # checked before Pillow opens it: opening a WebP allocates its whole canvas
-        if "WEBP" not in formats:
-            raise errors.UnsupportedImageFormat(f"WEBP images are not accepted. Send one of: {', '.join(formats)}.")
-        _check_pixels("WEBP", webp, max_pixels, max_full_decode_pixels)
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return
+    # Checked before Pillow opens it: opening a WebP allocates its whole canvas.
+    if "WEBP" not in formats:
+        raise errors.UnsupportedImageFormat(f"WEBP images are not accepted. Send one of: {', '.join(formats)}.")
+    size = webp_size(data[:32])
+    if size is None:
+        raise errors.UnreadableImage("The WebP header is damaged: it gives no picture size.")
+    _check_pixels("WEBP", size, max_pixels, max_full_decode_pixels)
 
 
 def open_image(
@@ -212,12 +216,13 @@ def header_cost(
     A WebP is not even opened (that allocates its canvas): its header gives the size, costed as RGBA.
     """
     data = _read_all(source)
-    size = webp_size(data[:32])
-    if size is None:
-        with open_image(data, max_pixels=max_pixels, max_full_decode_pixels=max_full_decode_pixels, formats=formats) as image:
-            return decode_cost(image, spec)
     _check_before_opening(data, max_pixels, max_full_decode_pixels, formats)
-    return size[0] * size[1] * 4 * _PEAK_FRAMES["WEBP"]
+    size = webp_size(data[:32])
+    if size is not None:
+        return size[0] * size[1] * 4 * _PEAK_FRAMES["WEBP"]
+    limits = {"max_pixels": max_pixels, "max_full_decode_pixels": max_full_decode_pixels, "formats": formats}
+    with open_image(data, **limits) as image:
+        return decode_cost(image, spec)
 
 
 def decode_cost(image: Image.Image, spec: InputSpec) -> int:

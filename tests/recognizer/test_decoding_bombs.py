@@ -105,3 +105,10 @@ def test_a_40_mp_jpeg_costs_a_few_megabytes_because_it_is_drafted():
     out = io.BytesIO()
     Image.new("RGB", (8000, 5000), (90, 120, 30)).save(out, "JPEG", quality=50)
     assert header_cost(out.getvalue(), SPEC) < 8 * MB
+
+
+def test_a_webp_whose_header_gives_no_size_is_refused_before_pillow_opens_it(bombs):
+    data = bytearray(bombs["webp-16mp"].read_bytes())
+    data[12:16] = b"VP8?"  # a chunk we cannot read the size of
+    with pytest.raises(errors.UnreadableImage, match="WebP header is damaged"):
+        open_image(bytes(data))
