@@ -6,7 +6,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFilesSent, TooManyFieldsSent
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.urls import reverse
 
 from webapp.errors import error_response
@@ -14,6 +14,7 @@ from webapp.throttling import LoginRateThrottle
 
 log = logging.getLogger(__name__)
 API_PREFIXES = ("/api/",)
+READ_ONLY_VIEWS = {"openapi-json", "openapi-view"}  # django-ninja's schema and docs views answer any method
 
 
 def _is_api(request) -> bool:
@@ -36,6 +37,17 @@ class JsonErrorsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
+        response = self.get_response(request)
+        is_json = response.get("Content-Type", "").startswith("application/json")
+        if _is_api(request) and response.status_code == 405 and not is_json:  # django-ninja answers these in HTML
+            return self._not_allowed(request, response.get("Allow", ""))
+        return response
+
+    def _refusal(self, request):
+        """An answer given before the request is handled: a body over its limit, or too many sign-in attempts."""
         limit = _body_limit(request)
         if self._declared_length(request) > limit:
             # Refuse before reading a byte of the body, on every path: the page and the admin too.
@@ -48,7 +60,18 @@ class JsonErrorsMiddleware:
             if not throttle.allow_request(request):
                 message = "Too many sign-in attempts from your address; wait a minute and try again."
                 return HttpResponse(message, status=429, headers={"Retry-After": str(int(throttle.wait() or 60))})
-        return self.get_response(request)
+        return None
+
+    @staticmethod
+    def _not_allowed(request, allow: str):
+        message = f"{request.method} is not allowed on {request.path}; use {allow}."
+        return error_response(405, "method_not_allowed", message, {"Allow": allow})
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        match = request.resolver_match
+        if match and match.url_name in READ_ONLY_VIEWS and request.method not in ("GET", "HEAD"):
+            return self._not_allowed(request, "GET, HEAD")
+        return None
 
     @staticmethod
     def _declared_length(request) -> int:
@@ -62,6 +85,8 @@ class JsonErrorsMiddleware:
             return error_response(413, "request_too_large", "The request body is too large.")
         if isinstance(exception, (TooManyFilesSent, TooManyFieldsSent)):
             return error_response(413, "too_many_parts", "The request has too many files or fields.")
+        if _is_api(request) and isinstance(exception, Http404):
+            return error_response(404, "not_found", "No API endpoint at this path.")
         if _is_api(request):
             log.exception("unhandled error on %s", request.path)
             return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
