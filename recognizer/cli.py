@@ -50,8 +50,13 @@ def write_result(out: TextIO, path: Path, result, as_json: bool) -> None:
             shown["domain_note"] = result.note
         out.write(json.dumps(shown) + "\n")
         return
-    ranked = ", ".join(f"{p.label} ({p.domain}) {p.probability:.1%}" for p in result.predictions)
+    ranked = ", ".join(f"{p.label} ({p.domain}) {p.probability:.1%}{_share(p)}" for p in result.predictions)
     out.write(f"{path}: {verdict['explanation'] if verdict else ''} Top: {ranked}\n")
+
+
+def _share(prediction) -> str:
+    share = prediction.probability_in_domain
+    return "" if share is None else f" ({share:.1%} within {prediction.domain}s)"
 
 
 def cmd_classify(args) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -137,7 +138,11 @@ def test_a_model_without_manifest_is_a_one_line_error(tmp_path, capsys, tiny_art
 
 def test_text_output_with_a_domain_shows_only_that_domain(capsys, tiny_artifact, inputs):
     assert main(["classify", "--model", str(tiny_artifact), "--domain", "bird", str(inputs["single"])]) == 0
-    assert capsys.readouterr().out == f"{inputs['single']}: owl (bird) 100.0%\n"
+    out = capsys.readouterr().out
+    assert out.startswith(f"{inputs['single']}: ") and out.count("\n") == 1
+    verdict, top = out.split(": ", 1)[1].split(" Top: ")
+    assert verdict.endswith(".")  # the verdict's sentence comes first
+    assert re.fullmatch(r"owl \(bird\) \d+\.\d% \(100\.0% within birds\)\n", top)
 
 
 def test_it_exits_1_when_every_file_fails(capsys, tiny_artifact, inputs, tmp_path):
