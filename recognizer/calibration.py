@@ -82,3 +82,32 @@ def group_threshold(probabilities: np.ndarray, truth: np.ndarray, classes, group
         if answers and np.mean(answers) >= precision:
             return float(threshold)
     return 1.0
+
+
+def calibrate_version(probabilities: np.ndarray, labels: np.ndarray, classes, *, precision: float = 0.95) -> dict:
+    """The calibration a trained version's manifest carries, fitted on its held-out validation answers.
+
+    A version without a domain head takes its domain from the calibrated class
+    mass per domain, so that is what the domain threshold is picked on.
+    """
+    from recognizer.domain_head import domain_mass
+    from recognizer.manifest import DOMAINS
+
+    logits = as_logits(probabilities)
+    temperature = fit_temperature(logits, labels)
+    after = scaled(logits, temperature)
+    mass = domain_mass(after, classes)
+    true_domain = np.array([DOMAINS.index(classes[i].domain) for i in labels])
+    return {
+        "class_temperature": temperature,
+        "thresholds": {
+            "domain": threshold_for_precision(mass.max(1), mass.argmax(1) == true_domain, precision=precision),
+            "label": threshold_for_precision(after.max(1), after.argmax(1) == labels, precision=precision),
+            "group": 1.0,  # groups are WordNet's, for ImageNet classes only
+        },
+        "expected_calibration_error": {
+            "class_before": expected_calibration_error(scaled(logits, 1.0), labels),
+            "class_after": expected_calibration_error(after, labels),
+        },
+        "fitted_on": f"the held-out validation split ({len(labels)} images), for {precision:.0%} precision",
+    }

@@ -42,3 +42,17 @@ def test_the_threshold_is_the_lowest_confidence_that_keeps_the_precision():
 
 def test_no_threshold_meets_an_impossible_precision():
     assert calibration.threshold_for_precision(np.array([0.9, 0.8]), np.array([False, False]), precision=0.5) == 1.0
+
+
+def test_a_version_is_calibrated_with_thresholds_picked_for_the_precision():
+    from recognizer.manifest import ClassInfo
+
+    classes = tuple(ClassInfo(i, f"c{i}", f"c{i}", d) for i, d in enumerate(["animal", "bird", "plant", "other", "animal"]))
+    logits, labels = sampled(2.0, n=2000, classes=5)
+    result = calibration.calibrate_version(calibration.scaled(logits, 1.0), labels, classes, precision=0.9)
+    assert abs(result["class_temperature"] - 2.0) < 0.3
+    after = calibration.scaled(logits, result["class_temperature"])
+    sure = after.max(1) >= result["thresholds"]["label"]
+    assert sure.any() and (after.argmax(1) == labels)[sure].mean() >= 0.9
+    ece = result["expected_calibration_error"]
+    assert ece["class_after"] < ece["class_before"]
