@@ -162,7 +162,8 @@ class Engine:
         return to_batch(image, self.manifest.input)
 
     def predict(
-        self, sources: Sequence[Image.Image | Source], *, top_k: int = 5, domain: str | None = None, **limits
+        self, sources: Sequence[Image.Image | Source], *, top_k: int = 5, domain: str | None = None,
+        allowed: np.ndarray | None = None, **limits
     ) -> Answers:
         """Every source (PIL, bytes, path) to its ranked predictions in one batch; a bad source is its own error.
 
@@ -176,16 +177,20 @@ class Engine:
         decoded = time.perf_counter()
         rows, maps = self.outputs(np.concatenate(good)) if good else (np.zeros((0, self.manifest.num_classes)), None)
         inferred = time.perf_counter()
-        ranked = iter(self._answers(rows, maps, top_k=top_k, domain=domain))
+        ranked = iter(self._answers(rows, maps, top_k=top_k, domain=domain, allowed=allowed))
         items = [Answer([], None, item) if isinstance(item, errors.ImageError) else next(ranked) for item in prepared]
         timing = {"decode": _ms(decoded - started), "inference": _ms(inferred - decoded), "total": _ms(time.perf_counter() - started)}
         return Answers(items, timing)
 
-    def _answers(self, rows: np.ndarray, maps: np.ndarray | None, *, top_k: int, domain: str | None) -> list[Answer]:
+    def _answers(self, rows: np.ndarray, maps: np.ndarray | None, *, top_k: int, domain: str | None,
+                 allowed: np.ndarray | None = None) -> list[Answer]:
+        from recognizer.allowed import restrict
         from recognizer.feature_maps import pooled
 
+        if allowed is not None:  # before ranking and the verdict: both see the allowed classes only
+            rows = restrict(rows, allowed)
         verdicts = self.judge.verdicts(rows, None if maps is None else pooled(maps))
-        ranked = self.rank(rows, top_k=top_k, domain=domain)
+        ranked = self.rank(rows, top_k=top_k, domain=domain, allowed=allowed)
         notes = [filter_note(row, self._domain_masks[domain], domain) if domain else "" for row in rows]
         return [
             Answer(predictions, row, None, verdict, None if maps is None else maps[n], notes[n])
@@ -212,7 +217,9 @@ class Engine:
                 raise answer.error
         return [answer.predictions for answer in answers]
 
-    def rank(self, probabilities: np.ndarray, *, top_k: int = 5, domain: str | None = None) -> list[list[Prediction]]:
+    def rank(
+        self, probabilities: np.ndarray, *, top_k: int = 5, domain: str | None = None, allowed: np.ndarray | None = None
+    ) -> list[list[Prediction]]:
         """Sorted Prediction lists; with a domain, only its classes, each also with its share within the domain."""
         self._check_query(top_k, domain)
         candidates = np.arange(self.manifest.num_classes)
@@ -223,6 +230,8 @@ class Engine:
             totals = kept.sum(axis=1, keepdims=True)
             shares = np.zeros_like(probabilities)
             shares[:, candidates] = np.divide(kept, totals, out=np.zeros_like(kept), where=totals > 0)
+        if allowed is not None:
+            candidates = candidates[allowed[candidates]]
         classes = self.manifest.classes
         results = []
         for n, row in enumerate(probabilities):

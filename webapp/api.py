@@ -99,6 +99,7 @@ class PredictOut(Schema):
     timing_ms: Timing
     domain_note: Optional[str] = None
     heatmap_png_base64: Optional[str] = None
+    allowed_classes: Optional[dict] = None
 
 
 class ItemErrorOut(Schema):

@@ -6,6 +6,7 @@ none of them holds logic of its own.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import shutil
@@ -202,6 +203,7 @@ class PredictionResult:
     verdict: dict | None = None
     domain_note: str = ""
     heatmap_png_base64: str | None = None
+    allowed_classes: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -211,6 +213,7 @@ class PredictionResult:
             "timing_ms": self.timing_ms,
             "domain_note": self.domain_note or None,
             "heatmap_png_base64": self.heatmap_png_base64,
+            "allowed_classes": self.allowed_classes,
         }
 
 
@@ -236,7 +239,8 @@ def prediction_create_batch(
         started = time.perf_counter()
         sources = admission.decoded_uploads(uploads=uploads, spec=spec)  # within the memory budgets, each once
         decoding_ms = (time.perf_counter() - started) * 1000
-        answers = loaded.engine.predict(sources, top_k=top_k, domain=domain)
+        allowed = _allowed_classes(loaded)
+        answers = loaded.engine.predict(sources, top_k=top_k, domain=domain, allowed=allowed)
         timing = {**answers.timing_ms, "decode": round(answers.timing_ms["decode"] + decoding_ms, 2),
                   "total": round(answers.timing_ms["total"] + decoding_ms, 2)}
         watch.answered([a.error for a in answers.items], timing)
@@ -244,16 +248,36 @@ def prediction_create_batch(
     if answered:
         _record(loaded, answered, domain, timing["total"] / len(answered), source)
     items = [
-        a.error if a.error is not None else _result(loaded, source, a, timing, explain=explain)
+        a.error if a.error is not None else _result(loaded, source, a, timing, explain=explain, allowed=allowed)
         for source, a in zip(sources, answers.items)
     ]
     return BatchResult(loaded.name, loaded.version, items)
 
 
-def _result(loaded, image, answer, timing_ms: dict, *, explain: bool) -> PredictionResult:
+def _result(loaded, image, answer, timing_ms: dict, *, explain: bool, allowed) -> PredictionResult:
     verdict = answer.verdict.to_dict() if answer.verdict is not None else None
     heatmap = _heatmap(loaded.engine, image, answer) if explain else None
-    return PredictionResult(loaded.name, loaded.version, answer.predictions, timing_ms, verdict, answer.note, heatmap)
+    applied = None if allowed is None else {"applied": True, "count": int(allowed.sum())}
+    return PredictionResult(loaded.name, loaded.version, answer.predictions, timing_ms, verdict, answer.note, heatmap, applied)
+
+
+def _allowed_classes(loaded):
+    """The ALLOWED_CLASSES_FILE mask for the default model (read again when the file changes), else None."""
+    path = settings.ALLOWED_CLASSES_FILE
+    if not path or loaded.name != settings.DEFAULT_MODEL_NAME:
+        return None
+    try:
+        mtime = Path(path).stat().st_mtime_ns
+    except OSError as exc:
+        raise core.DatasetError(f"ALLOWED_CLASSES_FILE names {path}, which cannot be read: {exc.strerror}.") from None
+    return _allowed_mask(path, mtime, loaded.version_id, loaded.engine.manifest.classes)
+
+
+@functools.lru_cache(maxsize=4)
+def _allowed_mask(path: str, mtime_ns: int, version_id: int, classes):
+    from recognizer.allowed import read_allowed
+
+    return read_allowed(path, classes)
 
 
 def _heatmap(engine: Engine, image, answer) -> str:

@@ -273,7 +273,7 @@ def test_the_openapi_document_lists_the_endpoints_and_bodies(client, db, setting
     entry = _resolve(spec, batch["responses"]["200"]["content"]["application/json"]["schema"]["$ref"])
     alternatives = [_resolve(spec, a["$ref"]) for a in entry["properties"]["results"]["items"]["anyOf"]]
     assert [sorted(a["properties"]) for a in alternatives] == [
-        ["domain_note", "heatmap_png_base64", "model", "predictions", "timing_ms", "verdict"], ["error"]
+        ["allowed_classes", "domain_note", "heatmap_png_base64", "model", "predictions", "timing_ms", "verdict"], ["error"]
     ]
     single = spec["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]
     assert single["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
@@ -363,3 +363,22 @@ def test_a_request_with_a_foreign_host_header_gets_the_json_error_shape(client, 
     page = client.get("/", HTTP_HOST="evil.example.com")
     assert page.status_code == 400
     assert "application/json" not in page["Content-Type"]
+
+
+def test_an_allowed_classes_file_limits_the_answer_and_the_reply_says_so(client, active_tiny, jpeg_bytes, settings, tmp_path):
+    assert predict(client, jpeg_bytes).json()["allowed_classes"] is None
+    allowed = tmp_path / "farm.txt"
+    allowed.write_text("# only these two live here\nowl\nfern\n")
+    settings.ALLOWED_CLASSES_FILE = str(allowed)
+    body = predict(client, jpeg_bytes).json()
+    assert body["allowed_classes"] == {"applied": True, "count": 2}
+    assert sorted(p["label"] for p in body["predictions"]) == ["fern", "owl"]
+    assert sum(p["probability"] for p in body["predictions"]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_an_allowed_classes_file_naming_an_unknown_class_is_a_clear_error(client, active_tiny, jpeg_bytes, settings, tmp_path):
+    allowed = tmp_path / "farm.txt"
+    allowed.write_text("owl\nunicorn\n")
+    settings.ALLOWED_CLASSES_FILE = str(allowed)
+    error = assert_error(predict(client, jpeg_bytes), 400)
+    assert "unicorn" in error["message"]
