@@ -107,8 +107,14 @@ def _onnx_runner(path: Path, threads: int) -> Runner:
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     if len(session.get_outputs()) > 1:
-        return lambda batch: tuple(session.run(None, {name: batch})[:2])
+        return lambda batch: _probabilities_first(session.run(None, {name: batch}))
     return lambda batch: session.run(None, {name: batch})[0]
+
+
+def _probabilities_first(outputs) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, feature map) whatever order a converter put them in: the 2-D one is the probabilities."""
+    arrays = sorted(outputs, key=lambda a: a.ndim)
+    return arrays[0], arrays[-1]
 
 
 def _openvino_runner(path: Path, threads: int) -> Runner:
@@ -126,6 +132,6 @@ def _openvino_runner(path: Path, threads: int) -> Runner:
     compiled = ov.Core().compile_model(str(path), "CPU", config)
     request = compiled.create_infer_request()
     if len(compiled.outputs) > 1:
-        return lambda batch: (lambda out: (out[0], out[1]))(request.infer({0: batch}))
+        return lambda batch: _probabilities_first(list(request.infer({0: batch}).values()))
     return lambda batch: request.infer({0: batch})[0]
 
