@@ -49,8 +49,9 @@ def from_core(exc: core.RecognizerError) -> ApiError:
 
 def to_api_error(exc: Exception) -> ApiError:
     """The HTTP error for an exception that a request may end in on purpose (see EXPECTED)."""
+    from webapp.answering import ExplainUnavailable
     from webapp.runtime import Busy, ModelNotReady
-    from webapp.services import ExplainUnavailable, UnknownModel
+    from webapp.services import UnknownModel
 
     if isinstance(exc, ApiError):
         return exc
@@ -69,7 +70,8 @@ def to_api_error(exc: Exception) -> ApiError:
 
 def expected_errors() -> tuple[type[Exception], ...]:
     """The exceptions to_api_error turns into replies: the page and the API catch exactly these."""
+    from webapp.answering import ExplainUnavailable
     from webapp.runtime import Busy, ModelNotReady
-    from webapp.services import ExplainUnavailable, UnknownModel
+    from webapp.services import UnknownModel
 
     return (ApiError, core.RecognizerError, UnknownModel, ExplainUnavailable, Busy, ModelNotReady)

@@ -6,7 +6,6 @@ none of them holds logic of its own.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import secrets
 import shutil
@@ -28,7 +27,7 @@ from recognizer.artifacts import verify_sha256
 from recognizer.engine import Engine, Prediction as Ranked
 from recognizer.manifest import manifest_path, write_manifest
 from recognizer.optimized import optimize_artifact
-from webapp import admission, audit, metrics, selectors
+from webapp import admission, answering, audit, metrics, selectors
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction, history_maintenance
 from webapp.runtime import ModelNotReady, runtime
 
@@ -47,10 +46,6 @@ class ActivationError(Exception):
 
 class UnknownModel(Exception):
     """No version of that model name was ever registered."""
-
-
-class ExplainUnavailable(Exception):
-    """A heat map was asked of a version whose engine gives no feature map."""
 
 
 # ---- model versions -------------------------------------------------------------------------
@@ -239,7 +234,7 @@ def prediction_create_batch(
         started = time.perf_counter()
         sources = admission.decoded_uploads(uploads=uploads, spec=spec)  # within the memory budgets, each once
         decoding_ms = (time.perf_counter() - started) * 1000
-        allowed = _allowed_classes(loaded)
+        allowed = answering.allowed_classes(loaded)
         answers = loaded.engine.predict(sources, top_k=top_k, domain=domain, allowed=allowed)
         timing = {**answers.timing_ms, "decode": round(answers.timing_ms["decode"] + decoding_ms, 2),
                   "total": round(answers.timing_ms["total"] + decoding_ms, 2)}
@@ -256,44 +251,9 @@ def prediction_create_batch(
 
 def _result(loaded, image, answer, timing_ms: dict, *, explain: bool, allowed) -> PredictionResult:
     verdict = answer.verdict.to_dict() if answer.verdict is not None else None
-    heatmap = _heatmap(loaded.engine, image, answer) if explain else None
+    heatmap = answering.heatmap_base64(loaded.engine, image, answer) if explain else None
     applied = None if allowed is None else {"applied": True, "count": int(allowed.sum())}
     return PredictionResult(loaded.name, loaded.version, answer.predictions, timing_ms, verdict, answer.note, heatmap, applied)
-
-
-def _allowed_classes(loaded):
-    """The ALLOWED_CLASSES_FILE mask for the default model (read again when the file changes), else None."""
-    path = settings.ALLOWED_CLASSES_FILE
-    if not path or loaded.name != settings.DEFAULT_MODEL_NAME:
-        return None
-    try:
-        mtime = Path(path).stat().st_mtime_ns
-    except OSError as exc:
-        raise core.DatasetError(f"ALLOWED_CLASSES_FILE names {path}, which cannot be read: {exc.strerror}.") from None
-    return _allowed_mask(path, mtime, loaded.version_id, loaded.engine.manifest.classes)
-
-
-@functools.lru_cache(maxsize=4)
-def _allowed_mask(path: str, mtime_ns: int, version_id: int, classes):
-    from recognizer.allowed import read_allowed
-
-    return read_allowed(path, classes)
-
-
-def _heatmap(engine: Engine, image, answer) -> str:
-    """The base64 PNG heat map of the top prediction; ExplainUnavailable when the engine gives no feature map."""
-    import base64
-
-    from recognizer.heatmap import kernel_of, overlay_png
-
-    if answer.feature_map is None:
-        raise ExplainUnavailable(
-            "This model version was compiled without its feature map, so it cannot show where it looked; "
-            "register it again to recompile it."
-        )
-    index = answer.predictions[0].index
-    png = overlay_png(image, engine.manifest.input, answer.feature_map, kernel_of(engine.artifact.path), index)
-    return base64.b64encode(png).decode("ascii")
 
 
 def _loaded(name: str):
