@@ -111,6 +111,11 @@ def _onnx_runner(path: Path, threads: int) -> Runner:
     return lambda batch: session.run(None, {name: batch})[0]
 
 
+def probabilities_of(output) -> np.ndarray:
+    """The probabilities of a runner's output, whether or not it also gives the feature map."""
+    return output[0] if isinstance(output, tuple) else output
+
+
 def _probabilities_first(outputs) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, feature map) whatever order a converter put them in: the 2-D one is the probabilities."""
     arrays = sorted(outputs, key=lambda a: a.ndim)
