@@ -14,7 +14,7 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import HttpBearer
 
-from webapp import selectors, services
+from webapp import feedback, selectors, services
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
 from webapp.parsing import parse_batch, parse_single
 from webapp.throttling import ClientRateThrottle
@@ -79,6 +79,7 @@ class Timing(Schema):
 
 
 class PredictOut(Schema):
+    id: Optional[int] = None  # the prediction, for POST /api/v1/predictions/{id}/feedback
     model: ModelRef
     predictions: list[PredictionOut]
     timing_ms: Timing
@@ -138,6 +139,7 @@ BATCH_BODY = _request_body(
 def predict(request: HttpRequest):
     upload, params = parse_single(request)
     result = services.prediction_create(upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain)
+    feedback.photo_keep(prediction_id=result.id, data=upload.data, owner=feedback.Owner.of_api(request))
     return result.to_dict()
 
 
@@ -145,6 +147,8 @@ def predict(request: HttpRequest):
 def predict_batch(request: HttpRequest):
     uploads, params = parse_batch(request)
     results = services.prediction_create_batch(uploads=uploads, model_name=params.model, top_k=params.top_k, domain=params.domain)
+    for upload, result in zip(uploads, results):
+        feedback.photo_keep(prediction_id=result.id, data=upload.data, owner=feedback.Owner.of_api(request))
     return {"model": results[0].to_dict()["model"], "results": [r.to_dict() for r in results]}
 
 
@@ -209,3 +213,9 @@ def _invalid(request, exc: ValidationError):
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
     return error_response(exc.status_code, "http_error", str(exc))
+
+
+# Feedback on answers, under the same auth, rate limit and error shape.
+from webapp.feedback_api import router as _feedback_router  # noqa: E402
+
+api.add_router("/predictions", _feedback_router)

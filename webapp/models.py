@@ -102,3 +102,7 @@ class ApiToken(models.Model):
     @staticmethod
     def hash_key(key: str) -> str:
         return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+# The learning loop's models live in their own module; importing them here registers them with the app.
+from webapp.learning_models import Feedback, FeedbackReview, KeptPhoto  # noqa: E402,F401

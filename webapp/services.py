@@ -158,9 +158,11 @@ class PredictionResult:
     model_version: int
     predictions: list[Ranked]
     timing_ms: dict = field(default_factory=dict)
+    id: int | None = None  # the Prediction row: feedback on this answer names it
 
     def to_dict(self) -> dict:
         return {
+            "id": self.id,
             "model": {"name": self.model_name, "version": self.model_version},
             "predictions": [p.to_dict() for p in self.predictions],
             "timing_ms": self.timing_ms,
@@ -196,8 +198,8 @@ def prediction_create_batch(
         "inference": round((inferred - decoded) * 1000, 2),
         "total": round((time.perf_counter() - started) * 1000, 2),
     }
-    _record(loaded, uploads, ranked, domain, timing["total"] / len(uploads), source)
-    return [PredictionResult(loaded.name, loaded.version, r, timing) for r in ranked]
+    rows = _record(loaded, uploads, ranked, domain, timing["total"] / len(uploads), source)
+    return [PredictionResult(loaded.name, loaded.version, r, timing, row.pk) for r, row in zip(ranked, rows)]
 
 
 def _loaded(name: str):
@@ -214,7 +216,7 @@ def prediction_create(*, upload: Upload, model_name: str | None = None, top_k: i
     return prediction_create_batch(uploads=[upload], model_name=model_name, top_k=top_k, domain=domain, source=source)[0]
 
 
-def _record(loaded, uploads, ranked, domain, latency_ms, source) -> None:
+def _record(loaded, uploads, ranked, domain, latency_ms, source) -> list[Prediction]:
     rows = []
     for upload, predictions in zip(uploads, ranked):
         digest = hashlib.sha256(upload.data).hexdigest()
@@ -235,7 +237,7 @@ def _record(loaded, uploads, ranked, domain, latency_ms, source) -> None:
             else:
                 row.image.save(f"{digest}.img", ContentFile(upload.data), save=False)
         rows.append(row)
-    Prediction.objects.bulk_create(rows)
+    return Prediction.objects.bulk_create(rows)
 
 
 # ---- API tokens -----------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import path
 
-from webapp import views
+from webapp import feedback_views, views
 from webapp.api import api
 
 urlpatterns = [
     path("", views.index, name="index"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("predictions/<int:prediction_id>/feedback", feedback_views.feedback_page, name="feedback"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -12,7 +12,8 @@ from django.views import defaults
 from django.views.decorators.http import require_GET, require_http_methods
 from PIL import Image
 
-from webapp import selectors, services
+from webapp import feedback, selectors, services
+from webapp.feedback_views import page_context
 from webapp.errors import ApiError, expected_errors, to_api_error
 from webapp.parsing import parse_params, upload_from_file
 from webapp.runtime import ModelNotReady, runtime
@@ -52,6 +53,7 @@ def _classify(request: HttpRequest) -> tuple[services.PredictionResult, bytes]:
     result = services.prediction_create(
         upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, source="page"
     )
+    feedback.photo_keep(prediction_id=result.id, data=upload.data, owner=feedback.Owner.of_page(request))
     return result, upload.data
 
 
@@ -63,6 +65,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "selected_model": request.POST.get("model") or settings.DEFAULT_MODEL_NAME,
         "selected_domain": request.POST.get("domain", ""),
         "max_mb": settings.UPLOAD_MAX_BYTES // 1_000_000,
+        **page_context(),
     }
     if request.method == "GET":
         return render(request, "index.html", context)

@@ -135,3 +135,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# ---- the learning loop: feedback, kept photos ----
+# While feedback is on, each upload is kept (metadata stripped) for FEEDBACK_RETENTION_DAYS, and longer only if
+# feedback arrives for it; `manage.py purge_uploads` deletes the rest.
+FEEDBACK_ENABLED = env_bool("FEEDBACK_ENABLED", True)
+FEEDBACK_RETENTION_DAYS = env_int("FEEDBACK_RETENTION_DAYS", 7)
+FEEDBACK_PHOTO_MAX_SIDE = env_int("FEEDBACK_PHOTO_MAX_SIDE", 1024)

@@ -1,0 +1,80 @@
+"""What the learning loop records: kept photos, feedback and its review, datasets, training jobs, gate checks.
+
+Imported by webapp.models, so Django sees these models as the webapp app's.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+def kept_photo_path(instance, filename: str) -> str:
+    # Named by the upload's sha256 (as STORE_UPLOADS does): the same photo sent twice is one file.
+    return f"feedback/{instance.sha256[:2]}/{instance.sha256}.jpg"
+
+
+class KeptPhoto(models.Model):
+    """The photo of one prediction, stripped of its metadata, kept for feedback until `kept_until`."""
+
+    prediction = models.OneToOneField("webapp.Prediction", on_delete=models.CASCADE, related_name="kept_photo")
+    image = models.FileField(upload_to=kept_photo_path, blank=True)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    source = models.CharField(max_length=10)
+    token = models.ForeignKey("webapp.ApiToken", null=True, blank=True, on_delete=models.SET_NULL)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kept_until = models.DateTimeField(db_index=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"photo of prediction {self.prediction_id}"
+
+
+class Feedback(models.Model):
+    """What a user says of one answer; one per prediction, reviewed by staff before it becomes data."""
+
+    PENDING, ACCEPTED, REJECTED = "pending", "accepted", "rejected"
+    STATUSES = [(PENDING, "pending"), (ACCEPTED, "accepted"), (REJECTED, "rejected")]
+
+    prediction = models.OneToOneField("webapp.Prediction", on_delete=models.CASCADE, related_name="feedback")
+    correct = models.BooleanField()
+    label = models.CharField(max_length=200, blank=True, help_text="The user's answer (free text or a class).")
+    domain = models.CharField(max_length=10, blank=True)
+    comment = models.TextField(blank=True)
+    model_label = models.CharField(max_length=200, help_text="The model's top-1 answer.")
+    source = models.CharField(max_length=10)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING, db_index=True)
+    final_label = models.CharField(max_length=200, blank=True)
+    final_domain = models.CharField(max_length=10, blank=True)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "feedback"
+        permissions = [("review_feedback", "Can accept, reject or merge feedback")]
+
+    def __str__(self) -> str:
+        said = "right" if self.correct else f"wrong, it is {self.label!r}"
+        return f"prediction {self.prediction_id}: {said}"
+
+
+class FeedbackReview(models.Model):
+    """Audit trail of the review queue: who did what to which feedback, and when."""
+
+    ACCEPT, REJECT, MERGE = "accept", "reject", "merge"
+    feedback = models.ForeignKey(Feedback, on_delete=models.CASCADE, related_name="reviews")
+    action = models.CharField(max_length=10, choices=[(ACCEPT, "accept"), (REJECT, "reject"), (MERGE, "merge")])
+    label = models.CharField(max_length=200, blank=True)
+    domain = models.CharField(max_length=10, blank=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} feedback {self.feedback_id} by {self.by}"
