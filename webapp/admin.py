@@ -176,3 +176,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         token, key = services.api_token_create(name=obj.name, user=obj.user, is_active=obj.is_active)
         obj.pk = token.pk
         messages.warning(request, f"Token for {obj.name}: {key} (copy it now; it is not shown again).")
+
+
+# The review queue of the learning loop lives in its own module.
+from webapp import admin_review  # noqa: E402,F401

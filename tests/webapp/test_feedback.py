@@ -12,59 +12,13 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
-from PIL import ExifTags, Image
+from PIL import Image
 
 from tests.conftest import REPO_ROOT
-from tests.synthetic import picture
-from tests.webapp.helpers import assert_error, encode, predict, upload
+from tests.webapp.helpers import assert_error, predict, upload
+from tests.webapp.learning import feedback_url, gps_jpeg, jpeg_bytes, keeping, other_jpeg, predicted, send  # noqa: F401
 from webapp import services
 from webapp.models import ApiToken, Feedback, KeptPhoto, Prediction
-
-
-def feedback_url(prediction_id) -> str:
-    return f"/api/v1/predictions/{prediction_id}/feedback"
-
-
-def send(client, prediction_id, **body):
-    return client.post(feedback_url(prediction_id), {"correct": False, "label": "red fox", **body}, content_type="application/json")
-
-
-def gps_jpeg() -> bytes:
-    """A real JPEG carrying a camera make, a GPS position, an orientation tag and a comment."""
-    image = Image.new("RGB", (80, 40), (200, 30, 30))
-    image.paste((20, 20, 220), (0, 0, 40, 40))  # left half blue: shows which way the photo was turned
-    exif = Image.Exif()
-    exif[ExifTags.Base.Make] = "FieldCam"
-    exif[ExifTags.Base.Orientation] = 6  # "rotate 90 degrees clockwise to view"
-    exif[ExifTags.IFD.GPSInfo] = {
-        ExifTags.GPS.GPSLatitudeRef: "N", ExifTags.GPS.GPSLatitude: (51.0, 30.0, 12.5),
-        ExifTags.GPS.GPSLongitudeRef: "E", ExifTags.GPS.GPSLongitude: (0.0, 7.0, 39.0),
-    }
-    return encode(image, "JPEG", exif=exif, comment=b"seen at the north pond", quality=95)
-
-
-@pytest.fixture
-def jpeg_bytes() -> bytes:
-    return encode(picture("red-stripes", seed=1), "JPEG", quality=90)
-
-
-@pytest.fixture
-def other_jpeg() -> bytes:
-    return encode(picture("blue-circle", seed=2), "JPEG", quality=90)
-
-
-@pytest.fixture
-def keeping(settings, media_root, active_tiny):
-    settings.FEEDBACK_ENABLED = True
-    settings.FEEDBACK_RETENTION_DAYS = 7
-    return media_root
-
-
-@pytest.fixture
-def predicted(client, keeping, jpeg_bytes) -> int:
-    reply = predict(client, jpeg_bytes)
-    assert reply.status_code == 200, reply.content
-    return reply.json()["id"]
 
 
 # ---- ids and the endpoint ----------------------------------------------------------------------
