@@ -78,3 +78,25 @@ class FeedbackReview(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} feedback {self.feedback_id} by {self.by}"
+
+
+class Dataset(models.Model):
+    """One exported image folder: what went in, so a version trained on it can say which data it saw."""
+
+    path = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    since = models.DateField(null=True, blank=True, help_text="Only feedback from this day on.")
+    base_path = models.CharField(max_length=500, blank=True, help_text="The existing dataset merged in, if any.")
+    images = models.PositiveIntegerField(help_text="Image files in the folder.")
+    from_feedback = models.PositiveIntegerField(help_text="Of which accepted feedback photos.")
+    counts = models.JSONField(help_text="Images per class folder.")
+    files = models.JSONField(help_text="[relative path, sha256] of every image.")
+    digest = models.CharField(max_length=64, help_text="sha256 over the sorted file list: equal digests, equal data.")
+    feedback = models.ManyToManyField(Feedback, blank=True, related_name="datasets")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"dataset {self.pk}: {self.images} images, {len(self.counts)} classes ({self.path})"
