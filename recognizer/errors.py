@@ -65,3 +65,9 @@ class DatasetError(RecognizerError):
     """A training or evaluation folder cannot be used as it is."""
 
     code = "invalid_dataset"
+
+
+class TrainingCancelled(RecognizerError):
+    """Someone asked a training run to stop; it stopped between two batches."""
+
+    code = "training_cancelled"

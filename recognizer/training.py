@@ -21,6 +21,7 @@ from recognizer.datasets import Dataset, check_trainable
 from recognizer.evaluation import compute_metrics
 from recognizer.manifest import Manifest
 from recognizer.preprocessing import normalize, open_image, to_pixels
+from recognizer.progress import EpochClock, TrainingHooks, keras_callback
 
 Log = Callable[[str], None]
 
@@ -40,6 +41,7 @@ class TrainConfig:
     from_scratch: bool = False
     cache_dir: Path | None = None
     progress: bool = True
+    hooks: TrainingHooks = field(default_factory=TrainingHooks)  # progress reports and cancellation
 
 
 @dataclass
@@ -77,7 +79,8 @@ def _cache_key(path: Path, backbone: Backbone) -> str:
 
 
 def extract_features(
-    feature_model, backbone: Backbone, paths: list[Path], *, cache_dir: Path | None, batch_size: int, progress: bool
+    feature_model, backbone: Backbone, paths: list[Path], *, cache_dir: Path | None, batch_size: int, progress: bool,
+    hooks: TrainingHooks | None = None,
 ) -> tuple[np.ndarray, list[tuple[Path, str]]]:
     """Feature vectors of the images (cached on disk by file sha256 and backbone); failures are returned."""
     from tqdm import tqdm
@@ -91,7 +94,10 @@ def extract_features(
         else:
             pending.append((i, path, cached))
     bar = tqdm(total=len(pending), disable=not (progress and pending), file=sys.stderr, unit="img", desc="features")
+    hooks = hooks or TrainingHooks()
     for start in range(0, len(pending), batch_size):
+        hooks.check()
+        hooks.emit(phase="features", done=start, total=len(pending))
         chunk, batch = [], []
         for i, path, cached in pending[start : start + batch_size]:
             try:
@@ -157,9 +163,10 @@ def fit_head(x_train, y_train, x_val, y_val, *, num_classes: int, config: TrainC
     head.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     has_val = len(y_val) > 0
     stop = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss", patience=6, restore_best_weights=True)
+    progress = keras_callback(config.hooks, phase="head", epochs=config.epochs)
     history = head.fit(
         x_train, y_train, validation_data=(x_val, y_val) if has_val else None, epochs=config.epochs,
-        batch_size=config.batch_size, shuffle=True, callbacks=[stop], verbose=0,
+        batch_size=config.batch_size, shuffle=True, callbacks=[stop, progress], verbose=0,
     )
     return head, {k: [float(v) for v in values] for k, values in history.history.items()}
 
@@ -240,15 +247,21 @@ def fine_tune(model, paths: list[Path], labels: np.ndarray, backbone: Backbone, 
     augment, rng = _augmenter(config.seed), np.random.default_rng(config.seed)
     losses = []
     log(f"fine-tuning {count} backbone layers for {config.fine_tune_epochs} epochs at learning rate {rate:g}")
+    clock = EpochClock(config.fine_tune_epochs)
     for epoch in range(config.fine_tune_epochs):
         order, epoch_losses = rng.permutation(len(labels)), []
         for start in range(0, len(order), config.batch_size):
+            config.hooks.check()
             batch = order[start : start + config.batch_size]
             augmented = np.clip(np.asarray(augment(pixels[batch], training=True)), 0, 255)
             loss = model.train_on_batch(normalize(augmented, spec.normalization), labels[batch])
             epoch_losses.append(float(np.ravel(loss)[0]))
         losses.append(float(np.mean(epoch_losses)))
         log(f"  fine-tune epoch {epoch + 1}: loss {losses[-1]:.4f}")
+        config.hooks.emit(
+            phase="fine-tune", epoch=epoch + 1, epochs=config.fine_tune_epochs, loss=round(losses[-1], 4),
+            accuracy=None, val_accuracy=None, seconds_left=clock.tick(),
+        )
     for layer in model.layers:
         layer.trainable = True  # saved models carry no frozen state
     return {"fine_tune_loss": losses}
@@ -264,7 +277,7 @@ def train(dataset: Dataset, config: TrainConfig, log: Log = print) -> TrainResul
     paths = [path for path, _ in dataset.items]
     features, failed = extract_features(
         feature_model, backbone, paths, cache_dir=None if config.from_scratch else config.cache_dir,
-        batch_size=config.batch_size, progress=config.progress,
+        batch_size=config.batch_size, progress=config.progress, hooks=config.hooks,
     )
     if failed:
         bad = {p for p, _ in failed}

@@ -127,3 +127,18 @@ def _record(out: Path, since, include_base, accepted, by) -> Dataset:
         )
         dataset.feedback.set(accepted)
     return dataset
+
+
+def dataset_changes(dataset: Dataset) -> str:
+    """'' when the folder still holds exactly what was exported, else what differs."""
+    out = Path(dataset.path)
+    if not out.is_dir():
+        return f"{out} is gone"
+    now = {path: digest for path, digest in _files(out)}
+    then = {path: digest for path, digest in dataset.files}
+    if now == then:
+        return ""
+    added, removed = sorted(set(now) - set(then)), sorted(set(then) - set(now))
+    changed = sorted(p for p in set(now) & set(then) if now[p] != then[p])
+    parts = [f"{len(v)} {k} (e.g. {v[0]})" for k, v in (("added", added), ("removed", removed), ("changed", changed)) if v]
+    return "; ".join(parts)

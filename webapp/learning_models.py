@@ -100,3 +100,35 @@ class Dataset(models.Model):
 
     def __str__(self) -> str:
         return f"dataset {self.pk}: {self.images} images, {len(self.counts)} classes ({self.path})"
+
+
+class TrainingJob(models.Model):
+    """Train a new version on a dataset, outside the web workers; progress and the log are kept here."""
+
+    QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+    STATUSES = [(s, s) for s in (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)]
+    FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="training_jobs")
+    model_name = models.CharField(max_length=100)
+    backbone = models.CharField(max_length=50)
+    epochs = models.PositiveIntegerField()
+    fine_tune_layers = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED, db_index=True)
+    progress = models.JSONField(default=dict, blank=True, help_text="The last report: phase, epoch, loss, accuracy, time left.")
+    cancel_requested = models.BooleanField(default=False)
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    host = models.CharField(max_length=100, blank=True, help_text="The machine running it.")
+    version = models.ForeignKey("webapp.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="training_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"training job {self.pk}: {self.model_name} ({self.status})"

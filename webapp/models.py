@@ -105,4 +105,4 @@ class ApiToken(models.Model):
 
 
 # The learning loop's models live in their own module; importing them here registers them with the app.
-from webapp.learning_models import Dataset, Feedback, FeedbackReview, KeptPhoto  # noqa: E402,F401
+from webapp.learning_models import Dataset, Feedback, FeedbackReview, KeptPhoto, TrainingJob  # noqa: E402,F401

@@ -21,3 +21,4 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 RECOGNIZER_ENGINE = "keras"
 # Most tests are about serving; the feedback tests turn keeping photos on themselves.
 FEEDBACK_ENABLED = False
+TRAINING_LOCK_FILE = str(VAR_DIR / "training.lock")
