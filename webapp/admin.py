@@ -181,3 +181,4 @@ class ApiTokenAdmin(admin.ModelAdmin):
 # The review queue of the learning loop lives in its own module.
 from webapp import admin_review  # noqa: E402,F401
 from webapp import admin_training  # noqa: E402,F401
+from webapp import admin_gate  # noqa: E402,F401

@@ -132,3 +132,51 @@ class TrainingJob(models.Model):
 
     def __str__(self) -> str:
         return f"training job {self.pk}: {self.model_name} ({self.status})"
+
+
+class GoldenSet(models.Model):
+    """Photos of a model's own classes, never trained on, that every candidate version is scored on."""
+
+    model_name = models.CharField(max_length=100, unique=True)
+    path = models.CharField(max_length=500, help_text="A folder with one subfolder per class, named by class id.")
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, help_text="Or an exported dataset.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"golden set of {self.model_name}"
+
+    @property
+    def folder(self) -> str:
+        return self.dataset.path if self.dataset_id else self.path
+
+
+class GateCheck(models.Model):
+    """The golden-set top-1 accuracy of a candidate version and of the version active when it was checked."""
+
+    candidate = models.ForeignKey("webapp.ModelVersion", on_delete=models.CASCADE, related_name="gate_checks")
+    active = models.ForeignKey("webapp.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    golden_path = models.CharField(max_length=500)
+    golden_digest = models.CharField(max_length=64)
+    images = models.PositiveIntegerField()
+    candidate_top1 = models.FloatField()
+    active_top1 = models.FloatField(null=True, blank=True)
+    trained_on_golden = models.PositiveIntegerField(default=0, help_text="Golden photos found in the candidate's training data.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"gate check of {self.candidate}"
+
+
+class GateOverride(models.Model):
+    """Audit: a superuser activated a candidate the gate refused, and why."""
+
+    check_run = models.ForeignKey(GateCheck, on_delete=models.CASCADE, related_name="overrides")
+    reason = models.TextField()
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]

@@ -105,4 +105,6 @@ class ApiToken(models.Model):
 
 
 # The learning loop's models live in their own module; importing them here registers them with the app.
-from webapp.learning_models import Dataset, Feedback, FeedbackReview, KeptPhoto, TrainingJob  # noqa: E402,F401
+from webapp.learning_models import (  # noqa: E402,F401
+    Dataset, Feedback, FeedbackReview, GateCheck, GateOverride, GoldenSet, KeptPhoto, TrainingJob,
+)

@@ -12,7 +12,8 @@ from django.db.models import Max
 
 from recognizer.artifacts import save_artifact
 from recognizer.datasets import scan_dataset
-from recognizer.evaluation import plot_confusion, plot_history
+from recognizer.engine import Engine
+from recognizer.evaluation import compute_metrics, plot_confusion, plot_history, predict_dataset
 from recognizer.training import TrainConfig, TrainResult, train
 from webapp import services
 from webapp.models import ModelVersion
@@ -47,3 +48,21 @@ def model_version_train(
     (folder / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     version = services.model_version_register(artifact_path=h5_path, notes=f"trained on {data}", by=by, activate=activate)
     return TrainedVersion(version, result, h5_path)
+
+
+@dataclass
+class Evaluation:
+    metrics: dict
+    folder: Path  # where the confusion matrix and metrics.json were written
+
+
+def model_version_evaluate(*, version: ModelVersion, data: Path, out: Path | None = None, progress: bool = False) -> Evaluation:
+    """Score `version` on an image-folder dataset whose folders are named by class id."""
+    engine = Engine.from_path(version.artifact_path)
+    dataset = scan_dataset(data, classes=engine.manifest.classes)
+    probabilities, truth, _, _ = predict_dataset(engine, dataset.items, progress=progress)
+    metrics = compute_metrics(probabilities, truth, engine.manifest.classes)
+    folder = Path(out) if out else Path(settings.VAR_DIR) / "evaluations" / f"{version.name}-v{version.version}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics) + "\n")
+    return Evaluation(metrics, folder)

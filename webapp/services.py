@@ -109,9 +109,18 @@ def _write_upload(upload, path: Path) -> None:
             out.write(chunk)
 
 
-def model_version_activate(*, version: ModelVersion, by=None, kind: str = Activation.ACTIVATE) -> ModelVersion:
-    """Make `version` the one active version of its name, and audit who did it."""
+def model_version_activate(
+    *, version: ModelVersion, by=None, kind: str = Activation.ACTIVATE, force_reason: str = ""
+) -> ModelVersion:
+    """Make `version` the one active version of its name, and audit who did it; the promotion gate may refuse."""
     _check_unchanged(version)
+    if kind == Activation.ACTIVATE:  # rolling back restores a version that served before: no gate
+        from webapp.promotion import GateRefused, gate_enforce
+
+        try:
+            gate_enforce(candidate=version, by=by, force_reason=force_reason)
+        except GateRefused as exc:
+            raise ActivationError(str(exc)) from None
     with transaction.atomic():
         current = ModelVersion.objects.select_for_update().filter(name=version.name, is_active=True).first()
         if current and current.pk == version.pk:

@@ -186,5 +186,16 @@ def training_job_execute(*, job_id: int, log=print) -> TrainingJob:
         version.notes = f"trained on dataset {job.dataset.pk} (digest {job.dataset.digest[:12]}) by training job {job_id}"
         version.save(update_fields=["notes"])
         _finish(job_id, TrainingJob.SUCCEEDED, version=version)
+        _score(version, log)
     job.refresh_from_db()
     return job
+
+
+def _score(version, log) -> None:
+    """The gate's figures while the models are at hand, so the version page shows them when the job ends."""
+    from webapp import promotion
+
+    try:
+        log(promotion.gate_message(promotion.gate_check_run(candidate=version), name=version.name))
+    except promotion.GateRefused as exc:
+        log(f"promotion gate: {exc}")

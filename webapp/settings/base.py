@@ -158,3 +158,7 @@ else:
 TRAINING_THREADS = env_int("TRAINING_THREADS", max(1, len(os.sched_getaffinity(0)) // 2))
 TRAINING_NICE = env_int("TRAINING_NICE", 10)
 TRAINING_LOCK_FILE = env_str("TRAINING_LOCK_FILE", str(VAR_DIR / "training.lock"))
+
+# ---- the learning loop: promotion gate ----
+# Activation is refused when a candidate's golden-set top-1 accuracy is this many points below the active version's.
+PROMOTION_MAX_DROP_POINTS = float(env_str("PROMOTION_MAX_DROP_POINTS", "1"))

@@ -1,0 +1,117 @@
+"""The promotion gate in the admin: golden sets, both figures side by side on the version page, forced activation."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from webapp import promotion, services
+from webapp.admin import ModelVersionAdmin
+from webapp.models import GateCheck, GateOverride, GoldenSet, ModelVersion
+
+
+class GatedModelVersionAdmin(ModelVersionAdmin):
+    """The version admin, with the gate's figures and, for superusers, activation against the gate's advice."""
+
+    readonly_fields = ModelVersionAdmin.readonly_fields + ("promotion_gate",)
+    fields = ModelVersionAdmin.fields + ("promotion_gate",)
+    change_form_template = "admin/webapp/modelversion/change_form.html"
+
+    @admin.display(description="promotion gate")
+    def promotion_gate(self, obj):
+        check = obj.gate_checks.select_related("active").first()
+        if check is None:
+            has_golden = GoldenSet.objects.filter(model_name=obj.name).exists()
+            return "Not scored yet: use 'Score on the golden set'." if has_golden else promotion.gate_message(None, name=obj.name)
+        active = f"v{check.active.version}: {check.active_top1:.1%}" if check.active_top1 is not None else "none"
+        return format_html(
+            '<table id="gate-figures"><tr><th>golden set</th><th>candidate v{}</th><th>active {}</th></tr>'
+            "<tr><td>{} photos, {}</td><td>{}</td><td>{}</td></tr></table><p>{}</p>",
+            obj.version, check.active.version if check.active else "", check.images, check.golden_path,
+            f"{check.candidate_top1:.1%}", active, promotion.gate_message(check, name=obj.name),
+        )
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/gate/", wrap(require_POST(self.score_view)), name="webapp_modelversion_gate"),
+            path("<int:pk>/force/", wrap(require_POST(self.force_view)), name="webapp_modelversion_force"),
+        ] + super().get_urls()
+
+    def score_view(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        try:
+            check = promotion.gate_check_run(candidate=version)
+        except promotion.GateRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.info(request, promotion.gate_message(check, name=version.name))
+        return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[pk]))
+
+    def force_view(self, request, pk: int):
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        version = get_object_or_404(ModelVersion, pk=pk)
+        reason = request.POST.get("reason", "").strip()
+        if not reason:
+            messages.error(request, "Give the reason for activating against the gate; it is kept in the audit.")
+        else:
+            self._activate(request, version, force_reason=reason)
+        return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[pk]))
+
+    def _activate(self, request, version, force_reason: str = "") -> None:
+        try:
+            version = services.model_version_activate(version=version, by=request.user, force_reason=force_reason)
+        except services.ActivationError as exc:
+            messages.error(request, str(exc))
+            return
+        check = version.gate_checks.first()
+        messages.success(request, f"{version} is now active; every worker switches within a few seconds.")
+        level = messages.WARNING if check is None else messages.INFO
+        messages.add_message(request, level, promotion.gate_message(check, name=version.name))
+
+    @admin.action(description="Activate the selected version")
+    def activate_selected(self, request, queryset):
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one version to activate.")
+            return
+        self._activate(request, queryset.get())
+
+
+admin.site.unregister(ModelVersion)
+admin.site.register(ModelVersion, GatedModelVersionAdmin)
+
+
+@admin.register(GoldenSet)
+class GoldenSetAdmin(admin.ModelAdmin):
+    list_display = ("model_name", "path", "dataset", "created_at")
+
+
+@admin.register(GateCheck)
+class GateCheckAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "candidate", "candidate_top1", "active", "active_top1", "images", "trained_on_golden")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(GateOverride)
+class GateOverrideAdmin(admin.ModelAdmin):
+    list_display = ("at", "check_run", "by", "reason")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
