@@ -103,7 +103,6 @@ def training_job_supervise(*, job_id: int) -> None:
         if not started:
             return  # cancelled while queued
         code, output = _run_child(job_id)
-    TrainingJob.objects.filter(pk=job_id).update(log=output[-LOG_TAIL:])
     if code != 0:
         lines = [line for line in output.splitlines() if line.strip()]
         reason = lines[-1] if lines else "no output"
@@ -122,8 +121,15 @@ def _run_child(job_id: int) -> tuple[int, str]:
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR,
             preexec_fn=lambda: os.nice(settings.TRAINING_NICE),  # web workers come first
         )
-        code = child.wait()
-    return code, log_path.read_text(errors="replace")
+        while True:  # the admin shows the log as it grows
+            try:
+                code = child.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                code = None
+            output = log_path.read_text(errors="replace")
+            TrainingJob.objects.filter(pk=job_id).update(log=output[-LOG_TAIL:])
+            if code is not None:
+                return code, output
 
 
 def training_jobs_reap() -> int:
@@ -185,8 +191,8 @@ def training_job_execute(*, job_id: int, log=print) -> TrainingJob:
         version = trained.version
         version.notes = f"trained on dataset {job.dataset.pk} (digest {job.dataset.digest[:12]}) by training job {job_id}"
         version.save(update_fields=["notes"])
+        _score(version, log)  # before the job says it is done, so its figures are there when it does
         _finish(job_id, TrainingJob.SUCCEEDED, version=version)
-        _score(version, log)
     job.refresh_from_db()
     return job
 
