@@ -86,12 +86,19 @@ def shell(server, code: str) -> str:
     return server.manage("shell", "-c", code).strip().splitlines()[-1]
 
 
-def wait_for_job(session, server, job_id: int, worker: Worker) -> tuple[dict, list[str]]:
+def wait_for_job(session, server, job_id: int, worker: Worker, on_running=None) -> tuple[dict, list[str]]:
     """Poll the admin's progress view as the page does, until the job ends; returns it and what was shown."""
     seen, deadline = [], time.monotonic() + JOB_SECONDS
     while time.monotonic() < deadline:
-        job = session.get(server.url(f"/admin/webapp/trainingjob/{job_id}/progress/"), timeout=10).json()
+        try:
+            job = session.get(server.url(f"/admin/webapp/trainingjob/{job_id}/progress/"), timeout=10).json()
+        except (requests.RequestException, ValueError):  # the web workers are restarting
+            time.sleep(0.5)
+            continue
         seen.append(job["text"])
+        if job["status"] == "running" and on_running is not None:
+            on_running()
+            on_running = None
         if job["status"] not in ("queued", "running"):
             return job, seen
         time.sleep(0.5)
@@ -135,7 +142,14 @@ def test_the_whole_loop_with_a_real_gunicorn_and_the_real_job_worker(make_server
         "dataset": dataset_id, "model_name": TINY_NAME, "backbone": "efficientnet_lite0", "epochs": 20, "fine_tune_layers": 0,
     })
     job_id = int(re.search(r"/trainingjob/(\d+)/change/", started.url).group(1))
-    job, seen = wait_for_job(session, server, job_id, workers[0])
+    restarted = []
+
+    def restart_web_workers():  # the job runs in the job worker: a restart of gunicorn's workers does not touch it
+        restarted.extend(server.worker_pids())
+        os.kill(server.process.pid, signal.SIGHUP)
+
+    job, seen = wait_for_job(session, server, job_id, workers[0], on_running=restart_web_workers)
+    assert restarted and not set(restarted) & server.worker_pids()
     assert job["status"] == "succeeded", (job, workers[0].output())
     assert any(re.match(r"head epoch \d+/20 · loss [\d.]+ · accuracy [\d.]+", text) for text in seen) or job["progress"]["epoch"] >= 1
     version_id = job["version"]["id"]
@@ -163,7 +177,7 @@ def test_the_whole_loop_with_a_real_gunicorn_and_the_real_job_worker(make_server
 
 
 def test_a_training_process_that_crashes_leaves_the_job_failed_with_its_log(make_server, tiny_artifact, workers, tmp_path):
-    server, _ = make_server(tiny_artifact)
+    server, _ = make_server(tiny_artifact, env={"TRAINING_THREADS": "1"})
     base = write_dataset(tmp_path / "base", {kind: 3 for kind in KINDS})
     (base / "classes.csv").write_text("folder,label,domain\nred-stripes,Red stripes,animal\nblue-circle,Blue circle,plant\n")
     server.manage("export_dataset", "--out", str(tmp_path / "data"), "--include-base", str(base))
@@ -205,6 +219,8 @@ def _wait_for_child(worker: Worker, seconds: float = 60) -> int:
                 continue
             if b"run_training_job" in cmdline and os.getpgid(int(proc.name)) == worker.process.pid:
                 assert int(stat[18]) == 10  # niced below the web workers
+                environ = (proc / "environ").read_bytes().split(b"\0")
+                assert b"RECOGNIZER_INTRA_THREADS=1" in environ and b"OMP_NUM_THREADS=1" in environ  # TRAINING_THREADS
                 return int(proc.name)
         time.sleep(0.2)
     pytest.fail(f"no training child appeared:\n{worker.output()}")
