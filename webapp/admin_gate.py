@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
@@ -30,10 +31,9 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
             return "Not scored yet: use 'Score on the golden set'." if has_golden else promotion.gate_message(None, name=obj.name)
         active = f"v{check.active.version}: {check.active_top1:.1%}" if check.active_top1 is not None else "none"
         return format_html(
-            '<table id="gate-figures"><tr><th>golden set</th><th>candidate v{}</th><th>active {}</th></tr>'
+            '<table id="gate-figures"><tr><th>golden set</th><th>candidate v{}</th><th>active version</th></tr>'
             "<tr><td>{} photos, {}</td><td>{}</td><td>{}</td></tr></table><p>{}</p>",
-            obj.version, check.active.version if check.active else "", check.images, check.golden_path,
-            f"{check.candidate_top1:.1%}", active, promotion.gate_message(check, name=obj.name),
+            obj.version, check.images, check.golden_path, f"{check.candidate_top1:.1%}", active, _verdict(check),
         )
 
     def get_urls(self):
@@ -81,6 +81,15 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
             messages.error(request, "Select exactly one version to activate.")
             return
         self._activate(request, queryset.get())
+
+
+def _verdict(check: GateCheck) -> str:
+    if check.active_top1 is None:
+        return "No active version to compare with: activation is allowed."
+    drop = (check.active_top1 - check.candidate_top1) * 100
+    if drop > settings.PROMOTION_MAX_DROP_POINTS:
+        return f"Activation is refused: {drop:.1f} points lower (at most {settings.PROMOTION_MAX_DROP_POINTS:g}); a superuser may force it."
+    return "Activation is allowed."
 
 
 admin.site.unregister(ModelVersion)
