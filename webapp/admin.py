@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from webapp import selectors, services
+from webapp.admin_review import AuditTrailAdmin
 from webapp.forms import RegisterModelForm
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction
 
@@ -134,18 +135,9 @@ def _fmt(value):
 
 
 @admin.register(Activation)
-class ActivationAdmin(admin.ModelAdmin):
+class ActivationAdmin(AuditTrailAdmin):
     list_display = ("at", "model_name", "from_version", "to_version", "kind", "by")
     list_filter = ("model_name", "kind")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Prediction)
@@ -179,6 +171,5 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 # The review queue of the learning loop lives in its own module.
-from webapp import admin_review  # noqa: E402,F401
 from webapp import admin_training  # noqa: E402,F401
 from webapp import admin_gate  # noqa: E402,F401

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from webapp import promotion, services
 from webapp.admin import ModelVersionAdmin
+from webapp.admin_review import AuditTrailAdmin
 from webapp.models import GateCheck, GateOverride, GoldenSet, ModelVersion
 
 
@@ -102,25 +103,10 @@ class GoldenSetAdmin(admin.ModelAdmin):
 
 
 @admin.register(GateCheck)
-class GateCheckAdmin(admin.ModelAdmin):
+class GateCheckAdmin(AuditTrailAdmin):
     list_display = ("created_at", "candidate", "candidate_top1", "active", "active_top1", "images", "trained_on_golden")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(GateOverride)
-class GateOverrideAdmin(admin.ModelAdmin):
+class GateOverrideAdmin(AuditTrailAdmin):
     list_display = ("at", "check_run", "by", "reason")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -15,6 +15,19 @@ from webapp import review
 from webapp.models import Feedback, FeedbackReview
 
 
+class AuditTrailAdmin(admin.ModelAdmin):
+    """Records that are written by services only and never changed by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ReviewForm(forms.Form):
     decision = forms.ChoiceField(choices=[("accept", "Accept with this label"), ("merge", "Merge into a class"), ("reject", "Reject")])
     label = forms.CharField(max_length=200, required=False)
@@ -136,15 +149,6 @@ class FeedbackAdmin(admin.ModelAdmin):
 
 
 @admin.register(FeedbackReview)
-class FeedbackReviewAdmin(admin.ModelAdmin):
+class FeedbackReviewAdmin(AuditTrailAdmin):
     list_display = ("at", "feedback", "action", "label", "domain", "by")
     list_filter = ("action",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
