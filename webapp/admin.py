@@ -170,6 +170,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
         messages.warning(request, f"Token for {obj.name}: {key} (copy it now; it is not shown again).")
 
 
-# The review queue of the learning loop lives in its own module.
+# The learning loop's training jobs and promotion gate live in their own modules.
 from webapp import admin_training  # noqa: E402,F401
 from webapp import admin_gate  # noqa: E402,F401
