@@ -8,18 +8,19 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
-from webapp import promotion, services
+from webapp import promotion, services, shadow
 from webapp.admin import ModelVersionAdmin
 from webapp.admin_review import AuditTrailAdmin
-from webapp.models import GateCheck, GateOverride, GoldenSet, ModelVersion
+from webapp.models import GateCheck, GateOverride, GoldenSet, ModelVersion, Shadow
 
 
 class GatedModelVersionAdmin(ModelVersionAdmin):
     """The version admin, with the gate's figures and, for superusers, activation against the gate's advice."""
 
+    actions = ModelVersionAdmin.actions + ["shadow_selected"]
     readonly_fields = ModelVersionAdmin.readonly_fields + ("promotion_gate",)
     fields = ModelVersionAdmin.fields + ("promotion_gate",)
     change_form_template = "admin/webapp/modelversion/change_form.html"
@@ -83,6 +84,19 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
             return
         self._activate(request, queryset.get())
 
+    @admin.action(description="Put the selected version in shadow (compare it on live requests)")
+    def shadow_selected(self, request, queryset):
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one version to put in shadow.")
+            return
+        try:
+            item = shadow.shadow_start(version=queryset.get(), by=request.user)
+        except shadow.ShadowError as exc:
+            messages.error(request, str(exc))
+            return
+        rate = settings.SHADOW_SAMPLE_RATE
+        messages.success(request, f"{item}: it classifies {rate:.0%} of live requests in the background; see Shadows.")
+
 
 def _verdict(check: GateCheck) -> str:
     if check.active_top1 is None:
@@ -110,3 +124,37 @@ class GateCheckAdmin(AuditTrailAdmin):
 @admin.register(GateOverride)
 class GateOverrideAdmin(AuditTrailAdmin):
     list_display = ("at", "check_run", "by", "reason")
+
+
+@admin.register(Shadow)
+class ShadowAdmin(AuditTrailAdmin):
+    list_display = ("version", "started_at", "stopped_at", "compared", "agreement")
+    readonly_fields = ("version", "started_at", "started_by", "stopped_at", "differences")
+    actions = ["stop_selected"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        return actions if request.user.has_perm("webapp.change_modelversion") else {}
+
+    @admin.display(description="requests compared")
+    def compared(self, obj):
+        return shadow.shadow_agreement(shadow=obj)["compared"]
+
+    @admin.display(description="agrees with the active version")
+    def agreement(self, obj):
+        rate = shadow.shadow_agreement(shadow=obj)["agreement"]
+        return "-" if rate is None else f"{rate:.1%}"
+
+    @admin.display(description="where it differs (active → shadow)")
+    def differences(self, obj):
+        rows = shadow.shadow_agreement(shadow=obj)["differences"]
+        if not rows:
+            return "-"
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", ((r["active_label"], r["shadow_label"], r["count"]) for r in rows))
+        return format_html('<table id="shadow-differences"><tr><th>active</th><th>shadow</th><th>requests</th></tr>{}</table>', body)
+
+    @admin.action(description="Stop the selected shadows")
+    def stop_selected(self, request, queryset):
+        for item in queryset:
+            shadow.shadow_stop(shadow=item)
+        messages.success(request, f"Stopped {queryset.count()} shadow(s).")

@@ -14,7 +14,7 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import HttpBearer
 
-from webapp import feedback, selectors, services
+from webapp import feedback, selectors, services, shadow
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
 from webapp.parsing import parse_batch, parse_single
 from webapp.throttling import ClientRateThrottle
@@ -141,6 +141,7 @@ def predict(request: HttpRequest):
     upload, params = parse_single(request)
     result = services.prediction_create(upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain)
     feedback.photo_keep(prediction_id=result.id, data=upload.data, owner=feedback.Owner.of_api(request))
+    shadow.shadow_sample_result(result=result, data=upload.data, domain=params.domain)
     return result.to_dict()
 
 

@@ -180,3 +180,29 @@ class GateOverride(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+
+
+class Shadow(models.Model):
+    """A registered, inactive version that also classifies a sample of live requests, for comparison only."""
+
+    version = models.ForeignKey("webapp.ModelVersion", on_delete=models.CASCADE, related_name="shadows")
+    started_at = models.DateTimeField(auto_now_add=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.version} in shadow"
+
+
+class ShadowResult(models.Model):
+    """What the shadow answered for one live request, beside what the active version answered."""
+
+    shadow = models.ForeignKey(Shadow, on_delete=models.CASCADE, related_name="results")
+    prediction = models.ForeignKey("webapp.Prediction", on_delete=models.CASCADE, related_name="+")
+    active_label = models.CharField(max_length=200)
+    shadow_label = models.CharField(max_length=200)
+    agrees = models.BooleanField()
+    created_at = models.DateTimeField(auto_now_add=True)

@@ -106,5 +106,5 @@ class ApiToken(models.Model):
 
 # The learning loop's models live in their own module; importing them here registers them with the app.
 from webapp.learning_models import (  # noqa: E402,F401
-    Dataset, Feedback, FeedbackReview, GateCheck, GateOverride, GoldenSet, KeptPhoto, TrainingJob,
+    Dataset, Feedback, FeedbackReview, GateCheck, GateOverride, GoldenSet, KeptPhoto, Shadow, ShadowResult, TrainingJob,
 )

@@ -12,7 +12,7 @@ from django.views import defaults
 from django.views.decorators.http import require_GET, require_http_methods
 from PIL import Image
 
-from webapp import feedback, selectors, services
+from webapp import feedback, selectors, services, shadow
 from webapp.feedback_views import page_context
 from webapp.errors import ApiError, expected_errors, to_api_error
 from webapp.parsing import parse_params, upload_from_file
@@ -54,6 +54,7 @@ def _classify(request: HttpRequest) -> tuple[services.PredictionResult, bytes]:
         upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, source="page"
     )
     feedback.photo_keep(prediction_id=result.id, data=upload.data, owner=feedback.Owner.of_page(request))
+    shadow.shadow_sample_result(result=result, data=upload.data, domain=params.domain)
     return result, upload.data
 
 

@@ -162,3 +162,5 @@ TRAINING_LOCK_FILE = env_str("TRAINING_LOCK_FILE", str(VAR_DIR / "training.lock"
 # ---- the learning loop: promotion gate ----
 # Activation is refused when a candidate's golden-set top-1 accuracy is this many points below the active version's.
 PROMOTION_MAX_DROP_POINTS = float(env_str("PROMOTION_MAX_DROP_POINTS", "1"))
+# Share of live requests that a version in shadow also classifies, in the background.
+SHADOW_SAMPLE_RATE = float(env_str("SHADOW_SAMPLE_RATE", "0.1"))
