@@ -139,3 +139,12 @@ def test_the_progress_view_says_epoch_loss_accuracy_and_time_left(admin_client, 
     admin_client.post(f"/admin/webapp/trainingjob/{job.pk}/cancel/")
     job.refresh_from_db()
     assert job.cancel_requested and job.status == "running"  # the loop stops it at its next batch
+
+
+def test_one_training_slot_per_machine(dataset, settings, tmp_path):
+    with training_jobs.machine_lock() as first:
+        assert first
+        with training_jobs.machine_lock(wait=False) as second:  # a second job on this machine waits for the slot
+            assert not second
+    with training_jobs.machine_lock(wait=False) as after:
+        assert after
