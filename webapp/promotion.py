@@ -33,6 +33,9 @@ def _trained_on(candidate: ModelVersion) -> set[str]:
 def _top1(version: ModelVersion, folder: Path) -> float:
     from webapp.runs import model_version_evaluate
 
+    known = {c["id"] for c in version.manifest.get("classes", [])}
+    if not known & {p.name for p in folder.iterdir() if p.is_dir()}:
+        return 0.0  # it knows none of the golden set's classes, so it names none of its photos right
     out = Path(settings.VAR_DIR) / "gate" / f"{version.name}-v{version.version}"
     return float(model_version_evaluate(version=version, data=folder, out=out).metrics["top1_accuracy"])
 

@@ -134,3 +134,14 @@ def test_rolling_back_is_not_gated(versions, tmp_path):
     GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden_by(v2, tmp_path / "golden")))
     services.model_version_rollback(name=TINY_NAME)
     assert ModelVersion.objects.get(is_active=True) == v1
+
+
+def test_a_version_that_knows_none_of_the_golden_classes_scores_zero(versions, tmp_path):
+    from tests.synthetic import write_dataset
+
+    v1, v2 = versions
+    golden = write_dataset(tmp_path / "golden", {"heron": 2, "moss": 2})  # classes neither tiny version has
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden))
+    services.model_version_activate(version=v2)  # 0% against 0%: not worse
+    check = GateCheck.objects.get()
+    assert (check.candidate_top1, check.active_top1) == (0.0, 0.0)
