@@ -150,6 +150,8 @@ INSTANCE_NAME = env_str("INSTANCE_NAME", "")
 FEEDBACK_ENABLED = env_bool("FEEDBACK_ENABLED", True)
 FEEDBACK_RETENTION_DAYS = env_int("FEEDBACK_RETENTION_DAYS", 7)
 FEEDBACK_PHOTO_MAX_SIDE = env_int("FEEDBACK_PHOTO_MAX_SIDE", 1024)
+# Kept photos live under MEDIA_ROOT/feedback: with several hosts, point it at storage they share.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(MEDIA_ROOT)))
 
 # ---- the learning loop: training jobs on a job queue ----
 # The database queue (django-tasks-db) by default, worked by `manage.py task_worker` beside gunicorn; RQ on Redis
