@@ -46,6 +46,8 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
         ] + super().get_urls()
 
     def score_view(self, request, pk: int):
+        if not self.has_change_permission(request):
+            raise PermissionDenied
         version = get_object_or_404(ModelVersion, pk=pk)
         try:
             check = promotion.gate_check_run(candidate=version)
@@ -77,14 +79,14 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
         level = messages.WARNING if check is None else messages.INFO
         messages.add_message(request, level, promotion.gate_message(check, name=version.name))
 
-    @admin.action(description="Activate the selected version")
+    @admin.action(description="Activate the selected version", permissions=["change"])
     def activate_selected(self, request, queryset):
         if queryset.count() != 1:
             messages.error(request, "Select exactly one version to activate.")
             return
         self._activate(request, queryset.get())
 
-    @admin.action(description="Put the selected version in shadow (compare it on live requests)")
+    @admin.action(description="Put the selected version in shadow (compare it on live requests)", permissions=["change"])
     def shadow_selected(self, request, queryset):
         if queryset.count() != 1:
             messages.error(request, "Select exactly one version to put in shadow.")

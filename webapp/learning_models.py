@@ -8,6 +8,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from webapp.models import AppendOnly  # defined before webapp.models imports this module
+
 
 def kept_photo_path(instance, filename: str) -> str:
     # Named by the upload's sha256 (as STORE_UPLOADS does): the same photo sent twice is one file.
@@ -62,8 +64,8 @@ class Feedback(models.Model):
         return f"prediction {self.prediction_id}: {said}"
 
 
-class FeedbackReview(models.Model):
-    """Audit trail of the review queue: who did what to which feedback, and when."""
+class FeedbackReview(AppendOnly):
+    """Audit trail of the review queue: who did what to which feedback, and when (never changed)."""
 
     ACCEPT, REJECT, MERGE = "accept", "reject", "merge"
     feedback = models.ForeignKey(Feedback, on_delete=models.CASCADE, related_name="reviews")
@@ -170,8 +172,8 @@ class GateCheck(models.Model):
         return f"gate check of {self.candidate}"
 
 
-class GateOverride(models.Model):
-    """Audit: a superuser activated a candidate the gate refused, and why."""
+class GateOverride(AppendOnly):
+    """Audit: a superuser activated a candidate the gate refused, and why (never changed)."""
 
     check_run = models.ForeignKey(GateCheck, on_delete=models.CASCADE, related_name="overrides")
     reason = models.TextField()

@@ -110,3 +110,15 @@ def test_the_service_refuses_a_reviewer_without_the_permission(django_user_model
     user = django_user_model.objects.create_user("plain", is_staff=True)
     with pytest.raises(PermissionDenied):
         review.feedback_reject(feedback=item, by=user)
+
+
+def test_the_review_audit_is_never_changed(admin_client, item):
+    from webapp.models import HistoryIsAppendOnly
+
+    admin_client.post(review_url(item), {"decision": "reject"})
+    audit = FeedbackReview.objects.get()
+    audit.action = "accept"
+    with pytest.raises(HistoryIsAppendOnly):
+        audit.save()
+    with pytest.raises(HistoryIsAppendOnly):
+        FeedbackReview.objects.all().delete()
