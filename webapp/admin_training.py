@@ -18,19 +18,10 @@ from webapp.models import Dataset, TrainingJob
 
 
 def progress_text(job: TrainingJob) -> str:
-    """One line a person reads: phase, epoch, loss, accuracy, time left."""
-    p = job.progress or {}
-    if job.status != TrainingJob.RUNNING or not p:
+    """The job's last report as one line, or how it ended."""
+    if job.status != TrainingJob.RUNNING or not job.progress:
         return job.error or job.status
-    if p.get("phase") == "features":
-        return f"computing features: {p.get('done', 0)}/{p.get('total', '?')} images"
-    parts = [f"{p.get('phase')} epoch {p.get('epoch')}/{p.get('epochs')}"]
-    for key in ("loss", "accuracy", "val_accuracy"):
-        if p.get(key) is not None:
-            parts.append(f"{key.replace('_', ' ')} {p[key]:.3f}")
-    if p.get("seconds_left") is not None:
-        parts.append(f"about {p['seconds_left']:.0f} s left in this phase")
-    return " · ".join(parts)
+    return training_jobs.progress_line(job.progress)
 
 
 class StartForm(forms.Form):

@@ -6,6 +6,7 @@ Samples beyond a small backlog are dropped rather than queued: the shadow must n
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -88,16 +89,10 @@ class _Runner:
         self.executor.submit(lambda: None).result()
 
 
-_runner: _Runner | None = None
-_runner_lock = threading.Lock()
-
-
+@functools.cache
 def runner() -> _Runner:
-    global _runner
-    with _runner_lock:
-        if _runner is None:
-            _runner = _Runner()
-        return _runner
+    """This process's shadow runner, made on first use (in a worker, after fork)."""
+    return _Runner()
 
 
 def shadow_sample(*, prediction_id: int | None, data: bytes, model_name: str, domain: str | None, active_label: str) -> bool:

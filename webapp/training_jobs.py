@@ -114,7 +114,8 @@ def _run_child(job_id: int) -> tuple[int, str]:
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / f"job-{job_id}.log"
     threads = str(settings.TRAINING_THREADS)
-    env = {**os.environ, "RECOGNIZER_INTRA_THREADS": threads, "OMP_NUM_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1"}
+    env = {**os.environ, "RECOGNIZER_INTRA_THREADS": threads, "OMP_NUM_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
+           "PYTHONUNBUFFERED": "1"}  # every line in the log at once, even if the process is killed
     with open(log_path, "wb") as log:
         child = subprocess.Popen(
             [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "run_training_job", str(job_id)],
@@ -144,17 +145,31 @@ def training_jobs_reap() -> int:
 
 # ---- in the child process -----------------------------------------------------------------------
 
-class _Reporter:
-    """Progress to the job row and the cancel flag from it, each at most every REPORT_EVERY seconds."""
+def progress_line(p: dict) -> str:
+    """One line a person reads: phase, epoch, loss, accuracy, time left."""
+    if p.get("phase") == "features":
+        return f"computing features: {p.get('done', 0)}/{p.get('total', '?')} images"
+    parts = [f"{p.get('phase')} epoch {p.get('epoch')}/{p.get('epochs')}"]
+    for key in ("loss", "accuracy", "val_accuracy"):
+        if p.get(key) is not None:
+            parts.append(f"{key.replace('_', ' ')} {p[key]:.3f}")
+    if p.get("seconds_left") is not None:
+        parts.append(f"about {p['seconds_left']:.0f} s left in this phase")
+    return " · ".join(parts)
 
-    def __init__(self, job_id: int):
-        self.job_id, self.last_report, self.last_check, self.cancelled = job_id, 0.0, 0.0, False
+
+class _Reporter:
+    """Progress to the job row (and its log) and the cancel flag from it, each at most every REPORT_EVERY seconds."""
+
+    def __init__(self, job_id: int, log=print):
+        self.job_id, self.log, self.last_report, self.last_check, self.cancelled = job_id, log, 0.0, 0.0, False
 
     def report(self, fields: dict) -> None:
         now = time.monotonic()
         if now - self.last_report >= REPORT_EVERY or fields.get("epoch") == fields.get("epochs"):
             self.last_report = now
             TrainingJob.objects.filter(pk=self.job_id).update(progress=fields)
+            self.log(progress_line(fields))
 
     def should_stop(self) -> bool:
         now = time.monotonic()
@@ -176,7 +191,7 @@ def training_job_execute(*, job_id: int, log=print) -> TrainingJob:
         _finish(job_id, TrainingJob.FAILED, error=f"The dataset folder changed since it was exported: {changed}")
         job.refresh_from_db()
         return job
-    reporter = _Reporter(job_id)
+    reporter = _Reporter(job_id, log)
     config = TrainConfig(
         name=job.model_name, backbone=job.backbone, epochs=job.epochs, fine_tune_layers=job.fine_tune_layers,
         progress=False, hooks=TrainingHooks(report=reporter.report, should_stop=reporter.should_stop),

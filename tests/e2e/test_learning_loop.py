@@ -203,7 +203,7 @@ def test_a_training_process_that_crashes_leaves_the_job_failed_with_its_log(make
         time.sleep(0.5)
     assert job["status"] == "failed", job
     assert "exited with status -9" in job["error"]
-    assert job["log"].strip()  # the child's output up to the crash
+    assert "computing features" in job["log"]  # the child's output up to the crash
     assert workers[0].process.poll() is None  # the worker itself lives on
 
 
