@@ -13,7 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -81,7 +81,7 @@ class _Runner:
         except Exception:  # a shadow's failure is logged, never felt by a request
             log.exception("shadow classification failed")
         finally:
-            close_old_connections()
+            connection.close()  # this thread's own connection: never left open between samples
             self.pending.release()
 
     def wait(self) -> None:
