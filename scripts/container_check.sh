@@ -121,8 +121,7 @@ start() {  # start NAME TARGET PORT: a container of that image running the image
   local name=$1 image=localhost/$run_id:$2 port=$3 ctr cmd
   ctr=$(buildah from --quiet --name "$run_id-$name" "$image")
   buildah config --env DJANGO_SECRET_KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')" \
-    --env ALLOWED_HOSTS="$APP_HOST" --env HOST=127.0.0.1 --env PORT="$port" \
-    --env RECOGNIZER_MODELS_DIR=/data/models "$ctr"
+    --env ALLOWED_HOSTS="$APP_HOST" --env HOST=127.0.0.1 --env PORT="$port" "$ctr"
   mapfile -d '' -t cmd < <(image_config "$image" Cmd | json_words)
   buildah run --isolation=chroot --volume "$work/data:/data" "$ctr" -- "${cmd[@]}" >"$work/$name.log" 2>&1 &
   pids+=($!)
@@ -183,6 +182,14 @@ check_serve_has_no_tensorflow() {
   log "ok: the serve image has no TensorFlow"
 }
 
+check_serve_contents() {  # .dockerignore: no artifacts, local state, virtualenv or history from the build context
+  local found
+  found=$(buildah run --isolation=chroot "$run_id-serve" -- sh -c \
+    'ls -d /app/models/* /app/.git /app/.venv /app/var /app/test-artifacts 2>/dev/null | grep -v README.md || true' \
+    | tr '\n' ' ')
+  expect "artifacts and local state from the build context in the serve image" "${found:-none}" none
+}
+
 mkdir -p "$work/data" && chown 10001 "$work/data"  # the images run as uid 10001; /data is shared by both
 log "photo $photo; podman storage driver $(podman info --format '{{.Store.GraphDriverName}}')"
 disk_in_use() {  # MB used on the file systems holding podman's storage and the build cache, each counted once
@@ -215,6 +222,7 @@ log "serve: $serve_answer"
 expect "serve answers as full" "$serve_answer" "$full_answer"
 expect "top-1 label" "${full_answer%% [0-9]*}" "$label"
 check_serve_has_no_tensorflow
+check_serve_contents
 for target in full serve; do
   log "image size $target: $(( $(podman image inspect --format '{{.Size}}' "localhost/$run_id:$target") / 1000000 )) MB"
 done
