@@ -192,8 +192,8 @@ check_serve_contents() {  # .dockerignore: no artifacts, local state, virtualenv
 
 mkdir -p "$work/data" && chown 10001 "$work/data"  # the images run as uid 10001; /data is shared by both
 log "photo $photo; podman storage driver $(podman info --format '{{.Store.GraphDriverName}}')"
-disk_in_use() {  # MB used on the file systems holding podman's storage and the build cache, each counted once
-  df --output=source,used -B1M /var/lib/containers /var/tmp | tail -n +2 | sort -u | awk '{s += $2} END {print s}'
+disk_in_use() {  # MB in podman's storage and the build cache
+  du -s -x -B1M "$(podman info --format '{{.Store.GraphRoot}}')" "$build_cache" 2>/dev/null | awk '{s += $1} END {print s}'
 }
 disk_before=$(disk_in_use)
 stage "base image ($SUITE, mmdebstrap)" make_base
@@ -226,4 +226,4 @@ check_serve_contents
 for target in full serve; do
   log "image size $target: $(( $(podman image inspect --format '{{.Size}}' "localhost/$run_id:$target") / 1000000 )) MB"
 done
-log "disk used by the build: about $disk_used MB (podman storage and build cache; other work on the host counts too)"
+log "disk taken by the base, the builds and their cache: $disk_used MB"
