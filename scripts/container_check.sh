@@ -117,8 +117,8 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-start() {  # start NAME TARGET PORT: a container of that image running the image's own CMD; /data shared
-  local name=$1 image=localhost/$run_id:$2 port=$3 ctr cmd
+start() {  # start TARGET PORT: a container of that image running the image's own CMD; /data shared
+  local name=$1 image=localhost/$run_id:$1 port=$2 ctr cmd
   ctr=$(buildah from --quiet --name "$run_id-$name" "$image")
   buildah config --env DJANGO_SECRET_KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')" \
     --env ALLOWED_HOSTS="$APP_HOST" --env HOST=127.0.0.1 --env PORT="$port" "$ctr"
@@ -148,9 +148,9 @@ wait_for() {  # wait_for NAME PATH STATUS: until the container answers so, or fa
   done
 }
 
-healthcheck() {  # healthcheck NAME: run the image's HEALTHCHECK command inside the running container
-  local name=$1 target=$2 words
-  mapfile -d '' -t words < <(image_config "localhost/$run_id:$target" Healthcheck | python3 -c \
+healthcheck() {  # healthcheck NAME: run the image's HEALTHCHECK command inside that running container
+  local name=$1 words
+  mapfile -d '' -t words < <(image_config "localhost/$run_id:$name" Healthcheck | python3 -c \
     'import json, sys; t = json.load(sys.stdin)["Test"]; sys.stdout.write("".join(w + "\0" for w in (["sh", "-c", t[1]] if t[0] == "CMD-SHELL" else t[1:])))')
   buildah run --isolation=chroot --volume "$work/data:/data" "$run_id-$name" -- "${words[@]}"
 }
@@ -190,11 +190,12 @@ check_serve_contents() {  # .dockerignore: no artifacts, local state, virtualenv
   expect "artifacts and local state from the build context in the serve image" "${found:-none}" none
 }
 
-mkdir -p "$work/data" && chown 10001 "$work/data"  # the images run as uid 10001; /data is shared by both
-log "photo $photo; podman storage driver $(podman info --format '{{.Store.GraphDriverName}}')"
 disk_in_use() {  # MB in podman's storage and the build cache
   du -s -x -B1M "$(podman info --format '{{.Store.GraphRoot}}')" "$build_cache" 2>/dev/null | awk '{s += $1} END {print s}'
 }
+
+mkdir -p "$work/data" && chown 10001 "$work/data"  # the images run as uid 10001; /data is shared by both
+log "photo $photo; podman storage driver $(podman info --format '{{.Store.GraphDriverName}}')"
 disk_before=$(disk_in_use)
 stage "base image ($SUITE, mmdebstrap)" make_base
 stage "build --target full" build full
@@ -202,16 +203,16 @@ stage "build --target serve" build serve
 disk_used=$(( $(disk_in_use) - disk_before ))
 
 # The serve image first, on an empty database: it serves, but is not ready, and its HEALTHCHECK says so.
-stage "serve: start, migrate" start serve serve "$(free_port)"
-stage "serve: /healthz 200" wait_for serve /healthz 200
+stage "serve: start" start serve "$(free_port)"
+stage "serve: migrate, /healthz 200" wait_for serve /healthz 200
 expect "serve /readyz with no model registered" "$(status_of "$serve_port" /readyz)" 503
-expect "serve HEALTHCHECK with no model registered" "$(healthcheck serve serve >/dev/null 2>&1 && echo passes || echo fails)" fails
+expect "serve HEALTHCHECK with no model registered" "$(healthcheck serve >/dev/null 2>&1 && echo passes || echo fails)" fails
 # The full image registers the default model in the shared database and model store, then both serve it.
-stage "full: start, register default model" start full full "$(free_port)"
-stage "full: /readyz 200" wait_for full /readyz 200
+stage "full: start" start full "$(free_port)"
+stage "full: default model built, registered, ready" wait_for full /readyz 200
 stage "serve: /readyz 200 (follows activation)" wait_for serve /readyz 200
-expect "full HEALTHCHECK" "$(healthcheck full full >/dev/null && echo passes)" passes
-expect "serve HEALTHCHECK" "$(healthcheck serve serve >/dev/null && echo passes)" passes
+expect "full HEALTHCHECK" "$(healthcheck full >/dev/null && echo passes)" passes
+expect "serve HEALTHCHECK" "$(healthcheck serve >/dev/null && echo passes)" passes
 expect "/api/v1/models over plain HTTP (redirected to HTTPS)" "$(status_of "$full_port" /api/v1/models)" 301
 expect "predict without a token" "$(status_of "$full_port" /api/v1/predict -H 'X-Forwarded-Proto: https' -F "image=@$photo")" 401
 token=$(create_token)
