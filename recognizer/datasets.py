@@ -42,6 +42,16 @@ def _read_classes_csv(path: Path) -> dict[str, tuple[str, str]]:
     return table
 
 
+def class_folders(root: Path) -> list[Path]:
+    """The class subfolders of a dataset, sorted; refuses a root that has none."""
+    if not root.is_dir():
+        raise errors.DatasetError(f"{root} is not a folder. Give a folder with one subfolder per class.")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise errors.DatasetError(f"{root} has no class subfolders. Put each class's images in a folder named after it.")
+    return folders
+
+
 def scan_dataset(root: str | Path, *, domain: str | None = None, classes: tuple[ClassInfo, ...] | None = None) -> Dataset:
     """List a class-per-folder dataset; unreadable files are skipped and reported, thin classes refused.
 
@@ -49,11 +59,7 @@ def scan_dataset(root: str | Path, *, domain: str | None = None, classes: tuple[
     folders the model does not know keep index -1, so they count as errors.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise errors.DatasetError(f"{root} is not a folder. Give a folder with one subfolder per class.")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise errors.DatasetError(f"{root} has no class subfolders. Put each class's images in a folder named after it.")
+    folders = class_folders(root)
     if classes is None:
         classes = _classes_for(root, folders, domain)
     by_id = {c.id: c.index for c in classes}

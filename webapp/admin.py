@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from webapp import selectors, services
+from webapp import fleet, selectors, services
 from webapp.forms import RegisterModelForm
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction
 
@@ -19,17 +19,21 @@ PICTURES = {"curves": "training_curves_png", "confusion": "confusion_matrix_png"
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("name", "version", "is_active", "backbone", "engine", "classes", "served", "created_at")
+    list_display = ("name", "version", "is_active", "backbone", "engine_in_use", "classes", "served", "created_at")
     list_filter = ("name", "is_active", "backbone")
-    actions = ["activate_selected", "roll_back_selected"]
+    actions = ["activate_selected", "roll_back_selected", "recompile_selected"]
     readonly_fields = (
-        "name", "version", "is_active", "activated_at", "artifact_path", "sha256", "backbone", "engine", "engine_note",
+        "name", "version", "is_active", "activated_at", "artifact_path", "sha256", "backbone", "engine_in_use", "engine_note",
         "created_at", "created_by", "metrics_table", "pictures", "manifest_json",
     )
     fields = readonly_fields[:11] + ("notes",) + readonly_fields[11:]
 
     def get_queryset(self, request):
         return selectors.model_version_list()
+
+    @admin.display(description="engine")
+    def engine_in_use(self, obj):
+        return selectors.model_version_engine(version=obj)
 
     @admin.display(description="classes")
     def classes(self, obj):
@@ -90,6 +94,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 version = form.register(by=request.user)
             except services.RegistrationError as exc:
                 messages.error(request, f"Not registered: {exc}")
+            except services.ActivationError as exc:  # registered: say so, and leave the form so it is not sent twice
+                messages.warning(request, f"Registered {exc.version}, but it is not active: {exc}")
+                return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[exc.version.pk]))
             else:
                 messages.success(request, f"Registered {version}{' and activated it' if version.is_active else ''}.")
                 return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[version.pk]))
@@ -127,6 +134,21 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 messages.error(request, str(exc))
             else:
                 messages.success(request, f"Rolled back {name} to v{version.version}.")
+
+    @admin.action(description="Recompile for the optimized engine (after upgrading its runtime)")
+    def recompile_selected(self, request, queryset):
+        for version in queryset:
+            try:
+                done = services.model_version_recompile(version=version, by=request.user)
+            except (services.ActivationError, services.RegistrationError) as exc:
+                messages.error(request, f"{version}: {exc}")
+            else:
+                messages.success(request, f"{done} is served by {done.engine}. {done.engine_note}".strip())
+
+    def changelist_view(self, request, extra_context=None):
+        for warning in fleet.engine_fallback_fleet_warnings():  # a silent slowdown is worth a banner
+            messages.warning(request, warning)
+        return super().changelist_view(request, extra_context)
 
 
 def _fmt(value):

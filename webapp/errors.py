@@ -1,10 +1,11 @@
-"""The one error shape of the service: {"error": {"code": ..., "message": ...}} with the right status."""
+"""The one error shape of the service: {"error": {"code", "message", "request_id"}} with the right status."""
 
 from __future__ import annotations
 
 from django.http import JsonResponse
 
 from recognizer import errors as core
+from webapp.logs import request_id
 
 
 class ApiError(Exception):
@@ -12,8 +13,15 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
+    def body(self) -> dict:
+        error = {"code": self.code, "message": self.message}
+        if request_id():  # outside a request (a unit test calling this directly) there is none
+            error["request_id"] = request_id()
+        return {"error": error}
+
     def response(self) -> JsonResponse:
-        reply = JsonResponse({"error": {"code": self.code, "message": self.message}}, status=self.status)
+        reply = JsonResponse(self.body(), status=self.status)
+        reply.error_code = self.code  # the rejection reason the metrics count
         for key, value in self.headers.items():
             reply[key] = value
         return reply
@@ -26,6 +34,7 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
 _STATUS = {
     core.UnsupportedImageFormat: 415,
     core.ImageTooLarge: 413,
+    core.FileTooLarge: 413,
     core.ImageError: 400,
 }
 

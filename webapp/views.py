@@ -13,12 +13,14 @@ from django.views.decorators.http import require_GET, require_http_methods
 from PIL import Image
 
 from webapp import selectors, services
-from webapp.errors import ApiError, expected_errors, to_api_error
+from recognizer.manifest import QUERY_DOMAINS
+from webapp.errors import ApiError, error_response, expected_errors, to_api_error
 from webapp.parsing import parse_params, upload_from_file
+from webapp.fleet import engine_fallback_warnings
 from webapp.runtime import ModelNotReady, runtime
 from webapp.throttling import ClientRateThrottle
 
-DOMAIN_CHOICES = [("", "All"), ("animal", "Animals"), ("bird", "Birds"), ("plant", "Plants")]
+DOMAIN_CHOICES = [("", "All")] + [(domain, f"{domain.capitalize()}s") for domain in QUERY_DOMAINS]
 PREVIEW_SIDE = 480
 
 
@@ -93,9 +95,14 @@ def readyz(request: HttpRequest) -> JsonResponse:
     try:
         loaded = runtime().get(settings.DEFAULT_MODEL_NAME)
     except ModelNotReady as exc:
-        return JsonResponse({"error": {"code": "model_not_ready", "message": str(exc)}}, status=503, headers={"Retry-After": "5"})
+        return to_api_error(exc).response()
     models = {name: item.version for name, item in runtime().loaded().items()}
-    return JsonResponse({"status": "ready", "model": {"name": loaded.name, "version": loaded.version}, "loaded": models})
+    model = {"name": loaded.name, "version": loaded.version}
+    # The engine really answering here: a compiled copy that failed to load is served by Keras.
+    failed = runtime().failures_by_name()  # versions this process refused to serve, and why
+    body = {"status": "ready", "model": model, "engine": loaded.engine.kind, "loaded": models, "failed": failed}
+    # Still ready (answers are right), but slower than it should be: say so where operators and balancers look.
+    return JsonResponse({**body, "warnings": engine_fallback_warnings()})
 
 
 def _json_or_default(default, status: int, code: str, message: str):
@@ -103,7 +110,7 @@ def _json_or_default(default, status: int, code: str, message: str):
 
     def view(request, exception=None):
         if request.path.startswith("/api/"):
-            return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+            return error_response(status, code, message)
         return default(request, exception) if exception is not None else default(request)
 
     return view
