@@ -117,13 +117,14 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-start() {  # start TARGET PORT: a container of that image running the image's own CMD; /data shared
+start() {  # start TARGET PORT: a container of that image running its own CMD; database and model store shared
   local name=$1 image=localhost/$run_id:$1 port=$2 ctr cmd
   ctr=$(buildah from --quiet --name "$run_id-$name" "$image")
   buildah config --env DJANGO_SECRET_KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')" \
-    --env ALLOWED_HOSTS="$APP_HOST" --env HOST=127.0.0.1 --env PORT="$port" "$ctr"
+    --env ALLOWED_HOSTS="$APP_HOST" --env HOST=127.0.0.1 --env PORT="$port" \
+    --env DATABASE_URL=sqlite:////store/db.sqlite3 --env RECOGNIZER_MODELS_DIR=/store/models "$ctr"
   mapfile -d '' -t cmd < <(image_config "$image" Cmd | json_words)
-  buildah run --isolation=chroot --volume "$work/data:/data" "$ctr" -- "${cmd[@]}" >"$work/$name.log" 2>&1 &
+  buildah run --isolation=chroot --volume "$work/store:/store" "$ctr" -- "${cmd[@]}" >"$work/$name.log" 2>&1 &
   pids+=($!)
   eval "${name}_pid=$! ${name}_port=$port"
 }
@@ -152,7 +153,7 @@ healthcheck() {  # healthcheck NAME: run the image's HEALTHCHECK command inside 
   local name=$1 words
   mapfile -d '' -t words < <(image_config "localhost/$run_id:$name" Healthcheck | python3 -c \
     'import json, sys; t = json.load(sys.stdin)["Test"]; sys.stdout.write("".join(w + "\0" for w in (["sh", "-c", t[1]] if t[0] == "CMD-SHELL" else t[1:])))')
-  buildah run --isolation=chroot --volume "$work/data:/data" "$run_id-$name" -- "${words[@]}"
+  buildah run --isolation=chroot --volume "$work/store:/store" "$run_id-$name" -- "${words[@]}"
 }
 
 expect() {  # expect WHAT GOT WANT
@@ -160,9 +161,9 @@ expect() {  # expect WHAT GOT WANT
   log "ok: $1 ($2)"
 }
 
-create_token() {
-  buildah run --isolation=chroot --volume "$work/data:/data" "$run_id-full" -- python manage.py shell -c \
-    "from webapp.services import api_token_create; print(api_token_create(name='container check')[1])" | tail -n 1
+create_token() {  # the operator's command; it prints "token ID for NAME: KEY"
+  buildah run --isolation=chroot --volume "$work/store:/store" "$run_id-full" -- \
+    python manage.py tokens create "container check" 2>/dev/null | awk '/^token / {print $NF}'
 }
 
 predict() {  # predict NAME: the top-3 labels for the photo, from POST /api/v1/predict with the token, as behind TLS
@@ -194,7 +195,8 @@ disk_in_use() {  # MB in podman's storage and the build cache
   du -s -x -B1M "$(podman info --format '{{.Store.GraphRoot}}')" "$build_cache" 2>/dev/null | awk '{s += $1} END {print s}'
 }
 
-mkdir -p "$work/data" && chown 10001 "$work/data"  # the images run as uid 10001; /data is shared by both
+# What a full and a serve container share, as hosts would: the database and the model store. /data stays their own.
+mkdir -p "$work/store" && chown 10001 "$work/store"  # the images run as uid 10001
 log "photo $photo; podman storage driver $(podman info --format '{{.Store.GraphDriverName}}')"
 disk_before=$(disk_in_use)
 stage "base image ($SUITE, mmdebstrap)" make_base
@@ -216,6 +218,7 @@ expect "serve HEALTHCHECK" "$(healthcheck serve >/dev/null && echo passes)" pass
 expect "/api/v1/models over plain HTTP (redirected to HTTPS)" "$(status_of "$full_port" /api/v1/models)" 301
 expect "predict without a token" "$(status_of "$full_port" /api/v1/predict -H 'X-Forwarded-Proto: https' -F "image=@$photo")" 401
 token=$(create_token)
+[ -n "$token" ] || { log "FAILED: manage.py tokens create gave no key"; exit 1; }
 full_answer=$(predict full)
 serve_answer=$(predict serve)
 log "full:  $full_answer"
