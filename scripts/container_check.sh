@@ -44,7 +44,7 @@ stage() {  # stage NAME COMMAND...: run it and keep its wall time for the summar
   shift
   log "$name"
   "$@"
-  times+=("$(printf '  %-40s %5d s' "$name" $((SECONDS - started)))")
+  times+=("$(printf '  %-46s %5d s' "$name" $((SECONDS - started)))")
 }
 
 cleanup() {
@@ -57,9 +57,9 @@ cleanup() {
     | xargs -r podman rmi --force >/dev/null 2>&1 || true
   [ "$cache_was_there" = 1 ] || rm -rf "$build_cache"
   rm -rf "$work"
-  times+=("$(printf '  %-40s %5d s' "remove what the run stored" $((SECONDS - started)))")
+  times+=("$(printf '  %-46s %5d s' "remove what the run stored" $((SECONDS - started)))")
   echo "container check stage times:" >&2
-  printf '%s\n' "${times[@]}" "$(printf '  %-40s %5d s' total $SECONDS)" >&2
+  printf '%s\n' "${times[@]}" "$(printf '  %-46s %5d s' total $SECONDS)" >&2
   [ "$status" = 0 ] && echo "container check PASSED" >&2 || echo "container check FAILED (exit $status)" >&2
   exit "$status"
 }
