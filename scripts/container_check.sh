@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 SUITE=bookworm
 BASE_PACKAGES=python3,python3-venv,passwd,ca-certificates
 APP_HOST=recognizer.test  # ALLOWED_HOSTS: not a loopback name, so the HEALTHCHECK must send an allowed Host
+# What a TLS proxy in front adds; the containers trust one proxy (TRUSTED_PROXY_COUNT=1).
+behind_tls=(-H "X-Forwarded-Proto: https" -H "X-Forwarded-For: 127.0.0.1")
 READY_SECONDS=${CONTAINER_CHECK_READY_SECONDS:-900}
 
 skip() { echo "container check SKIPPED: $*" >&2; exit 0; }
@@ -121,7 +123,7 @@ start() {  # start TARGET PORT: a container of that image running its own CMD; d
   local name=$1 image=localhost/$run_id:$1 port=$2 ctr cmd
   ctr=$(buildah from --quiet --name "$run_id-$name" "$image")
   buildah config --env DJANGO_SECRET_KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')" \
-    --env ALLOWED_HOSTS="$APP_HOST" --env HOST=127.0.0.1 --env PORT="$port" \
+    --env ALLOWED_HOSTS="$APP_HOST" --env HOST=127.0.0.1 --env PORT="$port" --env TRUSTED_PROXY_COUNT=1 \
     --env DATABASE_URL=sqlite:////store/db.sqlite3 --env RECOGNIZER_MODELS_DIR=/store/models "$ctr"
   mapfile -d '' -t cmd < <(image_config "$image" Cmd | json_words)
   buildah run --isolation=chroot --volume "$work/store:/store" "$ctr" -- "${cmd[@]}" >"$work/$name.log" 2>&1 &
@@ -168,7 +170,7 @@ create_token() {  # the operator's command; it prints "token ID for NAME: KEY"
 
 predict() {  # predict NAME: the top-3 labels for the photo, from POST /api/v1/predict with the token, as behind TLS
   local port=${1}_port body
-  body=$(curl --silent --show-error --max-time 120 -H "Host: $APP_HOST" -H "X-Forwarded-Proto: https" \
+  body=$(curl --silent --show-error --max-time 120 -H "Host: $APP_HOST" "${behind_tls[@]}" \
     -H "Authorization: Bearer $token" -F "image=@$photo" "http://127.0.0.1:${!port}/api/v1/predict")
   python3 -c 'import json, sys; top = json.loads(sys.argv[1])["predictions"][:3]
 print(" / ".join("%s %.3f" % (p["label"], p["probability"]) for p in top))' "$body" \
@@ -216,7 +218,7 @@ stage "serve: /readyz 200 (follows activation)" wait_for serve /readyz 200
 expect "full HEALTHCHECK" "$(healthcheck full >/dev/null && echo passes)" passes
 expect "serve HEALTHCHECK" "$(healthcheck serve >/dev/null && echo passes)" passes
 expect "/api/v1/models over plain HTTP (redirected to HTTPS)" "$(status_of "$full_port" /api/v1/models)" 301
-expect "predict without a token" "$(status_of "$full_port" /api/v1/predict -H 'X-Forwarded-Proto: https' -F "image=@$photo")" 401
+expect "predict without a token" "$(status_of "$full_port" /api/v1/predict "${behind_tls[@]}" -F "image=@$photo")" 401
 token=$(create_token)
 [ -n "$token" ] || { log "FAILED: manage.py tokens create gave no key"; exit 1; }
 full_answer=$(predict full)
