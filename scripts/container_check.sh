@@ -193,6 +193,26 @@ check_serve_contents() {  # .dockerignore: no artifacts, local state, virtualenv
   expect "artifacts and local state from the build context in the serve image" "${found:-none}" none
 }
 
+check_metrics_and_logs() {  # check_metrics_and_logs NAME: after its prediction, /metrics counts it and the log says it in JSON
+  local port=${1}_port scrape
+  scrape=$(curl --silent --max-time 30 -H "Host: $APP_HOST" "http://127.0.0.1:${!port}/metrics")
+  expect "$1 /metrics counts the prediction" \
+    "$(grep -c '^recognizer_predictions_total{.*status="ok".*} [1-9]' <<<"$scrape")" 1
+  expect "$1 /metrics says which model it serves" "$(grep -c '^recognizer_model_loaded{.*} 1' <<<"$scrape")" 1
+  expect "$1 logs the prediction as one JSON object with its request id and model" "$(python3 -c '
+import json, sys
+for line in open(sys.argv[1], errors="replace"):
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(entry, dict) and entry.get("path") == "/api/v1/predict" and entry.get("status") == 200:
+        print("yes" if entry.get("request_id") and entry.get("model") else "no: %s" % line.strip())
+        break
+else:
+    print("no JSON line for the prediction")' "$work/$1.log")" yes
+}
+
 disk_in_use() {  # MB in podman's storage and the build cache
   du -s -x -B1M "$(podman info --format '{{.Store.GraphRoot}}')" "$build_cache" 2>/dev/null | awk '{s += $1} END {print s}'
 }
@@ -227,6 +247,8 @@ log "full:  $full_answer"
 log "serve: $serve_answer"
 expect "serve answers as full" "$serve_answer" "$full_answer"
 expect "top-1 label" "${full_answer%% [0-9]*}" "$label"
+check_metrics_and_logs full
+check_metrics_and_logs serve
 check_serve_has_no_tensorflow
 check_serve_contents
 for target in full serve; do
