@@ -34,6 +34,19 @@ ready = client.get("/readyz")
 print(json.dumps({"status": reply.status_code, "body": reply.json(), "ready": ready.status_code, "attempts": attempts}))
 """
 
+# The same process without TensorFlow, asked to register a version: a sentence that says where to do it, no traceback.
+REGISTER_WITHOUT_TF = SERVE_WITHOUT_TF.split("import django")[0] + """
+import django
+django.setup()
+from django.core.management import call_command
+from django.core.management.base import CommandError
+try:
+    call_command("register_model", sys.argv[1])
+    print("registered")
+except CommandError as exc:
+    print(exc)
+"""
+
 
 def test_the_serving_requirements_leave_tensorflow_and_the_converters_out():
     served = {package_name(line) for line in serve_requirements((REPO_ROOT / "requirements.txt").read_text()).splitlines()}
@@ -77,3 +90,5 @@ def test_a_worker_serves_an_onnx_version_without_importing_tensorflow(tmp_path, 
     assert (served["status"], served["ready"]) == (200, 200), served
     assert served["body"]["model"] == {"name": "tiny-wildlife", "version": 1}
     assert len(served["body"]["predictions"]) == 4
+    refused = run("-c", REGISTER_WITHOUT_TF, str(artifact)).strip().splitlines()[-1]
+    assert refused.startswith("not registered: Registering needs TensorFlow") and "full image" in refused
