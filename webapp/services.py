@@ -57,6 +57,11 @@ def model_version_validate(*, artifact_path: Path) -> Engine:
         engine.smoke_test()
     except core.RecognizerError as exc:
         raise RegistrationError(str(exc)) from None
+    except ImportError as exc:  # the serving image leaves TensorFlow out: it serves, it does not register
+        raise RegistrationError(
+            f"Registering needs TensorFlow, which this installation does not have ({exc.name or exc}). "
+            "Register versions from the full image or a checkout with requirements.txt installed."
+        ) from None
     return engine
 
 
@@ -128,9 +133,18 @@ def model_version_verify(*, version: ModelVersion) -> None:
     verify_sha256(version.artifact_path, version.sha256, expected_by=f"the registration of {version}")
 
 
-def model_version_activate(*, version: ModelVersion, by=None, kind: str = Activation.ACTIVATE) -> ModelVersion:
-    """Make `version` the one active version of its name, and audit who did it."""
+def model_version_activate(
+    *, version: ModelVersion, by=None, kind: str = Activation.ACTIVATE, force_reason: str = ""
+) -> ModelVersion:
+    """Make `version` the one active version of its name, and audit who did it; the promotion gate may refuse."""
     _check_unchanged(version)
+    if kind == Activation.ACTIVATE:  # rolling back restores a version that served before: no gate
+        from webapp.promotion import GateRefused, gate_enforce
+
+        try:
+            gate_enforce(candidate=version, by=by, force_reason=force_reason)
+        except GateRefused as exc:
+            raise ActivationError(str(exc), version) from None
     with transaction.atomic():
         current = ModelVersion.objects.select_for_update().filter(name=version.name, is_active=True).first()
         if current and current.pk == version.pk:
@@ -195,6 +209,7 @@ class PredictionResult:
     model_version: int
     predictions: list[Ranked]
     timing_ms: dict = field(default_factory=dict)
+    id: int | None = None  # the Prediction row: feedback on this answer names it
     verdict: dict | None = None
     domain_note: str = ""
     heatmap_png_base64: str | None = None
@@ -202,6 +217,7 @@ class PredictionResult:
 
     def to_dict(self) -> dict:
         return {
+            "id": self.id,
             "model": {"name": self.model_name, "version": self.model_version},
             "verdict": self.verdict,
             "predictions": [p.to_dict() for p in self.predictions],
@@ -240,20 +256,21 @@ def prediction_create_batch(
                   "total": round(answers.timing_ms["total"] + decoding_ms, 2)}
         watch.answered([a.error for a in answers.items], timing)
     answered = [(u, a.predictions) for u, a in zip(uploads, answers.items) if a.error is None]
-    if answered:
-        _record(loaded, answered, domain, timing["total"] / len(answered), source)
+    rows = iter(_record(loaded, answered, domain, timing["total"] / len(answered), source) if answered else [])
     items = [
-        a.error if a.error is not None else _result(loaded, source, a, timing, explain=explain, allowed=allowed)
+        a.error if a.error is not None else _result(loaded, source, a, timing, next(rows).pk, explain=explain, allowed=allowed)
         for source, a in zip(sources, answers.items)
     ]
     return BatchResult(loaded.name, loaded.version, items)
 
 
-def _result(loaded, image, answer, timing_ms: dict, *, explain: bool, allowed) -> PredictionResult:
+def _result(loaded, image, answer, timing_ms: dict, row_id: int, *, explain: bool, allowed) -> PredictionResult:
     verdict = answer.verdict.to_dict() if answer.verdict is not None else None
     heatmap = answering.heatmap_base64(loaded.engine, image, answer) if explain else None
     applied = None if allowed is None else {"applied": True, "count": int(allowed.sum())}
-    return PredictionResult(loaded.name, loaded.version, answer.predictions, timing_ms, verdict, answer.note, heatmap, applied)
+    return PredictionResult(
+        loaded.name, loaded.version, answer.predictions, timing_ms, row_id, verdict, answer.note, heatmap, applied
+    )
 
 
 def _loaded(name: str):
@@ -278,7 +295,7 @@ def prediction_create(
     return item
 
 
-def _record(loaded, answered, domain, latency_ms, source) -> None:
+def _record(loaded, answered, domain, latency_ms, source) -> list[Prediction]:
     rows = []
     for upload, predictions in answered:
         digest = hashlib.sha256(upload.data).hexdigest()
@@ -299,7 +316,7 @@ def _record(loaded, answered, domain, latency_ms, source) -> None:
             else:
                 row.image.save(f"{digest}.img", ContentFile(upload.data), save=False)
         rows.append(row)
-    Prediction.objects.bulk_create(rows)
+    return Prediction.objects.bulk_create(rows)
 
 
 # ---- API tokens -----------------------------------------------------------------------------

@@ -273,7 +273,8 @@ def test_the_openapi_document_lists_the_endpoints_and_bodies(client, db, setting
     entry = _resolve(spec, batch["responses"]["200"]["content"]["application/json"]["schema"]["$ref"])
     alternatives = [_resolve(spec, a["$ref"]) for a in entry["properties"]["results"]["items"]["anyOf"]]
     assert [sorted(a["properties"]) for a in alternatives] == [
-        ["allowed_classes", "domain_note", "heatmap_png_base64", "model", "predictions", "timing_ms", "verdict"], ["error"]
+        ["allowed_classes", "domain_note", "heatmap_png_base64", "id", "model", "predictions", "timing_ms", "verdict"],
+        ["error"],
     ]
     single = spec["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]
     assert single["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
