@@ -25,6 +25,7 @@ class PredictParams(BaseModel):
     top_k: int = Field(5, ge=1, le=MAX_TOP_K)
     domain: Optional[Domain] = None
     model: Optional[str] = Field(None, max_length=100)
+    explain: bool = False
 
 
 # No parameter needs more digits; Python itself refuses to convert more than 4300 into an int.
@@ -73,7 +74,7 @@ def _decode_base64(value) -> bytes:
 
 
 def parse_params(source: dict) -> PredictParams:
-    raw = {k: source.get(k) for k in ("top_k", "domain", "model") if source.get(k) not in (None, "")}
+    raw = {k: source.get(k) for k in ("top_k", "domain", "model", "explain") if source.get(k) not in (None, "")}
     top_k = raw.get("top_k")
     if isinstance(top_k, str) and len(top_k) > MAX_NUMBER_CHARS:  # int() of thousands of digits costs, then fails
         raise ApiError(400, "invalid_parameter", "top_k: must be a whole number from 1 to 20.")
