@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from recognizer import errors
+from recognizer.errors import gettext_noop
 
 # A truncated upload is an error, never a half-grey picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -73,13 +74,13 @@ class InputSpec:
 
 _SIGNATURES = (
     (b"%PDF", "PDF"),
-    (b"<?xml", "XML or SVG"),
+    (b"<?xml", gettext_noop("XML or SVG")),
     (b"<svg", "SVG"),
     (b"<!doctype html", "HTML"),
     (b"<html", "HTML"),
-    (b"PK\x03\x04", "ZIP archive"),
-    (b"\x1f\x8b", "gzip archive"),
-    (b"\x89HDF", "HDF5 file"),
+    (b"PK\x03\x04", gettext_noop("ZIP archive")),
+    (b"\x1f\x8b", gettext_noop("gzip archive")),
+    (b"\x89HDF", gettext_noop("HDF5 file")),
 )
 
 
@@ -92,9 +93,9 @@ def describe_bytes(head: bytes) -> str:
     try:
         # final=False: the head may end in the middle of a multi-byte character.
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-        return "text"
+        return gettext_noop("text")
     except UnicodeDecodeError:
-        return "unknown binary data"
+        return gettext_noop("unknown binary data")
 
 
 def _read_all(source: Source) -> bytes:
@@ -115,36 +116,45 @@ def open_image(
     """Open an image lazily and check its format and size from the header; pixels stay undecoded."""
     data = _read_all(source)
     if not data:
-        raise errors.EmptyImage("The file is empty (0 bytes). Send a photo in JPEG, PNG, WebP, GIF or BMP.")
+        raise errors.EmptyImage(gettext_noop("The file is empty (0 bytes). Send a photo in JPEG, PNG, WebP, GIF or BMP."))
     try:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:  # not an OSError: it would escape as a bare Pillow error
         raise errors.ImageTooLarge(
-            f"The image has more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; "
-            f"the limit is {max_pixels / 1e6:.0f} megapixels. Send a smaller copy."
+            gettext_noop(
+                "The image has more than %(megapixels).0f megapixels; the limit is %(limit).0f megapixels. "
+                "Send a smaller copy."
+            ),
+            megapixels=2 * Image.MAX_IMAGE_PIXELS / 1e6, limit=max_pixels / 1e6,
         ) from None
     except UnidentifiedImageError:
         kind = describe_bytes(data[:64])
         raise errors.UnsupportedImageFormat(
-            f"This file is not an image we can read ({kind}). Send a JPEG, PNG, WebP, GIF or BMP photo."
+            gettext_noop("This file is not an image we can read (%(kind)s). Send a JPEG, PNG, WebP, GIF or BMP photo."),
+            kind=kind,
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:  # Pillow reports broken headers several ways
-        raise errors.UnreadableImage(f"The image header is damaged ({exc}).") from None
+        raise errors.UnreadableImage(gettext_noop("The image header is damaged (%(detail)s)."), detail=str(exc)) from None
     # Pillow names a JPEG that carries a second picture (phones' gain maps, previews) MPO.
     kind = "JPEG" if image.format == "MPO" else image.format
     if kind not in formats:
         raise errors.UnsupportedImageFormat(
-            f"{image.format} images are not accepted. Send one of: {', '.join(formats)}."
+            gettext_noop("%(format)s images are not accepted. Send one of: %(accepted)s."),
+            format=image.format, accepted=", ".join(formats),
         )
     width, height = image.size
     if width * height > max_pixels:
         raise errors.ImageTooLarge(
-            f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
-            f"the limit is {max_pixels / 1e6:.0f} megapixels. Send a smaller copy."
+            gettext_noop(
+                "The image is %(width)dx%(height)d (%(megapixels).1f megapixels); "
+                "the limit is %(limit).0f megapixels. Send a smaller copy."
+            ),
+            width=width, height=height, megapixels=width * height / 1e6, limit=max_pixels / 1e6,
         )
     if min(width, height) < MIN_SIDE:
         raise errors.ImageTooSmall(
-            f"The image is {width}x{height} pixels; each side must be at least {MIN_SIDE} pixels."
+            gettext_noop("The image is %(width)dx%(height)d pixels; each side must be at least %(minimum)d pixels."),
+            width=width, height=height, minimum=MIN_SIDE,
         )
     return image
 
@@ -161,7 +171,7 @@ def _decode_rgb(image: Image.Image, spec: InputSpec) -> Image.Image:
         image.load()
         image = ImageOps.exif_transpose(image)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise errors.UnreadableImage(f"The image data is damaged or truncated ({exc}).") from None
+        raise errors.UnreadableImage(gettext_noop("The image data is damaged or truncated (%(detail)s)."), detail=str(exc)) from None
     return _to_rgb(image)
 
 
