@@ -10,12 +10,14 @@ from typing import Optional
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import HttpBearer
 
 from webapp import selectors, services
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
+from webapp.i18n import reply_language
 from webapp.parsing import parse_batch, parse_single
 from webapp.throttling import ClientRateThrottle
 
@@ -61,7 +63,8 @@ class ErrorOut(Schema):
 
 
 class PredictionOut(Schema):
-    label: str
+    label: str  # in the language asked for with `lang`
+    label_en: str
     index: int
     domain: str
     probability: float
@@ -110,6 +113,7 @@ _PARAMETERS = {
     "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
     "domain": {"type": "string", "enum": ["animal", "bird", "plant"]},
     "model": {"type": "string"},
+    "lang": {"type": "string", "enum": ["en", "zh-hans", "zh"], "default": "en", "description": "language of labels and messages"},
 }
 
 
@@ -138,14 +142,15 @@ BATCH_BODY = _request_body(
 def predict(request: HttpRequest):
     upload, params = parse_single(request)
     result = services.prediction_create(upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain)
-    return result.to_dict()
+    return result.to_dict(lang=reply_language())
 
 
 @api.post("/predict/batch", response={200: BatchOut, **ERRORS}, openapi_extra=BATCH_BODY, summary="Classify up to 16 photos")
 def predict_batch(request: HttpRequest):
     uploads, params = parse_batch(request)
     results = services.prediction_create_batch(uploads=uploads, model_name=params.model, top_k=params.top_k, domain=params.domain)
-    return {"model": results[0].to_dict()["model"], "results": [r.to_dict() for r in results]}
+    replies = [r.to_dict(lang=reply_language()) for r in results]
+    return {"model": replies[0]["model"], "results": replies}
 
 
 def version_out(version) -> dict:
@@ -175,7 +180,7 @@ def models_list(request: HttpRequest):
 def models_active(request: HttpRequest, name: str):
     version = selectors.model_version_list(name=name).filter(is_active=True).first()
     if version is None:
-        raise ApiError(404, "model_not_found", f"No active version of a model named {name!r}.")
+        raise ApiError(404, "model_not_found", _("No active version of a model named %(name)r.") % {"name": name})
     return version_out(version)
 
 
@@ -191,19 +196,19 @@ for _kind in expected_errors():
 
 @api.exception_handler(Throttled)
 def _throttled(request, exc: Throttled):
-    return error_response(429, "rate_limited", "Too many requests; slow down and retry after the given seconds.")
+    return error_response(429, "rate_limited", _("Too many requests; slow down and retry after the given seconds."))
 
 
 @api.exception_handler(AuthenticationError)
 def _unauthorized(request, exc):
-    return error_response(401, "unauthorized", "Send a valid API token: 'Authorization: Bearer <token>'.")
+    return error_response(401, "unauthorized", _("Send a valid API token: 'Authorization: Bearer <token>'."))
 
 
 @api.exception_handler(ValidationError)
 def _invalid(request, exc: ValidationError):
     first = exc.errors[0] if exc.errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()))
-    return error_response(400, "invalid_parameter", f"{where}: {first.get('msg', 'invalid value')}.")
+    return error_response(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": where, "problem": first.get("msg", "invalid value")})
 
 
 @api.exception_handler(HttpError)

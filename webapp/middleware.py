@@ -6,6 +6,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFilesSent, TooManyFieldsSent
+from django.utils.translation import gettext as _
 
 from webapp.errors import error_response
 
@@ -24,7 +25,8 @@ class JsonErrorsMiddleware:
     def __call__(self, request):
         if _is_api(request) and self._declared_length(request) > settings.REQUEST_MAX_BYTES:
             # Refuse before reading a byte of the body.
-            return error_response(413, "request_too_large", f"The request body is over the {settings.REQUEST_MAX_BYTES / 1e6:.3g} MB limit.")
+            limit = f"{settings.REQUEST_MAX_BYTES / 1e6:.3g}"
+            return error_response(413, "request_too_large", _("The request body is over the %(limit)s MB limit.") % {"limit": limit})
         return self.get_response(request)
 
     @staticmethod
@@ -36,10 +38,10 @@ class JsonErrorsMiddleware:
 
     def process_exception(self, request, exception):
         if isinstance(exception, RequestDataTooBig):
-            return error_response(413, "request_too_large", "The request body is too large.")
+            return error_response(413, "request_too_large", _("The request body is too large."))
         if isinstance(exception, (TooManyFilesSent, TooManyFieldsSent)):
-            return error_response(413, "too_many_parts", "The request has too many files or fields.")
+            return error_response(413, "too_many_parts", _("The request has too many files or fields."))
         if _is_api(request):
             log.exception("unhandled error on %s", request.path)
-            return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+            return error_response(500, "internal_error", _("Something went wrong on our side; it has been logged."))
         return None

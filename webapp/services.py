@@ -21,8 +21,10 @@ from django.db.models import Max
 from django.utils import timezone
 
 from recognizer import errors as core
+from recognizer.errors import Translatable, gettext_noop
 from recognizer.engine import Engine, Prediction as Ranked
-from recognizer.manifest import file_sha256, manifest_path, write_manifest
+from recognizer.labels import display_label
+from recognizer.manifest import Manifest, file_sha256, manifest_path, write_manifest
 from recognizer.optimized import optimize_artifact
 from recognizer.preprocessing import open_image
 from webapp import selectors
@@ -38,7 +40,7 @@ class ActivationError(Exception):
     """The requested activation or roll-back is not possible."""
 
 
-class UnknownModel(Exception):
+class UnknownModel(Translatable, Exception):
     """No version of that model name was ever registered."""
 
 
@@ -158,19 +160,26 @@ class PredictionResult:
     model_version: int
     predictions: list[Ranked]
     timing_ms: dict = field(default_factory=dict)
+    manifest: Manifest | None = None  # for the labels in other languages
 
-    def to_dict(self) -> dict:
+    def to_dict(self, lang: str = "en") -> dict:
+        """The reply; `label` in `lang` ('en' or 'zh-hans'), `label_en` always English."""
         return {
             "model": {"name": self.model_name, "version": self.model_version},
-            "predictions": [p.to_dict() for p in self.predictions],
+            "predictions": [self._prediction(p, lang) for p in self.predictions],
             "timing_ms": self.timing_ms,
         }
+
+    def _prediction(self, ranked: Ranked, lang: str) -> dict:
+        label = display_label(self.manifest, ranked.index, lang) if self.manifest else ranked.label
+        return {**ranked.to_dict(), "label": label, "label_en": ranked.label}
 
 
 def _check_upload(upload: Upload):
     if len(upload.data) > settings.UPLOAD_MAX_BYTES:
         raise core.ImageTooLarge(
-            f"The file is {len(upload.data) / 1e6:.1f} MB; the limit is {settings.UPLOAD_MAX_BYTES / 1e6:.0f} MB."
+            gettext_noop("The file is %(size).1f MB; the limit is %(limit).0f MB."),
+            size=len(upload.data) / 1e6, limit=settings.UPLOAD_MAX_BYTES / 1e6,
         )
     return open_image(upload.data, max_pixels=settings.MAX_IMAGE_PIXELS, formats=settings.ALLOWED_IMAGE_FORMATS)
 
@@ -197,7 +206,7 @@ def prediction_create_batch(
         "total": round((time.perf_counter() - started) * 1000, 2),
     }
     _record(loaded, uploads, ranked, domain, timing["total"] / len(uploads), source)
-    return [PredictionResult(loaded.name, loaded.version, r, timing) for r in ranked]
+    return [PredictionResult(loaded.name, loaded.version, r, timing, engine.manifest) for r in ranked]
 
 
 def _loaded(name: str):
@@ -205,7 +214,7 @@ def _loaded(name: str):
         return runtime().get(name)
     except ModelNotReady:
         if not ModelVersion.objects.filter(name=name).exists():
-            raise UnknownModel(f"There is no model named {name!r}; GET /api/v1/models lists them.") from None
+            raise UnknownModel(gettext_noop("There is no model named %(name)r; GET /api/v1/models lists them."), name=name) from None
         raise
 
 

@@ -8,17 +8,20 @@ import io
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import defaults
 from django.views.decorators.http import require_GET, require_http_methods
 from PIL import Image
 
 from webapp import selectors, services
 from webapp.errors import ApiError, expected_errors, to_api_error
+from webapp.i18n import reply_language
 from webapp.parsing import parse_params, upload_from_file
 from webapp.runtime import ModelNotReady, runtime
 from webapp.throttling import ClientRateThrottle
 
-DOMAIN_CHOICES = [("", "All"), ("animal", "Animals"), ("bird", "Birds"), ("plant", "Plants")]
+DOMAIN_CHOICES = [("", gettext_lazy("All")), ("animal", gettext_lazy("Animals")), ("bird", gettext_lazy("Birds")), ("plant", gettext_lazy("Plants"))]
 PREVIEW_SIDE = 480
 
 
@@ -43,10 +46,10 @@ def _preview(data: bytes) -> str:
 def _classify(request: HttpRequest) -> tuple[services.PredictionResult, bytes]:
     throttle = ClientRateThrottle()
     if not throttle.allow_request(request):
-        raise ApiError(429, "rate_limited", "Too many requests; wait a moment and try again.", {"Retry-After": str(int(throttle.wait() or 1))})
+        raise ApiError(429, "rate_limited", _("Too many requests; wait a moment and try again."), {"Retry-After": str(int(throttle.wait() or 1))})
     file = request.FILES.get("image")
     if file is None:
-        raise ApiError(400, "missing_image", "Choose a photo first.")
+        raise ApiError(400, "missing_image", _("Choose a photo first."))
     upload = upload_from_file(file)
     params = parse_params(request.POST.dict())
     result = services.prediction_create(
@@ -76,9 +79,10 @@ def index(request: HttpRequest) -> HttpResponse:
         for key, value in error.headers.items():
             response[key] = value
         return response
+    reply = result.to_dict(lang=reply_language())
     if _wants_json(request):
-        return JsonResponse(result.to_dict())
-    return render(request, "index.html", {**context, "result": result.to_dict(), "preview": _preview(data)})
+        return JsonResponse(reply)
+    return render(request, "index.html", {**context, "result": reply, "preview": _preview(data)})
 
 
 @require_GET
@@ -103,12 +107,12 @@ def _json_or_default(default, status: int, code: str, message: str):
 
     def view(request, exception=None):
         if request.path.startswith("/api/"):
-            return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+            return JsonResponse({"error": {"code": code, "message": str(message)}}, status=status)
         return default(request, exception) if exception is not None else default(request)
 
     return view
 
 
-bad_request = _json_or_default(defaults.bad_request, 400, "bad_request", "The request is malformed (for example its Host header).")
-not_found = _json_or_default(defaults.page_not_found, 404, "not_found", "No API endpoint at this path.")
-server_error = _json_or_default(defaults.server_error, 500, "internal_error", "Something went wrong on our side; it has been logged.")
+bad_request = _json_or_default(defaults.bad_request, 400, "bad_request", gettext_lazy("The request is malformed (for example its Host header)."))
+not_found = _json_or_default(defaults.page_not_found, 404, "not_found", gettext_lazy("No API endpoint at this path."))
+server_error = _json_or_default(defaults.server_error, 500, "internal_error", gettext_lazy("Something went wrong on our side; it has been logged."))

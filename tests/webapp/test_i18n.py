@@ -1,0 +1,183 @@
+"""Chinese and English: the API by its `lang` parameter, the page and the admin by the reader's browser or choice."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import io
+import re
+
+import pytest
+from django.test import Client
+
+from recognizer.labels import imagenet_classes
+from recognizer.manifest import Manifest
+from tests.conftest import TINY_SPEC, build_tiny_model, random_photo
+from tests.webapp.helpers import assert_error, upload
+
+PREDICT = "/api/v1/predict"
+NAME = "tiny-imagenet"
+# Four real ImageNet-1k classes: the shipped table gives their Chinese names, the manifest carries none.
+CLASSES = {282: ("tiger cat", "虎斑猫"), 258: ("Samoyed", "萨摩耶"), 985: ("daisy", "雏菊"), 849: ("teapot", "茶壶")}
+ZH_BROWSER = "zh-CN,zh;q=0.9,en;q=0.5"
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture(scope="module")
+def imagenet_tiny(tmp_path_factory):
+    from recognizer.artifacts import save_artifact
+
+    classes = tuple(dataclasses.replace(imagenet_classes()[i], index=k) for k, i in enumerate(CLASSES))
+    path = tmp_path_factory.mktemp("imagenet-tiny") / f"{NAME}.h5"
+    save_artifact(build_tiny_model(), Manifest(name=NAME, backbone="tiny", input=TINY_SPEC, classes=classes), path)
+    return path
+
+
+@pytest.fixture
+def active(db, settings, imagenet_tiny, fresh_runtime):
+    from webapp import services
+
+    settings.DEFAULT_MODEL_NAME = NAME
+    return services.model_version_register(artifact_path=imagenet_tiny, activate=True)
+
+
+@pytest.fixture(scope="module")
+def jpeg() -> bytes:
+    out = io.BytesIO()
+    random_photo((96, 80), seed=3).save(out, "JPEG")
+    return out.getvalue()
+
+
+def labels(body: dict) -> list[tuple[str, str]]:
+    return [(p["label_en"], p["label"]) for p in body["predictions"]]
+
+
+# ---- the API: `lang` decides, never Accept-Language ------------------------------------------
+
+def test_the_api_answers_in_english_even_to_a_client_whose_headers_prefer_chinese(client, active, jpeg):
+    reply = client.post(PREDICT, {"image": upload(jpeg)}, HTTP_ACCEPT_LANGUAGE=ZH_BROWSER)
+    assert reply.status_code == 200
+    pairs = labels(reply.json())
+    assert len(pairs) == 4 and all(english == label for english, label in pairs)
+    assert {english for english, _ in pairs} == {english for english, _ in CLASSES.values()}
+
+
+@pytest.mark.parametrize("lang", ["zh-hans", "zh", "ZH-Hans"])
+def test_lang_in_the_query_answers_chinese_labels_with_the_english_beside_them(client, active, jpeg, lang):
+    reply = client.post(f"{PREDICT}?lang={lang}", {"image": upload(jpeg)})
+    assert reply.status_code == 200
+    assert sorted(labels(reply.json())) == sorted(CLASSES.values())
+
+
+def test_lang_in_a_multipart_body_or_a_json_body_works_the_same(client, active, jpeg):
+    import base64
+
+    multipart = client.post(PREDICT, {"image": upload(jpeg), "lang": "zh"})
+    body = {"image_base64": base64.b64encode(jpeg).decode(), "lang": "zh-hans"}
+    as_json = client.post(PREDICT, body, content_type="application/json")
+    assert sorted(labels(multipart.json())) == sorted(labels(as_json.json())) == sorted(CLASSES.values())
+
+
+def test_lang_en_answers_english_and_the_batch_endpoint_takes_lang_too(client, active, jpeg):
+    english = client.post(f"{PREDICT}?lang=en", {"image": upload(jpeg)}, HTTP_ACCEPT_LANGUAGE=ZH_BROWSER).json()
+    assert all(english_label == label for english_label, label in labels(english))
+    batch = client.post("/api/v1/predict/batch", {"images": [upload(jpeg), upload(jpeg)], "lang": "zh"}).json()
+    assert [sorted(labels(r)) for r in batch["results"]] == [sorted(CLASSES.values())] * 2
+
+
+@pytest.mark.parametrize("lang", ["fr", "zh-tw", "chinese"])
+def test_an_unknown_lang_is_a_400_naming_the_parameter(client, active, jpeg, lang):
+    error = assert_error(client.post(PREDICT, {"image": upload(jpeg), "lang": lang}), 400, "invalid_parameter")
+    assert error["message"].startswith("lang:")
+
+
+def test_errors_keep_their_english_code_and_speak_the_language_asked_for(client, active):
+    english = assert_error(client.post(PREDICT, {"image": upload(b"", "empty.jpg")}), 400, "empty_image")
+    chinese = assert_error(client.post(PREDICT, {"image": upload(b"", "empty.jpg"), "lang": "zh"}), 400, "empty_image")
+    assert english["message"].startswith("The file is empty")
+    assert chinese["message"] == "文件是空的（0 字节）。请发送 JPEG、PNG、WebP、GIF 或 BMP 格式的照片。"
+
+
+def test_a_core_error_with_parameters_is_translated_with_its_numbers_and_words(client, active):
+    tiny = io.BytesIO()
+    random_photo((4, 30)).save(tiny, "PNG")
+    error = assert_error(client.post(PREDICT, {"image": upload(tiny.getvalue(), "a.png", "image/png"), "lang": "zh"}), 400, "image_too_small")
+    assert error["message"] == "图片为 4x30 像素，每条边至少需要 8 像素。"
+    pdf = assert_error(client.post(PREDICT, {"image": upload(b"just some words", "a.jpg"), "lang": "zh"}), 415, "unsupported_format")
+    assert "（文本）" in pdf["message"]
+
+
+def test_an_error_raised_before_the_body_is_read_follows_the_query_lang(client, active):
+    english = assert_error(client.post(PREDICT, "x", content_type="text/plain", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER), 415, "unsupported_media_type")
+    chinese = assert_error(client.post(f"{PREDICT}?lang=zh", "x", content_type="text/plain"), 415, "unsupported_media_type")
+    assert not HAN.search(english["message"]) and HAN.search(chinese["message"])
+    missing = assert_error(client.post(PREDICT, {"image_base64": "", "lang": "zh"}, content_type="application/json"), 400, "invalid_base64")
+    assert HAN.search(missing["message"])
+
+
+def test_an_unknown_model_is_named_in_the_chinese_message(client, active, jpeg):
+    error = assert_error(client.post(PREDICT, {"image": upload(jpeg), "model": "nope", "lang": "zh"}), 400, "unknown_model")
+    assert error["message"] == "没有名为 'nope' 的模型；GET /api/v1/models 可列出所有模型。"
+
+
+def test_the_api_s_own_404_answers_in_the_query_lang(client, db):
+    error = assert_error(client.get("/api/v1/models/missing?lang=zh"), 404, "model_not_found")
+    assert error["message"] == "没有名为 'missing' 的模型的启用版本。"
+
+
+# ---- the page: the browser's language, then the reader's choice ------------------------------
+
+def page_text(reply) -> str:
+    return html.unescape(reply.content.decode())
+
+
+def test_a_browser_that_prefers_chinese_gets_the_page_in_chinese(client, active):
+    text = page_text(client.get("/", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
+    assert '<html lang="zh-Hans"' in text
+    assert "野生动植物识别" in text and "选择照片" in text and ">鸟类<" in text
+    assert "Choose a photo" not in text
+
+
+def test_without_accept_language_the_page_is_english(client, active):
+    text = page_text(client.get("/"))
+    assert '<html lang="en"' in text and "Choose a photo" in text
+    assert not HAN.search(text.split('class="language-switcher"')[0])
+
+
+def test_the_switcher_sets_english_for_a_chinese_browser_and_back(client, active):
+    switched = client.post("/i18n/setlang/", {"language": "en", "next": "/"}, HTTP_ACCEPT_LANGUAGE=ZH_BROWSER)
+    assert switched.status_code == 302 and switched["Location"] == "/"
+    assert "Choose a photo" in page_text(client.get("/", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
+    client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    assert "选择照片" in page_text(client.get("/"))
+
+
+def test_the_switcher_marks_the_current_language_and_names_each_in_its_own(client, active):
+    text = page_text(client.get("/", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
+    assert re.search(r'value="zh-hans" lang="zh-Hans"\s+aria-current="true">简体中文<', text)
+    assert re.search(r'value="en" lang="en"\s+>English<', text)
+
+
+def test_the_page_s_answer_uses_the_page_language(client, active, jpeg):
+    rendered = page_text(client.post("/", {"image": upload(jpeg)}, HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
+    assert all(chinese in rendered for _, chinese in CLASSES.values())
+    as_json = client.post("/", {"image": upload(jpeg)}, HTTP_ACCEPT="application/json", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER)
+    assert sorted(labels(as_json.json())) == sorted(CLASSES.values())
+
+
+def test_the_page_s_errors_are_in_the_page_language(client, active):
+    reply = client.post("/", {}, HTTP_ACCEPT="application/json", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER)
+    assert assert_error(reply, 400, "missing_image")["message"] == "请先选择一张照片。"
+    page = page_text(client.post("/", {"image": upload(b"", "e.jpg")}, HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
+    assert "文件是空的" in page
+
+
+def test_the_page_script_catalog_is_chinese_for_a_chinese_reader(client, db):
+    chinese = client.get("/jsi18n/", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER).content.decode("unicode_escape")
+    assert "正在识别" in chinese and "动物" in chinese
+    assert "正在识别" not in client.get("/jsi18n/").content.decode("unicode_escape")
+
+
+def test_the_admin_follows_the_browser_language(client, db):
+    assert "用户名" in page_text(client.get("/admin/login/", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
+    assert "Username" in page_text(client.get("/admin/login/"))
