@@ -2,35 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
+import base64
 import html
 import io
+import json
 import re
 
 import pytest
-from django.test import Client
 
-from recognizer.labels import imagenet_classes
-from recognizer.manifest import Manifest
-from tests.conftest import TINY_SPEC, build_tiny_model, random_photo
+from tests.conftest import random_photo
+from tests.imagenet_tiny import CLASSES, NAME, jpeg_photo, save_imagenet_tiny
 from tests.webapp.helpers import assert_error, upload
 
 PREDICT = "/api/v1/predict"
-NAME = "tiny-imagenet"
-# Four real ImageNet-1k classes: the shipped table gives their Chinese names, the manifest carries none.
-CLASSES = {282: ("tiger cat", "虎斑猫"), 258: ("Samoyed", "萨摩耶"), 985: ("daisy", "雏菊"), 849: ("teapot", "茶壶")}
 ZH_BROWSER = "zh-CN,zh;q=0.9,en;q=0.5"
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture(scope="module")
 def imagenet_tiny(tmp_path_factory):
-    from recognizer.artifacts import save_artifact
-
-    classes = tuple(dataclasses.replace(imagenet_classes()[i], index=k) for k, i in enumerate(CLASSES))
-    path = tmp_path_factory.mktemp("imagenet-tiny") / f"{NAME}.h5"
-    save_artifact(build_tiny_model(), Manifest(name=NAME, backbone="tiny", input=TINY_SPEC, classes=classes), path)
-    return path
+    return save_imagenet_tiny(tmp_path_factory.mktemp("imagenet-tiny"))
 
 
 @pytest.fixture
@@ -43,9 +34,7 @@ def active(db, settings, imagenet_tiny, fresh_runtime):
 
 @pytest.fixture(scope="module")
 def jpeg() -> bytes:
-    out = io.BytesIO()
-    random_photo((96, 80), seed=3).save(out, "JPEG")
-    return out.getvalue()
+    return jpeg_photo()
 
 
 def labels(body: dict) -> list[tuple[str, str]]:
@@ -70,8 +59,6 @@ def test_lang_in_the_query_answers_chinese_labels_with_the_english_beside_them(c
 
 
 def test_lang_in_a_multipart_body_or_a_json_body_works_the_same(client, active, jpeg):
-    import base64
-
     multipart = client.post(PREDICT, {"image": upload(jpeg), "lang": "zh"})
     body = {"image_base64": base64.b64encode(jpeg).decode(), "lang": "zh-hans"}
     as_json = client.post(PREDICT, body, content_type="application/json")
@@ -173,9 +160,12 @@ def test_the_page_s_errors_are_in_the_page_language(client, active):
 
 
 def test_the_page_script_catalog_is_chinese_for_a_chinese_reader(client, db):
-    chinese = client.get("/jsi18n/", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER).content.decode("unicode_escape")
-    assert "正在识别" in chinese and "动物" in chinese
-    assert "正在识别" not in client.get("/jsi18n/").content.decode("unicode_escape")
+    def escaped(text: str) -> str:  # the catalog is JSON inside JavaScript, with non-ASCII escaped
+        return json.dumps(text)[1:-1]
+
+    chinese = client.get("/jsi18n/", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER).content.decode()
+    assert escaped("正在识别…") in chinese and escaped("动物") in chinese
+    assert escaped("正在识别…") not in client.get("/jsi18n/").content.decode()
 
 
 def test_the_admin_follows_the_browser_language(client, db):
