@@ -171,3 +171,9 @@ def test_the_page_script_catalog_is_chinese_for_a_chinese_reader(client, db):
 def test_the_admin_follows_the_browser_language(client, db):
     assert "用户名" in page_text(client.get("/admin/login/", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
     assert "Username" in page_text(client.get("/admin/login/"))
+
+
+def test_the_admin_s_own_actions_and_columns_are_translated(admin_client, active):
+    chinese = page_text(admin_client.get("/admin/webapp/modelversion/", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
+    assert "启用所选版本" in chinese and "已服务的预测" in chinese
+    assert "Activate the selected version" in page_text(admin_client.get("/admin/webapp/modelversion/"))
