@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import DESKTOP, PHONE
+from tests.browser.conftest import PHONE, page_opener
 from tests.imagenet_tiny import CLASSES, NAME, jpeg_photo, save_imagenet_tiny
 
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -37,19 +37,8 @@ def live(transactional_db, settings, imagenet_tiny, live_server):
 @pytest.fixture
 def open_in(browser, live):
     """open_in(language, **context options) -> the page as a browser preferring that language shows it."""
-    contexts = []
-
-    def open_(language: str, **options) -> Page:
-        context = browser.new_context(**{**DESKTOP, "locale": LOCALES[language], **options})
-        context.set_default_timeout(20_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(live.url + "/")
-        return page
-
-    yield open_
-    for context in contexts:
-        context.close()
+    with page_opener(browser, live.url + "/") as open_:
+        yield lambda language, **options: open_(locale=LOCALES[language], **options)
 
 
 @pytest.fixture(scope="module")
