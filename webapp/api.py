@@ -17,7 +17,7 @@ from ninja.security import HttpBearer
 
 from webapp import selectors, services
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
-from webapp.i18n import reply_language
+from webapp.i18n import parameter_problem, reply_language
 from webapp.parsing import parse_batch, parse_single
 from webapp.throttling import ClientRateThrottle
 
@@ -208,7 +208,7 @@ def _unauthorized(request, exc):
 def _invalid(request, exc: ValidationError):
     first = exc.errors[0] if exc.errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()))
-    return error_response(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": where, "problem": first.get("msg", "invalid value")})
+    return error_response(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": where, "problem": parameter_problem(first)})
 
 
 @api.exception_handler(HttpError)

@@ -7,9 +7,11 @@ English, so under /api/ only an explicit `lang` (query or body) changes it.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from django.utils import translation
+from django.utils.translation import gettext, gettext_noop
 
 Lang = Literal["en", "zh-hans", "zh"]
 API_DEFAULT = "en"
@@ -47,3 +49,27 @@ class ApiLanguageMiddleware:
             translation.activate(code)
             request.LANGUAGE_CODE = code
         return self.get_response(request)
+
+
+# A parameter that fails validation: pydantic's error types, said in the reader's language.
+_PROBLEMS = {
+    "greater_than_equal": gettext_noop("must be at least %(ge)s"),
+    "less_than_equal": gettext_noop("must be at most %(le)s"),
+    "int_parsing": gettext_noop("must be a whole number"),
+    "int_from_float": gettext_noop("must be a whole number"),
+    "int_type": gettext_noop("must be a whole number"),
+    "string_type": gettext_noop("must be text"),
+    "string_too_long": gettext_noop("must be at most %(max_length)s characters long"),
+    "literal_error": gettext_noop("must be one of: %(expected)s"),
+}
+
+
+def parameter_problem(error: dict) -> str:
+    """What is wrong with a parameter, from one pydantic error; pydantic's own words for unusual cases."""
+    template = _PROBLEMS.get(error.get("type", ""))
+    if template is None:
+        return error.get("msg", "")
+    context = dict(error.get("ctx") or {})
+    if "expected" in context:  # "'animal', 'bird' or 'plant'": the values alone, without the English "or"
+        context["expected"] = ", ".join(re.findall(r"'([^']*)'", str(context["expected"])))
+    return gettext(template) % context

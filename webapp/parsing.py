@@ -15,7 +15,7 @@ from pydantic import ValidationError as PydanticError
 
 from webapp import services
 from webapp.errors import ApiError
-from webapp.i18n import Lang, activate_reply_language
+from webapp.i18n import Lang, activate_reply_language, parameter_problem
 
 Domain = Literal["animal", "bird", "plant"]
 
@@ -58,7 +58,8 @@ def parse_params(source: dict) -> PredictParams:
     except PydanticError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "parameters"
-        raise ApiError(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": field, "problem": first["msg"]}) from None
+        problem = parameter_problem(first)
+        raise ApiError(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": field, "problem": problem}) from None
     if params.lang:
         activate_reply_language(params.lang)
     return params

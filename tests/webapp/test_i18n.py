@@ -78,6 +78,20 @@ def test_an_unknown_lang_is_a_400_naming_the_parameter(client, active, jpeg, lan
     assert error["message"].startswith("lang:")
 
 
+@pytest.mark.parametrize(
+    "field, value, english, chinese",
+    [
+        ("top_k", "21", "top_k: must be at most 20.", "参数 top_k 无效：不能大于 20。"),
+        ("top_k", "abc", "top_k: must be a whole number.", "参数 top_k 无效：必须是整数。"),
+        ("domain", "fish", "domain: must be one of: animal, bird, plant.", "参数 domain 无效：必须是以下之一：animal, bird, plant。"),
+    ],
+)
+def test_a_bad_parameter_is_explained_in_either_language(client, active, jpeg, field, value, english, chinese):
+    in_english = assert_error(client.post(PREDICT, {"image": upload(jpeg), field: value}), 400, "invalid_parameter")
+    in_chinese = assert_error(client.post(f"{PREDICT}?lang=zh", {"image": upload(jpeg), field: value}), 400, "invalid_parameter")
+    assert (in_english["message"], in_chinese["message"]) == (english, chinese)
+
+
 def test_errors_keep_their_english_code_and_speak_the_language_asked_for(client, active):
     english = assert_error(client.post(PREDICT, {"image": upload(b"", "empty.jpg")}), 400, "empty_image")
     chinese = assert_error(client.post(PREDICT, {"image": upload(b"", "empty.jpg"), "lang": "zh"}), 400, "empty_image")
