@@ -21,7 +21,9 @@ from webapp.parsing import parse_params, upload_from_file
 from webapp.runtime import ModelNotReady, runtime
 from webapp.throttling import ClientRateThrottle
 
-DOMAIN_CHOICES = [("", gettext_lazy("All")), ("animal", gettext_lazy("Animals")), ("bird", gettext_lazy("Birds")), ("plant", gettext_lazy("Plants"))]
+DOMAIN_CHOICES = [
+    ("", gettext_lazy("All")), ("animal", gettext_lazy("Animals")), ("bird", gettext_lazy("Birds")), ("plant", gettext_lazy("Plants")),
+]
 PREVIEW_SIDE = 480
 
 
