@@ -191,3 +191,9 @@ def test_the_admin_s_own_actions_and_columns_are_translated(admin_client, active
     chinese = page_text(admin_client.get("/admin/webapp/modelversion/", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
     assert "启用所选版本" in chinese and "已服务的预测" in chinese
     assert "Activate the selected version" in page_text(admin_client.get("/admin/webapp/modelversion/"))
+
+
+def test_the_page_s_own_error_pages_are_in_the_page_language(client, db):
+    missing = client.get("/no-such-page", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER)
+    assert missing.status_code == 404 and "找不到页面" in page_text(missing)
+    assert "Page not found" in page_text(client.get("/no-such-page"))
