@@ -20,9 +20,6 @@ def imagenet_classes() -> tuple[ClassInfo, ...]:
     )
 
 
-LANGUAGES = ("en", "zh-hans")
-
-
 @functools.cache
 def imagenet_chinese() -> dict[str, tuple[str, str]]:
     """WordNet id -> (English label, Chinese label) for the 1000 ImageNet-1k classes (imagenet1k_zh.csv)."""
