@@ -4,8 +4,25 @@
 import os
 import sys
 
+INTERACTIVE = {"runserver", "shell", "dbshell"}
+
+
+def quiet_unless_verbose(argv: list[str]) -> list[str]:
+    """TensorFlow's C++ log lines stay out of a command's output unless --verbose (or -v 2 and up) is given."""
+    if "--verbose" in argv:
+        return [arg if arg != "--verbose" else "--verbosity=2" for arg in argv]
+    verbose = any(arg in ("-v2", "-v3", "--verbosity=2", "--verbosity=3") for arg in argv) or any(
+        flag in ("-v", "--verbosity") and level in ("2", "3") for flag, level in zip(argv, argv[1:])
+    )
+    if not verbose and not INTERACTIVE & set(argv[1:2]):
+        from recognizer.native_logs import silence_tensorflow
+
+        silence_tensorflow()
+    return argv
+
+
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.dev")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    execute_from_command_line(quiet_unless_verbose(sys.argv))

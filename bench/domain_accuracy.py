@@ -1,6 +1,10 @@
-"""How often the default ImageNet model puts wildlife-dev photos in the right domain (animal, bird, plant).
+"""How often the default ImageNet model puts photos in the right domain (animal, bird, plant, other).
 
     python bench/domain_accuracy.py [--data DIR] [--model X.h5] [--examples N]
+
+The photos are the repository's golden set (recognizer/data/photos/golden);
+--data points at any folder with animal/, bird/, plant/ and other/ subfolders
+instead (some may be missing), e.g. a larger development set.
 
 The model is built first (recognizer.default_model.build_default) when it is
 missing. Three ways to read a domain off the 1000 ImageNet probabilities:
@@ -26,9 +30,10 @@ sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 
 from recognizer import errors  # noqa: E402
 from recognizer.manifest import DOMAINS  # noqa: E402
+from recognizer.photos import role_dir  # noqa: E402
 
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "datasets" / "wildlife-dev"
-FOLDERS = ("animal", "bird", "plant")
+DEFAULT_DATA = role_dir("golden")
+FOLDERS = DOMAINS
 BATCH = 32
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 
@@ -41,7 +46,7 @@ class Result:
 
 
 def images(data: Path) -> list[tuple[Path, str]]:
-    """(file, folder domain) for every image of the animal/, bird/ and plant/ folders, sorted."""
+    """(file, folder domain) for every image of the animal/, bird/, plant/ and other/ folders, sorted."""
     found = []
     for domain in FOLDERS:
         folder = data / domain

@@ -29,7 +29,10 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PHOTO = ROOT.parent / "shared" / "datasets" / "wildlife-dev" / "animal" / "tiger.jpg"
+
+from recognizer.photos import role_dir  # noqa: E402
+
+PHOTO = role_dir("golden") / "animal" / "tiger.jpg"
 BIN = Path(sys.executable).parent
 
 

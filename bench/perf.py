@@ -31,7 +31,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 
-from recognizer.optimized import DEFAULT_PHOTOS, PARITY_PHOTOS  # noqa: E402  (imports no TensorFlow)
+from recognizer.photos import photo_paths, role_dir  # noqa: E402  (imports no TensorFlow)
 
 DEFAULT_WORK = REPO_ROOT / "var" / "bench"
 MODELS = {"default": "imagenet-efficientnet_lite0-v1.h5", "resnet50": "resnet50-random-v1.h5"}
@@ -106,7 +106,7 @@ def photo_batch(spec, size: int):
 
     from recognizer.preprocessing import load_batch
 
-    photos = [load_batch(DEFAULT_PHOTOS / name, spec) for name in PARITY_PHOTOS]
+    photos = [load_batch(path, spec) for path in photo_paths("parity")]
     return np.concatenate([photos[i % len(photos)] for i in range(size)])
 
 
@@ -171,7 +171,7 @@ def worker_memory(args) -> dict:
 
     engine = optimized.load_engine(args.work / MODELS["default"], args.engine)
     engine.warm_up()
-    top = engine.classify([DEFAULT_PHOTOS / PARITY_PHOTOS[0]], top_k=1)[0][0]
+    top = engine.classify([photo_paths("parity")[0]], top_k=1)[0][0]
     return {
         "engine": optimized.engine_name(engine),
         # Linux reports KiB, and carries the spawning parent's peak over exec: the parent stays small.
@@ -239,7 +239,7 @@ def test_jpegs(work: Path) -> dict[str, bytes]:
     for label, size in (("12 MP", (4000, 3000)), ("1 MP", (1155, 866))):
         path = work / f"photo-{size[0]}x{size[1]}.jpg"
         if not path.exists():
-            base = Image.open(DEFAULT_PHOTOS / SOURCE_PHOTO).convert("RGB").resize(size, Image.Resampling.BICUBIC)
+            base = Image.open(role_dir("parity") / SOURCE_PHOTO).convert("RGB").resize(size, Image.Resampling.BICUBIC)
             noise = np.random.default_rng(0).normal(0, 10, (size[1], size[0], 3))
             pixels = np.clip(np.asarray(base, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
             work.mkdir(parents=True, exist_ok=True)

@@ -1,3 +1,8 @@
-from recognizer.cli import main
+import sys
 
+from recognizer.cli import main
+from recognizer.native_logs import silence_tensorflow
+
+if "--verbose" not in sys.argv[1:]:
+    silence_tensorflow()
 raise SystemExit(main())

@@ -68,7 +68,7 @@ def cmd_classify(args) -> int:
     for path, result in classify_files(engine, files, top_k=args.top_k, domain=args.domain, progress=progress):
         failures += isinstance(result, str)
         write_result(sys.stdout, path, result, args.json)
-    return 1 if failures == len(files) else 0
+    return 1 if failures else 0  # a script must see that some files were not classified
 
 
 def cmd_build_default(args) -> int:
@@ -102,13 +102,17 @@ def parser() -> argparse.ArgumentParser:
     from recognizer.backbones import NAMES
 
     root = argparse.ArgumentParser(prog="python -m recognizer", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", help="also show TensorFlow's own log lines")
     sub = root.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build-default", help="write the default ImageNet model artifact under models/")
+    build = sub.add_parser(
+        "build-default", parents=[common], help="write the default ImageNet model artifact under models/"
+    )
     build.add_argument("--backbone", choices=NAMES, help="default: RECOGNIZER_DEFAULT_BACKBONE or efficientnet_lite0")
     build.add_argument("--out", type=h5_arg, help="path of the .h5 to write (the manifest goes beside it)")
     build.add_argument("--force", action="store_true", help="rebuild even if the artifact exists")
     build.set_defaults(func=cmd_build_default)
-    classify = sub.add_parser("classify", help="classify image files and folders")
+    classify = sub.add_parser("classify", parents=[common], help="classify image files and folders")
     classify.add_argument("paths", nargs="+", metavar="PATH")
     classify.add_argument("--top-k", type=top_k_arg, default=5)
     classify.add_argument("--domain", choices=[d for d in DOMAINS if d != "other"])
@@ -119,7 +123,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(argv)  # --verbose acts in __main__, before anything can load TensorFlow
     try:
         return args.func(args)
     except errors.RecognizerError as exc:

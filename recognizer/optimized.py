@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from recognizer import errors, runtimes
+from recognizer import errors, photos, runtimes
 from recognizer.artifacts import Artifact
 from recognizer.engine import Engine
 from recognizer.manifest import DOMAINS, file_sha256, manifest_path, read_manifest
@@ -36,12 +36,7 @@ KINDS = ("keras", *runtimes.SUFFIXES)
 DEFAULT_KIND = "onnxruntime"  # bench/perf.py: fastest at batch 1 on the default model, converts reliably
 PARITY_TOP_K = 5
 PARITY_TOLERANCE = 1e-3
-DEFAULT_PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "wildlife-dev"
-PARITY_PHOTOS = (
-    "animal/bear.jpg", "animal/giraffe.jpg", "animal/frog.jpg",
-    "bird/turkey.jpg", "bird/flamingo.jpg", "bird/crow.jpg",
-    "plant/daffodil.jpg", "plant/birch.jpg",
-)
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def engine_kind() -> str:
@@ -168,21 +163,24 @@ def _top(row: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in np.argsort(-row, kind="stable")[:k]]
 
 
-def parity_images(root: Path | None = None) -> list[Path | Image.Image]:
-    """The fixed parity photos under root (RECOGNIZER_PARITY_PHOTOS, else wildlife-dev); synthetic ones when absent."""
-    root = Path(root or os.environ.get(PHOTOS_ENV) or DEFAULT_PHOTOS)
-    photos = [root / name for name in PARITY_PHOTOS]
-    if all(p.is_file() for p in photos):
-        return photos
-    log.warning("parity photos not found under %s; comparing on synthetic pictures", root)
-    rng = np.random.default_rng(0)
-    ramp = np.linspace(0, 255, 256)
-    pictures = []
-    for n in range(len(PARITY_PHOTOS)):
-        base = np.stack(np.meshgrid(ramp, ramp[::-1]) + [np.full((256, 256), 32.0 * n)], axis=-1)
-        pixels = np.clip(base + rng.normal(0, 24, base.shape), 0, 255).astype(np.uint8)
-        pictures.append(Image.fromarray(np.roll(pixels, n, axis=-1)))
-    return pictures
+def parity_images(root: Path | None = None) -> list[Path]:
+    """The photos engines are compared on: those under root (or RECOGNIZER_PARITY_PHOTOS), else the repository's."""
+    override = root or os.environ.get(PHOTOS_ENV)
+    if override:
+        folder = Path(override)
+        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
+        if found:
+            return found
+        log.warning("no photos (%s) under %s; comparing on the repository's parity photos", PHOTO_SUFFIXES, folder)
+    restore = f"restore {photos.PHOTOS_DIR} from the repository"
+    try:
+        found = photos.photo_paths("parity")
+    except OSError as exc:
+        raise errors.RecognizerError(f"The parity photos cannot be read ({exc}); {restore}.") from None
+    missing = [str(p) for p in found if not p.is_file()]
+    if missing or not found:
+        raise errors.RecognizerError(f"Parity photos are missing: {', '.join(missing) or 'none listed'}; {restore}.")
+    return found
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from recognizer.manifest import ClassInfo, Manifest
+from recognizer.photos import role_dir
 from recognizer.preprocessing import InputSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DATASET = REPO_ROOT.parent / "shared" / "datasets" / "wildlife-dev"
+GOLDEN = role_dir("golden")  # <domain>/<name>.jpg: real photos carried by the repository
 TINY_NAME = "tiny-wildlife"
 TINY_CLASSES = (
     ClassInfo(0, "cat", "cat", "animal"),
@@ -60,8 +61,8 @@ def tiny_artifact_v2(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def photos() -> Path:
-    assert DATASET.is_dir(), f"the real photos are expected at {DATASET}"
-    return DATASET
+    """The repository's golden photos, as <domain>/<name>.jpg under this folder."""
+    return GOLDEN
 
 
 @pytest.fixture

@@ -111,8 +111,9 @@ class ModelVersionOut(Schema):
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 429: ErrorOut, 503: ErrorOut}
 _PARAMETERS = {
     "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
-    "domain": {"type": "string", "enum": ["animal", "bird", "plant"]},
-    "model": {"type": "string"},
+    "domain": {"type": "string", "enum": ["animal", "bird", "plant"], "description": "only classes of this domain"},
+    # An empty example, not Swagger UI's placeholder "string" (no model has that name): empty means the default model.
+    "model": {"type": "string", "example": "", "description": "a model name from GET /api/v1/models; empty: the default"},
     "lang": {"type": "string", "enum": ["en", "zh-hans", "zh"], "default": "en", "description": "language of labels and messages"},
 }
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import DATASET, REPO_ROOT, TINY_NAME
+from tests.conftest import GOLDEN, REPO_ROOT, TINY_NAME
 
 BIN = REPO_ROOT / ".venv" / "bin"
 WORKERS = 2
@@ -313,8 +313,8 @@ class Load:
 
 @pytest.fixture(scope="session")
 def photo_bytes() -> list[bytes]:
-    files = sorted(DATASET.rglob("*.jpg"))
-    assert files, f"the real photos are expected at {DATASET}"
+    files = sorted(GOLDEN.rglob("*.jpg"))
+    assert files, f"the real photos are expected at {GOLDEN}"
     return [path.read_bytes() for path in files]
 
 

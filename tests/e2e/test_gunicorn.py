@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import DATASET, TINY_CLASSES, TINY_NAME
+from tests.conftest import GOLDEN, TINY_CLASSES, TINY_NAME
 from tests.e2e.conftest import Load, static_paths
 
 pytestmark = pytest.mark.e2e
@@ -19,7 +19,7 @@ SWITCH_SECONDS = 5.0
 def test_it_serves_a_prediction_the_page_and_static_files(make_server, tiny_artifact):
     server, _ = make_server(tiny_artifact, static=True)
 
-    photo = (DATASET / "bird" / "turkey.jpg").read_bytes()
+    photo = (GOLDEN / "bird" / "turkey.jpg").read_bytes()
     reply = requests.post(server.url("/api/v1/predict"), files={"image": ("turkey.jpg", photo, "image/jpeg")}, timeout=10)
 
     assert reply.status_code == 200, reply.text

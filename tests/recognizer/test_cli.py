@@ -13,6 +13,7 @@ import pytest
 
 from recognizer.cli import main
 from recognizer.manifest import file_sha256, manifest_path
+from recognizer.native_logs import NATIVE_LINE
 from tests.conftest import TINY_CLASSES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,24 +32,24 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def error_lines(stderr: str) -> list[str]:
-    """The lines the CLI itself wrote (TensorFlow may add start-up chatter of its own)."""
+    """The lines the CLI itself wrote."""
     return [line for line in stderr.splitlines() if line.startswith("error:") or ": error:" in line]
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict:
-    from tests.conftest import DATASET
+    from tests.conftest import GOLDEN
 
     root = tmp_path_factory.mktemp("cli")
     folder = root / "folder"
     (folder / "nested").mkdir(parents=True)
-    shutil.copy(DATASET / "bird" / "flamingo.jpg", folder / "flamingo.jpg")
-    shutil.copy(DATASET / "plant" / "rose.jpg", folder / "nested" / "rose.jpg")
+    shutil.copy(GOLDEN / "bird" / "flamingo.jpg", folder / "flamingo.jpg")
+    shutil.copy(GOLDEN / "plant" / "rose.jpg", folder / "nested" / "rose.jpg")
     (folder / "notes.txt").write_text("skipped: not an image suffix")
     broken = root / "broken.jpg"
     broken.write_text("this is not a photo\n")
     single = root / "zebra.jpg"
-    shutil.copy(DATASET / "animal" / "zebra.jpg", single)
+    shutil.copy(GOLDEN / "animal" / "zebra.jpg", single)
     return {"folder": folder, "broken": broken, "single": single}
 
 
@@ -62,7 +63,6 @@ def json_run(tiny_artifact, inputs) -> subprocess.CompletedProcess:
 
 
 def test_json_prints_one_object_per_image_in_order(json_run, inputs):
-    assert json_run.returncode == 0, json_run.stderr
     rows = [json.loads(line) for line in json_run.stdout.splitlines()]
     folder = inputs["folder"]
     assert [row["file"] for row in rows] == [
@@ -79,13 +79,21 @@ def test_json_prints_one_object_per_image_in_order(json_run, inputs):
             assert 0.0 <= p["probability"] <= 1.0
 
 
-def test_an_unreadable_file_gives_one_error_line_and_the_rest_continue(json_run, inputs):
+def test_an_unreadable_file_among_good_ones_gives_one_error_line_the_rest_and_exit_1(json_run, inputs):
+    assert json_run.returncode == 1
     assert error_lines(json_run.stderr) == [
         f"error: {inputs['broken']}: This file is not an image we can read (text). "
         "Send a JPEG, PNG, WebP, GIF or BMP photo."
     ]
     assert "Traceback" not in json_run.stderr
     assert len(json_run.stdout.splitlines()) == 3
+
+
+def test_tensorflow_log_lines_stay_out_of_the_output_unless_verbose(json_run, tiny_artifact, inputs):
+    assert json_run.stderr.splitlines() == error_lines(json_run.stderr)  # nothing but the CLI's own line
+    verbose = run_cli("classify", "--verbose", "--model", str(tiny_artifact), str(inputs["single"]))
+    assert verbose.returncode == 0, verbose.stderr
+    assert any(NATIVE_LINE.match(line.encode()) for line in verbose.stderr.splitlines()), verbose.stderr
 
 
 def test_top_k_0_is_a_one_line_usage_error():

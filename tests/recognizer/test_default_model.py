@@ -1,14 +1,12 @@
-"""The real default model (EfficientNet-Lite0, ImageNet) on the real wildlife-dev photos.
+"""The real default model (EfficientNet-Lite0, ImageNet) on the repository's golden photos.
 
 bench/domain_accuracy.py prints the full figures. Measured when these tests were written, top-1 domain right:
-animal 79/80, bird 32/35, plant 17/36, total 128/151 = 84.8% (plants are the weak part: ImageNet has few plant
-classes, so flower cut-outs land on "hair clip", "velvet fabric"...). The floors below sit just under those
+animal 13/13, bird 11/12, plant 5/12, other 12/12, total 41/49 = 83.7% (plants are the weak part: ImageNet has few
+plant classes, so flower cut-outs land on "hair clip", "velvet fabric"...). The floors below sit just under those
 figures, so a preprocessing or weight-conversion regression shows up at once.
 """
 
 from __future__ import annotations
-
-import csv
 
 import numpy as np
 import pytest
@@ -16,7 +14,8 @@ import pytest
 from recognizer.default_model import DEFAULT_CREATED_AT, build_default
 from recognizer.engine import Engine
 from recognizer.manifest import file_sha256
-from tests.conftest import DATASET
+from recognizer.photos import photos
+from tests.conftest import GOLDEN
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +28,10 @@ def engine(tmp_path_factory) -> Engine:
 
 @pytest.fixture(scope="module")
 def wildlife(engine):
-    """(folder domain, 1000 probabilities) for every image listed in labels.csv."""
-    with open(DATASET / "labels.csv", encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    batch = np.concatenate([engine.prepare(DATASET / row["path"]) for row in rows])
-    return [row["domain"] for row in rows], engine.probabilities(batch)
+    """(domain, 1000 probabilities) for every golden photo listed in SOURCES.csv."""
+    golden = photos("golden")
+    batch = np.concatenate([engine.prepare(photo.path) for photo in golden])
+    return [photo.domain for photo in golden], engine.probabilities(batch)
 
 
 def class_domains(engine) -> np.ndarray:
@@ -47,19 +45,19 @@ def top1_domain_hits(engine, wildlife, domain=None) -> tuple[int, int]:
     return sum(predicted[i] == truth[i] for i in chosen), len(chosen)
 
 
-def test_the_default_model_reads_all_151_photos(wildlife):
+def test_the_default_model_reads_all_49_golden_photos(wildlife):
     truth, probabilities = wildlife
-    assert len(truth) == 151 and probabilities.shape == (151, 1000)
+    assert len(truth) == 49 and probabilities.shape == (49, 1000)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
 
 
 def test_the_top_1_class_is_in_the_right_domain_for_most_photos(engine, wildlife):
     hits, total = top1_domain_hits(engine, wildlife)
-    assert hits / total >= 0.84, f"{hits}/{total} = {hits / total:.1%}"
+    assert hits / total >= 0.8, f"{hits}/{total} = {hits / total:.1%}"
 
 
-@pytest.mark.parametrize("domain, floor", [("animal", 0.95), ("bird", 0.85)])
-def test_animals_and_birds_are_nearly_always_in_their_domain(engine, wildlife, domain, floor):
+@pytest.mark.parametrize("domain, floor", [("animal", 0.95), ("bird", 0.85), ("other", 0.9)])
+def test_animals_birds_and_other_things_are_nearly_always_in_their_domain(engine, wildlife, domain, floor):
     hits, total = top1_domain_hits(engine, wildlife, domain)
     assert hits / total >= floor, f"{domain}: {hits}/{total}"
 
@@ -89,13 +87,13 @@ def test_one_of_the_top_5_is_in_the_right_domain_for_nine_photos_in_ten(engine, 
     ],
 )
 def test_clear_photos_get_their_class(engine, photo, label):
-    (ranked,) = engine.classify([DATASET / photo], top_k=1)
+    (ranked,) = engine.classify([GOLDEN / photo], top_k=1)
     assert ranked[0].label == label, ranked
     assert ranked[0].domain == photo.split("/")[0]
 
 
 def test_the_plant_filter_finds_plant_classes_for_a_flower(engine):
-    (ranked,) = engine.classify([DATASET / "plant" / "red-gazania.jpg"], top_k=3, domain="plant")
+    (ranked,) = engine.classify([GOLDEN / "plant" / "red-gazania.jpg"], top_k=3, domain="plant")
     assert {p.domain for p in ranked} == {"plant"} and ranked[0].label == "daisy"
 
 

@@ -17,11 +17,11 @@ from recognizer import errors
 from recognizer.artifacts import check_config_is_safe
 from recognizer.backbones import efficientnet_lite
 from recognizer.backbones.efficientnet_lite import blocks, build_efficientnet_lite, input_spec, weights_path
+from recognizer.photos import role_dir
 from recognizer.preprocessing import load_batch
 from recognizer.torch_legacy import MAGIC_NUMBER, PROTOCOL_VERSION, load_state_dict
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PHOTOS = REPO_ROOT.parent / "shared" / "datasets" / "wildlife-dev"
+PHOTOS = role_dir("golden")
 BUILTIN_LAYERS = {
     "InputLayer", "Conv2D", "DepthwiseConv2D", "BatchNormalization", "ReLU", "Add",
     "GlobalAveragePooling2D", "Dropout", "Dense", "Activation",

@@ -44,10 +44,9 @@ def tiny_keras(tmp_path_factory) -> Engine:
 
 
 @pytest.fixture
-def parity_photos(photos) -> list[Path]:
-    found = parity_images(photos)
-    assert all(isinstance(p, Path) for p in found), "the fixed parity photos are missing from wildlife-dev"
-    return found
+def parity_photos(monkeypatch) -> list[Path]:
+    monkeypatch.delenv(optimized.PHOTOS_ENV, raising=False)
+    return parity_images()  # the repository's parity photos
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -55,7 +54,7 @@ def test_it_matches_keras_on_real_photos_with_the_tiny_model(tiny_keras, parity_
     compiled = compile_optimized(tiny_keras.artifact, kind)
     report = check_parity(tiny_keras, OptimizedEngine(tiny_keras.artifact, compiled, kind), parity_photos)
     assert report.passed, report.reason
-    assert report.images == len(parity_photos) == 8
+    assert report.images == len(parity_photos) == 12
     assert report.max_abs_diff < 1e-3
 
 

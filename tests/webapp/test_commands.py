@@ -96,15 +96,17 @@ def test_classify_honours_top_k_and_domain(active_tiny, photos):
     assert [p["label"] for p in only] == ["owl"]
 
 
-def test_classify_reports_a_bad_file_and_goes_on(active_tiny, photos, tmp_path, capsys):
+def test_classify_reports_a_bad_file_goes_on_and_then_fails(active_tiny, photos, tmp_path, capsys):
     good = tmp_path / "good.jpg"
     shutil.copyfile(photos / "bird/turkey.jpg", good)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"%PDF-1.4 not a photo")
-    out = run("classify", str(bad), str(good), "--json")
-    assert [json.loads(line)["file"] for line in out.splitlines()] == [str(good)]
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 2 files could not be classified"):
+        call_command("classify", str(bad), str(good), "--json", stdout=out)
+    assert [json.loads(line)["file"] for line in out.getvalue().splitlines()] == [str(good)]
     assert "(PDF)" in capsys.readouterr().err
-    with pytest.raises(CommandError, match="no file could be classified"):
+    with pytest.raises(CommandError, match="1 of 1 files could not be classified"):
         run("classify", str(bad), "--json")
 
 

@@ -29,5 +29,5 @@ class Command(BaseCommand):
         for path, result in classify_files(engine, files, top_k=top_k, domain=domain, progress=len(files) > 1):
             failures += isinstance(result, str)
             write_result(self.stdout, path, result, json)
-        if failures == len(files):
-            raise CommandError("no file could be classified")
+        if failures:  # the results of the others are printed; a script must still see the failure
+            raise CommandError(f"{failures} of {len(files)} files could not be classified")

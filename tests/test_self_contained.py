@@ -1,0 +1,45 @@
+"""Nothing the project runs reaches outside the repository: no code, test, benchmark or build file names a path
+beside the clone, such as the development datasets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SKIP = {".git", ".venv", "var", "models", "staticfiles", "test-artifacts", "node_modules", "__pycache__"}
+# A folder named shared or datasets as a path component or a string literal, or the machine's work folder.
+OUTSIDE = re.compile(r"""(\.\./|["'/])(shared|datasets)(["'/]|$)|/work/""")
+
+
+def checked_files() -> list[Path]:
+    """Code, tests, benchmarks, scripts and build files (the README and other documents may name such folders)."""
+    found = []
+    for path in REPO_ROOT.rglob("*"):
+        relative = path.relative_to(REPO_ROOT)
+        if SKIP & set(relative.parts) or not path.is_file() or path == Path(__file__).resolve():
+            continue
+        if path.suffix in {".py", ".sh", ".cfg", ".ini", ".toml", ".yml", ".yaml"} or path.name in {
+            "Makefile", "Dockerfile", "run", ".dockerignore"
+        }:
+            found.append(path)
+    return found
+
+
+def test_no_code_test_benchmark_or_build_file_reaches_beside_the_repository():
+    hits = [
+        f"{path.relative_to(REPO_ROOT)}:{n}: {line.strip()}"
+        for path in checked_files()
+        for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
+    assert not hits, "\n".join(hits)
+
+
+def test_the_check_covers_the_places_such_a_path_used_to_live():
+    names = {p.relative_to(REPO_ROOT).as_posix() for p in checked_files()}
+    assert {"Makefile", ".ci/run", "tests/conftest.py", "bench/domain_accuracy.py", "recognizer/optimized.py"} <= names
+    assert OUTSIDE.search('DATA = REPO_ROOT.parent / "shared" / "datasets" / "wildlife-dev"')
+    assert OUTSIDE.search('Path(__file__).resolve().parent.parent.parent / "shared"')
+    assert not OUTSIDE.search('"""Settings shared by every environment."""')
+    assert OUTSIDE.search("python bench/domain_accuracy.py --data ../shared/datasets/wildlife-dev")
