@@ -8,9 +8,13 @@ string passed to a function of that name.
 """
 
 
+class Marked(str):
+    """A string marked for translation; a parameter of this type is translated too, other parameters never."""
+
+
 def gettext_noop(message: str) -> str:
     """Mark `message` for the translation catalogs; translation happens where the reader is known."""
-    return message
+    return Marked(message)
 
 
 class Translatable:

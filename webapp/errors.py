@@ -37,12 +37,12 @@ _STATUS = {
 def translated(exc: Exception) -> str:
     """The message of a Translatable exception in the active language; other exceptions as they are.
 
-    String parameters are translated too: besides names and numbers they carry words the
-    core marked (what a non-image file looks like); anything without a translation stays as it is.
+    Parameters the core marked (what a non-image file looks like) are translated too; names,
+    numbers and library messages stay as they are, even when they happen to be a catalog word.
     """
     if not isinstance(exc, core.Translatable) or not exc.template:
         return str(exc)
-    params = {key: gettext(value) if isinstance(value, str) and value else value for key, value in exc.params.items()}
+    params = {key: gettext(value) if isinstance(value, core.Marked) else value for key, value in exc.params.items()}
     message = gettext(exc.template)
     return message % params if params else message
 

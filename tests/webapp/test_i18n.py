@@ -116,9 +116,10 @@ def test_an_error_raised_before_the_body_is_read_follows_the_query_lang(client, 
     assert HAN.search(missing["message"])
 
 
-def test_an_unknown_model_is_named_in_the_chinese_message(client, active, jpeg):
-    error = assert_error(client.post(PREDICT, {"image": upload(jpeg), "model": "nope", "lang": "zh"}), 400, "unknown_model")
-    assert error["message"] == "没有名为 'nope' 的模型；GET /api/v1/models 可列出所有模型。"
+@pytest.mark.parametrize("name", ["nope", "Model", "text"])  # "Model" and "text" are words of the catalog
+def test_an_unknown_model_is_named_as_sent_in_the_chinese_message(client, active, jpeg, name):
+    error = assert_error(client.post(PREDICT, {"image": upload(jpeg), "model": name, "lang": "zh"}), 400, "unknown_model")
+    assert error["message"] == f"没有名为 '{name}' 的模型；GET /api/v1/models 可列出所有模型。"
 
 
 def test_the_api_s_own_404_answers_in_the_query_lang(client, db):
