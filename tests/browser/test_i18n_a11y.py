@@ -154,6 +154,7 @@ def test_axe_finds_no_serious_violations_before_and_after_an_answer(open_in, axe
     before = serious_violations(page, axe_source)
     recognize(page)
     after = serious_violations(page, axe_source)
+    page.screenshot(path=artifacts / f"i18n-{language}-{scheme}.png")
     report = artifacts / f"axe-{language}-{scheme}.json"
     report.write_text(json.dumps({"before": before, "after": after}, ensure_ascii=False, indent=2), encoding="utf-8")
     assert before == [] and after == [], f"see {report}"
