@@ -58,8 +58,8 @@ compile-messages: $(VENV)/.runtime
 	$(BIN)/python manage.py compilemessages --ignore='$(VENV)' --ignore=var --verbosity 0
 
 messages: $(VENV)/.runtime  # after changing a user-facing string: update the catalogs, then translate what is new
-	$(BIN)/python manage.py makemessages --locale zh_Hans --add-location file $(MSG_IGNORE)
-	$(BIN)/python manage.py makemessages --domain djangojs --locale zh_Hans --add-location file $(MSG_IGNORE)
+	$(BIN)/python manage.py makemessages --locale zh_Hans --add-location file --no-obsolete $(MSG_IGNORE)
+	$(BIN)/python manage.py makemessages --domain djangojs --locale zh_Hans --add-location file --no-obsolete $(MSG_IGNORE)
 
 axe-core: $(AXE)
 $(AXE): tests/browser/package-lock.json

@@ -113,17 +113,17 @@ def photo_batch(spec, size: int):
 def runners(h5: Path, engines, threads: int) -> dict:
     from recognizer.artifacts import load_artifact
     from recognizer.engine import Engine
-    from recognizer.optimized import OptimizedEngine, compiled_path
+    from recognizer.optimized import compiled_engine, compiled_path
 
     artifact = load_artifact(h5)
-    model, keras_engine = artifact.model, Engine(artifact)
+    model, keras_engine = artifact.model, Engine.keras(artifact)
     found = {
         "keras model.predict": lambda x: model.predict(x, batch_size=len(x), verbose=0),
         "keras tf.function (Engine)": keras_engine.probabilities,
     }
     for kind in engines:  # built directly: a failed parity must not turn this row into Keras
-        engine = OptimizedEngine(artifact, compiled_path(h5, kind), kind, threads=threads)
-        found[f"{kind} (OptimizedEngine)"] = engine.probabilities
+        engine = compiled_engine(artifact, compiled_path(h5, kind), kind, threads=threads)
+        found[f"{kind} (compiled Engine)"] = engine.probabilities
     return found
 
 
@@ -173,7 +173,7 @@ def worker_memory(args) -> dict:
     engine.warm_up()
     top = engine.classify([photo_paths("parity")[0]], top_k=1)[0][0]
     return {
-        "engine": optimized.engine_name(engine),
+        "engine": engine.kind,
         # Linux reports KiB, and carries the spawning parent's peak over exec: the parent stays small.
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "vm_hwm_mb": _vm_hwm_kib() / 1024,

@@ -104,18 +104,24 @@ def check_shapes(model: Any, manifest: Manifest) -> None:
         )
 
 
+def verify_sha256(h5_path: str | Path, expected: str, *, expected_by: str) -> None:
+    """The one integrity check: the file exists and its sha256 is the one `expected_by` recorded."""
+    h5_path = Path(h5_path)
+    if not h5_path.is_file():
+        raise errors.ArtifactError(f"No model file at {h5_path}.")
+    actual = file_sha256(h5_path)
+    if actual != expected:
+        raise errors.ChecksumMismatch(
+            f"{h5_path.name} has sha256 {actual[:12]}..., but {expected_by} expects {expected[:12] or '(none)'}.... "
+            "The file changed since, or belongs to another artifact; export the artifact again and register it."
+        )
+
+
 def load_artifact(h5_path: str | Path) -> Artifact:
     """Check and load an artifact: manifest, sha256, safe config, then Keras, then shapes."""
     h5_path = Path(h5_path)
     manifest = read_manifest(manifest_path(h5_path))
-    if not h5_path.is_file():
-        raise errors.ArtifactError(f"No model file at {h5_path}.")
-    actual = file_sha256(h5_path)
-    if manifest.sha256 != actual:
-        raise errors.ChecksumMismatch(
-            f"{h5_path.name} has sha256 {actual[:12]}..., but its manifest expects {manifest.sha256[:12] or '(none)'}.... "
-            "The file changed or belongs to another manifest; export the artifact again."
-        )
+    verify_sha256(h5_path, manifest.sha256, expected_by="its manifest")
     check_config_is_safe(read_model_config(h5_path))
     model = _keras_load(h5_path)
     check_shapes(model, manifest)

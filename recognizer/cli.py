@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator, TextIO
 
 from recognizer import errors
-from recognizer.manifest import DOMAINS
+from recognizer.manifest import QUERY_DOMAINS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 BATCH = 16
@@ -29,11 +29,11 @@ def classify_files(engine, files: list[Path], *, top_k: int, domain: str | None,
     """Yield (file, predictions or error message) in order; one bad file never stops the rest."""
     from tqdm import tqdm
 
-    from recognizer.engine import probabilities_of_files
+    from recognizer.engine import predict_files
 
     with tqdm(total=len(files), disable=not progress, file=sys.stderr, unit="img") as bar:
-        for path, row in probabilities_of_files(engine, files, batch_size=BATCH):
-            yield path, row if isinstance(row, str) else engine.rank(row[None], top_k=top_k, domain=domain)[0]
+        for path, answer in predict_files(engine, files, batch_size=BATCH, top_k=top_k, domain=domain):
+            yield path, str(answer.error) if answer.error else answer.predictions
             bar.update(1)
 
 
@@ -115,7 +115,7 @@ def parser() -> argparse.ArgumentParser:
     classify = sub.add_parser("classify", parents=[common], help="classify image files and folders")
     classify.add_argument("paths", nargs="+", metavar="PATH")
     classify.add_argument("--top-k", type=top_k_arg, default=5)
-    classify.add_argument("--domain", choices=[d for d in DOMAINS if d != "other"])
+    classify.add_argument("--domain", choices=QUERY_DOMAINS)
     classify.add_argument("--model", help="an artifact .h5 (default: the default model)")
     classify.add_argument("--json", action="store_true", help="one JSON object per image")
     classify.set_defaults(func=cmd_classify)

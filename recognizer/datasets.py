@@ -49,6 +49,16 @@ def _read_classes_csv(path: Path) -> tuple[dict[str, tuple[str, str]], dict[str,
     return table, chinese
 
 
+def class_folders(root: Path) -> list[Path]:
+    """The class subfolders of a dataset, sorted; refuses a root that has none."""
+    if not root.is_dir():
+        raise errors.DatasetError(f"{root} is not a folder. Give a folder with one subfolder per class.")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise errors.DatasetError(f"{root} has no class subfolders. Put each class's images in a folder named after it.")
+    return folders
+
+
 def scan_dataset(root: str | Path, *, domain: str | None = None, classes: tuple[ClassInfo, ...] | None = None) -> Dataset:
     """List a class-per-folder dataset; unreadable files are skipped and reported, thin classes refused.
 
@@ -56,11 +66,7 @@ def scan_dataset(root: str | Path, *, domain: str | None = None, classes: tuple[
     folders the model does not know keep index -1, so they count as errors.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise errors.DatasetError(f"{root} is not a folder. Give a folder with one subfolder per class.")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise errors.DatasetError(f"{root} has no class subfolders. Put each class's images in a folder named after it.")
+    folders = class_folders(root)
     labels = {}
     if classes is None:
         classes, labels = _classes_for(root, folders, domain)

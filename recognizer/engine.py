@@ -1,21 +1,30 @@
-"""The inference engine: one loaded artifact answering top-k questions about images."""
+"""The inference engine: one artifact's manifest and a forward function, answering top-k questions about images.
+
+There is one Engine class. What runs the forward pass (Keras, ONNX Runtime or
+OpenVINO) is passed in, and `kind` says which one it is: that is what the
+service reports as serving, never a guess.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image
 
-from recognizer import errors
+from recognizer import errors, runtimes
 from recognizer.artifacts import Artifact, load_artifact
 from recognizer.manifest import DOMAINS, Manifest
 from recognizer.preprocessing import Source, open_image, to_batch
 
 MAX_TOP_K = 20
+KINDS = ("keras", *runtimes.SUFFIXES)
+Forward = Callable[[np.ndarray], np.ndarray]  # float32 (N, H, W, 3) -> (N, classes)
 
 
 class Prediction(NamedTuple):
@@ -26,6 +35,23 @@ class Prediction(NamedTuple):
 
     def to_dict(self) -> dict:
         return {"label": self.label, "index": self.index, "domain": self.domain, "probability": self.probability}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One source's outcome: its ranked predictions and probability row, or the error that stopped it."""
+
+    predictions: list[Prediction]
+    probabilities: np.ndarray | None = None
+    error: errors.ImageError | None = None
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Every source's Answer, in order, and where the time went (milliseconds)."""
+
+    items: list[Answer]
+    timing_ms: dict
 
 
 _tf_configured = False
@@ -47,29 +73,40 @@ def _tensorflow():
     return tf
 
 
+def keras_forward(artifact: Artifact) -> Forward:
+    """A traced forward pass of the artifact's Keras model: no retracing per batch size, no predict() overhead."""
+    tf = _tensorflow()
+    spec, model = artifact.manifest.input, artifact.model
+    traced = tf.function(
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec((None, spec.height, spec.width, 3), tf.float32)],
+        reduce_retracing=True,
+    )
+    return lambda batch: traced(batch).numpy()
+
+
 class Engine:
     """Serves one artifact; safe to share between threads; load once per process."""
 
-    def __init__(self, artifact: Artifact):
-        tf = _tensorflow()
-
+    def __init__(self, artifact: Artifact, forward: Forward, kind: str):
+        if kind not in KINDS:
+            raise ValueError(f"Unknown engine kind {kind!r}; choose one of {', '.join(KINDS)}.")
         self.artifact = artifact
         self.manifest: Manifest = artifact.manifest
-        spec = self.manifest.input
-        model = artifact.model
-        # A traced forward pass with a fixed signature: no retracing per batch size, no predict() overhead.
-        self._forward = tf.function(
-            lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec((None, spec.height, spec.width, 3), tf.float32)],
-            reduce_retracing=True,
-        )
+        self.kind = kind
+        self._forward = forward
         self._lock = threading.Lock()
         self._domain_masks = {d: self._mask(d) for d in DOMAINS}
 
     @classmethod
+    def keras(cls, artifact: Artifact) -> "Engine":
+        """The engine that runs the artifact's own Keras model."""
+        return cls(artifact, keras_forward(artifact), "keras")
+
+    @classmethod
     def from_path(cls, h5_path: str | Path) -> "Engine":
-        """Check, load and wrap the artifact at `h5_path`."""
-        return cls(load_artifact(h5_path))
+        """Check, load and wrap the artifact at `h5_path`, served by Keras."""
+        return cls.keras(load_artifact(h5_path))
 
     def _mask(self, domain: str) -> np.ndarray:
         return np.array([c.domain == domain for c in self.manifest.classes], dtype=bool)
@@ -93,6 +130,7 @@ class Engine:
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) float32 batch -> (N, classes) softmax probabilities."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
         with self._lock:  # two cores: concurrent forward passes only fight over them
             return np.asarray(self._forward(batch), dtype=np.float64)
 
@@ -102,19 +140,47 @@ class Engine:
             image = open_image(image, **limits)
         return to_batch(image, self.manifest.input)
 
+    def predict(
+        self, sources: Sequence[Image.Image | Source], *, top_k: int = 5, domain: str | None = None, **limits
+    ) -> Answers:
+        """Every source (PIL, bytes, path) to its ranked predictions in one batch; a bad source is its own error.
+
+        `limits` are open_image's (max_bytes, max_pixels, formats). This is the one path
+        from an image to an answer: the service, the CLI and evaluation all call it.
+        """
+        self._check_query(top_k, domain)
+        started = time.perf_counter()
+        prepared = [self._prepare_one(source, limits) for source in sources]
+        good = [item for item in prepared if not isinstance(item, errors.ImageError)]
+        decoded = time.perf_counter()
+        rows = self.probabilities(np.concatenate(good)) if good else np.zeros((0, self.manifest.num_classes))
+        inferred = time.perf_counter()
+        ranked = iter(zip(self.rank(rows, top_k=top_k, domain=domain), rows))
+        items = [Answer([], None, item) if isinstance(item, errors.ImageError) else Answer(*next(ranked)) for item in prepared]
+        timing = {"decode": _ms(decoded - started), "inference": _ms(inferred - decoded), "total": _ms(time.perf_counter() - started)}
+        return Answers(items, timing)
+
+    def _prepare_one(self, source, limits: dict) -> np.ndarray | errors.ImageError:
+        try:
+            return self.prepare(source, **limits)
+        except errors.ImageError as exc:
+            return exc
+        except OSError as exc:  # a path that cannot be read
+            return errors.UnreadableImage(f"cannot read: {exc.strerror or exc}")
+
     def classify(
         self, images: Sequence[Image.Image | Source], top_k: int = 5, domain: str | None = None
     ) -> list[list[Prediction]]:
-        """Top-k predictions per image, best first; with a domain, only its classes, renormalized."""
-        if not images:
-            return []
-        batch = np.concatenate([self.prepare(image) for image in images])
-        return self.rank(self.probabilities(batch), top_k=top_k, domain=domain)
+        """Top-k predictions per image, best first (see predict); the first bad image raises its error."""
+        answers = self.predict(images, top_k=top_k, domain=domain).items
+        for answer in answers:
+            if answer.error is not None:
+                raise answer.error
+        return [answer.predictions for answer in answers]
 
     def rank(self, probabilities: np.ndarray, *, top_k: int = 5, domain: str | None = None) -> list[list[Prediction]]:
-        """Turn rows of probabilities into sorted Prediction lists."""
-        if not 1 <= top_k <= MAX_TOP_K:
-            raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}.")
+        """Turn rows of probabilities into sorted Prediction lists; with a domain, only its classes, renormalized."""
+        self._check_query(top_k, domain)
         candidates = np.arange(self.manifest.num_classes)
         if domain is not None:
             candidates = self._domain_indexes(domain)
@@ -129,6 +195,12 @@ class Engine:
             results.append([Prediction(int(i), classes[i].label, classes[i].domain, float(row[i])) for i in order])
         return results
 
+    def _check_query(self, top_k: int, domain: str | None) -> None:
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}.")
+        if domain is not None:
+            self._domain_indexes(domain)
+
     def _domain_indexes(self, domain: str) -> np.ndarray:
         mask = self._domain_masks.get(domain)
         if mask is None:
@@ -138,18 +210,13 @@ class Engine:
         return np.flatnonzero(mask)
 
 
-def probabilities_of_files(engine: Engine, paths: Sequence[Path], *, batch_size: int = 16) -> Iterator[tuple[Path, np.ndarray | str]]:
-    """(path, probability row) per file, in order and in batches; (path, reason) for a file that cannot be read."""
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def predict_files(engine: Engine, paths: Sequence[Path], *, batch_size: int = 16, top_k: int = 5, domain: str | None = None):
+    """(path, Answer) per file, in order, `batch_size` files per forward pass, for the CLI and evaluation."""
+    top_k = min(top_k, engine.manifest.num_classes)
     for start in range(0, len(paths), batch_size):
-        prepared: list[tuple[Path, np.ndarray | str]] = []
-        for path in paths[start : start + batch_size]:
-            try:
-                prepared.append((path, engine.prepare(path)))
-            except errors.ImageError as exc:
-                prepared.append((path, str(exc)))
-            except OSError as exc:
-                prepared.append((path, f"cannot read: {exc.strerror or exc}"))
-        good = [item for _, item in prepared if not isinstance(item, str)]
-        rows = iter(engine.probabilities(np.concatenate(good)) if good else ())
-        for path, item in prepared:
-            yield path, item if isinstance(item, str) else next(rows)
+        chunk = paths[start : start + batch_size]
+        yield from zip(chunk, engine.predict(chunk, top_k=top_k, domain=domain).items)

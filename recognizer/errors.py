@@ -50,7 +50,15 @@ class UnsupportedImageFormat(ImageError):
 
 
 class ImageTooLarge(ImageError):
+    """Too many pixels (the file's size is FileTooLarge)."""
+
     code = "image_too_large"
+
+
+class FileTooLarge(ImageError):
+    """Too many bytes in one file (the pixel count is ImageTooLarge)."""
+
+    code = "file_too_large"
 
 
 class ImageTooSmall(ImageError):
@@ -89,3 +97,4 @@ class DatasetError(RecognizerError):
     """A training or evaluation folder cannot be used as it is."""
 
     code = "invalid_dataset"
+    skipped: list = []  # (file, reason) of the files whose failure caused it, when there are such files

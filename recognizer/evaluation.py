@@ -7,7 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from recognizer.manifest import ClassInfo
+from recognizer import errors
+from recognizer.manifest import DOMAINS, ClassInfo
 
 
 def compute_metrics(probabilities: np.ndarray, truth: Sequence[int], classes: Sequence[ClassInfo]) -> dict:
@@ -41,6 +42,30 @@ def compute_metrics(probabilities: np.ndarray, truth: Sequence[int], classes: Se
     }
 
 
+DOMAIN_CLASSES = tuple(ClassInfo(i, d, d, d) for i, d in enumerate(DOMAINS))
+MAX_PLOTTED_CLASSES = 30
+
+
+def scoring_classes(folders: Sequence[str], classes: Sequence[ClassInfo]) -> tuple[tuple[ClassInfo, ...], bool]:
+    """What an evaluation set's folders are scored as, and whether by domain: the model's classes when any
+    folder names one, else the domains when every folder is named after one; otherwise the set is refused."""
+    if set(folders) & {c.id for c in classes}:
+        return tuple(classes), False
+    if set(folders) <= set(DOMAINS):
+        return DOMAIN_CLASSES, True
+    examples = ", ".join(c.id for c in list(classes)[:5])
+    raise errors.DatasetError(
+        f"None of the folders ({', '.join(sorted(folders)[:5])}) is a class of the model (e.g. {examples}) or a "
+        f"domain ({', '.join(DOMAINS)}). Name each folder after a class id of the model, or after a domain."
+    )
+
+
+def by_domain(probabilities: np.ndarray, classes: Sequence[ClassInfo]) -> np.ndarray:
+    """(N, classes) probabilities -> (N, domains): each domain's classes summed, in DOMAINS order."""
+    domains = np.array([c.domain for c in classes])
+    return np.stack([probabilities[:, domains == d].sum(axis=1) for d in DOMAINS], axis=1)
+
+
 def format_table(metrics: dict) -> str:
     """A plain-text per-class table followed by the totals."""
     width = max([len("class")] + [len(k) for k in metrics["per_class"]])
@@ -65,8 +90,7 @@ def _pyplot():
 def plot_confusion(metrics: dict, path: Path) -> Path:
     """Write the confusion matrix as a PNG."""
     plt = _pyplot()
-    matrix = np.asarray(metrics["confusion_matrix"])
-    labels = metrics["class_ids"]
+    matrix, labels = _most_confused(np.asarray(metrics["confusion_matrix"]), list(metrics["class_ids"]))
     side = max(4.0, 0.45 * len(labels) + 2)
     fig, ax = plt.subplots(figsize=(side, side))
     ax.imshow(matrix, cmap="Blues")
@@ -77,11 +101,24 @@ def plot_confusion(metrics: dict, path: Path) -> Path:
     if len(labels) <= 30:
         for (i, j), value in np.ndenumerate(matrix):
             ax.text(j, i, str(value), ha="center", va="center", fontsize=7, color="white" if value > matrix.max() / 2 else "black")
-    ax.set_title(f"Confusion matrix (n={metrics['n']}, top-1 {metrics['top1_accuracy']:.1%})")
+    shown = "" if len(labels) == len(metrics["class_ids"]) else f", the {len(labels)} most confused classes"
+    ax.set_title(f"Confusion matrix (n={metrics['n']}, top-1 {metrics['top1_accuracy']:.1%}{shown})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _most_confused(matrix: np.ndarray, labels: list[str]) -> tuple[np.ndarray, list[str]]:
+    """At most MAX_PLOTTED_CLASSES rows and columns: the classes with the most errors, either way.
+
+    A picture sized per class would need tens of gigabytes for a 1000-class model.
+    """
+    if len(labels) <= MAX_PLOTTED_CLASSES:
+        return matrix, labels
+    errors_of = matrix.sum(axis=0) + matrix.sum(axis=1) - 2 * np.diag(matrix)
+    keep = np.sort(np.argsort(-errors_of, kind="stable")[:MAX_PLOTTED_CLASSES])
+    return matrix[np.ix_(keep, keep)], [labels[i] for i in keep]
 
 
 def plot_history(history: dict, path: Path) -> Path:
@@ -111,16 +148,16 @@ def predict_dataset(engine, items, *, batch_size: int = 32, progress: bool = Fal
 
     from tqdm import tqdm
 
-    from recognizer.engine import probabilities_of_files
+    from recognizer.engine import predict_files
 
     truth_of = {path: index for path, index in items}
     rows, truth, files, failed = [], [], [], []
     with tqdm(total=len(items), disable=not progress, file=sys.stderr, unit="img", desc="evaluate") as bar:
-        for path, row in probabilities_of_files(engine, [path for path, _ in items], batch_size=batch_size):
-            if isinstance(row, str):
-                failed.append((path, row))
+        for path, answer in predict_files(engine, [path for path, _ in items], batch_size=batch_size):
+            if answer.error is not None:
+                failed.append((path, str(answer.error)))
             else:
-                rows.append(row)
+                rows.append(answer.probabilities)
                 truth.append(truth_of[path])
                 files.append(path)
             bar.update(1)

@@ -13,6 +13,8 @@ from recognizer.preprocessing import InputSpec
 
 FORMAT_VERSION = 1
 DOMAINS = ("animal", "bird", "plant", "other")
+# The domains a person can ask for: "other" holds the classes that are none of the three.
+QUERY_DOMAINS = tuple(d for d in DOMAINS if d != "other")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ Registration calls `optimize_artifact`: it compiles the artifact beside itself
 real photos and writes the outcome to `<stem>.<kind>.parity.json`. Workers
 call `load_engine`, which serves the copy only when that record passed for
 exactly these files and this runtime version, and the Keras Engine otherwise.
-All of these files are generated, like the H5s beside them.
+All of these files are generated, like the H5s beside them. An optimized
+engine is the one Engine class with a compiled forward function, its `kind`
+naming the runtime that runs it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -22,9 +23,9 @@ import numpy as np
 from PIL import Image
 
 from recognizer import errors, photos, runtimes
-from recognizer.artifacts import Artifact
-from recognizer.engine import Engine
-from recognizer.manifest import DOMAINS, file_sha256, manifest_path, read_manifest
+from recognizer.artifacts import Artifact, verify_sha256
+from recognizer.engine import KINDS, Engine
+from recognizer.manifest import file_sha256, manifest_path, read_manifest
 from recognizer.preprocessing import Source
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 ENGINE_ENV = "RECOGNIZER_ENGINE"
 THREADS_ENV = "RECOGNIZER_INTRA_THREADS"
 PHOTOS_ENV = "RECOGNIZER_PARITY_PHOTOS"
-KINDS = ("keras", *runtimes.SUFFIXES)
 DEFAULT_KIND = "onnxruntime"  # bench/perf.py: fastest at batch 1 on the default model, converts reliably
 PARITY_TOP_K = 5
 PARITY_TOLERANCE = 1e-3
@@ -77,47 +77,20 @@ def compile_optimized(artifact: Artifact, kind: str, out_dir: Path | None = None
     return target
 
 
-class OptimizedEngine(Engine):
-    """An Engine whose forward pass runs a compiled model; prepare, rank and classify are Engine's own."""
-
-    def __init__(self, artifact: Artifact, compiled: Path, kind: str, *, threads: int | None = None):
-        # Not Engine.__init__: it imports TensorFlow and traces the Keras model, which this engine never runs.
-        self.artifact = artifact
-        self.manifest = artifact.manifest
-        self.kind = runtimes.check_kind(kind)
-        self.compiled = Path(compiled)
-        self.threads = threads or intra_threads()
-        self._run = runtimes.open_runner(self.compiled, kind, self.threads)
-        self._lock = threading.Lock()
-        self._domain_masks = {d: self._mask(d) for d in DOMAINS}
-
-    @classmethod
-    def from_path(cls, h5_path: str | Path, kind: str | None = None, *, threads: int | None = None) -> "OptimizedEngine":
-        """The compiled copy beside the artifact at `h5_path`, with its checked manifest; Keras is not loaded."""
-        h5_path = Path(h5_path)
-        kind = kind or engine_kind()
-        return cls(_manifest_only(h5_path), compiled_path(h5_path, kind), kind, threads=threads)
-
-    def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) float32 batch -> (N, classes) softmax probabilities, from the compiled model."""
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        with self._lock:  # one request object per model; and two cores gain nothing from overlapping runs
-            return np.asarray(self._run(batch), dtype=np.float64)
+def compiled_engine(artifact: Artifact, compiled: Path, kind: str, *, threads: int | None = None) -> Engine:
+    """An Engine whose forward pass runs the compiled copy at `compiled`; TensorFlow is never imported."""
+    run = runtimes.open_runner(Path(compiled), runtimes.check_kind(kind), threads or intra_threads())
+    return Engine(artifact, run, kind)
 
 
-def _manifest_only(h5_path: Path) -> Artifact:
-    """The artifact's manifest, after checking that the H5 beside it is the one it describes."""
+def compiled_engine_from_path(h5_path: str | Path, kind: str | None = None, *, threads: int | None = None) -> Engine:
+    """The compiled copy beside the artifact at `h5_path`, with its checked manifest; Keras is not loaded."""
+    h5_path = Path(h5_path)
+    kind = kind or engine_kind()
     manifest = read_manifest(manifest_path(h5_path))
-    if not h5_path.is_file():
-        raise errors.ArtifactError(f"No model file at {h5_path}.")
-    if file_sha256(h5_path) != manifest.sha256:
-        raise errors.ChecksumMismatch(f"{h5_path.name} does not match the sha256 in its manifest; export it again.")
-    return Artifact(model=None, manifest=manifest, path=h5_path)
-
-
-def engine_name(engine: Engine) -> str:
-    """'keras', 'onnxruntime' or 'openvino': what actually runs the forward pass of `engine`."""
-    return getattr(engine, "kind", "keras")
+    verify_sha256(h5_path, manifest.sha256, expected_by="its manifest")
+    artifact = Artifact(model=None, manifest=manifest, path=h5_path)
+    return compiled_engine(artifact, compiled_path(h5_path, kind), kind, threads=threads)
 
 
 @dataclass(frozen=True)
@@ -204,7 +177,7 @@ def optimize_artifact(keras_engine: Engine, kind: str | None = None, images: Seq
     compiled, report = None, None
     try:
         compiled = compile_optimized(artifact, kind)
-        report = check_parity(keras_engine, OptimizedEngine(artifact, compiled, kind), images)
+        report = check_parity(keras_engine, compiled_engine(artifact, compiled, kind), images)
         reason = "" if report.passed else f"Parity with Keras failed: {report.reason}"
     except Exception as exc:  # converters fail in many ways; serving falls back to Keras either way
         reason = f"Compiling or checking the {kind} model failed: {type(exc).__name__}: {exc}"
@@ -264,7 +237,7 @@ def load_engine(artifact_path: str | Path, kind: str | None = None) -> Engine:
     reason = unavailable_reason(artifact_path, kind)
     if not reason:
         try:
-            return OptimizedEngine.from_path(artifact_path, kind)
+            return compiled_engine_from_path(artifact_path, kind)
         except Exception as exc:  # a runtime that cannot load the file must not take the service down
             reason = f"The {kind} model did not load: {exc}"
     if kind != "keras":

@@ -107,16 +107,26 @@ def _read_all(source: Source) -> bytes:
     return source.read()
 
 
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} KB"
+
+
 def open_image(
     source: Source,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     formats: tuple[str, ...] = DEFAULT_FORMATS,
+    max_bytes: int | None = None,
 ) -> Image.Image:
-    """Open an image lazily and check its format and size from the header; pixels stay undecoded."""
+    """Open an image lazily and check its size in bytes, format and pixels from the header; pixels stay undecoded."""
     data = _read_all(source)
     if not data:
         raise errors.EmptyImage(gettext_noop("The file is empty (0 bytes). Send a photo in JPEG, PNG, WebP, GIF or BMP."))
+    if max_bytes is not None and len(data) > max_bytes:
+        raise errors.FileTooLarge(
+            gettext_noop("The file is %(size)s; the limit is %(limit)s. Send a smaller copy."),
+            size=_size(len(data)), limit=_size(max_bytes),
+        )
     try:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:  # not an OSError: it would escape as a bare Pillow error

@@ -9,9 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -19,11 +18,9 @@ from recognizer import errors
 from recognizer.backbones import Backbone, get_backbone
 from recognizer.datasets import Dataset, check_trainable
 from recognizer.evaluation import compute_metrics
+from recognizer.fine_tuning import Log, fine_tune
 from recognizer.manifest import Manifest
 from recognizer.preprocessing import normalize, open_image, to_pixels
-
-Log = Callable[[str], None]
-
 
 @dataclass
 class TrainConfig:
@@ -50,6 +47,7 @@ class TrainResult:
     metrics: dict
     cross_validation: dict | None = None
     split: dict = field(default_factory=dict)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # files that failed to decode while training
 
 
 def set_determinism(seed: int) -> None:
@@ -189,71 +187,6 @@ def assemble(feature_model, head, name: str):
     return model
 
 
-# ---- fine-tuning --------------------------------------------------------------------------------
-
-HEAD_LAYERS = ("head_dropout", "head_predictions")
-
-
-def _augmenter(seed: int):
-    import keras
-
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomRotation(0.05, fill_mode="nearest", seed=seed),
-            keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed),
-            keras.layers.RandomContrast(0.1, seed=seed),
-            keras.layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed),
-        ],
-        name="augment",
-    )
-
-
-def unfreeze_top(model, k: int | None, *, freeze_batchnorm: bool = True) -> int:
-    """Make the top k weighted backbone layers trainable (all when k is None).
-
-    Pretrained BatchNorm layers stay in inference mode: a small dataset's batch
-    statistics would wreck them. Training from scratch has no statistics to keep.
-    """
-    import keras
-
-    candidates = [
-        layer for layer in model.layers
-        if layer.weights and layer.name not in HEAD_LAYERS
-        and not (freeze_batchnorm and isinstance(layer, keras.layers.BatchNormalization))
-    ]
-    chosen = candidates if k is None else candidates[-k:]
-    for layer in model.layers:
-        layer.trainable = layer.name in HEAD_LAYERS or layer in chosen
-    return len(chosen)
-
-
-def fine_tune(model, paths: list[Path], labels: np.ndarray, backbone: Backbone, config: TrainConfig, log: Log) -> dict:
-    """Train the top backbone layers and the head end to end on augmented pixels, at a low learning rate."""
-    import keras
-
-    spec = backbone.input_spec
-    pixels = np.stack([to_pixels(open_image(p), spec) for p in paths]).astype(np.float32)
-    count = unfreeze_top(model, None if config.from_scratch else config.fine_tune_layers, freeze_batchnorm=not config.from_scratch)
-    rate = config.learning_rate if config.from_scratch else config.learning_rate / 100
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    augment, rng = _augmenter(config.seed), np.random.default_rng(config.seed)
-    losses = []
-    log(f"fine-tuning {count} backbone layers for {config.fine_tune_epochs} epochs at learning rate {rate:g}")
-    for epoch in range(config.fine_tune_epochs):
-        order, epoch_losses = rng.permutation(len(labels)), []
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            augmented = np.clip(np.asarray(augment(pixels[batch], training=True)), 0, 255)
-            loss = model.train_on_batch(normalize(augmented, spec.normalization), labels[batch])
-            epoch_losses.append(float(np.ravel(loss)[0]))
-        losses.append(float(np.mean(epoch_losses)))
-        log(f"  fine-tune epoch {epoch + 1}: loss {losses[-1]:.4f}")
-    for layer in model.layers:
-        layer.trainable = True  # saved models carry no frozen state
-    return {"fine_tune_loss": losses}
-
-
 # ---- the whole run ------------------------------------------------------------------------------
 
 def train(dataset: Dataset, config: TrainConfig, log: Log = print) -> TrainResult:
@@ -266,12 +199,8 @@ def train(dataset: Dataset, config: TrainConfig, log: Log = print) -> TrainResul
         feature_model, backbone, paths, cache_dir=None if config.from_scratch else config.cache_dir,
         batch_size=config.batch_size, progress=config.progress,
     )
-    if failed:
-        bad = {p for p, _ in failed}
-        dataset.skipped.extend(failed)
-        dataset.items = [item for item in dataset.items if item[0] not in bad]
-        check_trainable(dataset)
-        paths = [path for path, _ in dataset.items]
+    dataset = _without(dataset, failed)
+    paths = [path for path, _ in dataset.items]
     labels = np.array([index for _, index in dataset.items], dtype=int)
     num_classes = len(dataset.classes)
     cv = cross_validate(features, labels, num_classes=num_classes, config=config) if config.folds >= 2 else None
@@ -291,7 +220,21 @@ def train(dataset: Dataset, config: TrainConfig, log: Log = print) -> TrainResul
         name=config.name, backbone=backbone.name, input=backbone.input_spec, classes=dataset.classes,
         metrics=_summary(metrics, cv), training=_training_record(config, split), labels=dataset.labels,
     )
-    return TrainResult(model, manifest, history, metrics, cv, split)
+    return TrainResult(model, manifest, history, metrics, cv, split, failed)
+
+
+def _without(dataset: Dataset, failed: list[tuple[Path, str]]) -> Dataset:
+    """A copy of the dataset without the files that failed to decode (the caller's stays as it was)."""
+    if not failed:
+        return dataset
+    bad = {p for p, _ in failed}
+    kept = replace(dataset, items=[item for item in dataset.items if item[0] not in bad], skipped=dataset.skipped + failed)
+    try:
+        check_trainable(kept)
+    except errors.DatasetError as exc:
+        exc.skipped = failed  # the files are why the class is thin: the caller lists them
+        raise
+    return kept
 
 
 def _probabilities(model, head, features, paths, idx, backbone: Backbone, *, tuned: bool) -> np.ndarray:
@@ -319,3 +262,24 @@ def _training_record(config: TrainConfig, split: dict) -> dict:
         "from_scratch": config.from_scratch,
         **split,
     }
+
+
+# ---- the exported run ---------------------------------------------------------------------------
+
+PICTURES = {"training_curves_png": "training_curves.png", "confusion_matrix_png": "confusion_matrix.png"}
+
+
+def export_run(result: TrainResult, folder: Path) -> Path:
+    """Write a trained run into `folder`: <folder name>.h5 and its manifest, both pictures, metrics.json."""
+    from recognizer.artifacts import save_artifact
+    from recognizer.evaluation import plot_confusion, plot_history
+
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = result.manifest.with_updates(training={**result.manifest.training, **PICTURES})
+    h5_path = folder / f"{folder.name}.h5"
+    save_artifact(result.model, manifest, h5_path)
+    plot_history(result.history, folder / PICTURES["training_curves_png"])
+    plot_confusion(result.metrics, folder / PICTURES["confusion_matrix_png"])
+    report = {"metrics": result.metrics, "cross_validation": result.cross_validation, "history": result.history, "split": result.split}
+    (folder / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    return h5_path

@@ -21,17 +21,21 @@ PICTURES = {"curves": "training_curves_png", "confusion": "confusion_matrix_png"
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("name", "version", "is_active", "backbone", "engine", "classes", "served", "created_at")
+    list_display = ("name", "version", "is_active", "backbone", "engine_in_use", "classes", "served", "created_at")
     list_filter = ("name", "is_active", "backbone")
     actions = ["activate_selected", "roll_back_selected"]
     readonly_fields = (
-        "name", "version", "is_active", "activated_at", "artifact_path", "sha256", "backbone", "engine", "engine_note",
+        "name", "version", "is_active", "activated_at", "artifact_path", "sha256", "backbone", "engine_in_use", "engine_note",
         "created_at", "created_by", "metrics_table", "pictures", "manifest_json",
     )
     fields = readonly_fields[:11] + ("notes",) + readonly_fields[11:]
 
     def get_queryset(self, request):
         return selectors.model_version_list()
+
+    @admin.display(description=gettext_lazy("engine"))
+    def engine_in_use(self, obj):
+        return selectors.model_version_engine(version=obj)
 
     @admin.display(description=gettext_lazy("classes"))
     def classes(self, obj):
@@ -92,6 +96,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 version = form.register(by=request.user)
             except services.RegistrationError as exc:
                 messages.error(request, _("Not registered: %(reason)s") % {"reason": exc})
+            except services.ActivationError as exc:  # registered: say so, and leave the form so it is not sent twice
+                message = _("Registered %(version)s, but it is not active: %(reason)s") % {"version": exc.version, "reason": exc}
+                messages.warning(request, message)
+                return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[exc.version.pk]))
             else:
                 messages.success(request, (_("Registered %(version)s and activated it.") if version.is_active else _("Registered %(version)s.")) % {"version": version})
                 return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[version.pk]))

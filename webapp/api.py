@@ -6,7 +6,7 @@ Handlers parse and shape replies; services decide. Every error is
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -15,6 +15,8 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import HttpBearer
 
+from recognizer.engine import MAX_TOP_K
+from recognizer.manifest import QUERY_DOMAINS
 from webapp import selectors, services
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
 from webapp.i18n import parameter_problem, reply_language
@@ -87,9 +89,13 @@ class PredictOut(Schema):
     timing_ms: Timing
 
 
+class ItemErrorOut(Schema):
+    error: ErrorBody
+
+
 class BatchOut(Schema):
     model: ModelRef
-    results: list[PredictOut]
+    results: list[Union[PredictOut, ItemErrorOut]]
 
 
 class ModelVersionOut(Schema):
@@ -110,8 +116,8 @@ class ModelVersionOut(Schema):
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 429: ErrorOut, 503: ErrorOut}
 _PARAMETERS = {
-    "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
-    "domain": {"type": "string", "enum": ["animal", "bird", "plant"], "description": "only classes of this domain"},
+    "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": 5},
+    "domain": {"type": "string", "enum": list(QUERY_DOMAINS), "description": "only classes of this domain"},
     # An empty example, not Swagger UI's placeholder "string" (no model has that name): empty means the default model.
     "model": {"type": "string", "example": "", "description": "a model name from GET /api/v1/models; empty: the default"},
     "lang": {"type": "string", "enum": ["en", "zh-hans", "zh"], "default": "en", "description": "language of labels and messages"},
@@ -131,9 +137,16 @@ def _request_body(file_field: str, file_schema: dict, json_field: str, json_sche
 _BINARY = {"type": "string", "format": "binary"}
 _BASE64 = {"type": "string", "description": "the image file, base64 (a data: URL is accepted)"}
 IMAGE_BODY = _request_body("image", _BINARY, "image_base64", _BASE64)
+_MAX = settings.BATCH_MAX_IMAGES
 BATCH_BODY = _request_body(
-    "images", {"type": "array", "items": _BINARY, "maxItems": 16},
-    "images_base64", {"type": "array", "items": _BASE64, "maxItems": 16},
+    "images", {"type": "array", "items": _BINARY, "maxItems": _MAX},
+    "images_base64", {"type": "array", "items": _BASE64, "maxItems": _MAX},
+)
+BATCH_DESCRIPTION = (
+    f"Up to {_MAX} photos in one request. The reply is 200 with one entry in `results` per photo, in the order "
+    "sent: either that photo's result, or `{\"error\": {\"code\", \"message\"}}` when that photo alone could not "
+    "be classified (not an image, too large, ...). Problems of the request itself (no images, too many, a body "
+    "over the limit, bad parameters) are 4xx errors, as on /predict."
 )
 
 
@@ -146,12 +159,19 @@ def predict(request: HttpRequest):
     return result.to_dict(lang=reply_language())
 
 
-@api.post("/predict/batch", response={200: BatchOut, **ERRORS}, openapi_extra=BATCH_BODY, summary="Classify up to 16 photos")
+@api.post(
+    "/predict/batch", response={200: BatchOut, **ERRORS}, openapi_extra=BATCH_BODY,
+    summary=f"Classify up to {_MAX} photos", description=BATCH_DESCRIPTION,
+)
 def predict_batch(request: HttpRequest):
     uploads, params = parse_batch(request)
-    results = services.prediction_create_batch(uploads=uploads, model_name=params.model, top_k=params.top_k, domain=params.domain)
-    replies = [r.to_dict(lang=reply_language()) for r in results]
-    return {"model": replies[0]["model"], "results": replies}
+    batch = services.prediction_create_batch(uploads=uploads, model_name=params.model, top_k=params.top_k, domain=params.domain)
+    lang = reply_language()
+    results = [
+        item.to_dict(lang=lang) if isinstance(item, services.PredictionResult) else to_api_error(item).body()
+        for item in batch.items
+    ]
+    return {"model": {"name": batch.model_name, "version": batch.model_version}, "results": results}
 
 
 def version_out(version) -> dict:
@@ -160,7 +180,7 @@ def version_out(version) -> dict:
         "version": version.version,
         "is_active": version.is_active,
         "backbone": version.backbone,
-        "engine": version.engine,
+        "engine": selectors.model_version_engine(version=version),
         "sha256": version.sha256,
         "num_classes": version.num_classes,
         "created_at": version.created_at.isoformat(),

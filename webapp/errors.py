@@ -16,8 +16,11 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
+    def body(self) -> dict:
+        return {"error": {"code": self.code, "message": str(self.message)}}
+
     def response(self) -> JsonResponse:
-        reply = JsonResponse({"error": {"code": self.code, "message": str(self.message)}}, status=self.status)
+        reply = JsonResponse(self.body(), status=self.status)
         for key, value in self.headers.items():
             reply[key] = value
         return reply
@@ -30,6 +33,7 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
 _STATUS = {
     core.UnsupportedImageFormat: 415,
     core.ImageTooLarge: 413,
+    core.FileTooLarge: 413,
     core.ImageError: 400,
 }
 

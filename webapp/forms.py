@@ -39,18 +39,9 @@ class RegisterModelForm(forms.Form):
         return data
 
     def register(self, *, by):
+        """Register (and activate, when asked) through the one service path; raises its errors."""
         data = self.cleaned_data
+        common = {"notes": data["notes"], "by": by, "activate": bool(data.get("activate"))}
         if data.get("artifact"):
-            version = services.model_version_register(
-                artifact_path=Path(settings.MODELS_DIR) / data["artifact"], notes=data["notes"], by=by
-            )
-        else:
-            version = services.model_version_register_upload(
-                h5_file=data["h5_file"], manifest_file=data["manifest_file"], notes=data["notes"], by=by
-            )
-        if data.get("activate"):
-            try:
-                version = services.model_version_activate(version=version, by=by)
-            except services.ActivationError as exc:
-                raise services.RegistrationError(f"registered as {version} but not activated: {exc}") from None
-        return version
+            return services.model_version_register(artifact_path=Path(settings.MODELS_DIR) / data["artifact"], **common)
+        return services.model_version_register_upload(h5_file=data["h5_file"], manifest_file=data["manifest_file"], **common)

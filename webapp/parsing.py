@@ -13,15 +13,17 @@ from django.utils.translation import gettext as _
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticError
 
+from recognizer.engine import MAX_TOP_K
+from recognizer.manifest import QUERY_DOMAINS
 from webapp import services
 from webapp.errors import ApiError
 from webapp.i18n import Lang, activate_reply_language, parameter_problem
 
-Domain = Literal["animal", "bird", "plant"]
+Domain = Literal[QUERY_DOMAINS]
 
 
 class PredictParams(BaseModel):
-    top_k: int = Field(5, ge=1, le=20)
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K)
     domain: Optional[Domain] = None
     model: Optional[str] = Field(None, max_length=100)
     lang: Optional[Lang] = None
@@ -82,9 +84,7 @@ def _check_content_type(request: HttpRequest) -> None:
 
 
 def upload_from_file(file) -> services.Upload:
-    if file.size > settings.UPLOAD_MAX_BYTES:
-        limit = f"{settings.UPLOAD_MAX_BYTES / 1e6:.3g}"
-        raise ApiError(413, "file_too_large", _("The file is larger than the %(limit)s MB limit.") % {"limit": limit})
+    # Its size is checked with its pixels, by the service: in a batch, one large file fails alone.
     return services.Upload(data=file.read(), filename=file.name or "")
 
 

@@ -19,7 +19,7 @@ from django.db import close_old_connections
 
 from recognizer.engine import Engine
 from recognizer.optimized import load_engine
-from recognizer.errors import RecognizerError, Translatable, gettext_noop
+from recognizer.errors import Translatable, gettext_noop
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,9 @@ class Loaded:
 class Runtime:
     def __init__(self):
         self._engines: dict[str, Loaded] = {}
-        # version id -> (why it could not be loaded, the file's size and mtime then): retried once the file changes
-        self._failed: dict[int, tuple[str, tuple | None]] = {}
+        # version id -> (why it could not be loaded, the file's size and mtime then, "name vN"): retried once
+        # the file changes
+        self._failed: dict[int, tuple[str, tuple | None, str]] = {}
         self._refresh_lock = threading.Lock()
         self._gate = threading.BoundedSemaphore(settings.INFERENCE_QUEUE_MAX)
         self._poller: threading.Thread | None = None
@@ -64,7 +65,11 @@ class Runtime:
         return dict(self._engines)
 
     def failures(self) -> dict[int, str]:
-        return {version_id: why for version_id, (why, _) in self._failed.items()}
+        return {version_id: why for version_id, (why, _, _) in self._failed.items()}
+
+    def failures_by_name(self) -> dict[str, str]:
+        """'name vN' -> why this process could not load that version (for /readyz)."""
+        return {label: why for why, _, label in list(self._failed.values())}
 
     def refresh(self) -> None:
         """Load any newly activated version, warm it, then swap it in; drop deactivated names."""
@@ -86,17 +91,21 @@ class Runtime:
     def _load(self, version) -> None:
         started = time.perf_counter()
         try:
-            engine = load_engine(version.artifact_path, kind=version.engine)
-            if engine.manifest.sha256 != version.sha256:
-                raise RecognizerError("the artifact on disk is not the one that was registered (sha256 differs)")
-            engine.warm_up()
+            engine = engine_for(version)
         except Exception as exc:  # whatever breaks a load, the previous version keeps serving
-            self._failed[version.id] = (str(exc) or type(exc).__name__, _file_signature(version.artifact_path))
+            self._failed[version.id] = (str(exc) or type(exc).__name__, _file_signature(version.artifact_path), str(version))
             log.error("model %s v%s failed to load; still serving the previous one: %s", version.name, version.version, exc)
             return
         self._failed.pop(version.id, None)
         self._engines[version.name] = Loaded(version.id, version.name, version.version, engine)
-        log.info("serving %s v%s (loaded in %.1fs)", version.name, version.version, time.perf_counter() - started)
+        log.info("serving %s v%s on %s (loaded in %.1fs)", version.name, version.version, engine.kind, time.perf_counter() - started)
+
+    def serving_kind(self, version_id: int) -> str | None:
+        """The engine kind really answering for that version in this process; None when it is not loaded here."""
+        for loaded in list(self._engines.values()):
+            if loaded.version_id == version_id:
+                return loaded.engine.kind
+        return None
 
     def admit(self):
         """Context manager bounding the requests that wait for inference; raises Busy beyond the bound."""
@@ -117,6 +126,16 @@ class Runtime:
                 log.exception("model refresh failed; will retry")
             finally:
                 close_old_connections()
+
+
+def engine_for(version) -> Engine:
+    """A version's engine as workers serve it: its registered file, on its registered engine (else Keras), warmed up."""
+    from webapp import services
+
+    services.model_version_verify(version=version)
+    engine = load_engine(version.artifact_path, kind=version.engine)
+    engine.warm_up()
+    return engine
 
 
 def _file_signature(path: str) -> tuple | None:

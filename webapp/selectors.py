@@ -12,6 +12,11 @@ def model_version_list(*, name: str | None = None) -> QuerySet[ModelVersion]:
     return versions.filter(name=name) if name else versions
 
 
+def model_name_exists(*, name: str) -> bool:
+    """Whether any version of `name` was ever registered."""
+    return ModelVersion.objects.filter(name=name).exists()
+
+
 def model_version_list_active() -> list[ModelVersion]:
     return list(ModelVersion.objects.filter(is_active=True).order_by("name"))
 
@@ -22,3 +27,17 @@ def model_names_active() -> list[str]:
 
 def activation_last(*, name: str) -> Activation | None:
     return Activation.objects.filter(model_name=name).select_related("from_version", "to_version").first()
+
+
+def model_version_get(*, name: str, number: int | None = None) -> ModelVersion | None:
+    """Version `number` of `name`, or its active version when no number is given."""
+    versions = ModelVersion.objects.filter(name=name)
+    return versions.filter(version=number).first() if number else versions.filter(is_active=True).first()
+
+
+def model_version_engine(*, version: ModelVersion) -> str:
+    """The engine answering for `version`: what really runs in this process when it is loaded here
+    (a compiled copy that failed to load is served by Keras), else the engine it was registered for."""
+    from webapp.runtime import runtime
+
+    return runtime().serving_kind(version.id) or version.engine

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import shutil
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +20,12 @@ from django.db.models import Max
 from django.utils import timezone
 
 from recognizer import errors as core
-from recognizer.errors import Translatable, gettext_noop
+from recognizer.artifacts import verify_sha256
 from recognizer.engine import Engine, Prediction as Ranked
+from recognizer.errors import Translatable, gettext_noop
 from recognizer.labels import display_label
-from recognizer.manifest import Manifest, file_sha256, manifest_path, write_manifest
+from recognizer.manifest import Manifest, manifest_path, write_manifest
 from recognizer.optimized import optimize_artifact
-from recognizer.preprocessing import open_image
 from webapp import selectors
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction
 from webapp.runtime import ModelNotReady, runtime
@@ -37,7 +36,11 @@ class RegistrationError(Exception):
 
 
 class ActivationError(Exception):
-    """The requested activation or roll-back is not possible."""
+    """The requested activation or roll-back is not possible; `version` is the one that stays inactive."""
+
+    def __init__(self, message: str, version: ModelVersion | None = None):
+        super().__init__(message)
+        self.version = version
 
 
 class UnknownModel(Translatable, Exception):
@@ -56,27 +59,36 @@ def model_version_validate(*, artifact_path: Path) -> Engine:
     return engine
 
 
+def model_version_next_number(*, name: str) -> int:
+    """The number the next registered version of `name` gets (the unique constraint settles races)."""
+    return (ModelVersion.objects.filter(name=name).aggregate(Max("version"))["version__max"] or 0) + 1
+
+
 def model_version_register(
-    *, artifact_path: Path, notes: str = "", by=None, activate: bool = False
+    *, artifact_path: Path, notes: str = "", by=None, activate: bool = False, number: int | None = None
 ) -> ModelVersion:
-    """Validate the artifact and record it as the next version of its model name."""
+    """Validate the artifact and record it as version `number` (default: the next) of its model name.
+
+    With activate, the registered version is then activated; if that fails, ActivationError
+    says so and carries the version, which stays registered and inactive.
+    """
     artifact_path = Path(artifact_path).resolve()
     engine = model_version_validate(artifact_path=artifact_path)
     optimization = optimize_artifact(engine, kind=settings.RECOGNIZER_ENGINE)
     manifest = engine.manifest.with_updates(engine=optimization.engine)
     write_manifest(manifest, manifest_path(artifact_path))  # the artifact says which engine serves it
     try:
-        return _record_version(manifest, artifact_path, optimization.reason, notes=notes, by=by, activate=activate)
+        version = _record_version(manifest, artifact_path, optimization.reason, notes=notes, by=by, number=number)
     except IntegrityError:
         raise RegistrationError(f"Another version of {manifest.name} was registered at the same moment; try again.") from None
+    return model_version_activate(version=version, by=by) if activate else version
 
 
-def _record_version(manifest, artifact_path: Path, engine_note: str, *, notes: str, by, activate: bool) -> ModelVersion:
+def _record_version(manifest, artifact_path: Path, engine_note: str, *, notes: str, by, number: int | None) -> ModelVersion:
     with transaction.atomic():
-        last = ModelVersion.objects.filter(name=manifest.name).aggregate(Max("version"))["version__max"] or 0
-        version = ModelVersion.objects.create(
+        return ModelVersion.objects.create(
             name=manifest.name,
-            version=last + 1,
+            version=number or model_version_next_number(name=manifest.name),
             artifact_path=str(artifact_path),
             sha256=manifest.sha256,
             backbone=manifest.backbone,
@@ -86,20 +98,19 @@ def _record_version(manifest, artifact_path: Path, engine_note: str, *, notes: s
             notes=notes,
             created_by=by,
         )
-        if activate:
-            model_version_activate(version=version, by=by)
-    return version
 
 
-def model_version_register_upload(*, h5_file, manifest_file, notes: str = "", by=None) -> ModelVersion:
-    """Store an uploaded H5 + manifest under MODELS_DIR/uploads/, then register; on failure, keep nothing."""
+def model_version_register_upload(*, h5_file, manifest_file, notes: str = "", by=None, activate: bool = False) -> ModelVersion:
+    """Store an uploaded H5 + manifest under MODELS_DIR/uploads/, then register; if that fails, keep nothing."""
     folder = Path(settings.MODELS_DIR) / "uploads" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     h5_path = folder / "model.h5"
     try:
         _write_upload(h5_file, h5_path)
         _write_upload(manifest_file, manifest_path(h5_path))
-        return model_version_register(artifact_path=h5_path, notes=notes, by=by)
+        return model_version_register(artifact_path=h5_path, notes=notes, by=by, activate=activate)
+    except ActivationError:
+        raise  # registered: its files are the version's now
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -109,6 +120,11 @@ def _write_upload(upload, path: Path) -> None:
     with open(path, "wb") as out:
         for chunk in upload.chunks():
             out.write(chunk)
+
+
+def model_version_verify(*, version: ModelVersion) -> None:
+    """The artifact on disk is the one registered (same sha256); raises core.ArtifactError otherwise."""
+    verify_sha256(version.artifact_path, version.sha256, expected_by=f"the registration of {version}")
 
 
 def model_version_activate(*, version: ModelVersion, by=None, kind: str = Activation.ACTIVATE) -> ModelVersion:
@@ -123,7 +139,7 @@ def model_version_activate(*, version: ModelVersion, by=None, kind: str = Activa
         try:
             ModelVersion.objects.filter(pk=version.pk).update(is_active=True, activated_at=timezone.now())
         except IntegrityError:
-            raise ActivationError(f"Another activation of {version.name} happened at the same time; try again.") from None
+            raise ActivationError(f"Another activation of {version.name} happened at the same time; try again.", version) from None
         Activation.objects.create(model_name=version.name, from_version=current, to_version=version, kind=kind, by=by)
     version.refresh_from_db()
     return version
@@ -131,11 +147,12 @@ def model_version_activate(*, version: ModelVersion, by=None, kind: str = Activa
 
 def _check_unchanged(version: ModelVersion) -> None:
     """Refuse to activate an artifact that is missing or changed since it was registered."""
-    path = Path(version.artifact_path)
-    if not path.is_file():
-        raise ActivationError(f"The artifact of {version} is missing ({path}); register it again.")
-    if file_sha256(path) != version.sha256:
-        raise ActivationError(f"The artifact of {version} changed on disk since it was registered; register it again.")
+    try:
+        model_version_verify(version=version)
+    except core.ChecksumMismatch:
+        raise ActivationError(f"The artifact of {version} changed on disk since it was registered; register it again.", version) from None
+    except core.ArtifactError:
+        raise ActivationError(f"The artifact of {version} is missing ({version.artifact_path}); register it again.", version) from None
 
 
 def model_version_rollback(*, name: str, by=None) -> ModelVersion:
@@ -175,57 +192,63 @@ class PredictionResult:
         return {**ranked.to_dict(), "label": label, "label_en": ranked.label}
 
 
-def _check_upload(upload: Upload):
-    if len(upload.data) > settings.UPLOAD_MAX_BYTES:
-        raise core.ImageTooLarge(
-            gettext_noop("The file is %(size).1f MB; the limit is %(limit).0f MB."),
-            size=len(upload.data) / 1e6, limit=settings.UPLOAD_MAX_BYTES / 1e6,
-        )
-    return open_image(upload.data, max_pixels=settings.MAX_IMAGE_PIXELS, formats=settings.ALLOWED_IMAGE_FORMATS)
+@dataclass
+class BatchResult:
+    """One entry per upload, in order: its PredictionResult, or the image error that stopped it alone."""
+
+    model_name: str
+    model_version: int
+    items: list[PredictionResult | core.ImageError]
+
+
+def _limits() -> dict:
+    return {
+        "max_bytes": settings.UPLOAD_MAX_BYTES,
+        "max_pixels": settings.MAX_IMAGE_PIXELS,
+        "formats": settings.ALLOWED_IMAGE_FORMATS,
+    }
 
 
 def prediction_create_batch(
     *, uploads: list[Upload], model_name: str | None = None, top_k: int = 5, domain: str | None = None, source: str = "api"
-) -> list[PredictionResult]:
-    """Classify the uploads with the active version of the model, in one batch, and record each one."""
-    import numpy as np
-
-    started = time.perf_counter()
+) -> BatchResult:
+    """Classify the uploads with the active version of the model, in one batch, and record each one answered."""
     loaded = _loaded(model_name or settings.DEFAULT_MODEL_NAME)
-    engine = loaded.engine
     # Decoding costs CPU too: the bound covers it, so load beyond capacity is shed before any work.
     with runtime().admit():
-        batch = np.concatenate([engine.prepare(_check_upload(u)) for u in uploads])
-        decoded = time.perf_counter()
-        probabilities = engine.probabilities(batch)
-    inferred = time.perf_counter()
-    ranked = engine.rank(probabilities, top_k=top_k, domain=domain)
-    timing = {
-        "decode": round((decoded - started) * 1000, 2),
-        "inference": round((inferred - decoded) * 1000, 2),
-        "total": round((time.perf_counter() - started) * 1000, 2),
-    }
-    _record(loaded, uploads, ranked, domain, timing["total"] / len(uploads), source)
-    return [PredictionResult(loaded.name, loaded.version, r, timing, engine.manifest) for r in ranked]
+        answers = loaded.engine.predict([u.data for u in uploads], top_k=top_k, domain=domain, **_limits())
+    answered = [(u, a.predictions) for u, a in zip(uploads, answers.items) if a.error is None]
+    if answered:
+        _record(loaded, answered, domain, answers.timing_ms["total"] / len(answered), source)
+    manifest = loaded.engine.manifest
+    items = [
+        a.error if a.error is not None
+        else PredictionResult(loaded.name, loaded.version, a.predictions, answers.timing_ms, manifest)
+        for a in answers.items
+    ]
+    return BatchResult(loaded.name, loaded.version, items)
 
 
 def _loaded(name: str):
     try:
         return runtime().get(name)
     except ModelNotReady:
-        if not ModelVersion.objects.filter(name=name).exists():
+        if not selectors.model_name_exists(name=name):
             raise UnknownModel(gettext_noop("There is no model named %(name)r; GET /api/v1/models lists them."), name=name) from None
         raise
 
 
 def prediction_create(*, upload: Upload, model_name: str | None = None, top_k: int = 5, domain: str | None = None, source: str = "api") -> PredictionResult:
-    """Classify one upload; see prediction_create_batch."""
-    return prediction_create_batch(uploads=[upload], model_name=model_name, top_k=top_k, domain=domain, source=source)[0]
+    """Classify one upload (see prediction_create_batch); a bad image raises its error."""
+    (item,) = prediction_create_batch(uploads=[upload], model_name=model_name, top_k=top_k, domain=domain, source=source).items
+    if isinstance(item, core.ImageError):
+        raise item
+    return item
 
 
-def _record(loaded, uploads, ranked, domain, latency_ms, source) -> None:
+def _record(loaded, answered, domain, latency_ms, source) -> None:
     rows = []
-    for upload, predictions in zip(uploads, ranked):
+    for upload, predictions in answered:
         digest = hashlib.sha256(upload.data).hexdigest()
         row = Prediction(
             model_version_id=loaded.version_id,

@@ -15,15 +15,15 @@ from django.views.decorators.http import require_GET, require_http_methods
 from PIL import Image
 
 from webapp import selectors, services
-from webapp.errors import ApiError, expected_errors, to_api_error
+from recognizer.manifest import QUERY_DOMAINS
+from webapp.errors import ApiError, error_response, expected_errors, to_api_error
 from webapp.i18n import reply_language
 from webapp.parsing import parse_params, upload_from_file
 from webapp.runtime import ModelNotReady, runtime
 from webapp.throttling import ClientRateThrottle
 
-DOMAIN_CHOICES = [
-    ("", gettext_lazy("All")), ("animal", gettext_lazy("Animals")), ("bird", gettext_lazy("Birds")), ("plant", gettext_lazy("Plants")),
-]
+_DOMAIN_NAMES = {"animal": gettext_lazy("Animals"), "bird": gettext_lazy("Birds"), "plant": gettext_lazy("Plants")}
+DOMAIN_CHOICES = [("", gettext_lazy("All"))] + [(domain, _DOMAIN_NAMES.get(domain, domain)) for domain in QUERY_DOMAINS]
 PREVIEW_SIDE = 480
 
 
@@ -99,9 +99,12 @@ def readyz(request: HttpRequest) -> JsonResponse:
     try:
         loaded = runtime().get(settings.DEFAULT_MODEL_NAME)
     except ModelNotReady as exc:
-        return JsonResponse({"error": {"code": "model_not_ready", "message": str(exc)}}, status=503, headers={"Retry-After": "5"})
+        return to_api_error(exc).response()
     models = {name: item.version for name, item in runtime().loaded().items()}
-    return JsonResponse({"status": "ready", "model": {"name": loaded.name, "version": loaded.version}, "loaded": models})
+    model = {"name": loaded.name, "version": loaded.version}
+    # The engine really answering here: a compiled copy that failed to load is served by Keras.
+    failed = runtime().failures_by_name()  # versions this process refused to serve, and why
+    return JsonResponse({"status": "ready", "model": model, "engine": loaded.engine.kind, "loaded": models, "failed": failed})
 
 
 def _json_or_default(default, status: int, code: str, message: str):
@@ -109,7 +112,7 @@ def _json_or_default(default, status: int, code: str, message: str):
 
     def view(request, exception=None):
         if request.path.startswith("/api/"):
-            return JsonResponse({"error": {"code": code, "message": str(message)}}, status=status)
+            return error_response(status, code, message)
         return default(request, exception) if exception is not None else default(request)
 
     return view

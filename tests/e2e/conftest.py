@@ -146,9 +146,6 @@ class Server:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return text[-tail:]
 
-    def log_count(self, text: str) -> int:
-        return self.output(tail=10**9).count(text)
-
     def worker_pids(self) -> set[int]:
         """The master's children, from /proc (no `ps` needed)."""
         pids: set[int] = set()
@@ -225,18 +222,25 @@ class WorkerProbe:
         body = reply.read()
         return reply.status, (json.loads(body) if body else {})
 
-    def versions(self) -> dict[int, int | None]:
-        """pid -> the version of the default model that worker serves (None when it is not ready)."""
+    def readyz(self) -> dict[int, tuple[int, dict]]:
+        """pid -> (status, body) of that worker's own /readyz."""
         found = {}
         for pid in list(self.conns):
             try:
-                status, body = self._get(self.conns[pid], "/readyz")
+                found[pid] = self._get(self.conns[pid], "/readyz")
             except (OSError, HTTPException):  # gunicorn closed the idle keep-alive: reconnect to the same worker
                 self.conns[pid].close()
                 self.conns[pid] = self._connect(pid, time.monotonic() + 20)
-                status, body = self._get(self.conns[pid], "/readyz")
-            found[pid] = body["model"]["version"] if status == 200 else None
+                found[pid] = self._get(self.conns[pid], "/readyz")
         return found
+
+    def versions(self) -> dict[int, int | None]:
+        """pid -> the version of the default model that worker serves (None when it is not ready)."""
+        return {pid: body["model"]["version"] if status == 200 else None for pid, (status, body) in self.readyz().items()}
+
+    def failures(self, label: str) -> dict[int, str | None]:
+        """pid -> why that worker refused to load the version `label` ("name vN"); None when it has not."""
+        return {pid: body.get("failed", {}).get(label) for pid, (_, body) in self.readyz().items()}
 
     def close(self) -> None:
         for conn in self.conns.values():

@@ -16,8 +16,8 @@ from recognizer.artifacts import load_artifact
 from recognizer.engine import Engine
 from recognizer.manifest import manifest_path
 from recognizer.optimized import (
-    OptimizedEngine,
     check_parity,
+    compiled_engine,
     compile_optimized,
     load_engine,
     optimize_artifact,
@@ -52,7 +52,7 @@ def parity_photos(monkeypatch) -> list[Path]:
 @pytest.mark.parametrize("kind", KINDS)
 def test_it_matches_keras_on_real_photos_with_the_tiny_model(tiny_keras, parity_photos, kind):
     compiled = compile_optimized(tiny_keras.artifact, kind)
-    report = check_parity(tiny_keras, OptimizedEngine(tiny_keras.artifact, compiled, kind), parity_photos)
+    report = check_parity(tiny_keras, compiled_engine(tiny_keras.artifact, compiled, kind), parity_photos)
     assert report.passed, report.reason
     assert report.images == len(parity_photos) == 12
     assert report.max_abs_diff < 1e-3
@@ -72,7 +72,7 @@ def test_compiled_files_are_named_after_the_artifact(tiny_keras, tmp_path, kind)
 def test_a_different_model_fails_parity_with_a_reason(tiny_keras, parity_photos, tmp_path):
     other = load_artifact(save_tiny(tmp_path / "tiny-wildlife-v2.h5", seed=1))
     compiled = compile_optimized(other, "onnxruntime")
-    report = check_parity(tiny_keras, OptimizedEngine(other, compiled, "onnxruntime"), parity_photos)
+    report = check_parity(tiny_keras, compiled_engine(other, compiled, "onnxruntime"), parity_photos)
     assert not report.passed
     assert report.max_abs_diff >= 1e-3
     assert "difference" in report.reason or "top-" in report.reason
@@ -80,7 +80,7 @@ def test_a_different_model_fails_parity_with_a_reason(tiny_keras, parity_photos,
 
 def test_parity_without_images_fails(tiny_keras, tmp_path):
     compiled = compile_optimized(tiny_keras.artifact, "onnxruntime", tmp_path)
-    report = check_parity(tiny_keras, OptimizedEngine(tiny_keras.artifact, compiled, "onnxruntime"), [])
+    report = check_parity(tiny_keras, compiled_engine(tiny_keras.artifact, compiled, "onnxruntime"), [])
     assert not report.passed
     assert "No images" in report.reason
 
@@ -92,8 +92,7 @@ def test_it_serves_the_compiled_model_after_a_passing_check(tiny_artifact, parit
     outcome = optimize_artifact(keras_engine, kind, parity_photos)
     assert (outcome.engine, outcome.reason) == (kind, "")
     engine = load_engine(h5, kind)
-    assert isinstance(engine, OptimizedEngine)
-    assert optimized.engine_name(engine) == kind
+    assert engine.kind == kind
     want = keras_engine.classify(parity_photos, top_k=3, domain="bird")
     got = engine.classify(parity_photos, top_k=3, domain="bird")
     assert [[p.index for p in row] for row in got] == [[p.index for p in row] for row in want]
@@ -103,15 +102,14 @@ def test_it_falls_back_to_keras_when_the_compiled_file_is_missing(tiny_artifact,
     h5 = copy_artifact(tiny_artifact, tmp_path)
     assert "No compiled onnxruntime model" in unavailable_reason(h5, "onnxruntime")
     engine = load_engine(h5, "onnxruntime")
-    assert type(engine) is Engine
-    assert optimized.engine_name(engine) == "keras"
+    assert engine.kind == "keras"
 
 
 def test_it_falls_back_to_keras_when_parity_was_never_checked(tiny_artifact, tmp_path):
     h5 = copy_artifact(tiny_artifact, tmp_path)
     compile_optimized(load_artifact(h5), "onnxruntime")
     assert "parity record" in unavailable_reason(h5, "onnxruntime")
-    assert type(load_engine(h5, "onnxruntime")) is Engine
+    assert load_engine(h5, "onnxruntime").kind == "keras"
 
 
 def test_a_failed_check_is_recorded_and_keeps_keras(tiny_artifact, parity_photos, tmp_path):
@@ -125,7 +123,7 @@ def test_a_failed_check_is_recorded_and_keeps_keras(tiny_artifact, parity_photos
     record = json.loads(optimized.parity_record_path(h5, "onnxruntime").read_text())
     assert record["passed"] is False
     assert unavailable_reason(h5, "onnxruntime") == outcome.reason
-    assert type(load_engine(h5, "onnxruntime")) is Engine
+    assert load_engine(h5, "onnxruntime").kind == "keras"
 
 
 def test_a_compiled_file_changed_after_the_check_is_not_served(tiny_artifact, parity_photos, tmp_path):
@@ -134,11 +132,11 @@ def test_a_compiled_file_changed_after_the_check_is_not_served(tiny_artifact, pa
     assert outcome.engine == "onnxruntime"
     compile_optimized(load_artifact(save_tiny(tmp_path / "other" / "tiny-wildlife-v1.h5", seed=2)), "onnxruntime", tmp_path)
     assert "changed after its parity check" in unavailable_reason(h5, "onnxruntime")
-    assert type(load_engine(h5, "onnxruntime")) is Engine
+    assert load_engine(h5, "onnxruntime").kind == "keras"
 
 
 def test_keras_kind_always_loads_the_keras_engine(tiny_artifact):
-    assert type(load_engine(tiny_artifact, "keras")) is Engine
+    assert load_engine(tiny_artifact, "keras").kind == "keras"
 
 
 def test_the_engine_setting_is_validated(monkeypatch):
@@ -152,7 +150,7 @@ def test_the_engine_setting_is_validated(monkeypatch):
 
 def test_concurrent_calls_give_the_serial_answers(tiny_keras, parity_photos):
     compiled = compile_optimized(tiny_keras.artifact, "onnxruntime")
-    engine = OptimizedEngine(tiny_keras.artifact, compiled, "onnxruntime", threads=2)
+    engine = compiled_engine(tiny_keras.artifact, compiled, "onnxruntime", threads=2)
     batches = [engine.prepare(p) for p in parity_photos]
     serial = [engine.probabilities(b) for b in batches]
     results: dict[int, np.ndarray] = {}

@@ -9,9 +9,8 @@ import pytest
 
 from recognizer.backbones import Backbone
 from recognizer.preprocessing import InputSpec
-from recognizer.training import (
-    TrainConfig, extract_features, fit_head, set_determinism, stratified_folds, stratified_split, unfreeze_top,
-)
+from recognizer.fine_tuning import unfreeze_top
+from recognizer.training import TrainConfig, extract_features, fit_head, set_determinism, stratified_folds, stratified_split
 from tests.synthetic import truncated_png, write_dataset
 
 SPEC = InputSpec(height=32, width=32, resize="bilinear", crop="center", crop_fraction=0.875, normalization="lite")

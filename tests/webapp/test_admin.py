@@ -125,6 +125,21 @@ def test_a_corrupt_upload_shows_an_error_and_stores_nothing(
     assert files_under(models_dir / "uploads") == set()
 
 
+def test_a_registered_version_whose_activation_is_refused_says_so_truthfully(admin_client, models_dir, tiny_artifact, monkeypatch):
+    def refuse(*, version, by=None, kind=Activation.ACTIVATE):
+        raise services.ActivationError(f"Another activation of {version.name} happened at the same time; try again.", version)
+
+    monkeypatch.setattr(services, "model_version_activate", refuse)
+    reply = admin_client.post(REGISTER, upload_form(tiny_artifact, activate="on"), follow=True)
+    (version,) = ModelVersion.objects.all()
+    assert not version.is_active
+    assert reply.redirect_chain[-1][0] == f"{CHANGELIST}{version.pk}/change/"  # off the form: no second submit
+    assert messages_of(reply) == [
+        f"Registered {version}, but it is not active: Another activation of {TINY_NAME} happened at the same time; try again."
+    ]
+    assert Path(version.artifact_path).is_file()
+
+
 def test_a_corrupt_artifact_under_models_dir_is_not_registered(admin_client, models_dir, tiny_artifact, tiny_artifact_v2):
     mismatched_artifact(models_dir, tiny_artifact_v2, tiny_artifact)
     reply = admin_client.post(REGISTER, {"artifact": "mismatch.h5", "notes": ""})

@@ -254,7 +254,7 @@ def _resolve(document: dict, ref: str):
     return node
 
 
-def test_the_openapi_document_lists_the_endpoints_and_bodies(client, db):
+def test_the_openapi_document_lists_the_endpoints_and_bodies(client, db, settings):
     reply = client.get("/api/v1/openapi.json")
     assert reply.status_code == 200
     spec = reply.json()
@@ -266,6 +266,13 @@ def test_the_openapi_document_lists_the_endpoints_and_bodies(client, db):
         assert set(content) == {"multipart/form-data", "application/json"}
         assert "200" in spec["paths"][path]["post"]["responses"]
         assert "413" in spec["paths"][path]["post"]["responses"]
+    batch = spec["paths"]["/api/v1/predict/batch"]["post"]
+    for kind, field in (("multipart/form-data", "images"), ("application/json", "images_base64")):
+        assert batch["requestBody"]["content"][kind]["schema"]["properties"][field]["maxItems"] == settings.BATCH_MAX_IMAGES
+    assert "one entry in `results` per photo" in batch["description"]
+    entry = _resolve(spec, batch["responses"]["200"]["content"]["application/json"]["schema"]["$ref"])
+    alternatives = [_resolve(spec, a["$ref"]) for a in entry["properties"]["results"]["items"]["anyOf"]]
+    assert [sorted(a["properties"]) for a in alternatives] == [["model", "predictions", "timing_ms"], ["error"]]
     single = spec["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]
     assert single["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
     assert "image_base64" in single["application/json"]["schema"]["required"]

@@ -72,6 +72,13 @@ def test_lang_en_answers_english_and_the_batch_endpoint_takes_lang_too(client, a
     assert [sorted(labels(r)) for r in batch["results"]] == [sorted(CLASSES.values())] * 2
 
 
+def test_in_a_batch_an_image_s_own_error_speaks_the_language_asked_for(client, active, jpeg):
+    body = client.post("/api/v1/predict/batch", {"images": [upload(jpeg), upload(b"", "empty.jpg")], "lang": "zh"}).json()
+    good, bad = body["results"]
+    assert sorted(labels(good)) == sorted(CLASSES.values())
+    assert bad["error"] == {"code": "empty_image", "message": "文件是空的（0 字节）。请发送 JPEG、PNG、WebP、GIF 或 BMP 格式的照片。"}
+
+
 @pytest.mark.parametrize("lang", ["fr", "zh-tw", "chinese"])
 def test_an_unknown_lang_is_a_400_naming_the_parameter(client, active, jpeg, lang):
     error = assert_error(client.post(PREDICT, {"image": upload(jpeg), "lang": lang}), 400, "invalid_parameter")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from recognizer.manifest import manifest_path
-from recognizer.optimized import OptimizedEngine
+from recognizer.optimized import compiled_path
 from tests.conftest import TINY_NAME
 from tests.webapp.helpers import predict
 from webapp import services
@@ -29,7 +29,7 @@ def test_a_registered_version_is_served_by_onnxruntime_with_the_same_answers(onn
     assert version.engine == "onnxruntime", version.engine_note
     assert version.engine_note == ""
     assert json.loads(manifest_path(path).read_text())["engine"] == "onnxruntime"
-    assert isinstance(runtime().get(TINY_NAME).engine, OptimizedEngine)
+    assert runtime().get(TINY_NAME).engine.kind == "onnxruntime"
     served = predict(client, jpeg_bytes).json()["predictions"]
 
     onnx_settings.RECOGNIZER_ENGINE = "keras"
@@ -51,4 +51,18 @@ def test_a_version_that_cannot_be_compiled_is_served_by_keras_and_says_why(onnx_
     version = services.model_version_register(artifact_path=artifact_copy(), activate=True)
     assert version.engine == "keras"
     assert "converter crashed" in version.engine_note
-    assert not isinstance(runtime().get(TINY_NAME).engine, OptimizedEngine)
+    assert runtime().get(TINY_NAME).engine.kind == "keras"
+
+
+def test_the_api_and_readyz_report_keras_when_the_compiled_copy_fails_to_load(onnx_settings, artifact_copy, client):
+    path = artifact_copy()
+    version = services.model_version_register(artifact_path=path, activate=True)
+    assert version.engine == "onnxruntime", version.engine_note
+    compiled_path(path, "onnxruntime").unlink()  # gone after registration: the worker falls back to Keras
+
+    assert client.get("/readyz").json()["engine"] == "keras"
+    (listed,) = client.get("/api/v1/models").json()
+    assert (listed["version"], listed["engine"]) == (1, "keras")
+    assert client.get(f"/api/v1/models/{TINY_NAME}").json()["engine"] == "keras"
+    version.refresh_from_db()
+    assert version.engine == "onnxruntime"  # what registration chose; the replies say what really serves

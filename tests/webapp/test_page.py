@@ -132,11 +132,23 @@ def test_a_post_without_a_photo_says_so(browser):
     assert "Choose a photo first." in page.content.decode()
 
 
-def test_the_page_says_when_the_model_is_not_ready(db, fresh_runtime, settings, jpeg_bytes):
+def test_the_page_says_when_the_model_is_unknown(db, fresh_runtime, settings, jpeg_bytes):
     settings.DEFAULT_MODEL_NAME = "never-registered"
     page = submit(Client(enforce_csrf_checks=True), jpeg_bytes)
     assert page.status_code == 400
     assert "never-registered" in html.unescape(page.content.decode())
+
+
+def test_the_page_says_when_the_model_is_not_ready(db, fresh_runtime, settings, tiny_artifact, jpeg_bytes):
+    settings.DEFAULT_MODEL_NAME = TINY_NAME
+    services.model_version_register(artifact_path=tiny_artifact)  # registered, never activated: nothing to load
+    page = submit(Client(enforce_csrf_checks=True), jpeg_bytes)
+    assert page.status_code == 503
+    assert page["Retry-After"] == "5"
+    text = html.unescape(page.content.decode())
+    assert f"No active version of the model '{TINY_NAME}' is loaded." in text and "Try again in a few seconds" in text
+    assert '<form' in text  # the page itself, so the person can try again
+    assert not Prediction.objects.exists()
 
 
 def test_the_page_shares_the_rate_limit_of_the_api(browser, jpeg_bytes, settings):

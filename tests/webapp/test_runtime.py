@@ -138,12 +138,17 @@ def test_a_request_over_the_inference_queue_bound_is_503_with_retry_after(active
     assert predict(client, jpeg_bytes).status_code == 200
 
 
-def test_the_gate_is_released_when_inference_fails(active_tiny, settings):
+def test_the_gate_is_released_when_inference_fails(active_tiny, settings, client, jpeg_bytes, monkeypatch):
     settings.INFERENCE_QUEUE_MAX = 1
     runtime_module.reset()
-    with pytest.raises(RuntimeError):
-        with runtime().admit():
-            raise RuntimeError("inference blew up")
-    with runtime().admit():
-        pass
+    engine = runtime().get(TINY_NAME).engine
+
+    def broken(batch):
+        raise RuntimeError("inference blew up")
+
+    monkeypatch.setattr(engine, "_forward", broken)  # the model itself fails, inside the gate
+    assert_error(predict(client, jpeg_bytes), 500, "internal_error")
+    monkeypatch.undo()
+    assert predict(client, jpeg_bytes).status_code == 200  # a gate of one: it was given back
+    assert Prediction.objects.count() == 1
 

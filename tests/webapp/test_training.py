@@ -18,6 +18,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from recognizer.artifacts import load_artifact
 from recognizer.datasets import scan_dataset
 from recognizer.training import TrainConfig, train
 from tests.synthetic import picture, png_bytes, truncated_png, write_dataset
@@ -69,7 +70,9 @@ def trained(django_db_setup, django_db_blocker, tmp_path_factory) -> Trained:
     (data / "red-stripes" / "notes.txt").write_text("field notes, not a picture")
     (data / "green-blocks" / "cut.png").write_bytes(truncated_png())
     models_dir, var_dir = root / "models", root / "var"
-    with django_db_blocker.unblock(), override_settings(MODELS_DIR=models_dir, VAR_DIR=var_dir):
+    # Served as in production, by ONNX Runtime: evaluate and the API must agree on that engine too.
+    engine = override_settings(MODELS_DIR=models_dir, VAR_DIR=var_dir, RECOGNIZER_ENGINE="onnxruntime")
+    with django_db_blocker.unblock(), engine:
         out, err = train_command(data, "--domain", "animal", "--epochs", "20", "--activate")
     yield Trained(data, models_dir, var_dir, out, err)
     with django_db_blocker.unblock():
@@ -210,6 +213,9 @@ def test_evaluate_json_counts_images_of_unknown_classes_as_errors(evaluated):
 @pytest.mark.slow
 def test_served_predictions_equal_the_predictions_of_evaluate(db, client, evaluated, served):
     _, report = evaluated
+    assert version(1).engine == "onnxruntime", version(1).engine_note
+    assert report["model"] == {"name": NAME, "version": 1, "engine": "onnxruntime"}
+    (listed,) = [v for v in client.get("/api/v1/models").json() if v["name"] == NAME and v["version"] == 1]
     assert len(report["predictions"]) == 8
     for item in report["predictions"]:
         reply = predict(client, Path(item["file"]).read_bytes(), name="x.png", model=NAME, top_k="3")
@@ -218,11 +224,12 @@ def test_served_predictions_equal_the_predictions_of_evaluate(db, client, evalua
         np.testing.assert_allclose(
             [p["probability"] for p in served_top], [p["probability"] for p in item["predictions"]], atol=1e-6
         )
+    assert listed["engine"] == "onnxruntime"  # the engine that answered above, loaded in this process
 
 
 @pytest.mark.slow
 def test_the_cached_training_features_and_the_head_give_the_served_probabilities(db, client, trained, served):
-    head = runtime.runtime().get(NAME).engine.artifact.model.get_layer("head_predictions")
+    head = load_artifact(version(1).artifact_path).model.get_layer("head_predictions")
     kernel, bias = (w.astype(np.float64) for w in head.get_weights())
     for kind in KNOWN:
         image = trained.data / kind / f"{kind}-0.png"

@@ -80,7 +80,6 @@ if CACHE_URL.startswith("redis://"):
 else:
     # Shared by all workers on one host; counts are approximate under races. Use CACHE_URL=redis://... in production.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}}
-SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

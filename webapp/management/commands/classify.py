@@ -3,6 +3,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from recognizer.cli import classify_files, iter_files, top_k_arg, write_result
+from recognizer.manifest import QUERY_DOMAINS
 from webapp.runtime import ModelNotReady, runtime
 
 
@@ -13,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("paths", nargs="+", metavar="PATH")
         parser.add_argument("--model", default=None, help="model name (default: DEFAULT_MODEL_NAME)")
         parser.add_argument("--top-k", type=top_k_arg, default=5)
-        parser.add_argument("--domain", choices=["animal", "bird", "plant"])
+        parser.add_argument("--domain", choices=QUERY_DOMAINS)
         parser.add_argument("--json", action="store_true", help="one JSON object per image")
 
     def handle(self, *args, paths, model, top_k, domain, json, **options):

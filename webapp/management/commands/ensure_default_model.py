@@ -2,8 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from recognizer.default_model import build_default, default_model_name
 from recognizer.errors import RecognizerError
-from webapp import services
-from webapp.models import ModelVersion
+from webapp import selectors, services
 
 
 class Command(BaseCommand):
@@ -17,8 +16,13 @@ class Command(BaseCommand):
             path = build_default(backbone)
         except RecognizerError as exc:
             raise CommandError(str(exc)) from None
-        if ModelVersion.objects.filter(name=default_model_name(backbone)).exists():
+        if selectors.model_name_exists(name=default_model_name(backbone)):
             self.stdout.write(f"default artifact at {path}; already registered, nothing to do")
             return
-        version = services.model_version_register(artifact_path=path, activate=True, notes="default model, built offline")
-        self.stdout.write(f"registered and activated {version} from {path}")
+        try:
+            version = services.model_version_register(artifact_path=path, activate=True, notes="default model, built offline")
+        except services.RegistrationError as exc:
+            raise CommandError(f"not registered: {exc}") from None
+        except services.ActivationError as exc:
+            raise CommandError(f"registered {exc.version}, but it is not active: {exc}") from None
+        self.stdout.write(f"registered and activated {version} from {path} (served by {version.engine})")

@@ -4,18 +4,16 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from recognizer.datasets import scan_dataset
-from recognizer.engine import Engine
 from recognizer.errors import RecognizerError
-from recognizer.evaluation import compute_metrics, format_table, plot_confusion, predict_dataset
-from webapp.models import ModelVersion
+from recognizer.evaluation import format_table
+from webapp import runs, selectors
 
 
 class Command(BaseCommand):
-    help = "Evaluate a registered model version on an image-folder dataset (folders named by class id)."
+    help = "Evaluate a registered model version, on the engine that serves it, on an image-folder dataset."
 
     def add_arguments(self, parser):
-        parser.add_argument("--data", required=True)
+        parser.add_argument("--data", required=True, help="one folder per class, named by class id")
         parser.add_argument("--model", default=None, help="model name (default: DEFAULT_MODEL_NAME)")
         # Not --version: every Django command already has that flag (it prints Django's version).
         parser.add_argument(
@@ -25,41 +23,23 @@ class Command(BaseCommand):
         parser.add_argument("--out", default=None, help="folder for the confusion-matrix PNG and metrics.json")
 
     def handle(self, *args, data, model, version, json: bool, out, **opts):
-        chosen = self._version(model or settings.DEFAULT_MODEL_NAME, version)
+        name = model or settings.DEFAULT_MODEL_NAME
+        chosen = selectors.model_version_get(name=name, number=version)
+        if chosen is None:
+            what = f"version {version}" if version else "an active version"
+            raise CommandError(f"{name!r} has no {what}; see `python manage.py shell` or /api/v1/models.")
         try:
-            engine = Engine.from_path(chosen.artifact_path)
-            dataset = scan_dataset(data, classes=engine.manifest.classes)
-            probabilities, truth, files, failed = predict_dataset(engine, dataset.items, progress=opts["verbosity"] > 0 and not json)
+            run = runs.model_version_evaluate(
+                version=chosen, data=Path(data), out=Path(out) if out else None, progress=opts["verbosity"] > 0 and not json
+            )
         except RecognizerError as exc:
             raise CommandError(str(exc)) from None
-        metrics = compute_metrics(probabilities, truth, engine.manifest.classes)
-        metrics["model"] = {"name": chosen.name, "version": chosen.version}
-        metrics["skipped"] = [{"file": str(p), "reason": r} for p, r in dataset.skipped + failed]
-        metrics["predictions"] = [
-            {"file": str(f), "predictions": [p.to_dict() for p in ranked]}
-            for f, ranked in zip(files, engine.rank(probabilities, top_k=min(5, engine.manifest.num_classes)))
-        ]
-        folder = Path(out) if out else Path(settings.VAR_DIR) / "evaluations" / f"{chosen.name}-v{chosen.version}"
-        folder.mkdir(parents=True, exist_ok=True)
-        plot_confusion(metrics, folder / "confusion_matrix.png")
-        (folder / "metrics.json").write_text(_dumps(metrics) + "\n")
         if json:
-            self.stdout.write(_dumps(metrics))
+            self.stdout.write(jsonlib.dumps(run.metrics))
             return
-        for item in metrics["skipped"]:
+        for item in run.metrics["skipped"]:
             self.stderr.write(f"skipped {item['file']}: {item['reason']}")
-        self.stdout.write(f"{chosen} on {data}")
-        self.stdout.write(format_table(metrics))
-        self.stdout.write(f"confusion matrix and metrics written to {folder}")
-
-    def _version(self, name: str, number: int | None) -> ModelVersion:
-        versions = ModelVersion.objects.filter(name=name)
-        found = versions.filter(version=number).first() if number else versions.filter(is_active=True).first()
-        if found is None:
-            what = f"version {number}" if number else "an active version"
-            raise CommandError(f"{name!r} has no {what}; see `python manage.py shell` or /api/v1/models.")
-        return found
-
-
-def _dumps(data) -> str:
-    return jsonlib.dumps(data)
+        scored = "by domain (each domain's probabilities summed)" if run.metrics["scored_by"] == "domain" else "by class"
+        self.stdout.write(f"{chosen} ({run.metrics['model']['engine']}) on {data}, scored {scored}")
+        self.stdout.write(format_table(run.metrics))
+        self.stdout.write(f"confusion matrix and metrics written to {run.folder}")

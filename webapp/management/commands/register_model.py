@@ -18,5 +18,7 @@ class Command(BaseCommand):
             version = services.model_version_register(artifact_path=Path(path), notes=notes, activate=activate)
         except services.RegistrationError as exc:
             raise CommandError(f"not registered: {exc}") from None
+        except services.ActivationError as exc:
+            raise CommandError(f"registered {exc.version}, but it is not active: {exc}") from None
         state = "active" if version.is_active else "inactive"
         self.stdout.write(f"registered {version} ({state}, sha256 {version.sha256[:12]})")

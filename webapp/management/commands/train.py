@@ -1,23 +1,17 @@
-import json
 import re
 import time
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Max
 
-from recognizer.artifacts import save_artifact
 from recognizer.backbones import NAMES
-from recognizer.datasets import scan_dataset
 from recognizer.errors import RecognizerError
-from recognizer.evaluation import format_table, plot_confusion, plot_history
-from recognizer.training import TrainConfig, train
-from webapp import services
-from webapp.models import ModelVersion
+from recognizer.evaluation import format_table
+from recognizer.manifest import QUERY_DOMAINS
+from recognizer.training import TrainConfig
+from webapp import runs, services
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
-PICTURES = {"training_curves_png": "training_curves.png", "confusion_matrix_png": "confusion_matrix.png"}
 
 
 class Command(BaseCommand):
@@ -27,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--data", required=True, help="folder with one subfolder of images per class")
         parser.add_argument("--name", required=True, help="model name (lowercase letters, digits, - _ .)")
         parser.add_argument("--backbone", choices=NAMES, default="efficientnet_lite0")
-        parser.add_argument("--domain", choices=["animal", "bird", "plant"], help="domain of every class (without classes.csv)")
+        parser.add_argument("--domain", choices=QUERY_DOMAINS, help="domain of every class (without classes.csv)")
         parser.add_argument("--epochs", type=int, default=40)
         parser.add_argument("--fine-tune-layers", type=int, default=0, help="also train the top K backbone layers")
         parser.add_argument("--fine-tune-epochs", type=int, default=3)
@@ -42,30 +36,23 @@ class Command(BaseCommand):
         self._check_options(opts)
         started = time.perf_counter()
         try:
-            dataset = scan_dataset(opts["data"], domain=opts["domain"])
-            for path, reason in dataset.skipped:
-                self.stderr.write(f"skipped {path}: {reason}")
-            scanned = len(dataset.skipped)
-            try:
-                result = train(dataset, self._config(opts), log=self.stdout.write)
-            finally:  # files that fail to decode may be why training stops: list them either way
-                for path, reason in dataset.skipped[scanned:]:
-                    self.stderr.write(f"skipped {path}: {reason}")
+            run = runs.model_version_train(
+                data=Path(opts["data"]), config=self._config(opts), domain=opts["domain"], activate=opts["activate"],
+                log=self.stdout.write,
+            )
         except RecognizerError as exc:
+            self._skipped(getattr(exc, "skipped", []))
             raise CommandError(str(exc)) from None
-        folder = self._folder(opts["name"])
-        manifest = result.manifest.with_updates(training={**result.manifest.training, **PICTURES})
-        h5_path = folder / f"{folder.name}.h5"
-        save_artifact(result.model, manifest, h5_path)
-        plot_history(result.history, folder / PICTURES["training_curves_png"])
-        plot_confusion(result.metrics, folder / PICTURES["confusion_matrix_png"])
-        report = {"metrics": result.metrics, "cross_validation": result.cross_validation, "history": result.history, "split": result.split}
-        (folder / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-        try:
-            version = services.model_version_register(artifact_path=h5_path, activate=opts["activate"], notes=f"trained on {opts['data']}")
         except services.RegistrationError as exc:
-            raise CommandError(f"trained, but the artifact at {h5_path} failed registration: {exc}") from None
-        self._report(result, version, h5_path, time.perf_counter() - started)
+            raise CommandError(f"trained, but the artifact failed registration: {exc}") from None
+        except services.ActivationError as exc:
+            raise CommandError(f"trained and registered {exc.version}, but it is not active: {exc}") from None
+        self._skipped(run.skipped)
+        self._report(run, time.perf_counter() - started)
+
+    def _skipped(self, skipped):
+        for path, reason in skipped:
+            self.stderr.write(f"skipped {path}: {reason}")
 
     def _check_options(self, opts):
         if not NAME_PATTERN.match(opts["name"]):
@@ -81,21 +68,17 @@ class Command(BaseCommand):
         return TrainConfig(
             name=opts["name"], backbone=opts["backbone"], epochs=opts["epochs"], fine_tune_layers=opts["fine_tune_layers"],
             fine_tune_epochs=opts["fine_tune_epochs"], val_split=opts["val_split"], folds=opts["folds"], seed=opts["seed"],
-            batch_size=opts["batch_size"], from_scratch=opts["from_scratch"],
-            cache_dir=Path(settings.VAR_DIR) / "feature-cache", progress=opts["verbosity"] > 0,
+            batch_size=opts["batch_size"], from_scratch=opts["from_scratch"], progress=opts["verbosity"] > 0,
         )
 
-    def _folder(self, name: str) -> Path:
-        last = ModelVersion.objects.filter(name=name).aggregate(Max("version"))["version__max"] or 0
-        folder = Path(settings.MODELS_DIR) / f"{name}-v{last + 1}"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-    def _report(self, result, version, h5_path, seconds):
+    def _report(self, run, seconds):
+        result, version = run.result, run.version
         self.stdout.write(format_table(result.metrics))
         self.stdout.write(f"evaluated on: {result.metrics['evaluated_on']} ({result.split['validation']} images not trained on)")
         if result.cross_validation:
             cv = result.cross_validation
             self.stdout.write(f"{cv['folds']}-fold cross-validated accuracy: {cv['accuracy_mean']:.3f} +/- {cv['accuracy_std']:.3f}")
         state = "active" if version.is_active else "inactive (activate it in the admin or with --activate)"
-        self.stdout.write(f"registered {version}, {state}; artifact {h5_path}; {seconds:.0f} s in all")
+        self.stdout.write(
+            f"registered {version}, {state}, on {version.engine}; artifact {run.artifact_path}; {seconds:.0f} s in all"
+        )
