@@ -32,3 +32,40 @@ def post_worker_init(worker):
     except Exception:  # the worker still answers /healthz and 503s until the model loads
         worker.log.exception("initial model load failed")
     current.start_polling()
+    from webapp.fleet import heartbeat_start
+
+    heartbeat_start()
+
+
+# ---- operations: JSON logs, metrics across workers, heartbeats ----
+logger_class = "webapp.logs.GunicornLogger"  # LOG_FORMAT json|plain for gunicorn's own lines and the access log
+# Every worker writes its metrics here; the scraped worker adds them up (prometheus-client's multiprocess mode).
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(os.environ.get("VAR_DIR", "var"), "prometheus"))
+
+
+def on_starting(server):
+    """Start without metric files: counters of a previous run must not be added to this one's."""
+    import glob
+
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    for kind in ("counter", "gauge", "histogram", "summary"):  # only prometheus-client's files, whatever the folder
+        for path in glob.glob(os.path.join(glob.escape(folder), f"{kind}_*.db")):
+            os.remove(path)
+
+
+def child_exit(server, worker):
+    """A dead worker's gauges leave the live sums; its counters stay counted."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker):
+    """An orderly exit removes the worker's heartbeat rows; a killed worker's rows age out."""
+    try:
+        from webapp.fleet import worker_heartbeat_forget
+
+        worker_heartbeat_forget()
+    except Exception:  # the database may be gone already; the rows then age out
+        worker.log.warning("could not remove this worker's heartbeat rows")

@@ -1,11 +1,16 @@
-"""End-to-end HTTP benchmark: the real service under gunicorn against the naive baseline, in one run.
+"""End-to-end HTTP benchmark: the service, a BentoML endpoint and the naive baseline, in one run.
 
-Both serve the same H5 on loopback, one after the other (never at the same
-time, so they do not share the two cores). N clients post the same 1 MP JPEG
-for a fixed time; the table gives throughput, latency percentiles, errors and
-the ratio, then peak RSS per worker and the time from start to ready.
+All three serve the same model on loopback, one after the other (never at the
+same time, so they do not share the two cores): the service under gunicorn;
+BentoML 1.4 serving the very ONNX file the service serves (bench/bentoml_peer.py,
+in its own virtualenv under var/bench/, made on first use); and a Django view
+calling Keras' `model.predict`. N clients post the same 1 MP JPEG for a fixed
+time; the rounds repeat and the table prints each server's median round, the
+ratios, peak RSS per worker and the time from start to ready. Last, the
+in-process pipeline limit: decode + preprocess + inference of the same JPEG with
+the service's engine in two processes, no HTTP.
 
-    .venv/bin/python bench/http_bench.py [--seconds 20] [--clients 8] [--model models/x.h5]
+    .venv/bin/python bench/http_bench.py [--seconds 20] [--clients 8] [--rounds 3] [--model models/x.h5]
 """
 
 from __future__ import annotations
@@ -59,9 +64,9 @@ def multipart(data: bytes) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def post(port: int, body: bytes, content_type: str, conn=None):
+def post(port: int, body: bytes, content_type: str, conn=None, route: str = "/api/v1/predict"):
     conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("POST", "/api/v1/predict", body=body, headers={"Content-Type": content_type})
+    conn.request("POST", route, body=body, headers={"Content-Type": content_type})
     reply = conn.getresponse()
     return conn, reply.status, reply.read()
 
@@ -86,8 +91,9 @@ def start_service(model: Path, var: Path, port: int, env: dict) -> tuple[subproc
     """The real app: migrate, register + activate the model, then gunicorn with the project's config."""
     env = {**env, "VAR_DIR": str(var), "PORT": str(port), "ACCESS_LOG": "/dev/null", "API_RATE_LIMIT": "1000000/m"}
     manage = [str(BIN / "python"), "manage.py"]
-    subprocess.run(manage + ["migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-    subprocess.run(manage + ["register_model", str(model), "--activate"], cwd=ROOT, env=env, check=True, capture_output=True)
+    if not (var / "db.sqlite3").exists():  # the first round registers; later rounds serve the same version
+        subprocess.run(manage + ["migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+        subprocess.run(manage + ["register_model", str(model), "--activate"], cwd=ROOT, env=env, check=True, capture_output=True)
     started = time.perf_counter()
     process = subprocess.Popen([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     wait_ready(port, process)
@@ -104,7 +110,37 @@ def start_naive(model: Path, port: int, env: dict) -> tuple[subprocess.Popen, fl
     return process, time.perf_counter() - started
 
 
-def load(port: int, body: bytes, content_type: str, *, clients: int, seconds: float) -> dict:
+PEER_VENV = ROOT / "var" / "bench" / "bentoml-venv"
+PEER_PACKAGES = ("bentoml==1.4.40",)
+PEER_SHARED = ("onnxruntime", "numpy", "pillow")  # at the versions the project pins, so only the server differs
+
+
+def peer_python() -> Path:
+    """The BentoML virtualenv's python, made on first use (never the project's own environment)."""
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        pins = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+                if line.split("==")[0].strip().lower() in PEER_SHARED]
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES, *pins], check=True)
+    return python
+
+
+def start_bentoml(model: Path, port: int, env: dict) -> tuple[subprocess.Popen, float]:
+    from recognizer.manifest import manifest_path
+    from recognizer.optimized import compiled_path
+
+    python = peer_python()
+    env = {**env, "PEER_MODEL": str(compiled_path(model, "onnxruntime")), "PEER_MANIFEST": str(manifest_path(model)),
+           "BENTOML_HOME": str(PEER_VENV.parent / "bentoml-home"), "BENTOML_DO_NOT_TRACK": "true"}
+    started = time.perf_counter()
+    command = [str(python), "-m", "bentoml", "serve", "bentoml_peer:Recognizer", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=ROOT / "bench", env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    wait_ready(port, process)
+    return process, time.perf_counter() - started
+
+
+def load(port: int, body: bytes, content_type: str, *, clients: int, seconds: float, route: str) -> dict:
     """N client threads posting for a fixed time; latencies of 200s and a count of everything else."""
     latencies: list[float] = []
     errors = [0]
@@ -116,7 +152,7 @@ def load(port: int, body: bytes, content_type: str, *, clients: int, seconds: fl
         while time.perf_counter() < stop_at:
             began = time.perf_counter()
             try:
-                conn, status, _ = post(port, body, content_type, conn)
+                conn, status, _ = post(port, body, content_type, conn, route)
             except OSError:
                 conn, status = None, 0
             with lock:
@@ -164,42 +200,100 @@ def stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
+SERVERS = {"service": "/api/v1/predict", "bentoml": "/predict", "naive": "/api/v1/predict"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", type=Path, help="artifact .h5 (default: the default model, built if missing)")
     args = parser.parse_args()
     from recognizer.default_model import build_default
 
     model = (args.model or build_default()).resolve()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.dev", "PYTHONPATH": str(ROOT)}
-    body, content_type = multipart(one_megapixel_jpeg())
-    results, rss, ready, answers = {}, {}, {}, {}
+    jpeg = one_megapixel_jpeg()
+    body, content_type = multipart(jpeg)
+    rounds, rss, ready, answers = {name: [] for name in SERVERS}, {}, {}, {}
     with tempfile.TemporaryDirectory() as var:
-        for name, starter in (("service", lambda p: start_service(model, Path(var), p, env)), ("naive", lambda p: start_naive(model, p, env))):
-            port = free_port()
-            process, ready[name] = starter(port)
-            try:
-                answers[name] = top5(post(port, body, content_type)[2])
-                load(port, body, content_type, clients=args.clients, seconds=3)  # warm every worker
-                results[name] = load(port, body, content_type, clients=args.clients, seconds=args.seconds)
-                rss[name] = worker_peak_rss_mb(process.pid)
-            finally:
-                stop(process)
-    report(results, rss, ready, answers, args, model)
+        starters = {
+            "service": lambda p: start_service(model, Path(var), p, env),
+            "bentoml": lambda p: start_bentoml(model, p, env),
+            "naive": lambda p: start_naive(model, p, env),
+        }
+        for _ in range(args.rounds):
+            for name, route in SERVERS.items():
+                port = free_port()
+                process, ready[name] = starters[name](port)
+                try:
+                    answers[name] = top5(post(port, body, content_type, route=route)[2])
+                    load(port, body, content_type, clients=args.clients, seconds=3, route=route)  # warm every worker
+                    rounds[name].append(load(port, body, content_type, clients=args.clients, seconds=args.seconds, route=route))
+                    rss[name] = worker_peak_rss_mb(process.pid)
+                finally:
+                    stop(process)
+    limit = pipeline_limit(model, jpeg, seconds=args.seconds)
+    report(rounds, rss, ready, answers, limit, args, model)
     return 0
 
 
-def report(results, rss, ready, answers, args, model) -> None:
-    print(f"model: {model.name}; {args.clients} clients posting a 1 MP JPEG for {args.seconds:.0f} s each; {os.cpu_count()} CPUs")
-    print(f"{'server':<8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'ok':>6} {'errors':>6} {'ready s':>8} {'peak RSS/worker MB':>20}")
-    for name, r in results.items():
+def _pipeline_worker(model: str, jpeg: bytes, seconds: float, queue) -> None:
+    os.environ["RECOGNIZER_INTRA_THREADS"] = "1"
+    try:
+        from recognizer.optimized import load_engine
+
+        engine = load_engine(model)
+        engine.probabilities(engine.prepare(jpeg))
+        done, stop_at = 0, time.perf_counter() + seconds
+        while time.perf_counter() < stop_at:
+            engine.probabilities(engine.prepare(jpeg))
+            done += 1
+        queue.put(done / seconds)
+    except Exception as exc:  # said in the parent, which would otherwise wait for nothing
+        queue.put(f"{type(exc).__name__}: {exc}")
+
+
+def pipeline_limit(model: Path, body: bytes, *, seconds: float, processes: int = 2) -> float:
+    """Images/s of decode + preprocess + inference with the service's engine in `processes` processes, no HTTP."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=_pipeline_worker, args=(str(model), body, seconds, queue)) for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    rates = [queue.get(timeout=seconds + 120) for _ in workers]
+    for worker in workers:
+        worker.join()
+    failures = [r for r in rates if isinstance(r, str)]
+    if failures:
+        raise RuntimeError(f"the pipeline-limit process failed: {failures[0]}")
+    return sum(rates)
+
+
+def _median(results: list[dict]) -> dict:
+    return sorted(results, key=lambda r: r["throughput"])[len(results) // 2]
+
+
+def report(rounds, rss, ready, answers, limit, args, model) -> None:
+    load_avg = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"model: {model.name}; {args.clients} clients posting a 1 MP JPEG for {args.seconds:.0f} s; "
+          f"{args.rounds} rounds, median shown; {os.cpu_count()} CPUs; load average {load_avg}")
+    print(f"{'server':<8} {'req/s':>7} {'rounds req/s':>20} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'ready s':>8} {'peak RSS/worker MB':>20}")
+    medians = {name: _median(results) for name, results in rounds.items()}
+    for name, r in medians.items():
+        each = "/".join(f"{x['throughput']:.0f}" for x in rounds[name])
         peaks = "/".join(f"{m:.0f}" for m in rss[name])
-        print(f"{name:<8} {r['throughput']:>7.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} {r['ok']:>6} {r['errors']:>6} {ready[name]:>8.1f} {peaks:>20}")
-    ratio = results["service"]["throughput"] / max(results["naive"]["throughput"], 1e-9)
-    print(f"throughput ratio service/naive: {ratio:.1f}x")
-    print(f"identical top-5 answers: {answers['service'] == answers['naive']} ({', '.join(answers['service'])})")
+        errors = sum(x["errors"] for x in rounds[name])
+        print(f"{name:<8} {r['throughput']:>7.1f} {each:>20} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} {errors:>6} {ready[name]:>8.1f} {peaks:>20}")
+    service = medians["service"]["throughput"]
+    print(f"service/bentoml: {service / max(medians['bentoml']['throughput'], 1e-9):.2f}x (target 1.2x); "
+          f"service/naive: {service / max(medians['naive']['throughput'], 1e-9):.1f}x (target 8x)")
+    print(f"pipeline limit (2 processes, no HTTP): {limit:.1f} img/s; service at {service / max(limit, 1e-9):.0%} of it (target 85%)")
+    same = answers["service"] == answers["bentoml"] == answers["naive"]
+    print(f"identical top-5 answers: {same} ({', '.join(answers['service'])})")
 
 
 if __name__ == "__main__":

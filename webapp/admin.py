@@ -12,7 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from webapp import selectors, services
+from webapp import fleet, selectors, services
 from webapp.forms import RegisterModelForm
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction
 
@@ -23,7 +23,7 @@ PICTURES = {"curves": "training_curves_png", "confusion": "confusion_matrix_png"
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("name", "version", "is_active", "backbone", "engine_in_use", "classes", "served", "created_at")
     list_filter = ("name", "is_active", "backbone")
-    actions = ["activate_selected", "roll_back_selected"]
+    actions = ["activate_selected", "roll_back_selected", "recompile_selected"]
     readonly_fields = (
         "name", "version", "is_active", "activated_at", "artifact_path", "sha256", "backbone", "engine_in_use", "engine_note",
         "created_at", "created_by", "metrics_table", "pictures", "manifest_json",
@@ -137,6 +137,22 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 messages.error(request, str(exc))
             else:
                 messages.success(request, _("Rolled back %(name)s to v%(version)d.") % {"name": name, "version": version.version})
+
+    @admin.action(description=gettext_lazy("Recompile for the optimized engine (after upgrading its runtime)"))
+    def recompile_selected(self, request, queryset):
+        for version in queryset:
+            try:
+                done = services.model_version_recompile(version=version, by=request.user)
+            except (services.ActivationError, services.RegistrationError) as exc:
+                messages.error(request, f"{version}: {exc}")
+            else:
+                served = _("%(version)s is served by %(engine)s.") % {"version": done, "engine": done.engine}
+                messages.success(request, f"{served} {done.engine_note}".strip())
+
+    def changelist_view(self, request, extra_context=None):
+        for warning in fleet.engine_fallback_fleet_warnings():  # a silent slowdown is worth a banner
+            messages.warning(request, warning)
+        return super().changelist_view(request, extra_context)
 
 
 def _fmt(value):

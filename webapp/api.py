@@ -58,6 +58,7 @@ api = NinjaAPI(
 class ErrorBody(Schema):
     code: str
     message: str
+    request_id: Optional[str] = None  # also in the X-Request-ID header; quote it when reporting a problem
 
 
 class ErrorOut(Schema):

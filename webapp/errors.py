@@ -1,4 +1,4 @@
-"""The one error shape of the service: {"error": {"code": ..., "message": ...}} with the right status.
+"""The one error shape of the service: {"error": {"code", "message", "request_id"}} with the right status.
 
 `code` is English and stable for programs; `message` is for people, in the language of the request.
 """
@@ -9,6 +9,7 @@ from django.http import JsonResponse
 from django.utils.translation import gettext
 
 from recognizer import errors as core
+from webapp.logs import request_id
 
 
 class ApiError(Exception):
@@ -17,10 +18,14 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
     def body(self) -> dict:
-        return {"error": {"code": self.code, "message": str(self.message)}}
+        error = {"code": self.code, "message": str(self.message)}
+        if request_id():  # outside a request (a unit test calling this directly) there is none
+            error["request_id"] = request_id()
+        return {"error": error}
 
     def response(self) -> JsonResponse:
         reply = JsonResponse(self.body(), status=self.status)
+        reply.error_code = self.code  # the rejection reason the metrics count
         for key, value in self.headers.items():
             reply[key] = value
         return reply

@@ -102,3 +102,23 @@ class ApiToken(models.Model):
     @staticmethod
     def hash_key(key: str) -> str:
         return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class WorkerHeartbeat(models.Model):
+    """What one worker process serves, as it last reported (every MODEL_POLL_SECONDS): one row per model name."""
+
+    instance = models.CharField(max_length=255, help_text="INSTANCE_NAME of the host (its hostname by default).")
+    pid = models.PositiveIntegerField()
+    model_name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+    engine = models.CharField(max_length=30, help_text="The runtime that really runs the forward pass.")
+    wanted_engine = models.CharField(max_length=30, help_text="The engine the version was compiled for.")
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["model_name", "instance", "pid"]
+        constraints = [models.UniqueConstraint(fields=["instance", "pid", "model_name"], name="one_heartbeat_per_worker_model")]
+
+    def __str__(self) -> str:
+        return f"{self.instance}:{self.pid} {self.model_name} v{self.version} ({self.engine})"

@@ -88,6 +88,15 @@ class Runtime:
             for name in set(self._engines) - set(active):
                 del self._engines[name]
 
+    def reload(self, name: str) -> None:
+        """Load the active version of `name` again (its compiled engine was rebuilt); swaps only once it is warm."""
+        from webapp import selectors
+
+        with self._refresh_lock:
+            for version in selectors.model_version_list_active():
+                if version.name == name:
+                    self._load(version)
+
     def _load(self, version) -> None:
         started = time.perf_counter()
         try:

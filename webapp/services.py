@@ -26,7 +26,7 @@ from recognizer.errors import Translatable, gettext_noop
 from recognizer.labels import display_label
 from recognizer.manifest import Manifest, manifest_path, write_manifest
 from recognizer.optimized import optimize_artifact
-from webapp import selectors
+from webapp import audit, metrics, selectors
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction
 from webapp.runtime import ModelNotReady, runtime
 
@@ -163,6 +163,22 @@ def model_version_rollback(*, name: str, by=None) -> ModelVersion:
     return model_version_activate(version=last.from_version, by=by, kind=Activation.ROLLBACK)
 
 
+def model_version_recompile(*, version: ModelVersion, by=None) -> ModelVersion:
+    """Compile the version again for its optimized engine and check parity (after upgrading that runtime).
+
+    Workers serving it with Keras in the meantime switch back within MODEL_POLL_SECONDS (webapp/fleet.py).
+    """
+    _check_unchanged(version)
+    engine = model_version_validate(artifact_path=Path(version.artifact_path))
+    kind = version.engine if version.engine != "keras" else settings.RECOGNIZER_ENGINE
+    optimization = optimize_artifact(engine, kind=kind)
+    write_manifest(engine.manifest.with_updates(engine=optimization.engine), manifest_path(Path(version.artifact_path)))
+    ModelVersion.objects.filter(pk=version.pk).update(engine=optimization.engine, engine_note=optimization.reason)
+    version.refresh_from_db()
+    audit.record(by=by, obj=version, message=f"recompiled for {kind}: {optimization.engine} serves it. {optimization.reason}".strip())
+    return version
+
+
 # ---- predictions ----------------------------------------------------------------------------
 
 @dataclass
@@ -215,8 +231,10 @@ def prediction_create_batch(
     """Classify the uploads with the active version of the model, in one batch, and record each one answered."""
     loaded = _loaded(model_name or settings.DEFAULT_MODEL_NAME)
     # Decoding costs CPU too: the bound covers it, so load beyond capacity is shed before any work.
-    with runtime().admit():
+    watch = metrics.PredictionWatch(loaded, images=len(uploads))
+    with watch, runtime().admit(), watch.working():
         answers = loaded.engine.predict([u.data for u in uploads], top_k=top_k, domain=domain, **_limits())
+        watch.answered([a.error for a in answers.items], answers.timing_ms)
     answered = [(u, a.predictions) for u, a in zip(uploads, answers.items) if a.error is None]
     if answered:
         _record(loaded, answered, domain, answers.timing_ms["total"] / len(answered), source)
@@ -285,4 +303,12 @@ def api_token_authenticate(*, key: str) -> ApiToken | None:
     token = ApiToken.objects.filter(key_sha256=ApiToken.hash_key(key), is_active=True).first()
     if token is not None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token
+
+
+def api_token_revoke(*, token: ApiToken, by=None) -> ApiToken:
+    """Turn the token off for good; it stays listed for the record."""
+    ApiToken.objects.filter(pk=token.pk).update(is_active=False)
+    token.refresh_from_db()
+    audit.record(by=by, obj=token, message="revoked")
     return token

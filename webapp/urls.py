@@ -4,11 +4,13 @@ from django.views.i18n import JavaScriptCatalog
 
 from webapp import views
 from webapp.api import api
+from webapp.metrics import metrics_view
 
 urlpatterns = [
     path("", views.index, name="index"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the page's language switcher

@@ -19,6 +19,7 @@ from recognizer.manifest import QUERY_DOMAINS
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
 from webapp.i18n import reply_language
 from webapp.parsing import parse_params, upload_from_file
+from webapp.fleet import engine_fallback_warnings
 from webapp.runtime import ModelNotReady, runtime
 from webapp.throttling import ClientRateThrottle
 
@@ -104,7 +105,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
     model = {"name": loaded.name, "version": loaded.version}
     # The engine really answering here: a compiled copy that failed to load is served by Keras.
     failed = runtime().failures_by_name()  # versions this process refused to serve, and why
-    return JsonResponse({"status": "ready", "model": model, "engine": loaded.engine.kind, "loaded": models, "failed": failed})
+    body = {"status": "ready", "model": model, "engine": loaded.engine.kind, "loaded": models, "failed": failed}
+    # Still ready (answers are right), but slower than it should be: say so where operators and balancers look.
+    return JsonResponse({**body, "warnings": engine_fallback_warnings()})
 
 
 def _json_or_default(default, status: int, code: str, message: str):

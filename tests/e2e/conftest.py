@@ -301,6 +301,9 @@ class Load:
         for thread in self._threads:
             thread.join(timeout=max(0.0, self.deadline - time.monotonic()) + self.timeout + 5)
 
+    def send(self, photo: bytes) -> Reply:
+        return post_photo(self.server, photo, self.timeout)
+
     def _run(self) -> None:
         while not self._stop.is_set() and time.monotonic() < self.deadline:
             with self._lock:
@@ -308,7 +311,7 @@ class Load:
                     return
                 self._sent += 1
                 photo = self.photos[self._sent % len(self.photos)]
-            reply = post_photo(self.server, photo, self.timeout)
+            reply = self.send(photo)
             with self._lock:
                 self.replies.append(reply)
 

@@ -41,13 +41,14 @@ def predict(client, data: bytes, name: str = "photo.jpg", **fields):
 
 
 def assert_error(reply, status: int, code: str | None = None) -> dict:
-    """The reply has `status` and the body {"error": {"code", "message"}}; returns the inner error."""
+    """The reply has `status` and the body {"error": {"code", "message", "request_id"}}; returns the inner error."""
     assert reply.status_code == status, (reply.status_code, reply.content[:500])
     assert reply["Content-Type"].startswith("application/json"), reply["Content-Type"]
     body = reply.json()
     assert set(body) == {"error"}, body
     error = body["error"]
-    assert set(error) == {"code", "message"}, error
+    assert set(error) == {"code", "message", "request_id"}, error
+    assert error["request_id"] == reply["X-Request-ID"], (error, reply["X-Request-ID"])
     assert error["message"] and isinstance(error["message"], str)
     if code is not None:
         assert error["code"] == code, error

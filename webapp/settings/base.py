@@ -133,9 +133,17 @@ REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", UPLOAD_MAX_BYTES * 4)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
 DATA_UPLOAD_MAX_NUMBER_FILES = BATCH_MAX_IMAGES + 4
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
+# ---- operations: logs, metrics, several hosts ----
+from webapp.logs import log_format, logging_config  # noqa: E402
+
+# LOG_FORMAT: plain here (development); the production settings default to json (one object per line).
+LOG_FORMAT = log_format("plain")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
+# The request id and the request's metrics wrap everything else, error replies of other middleware included.
+MIDDLEWARE = ["webapp.logs.RequestIdMiddleware", "webapp.metrics.MetricsMiddleware", *MIDDLEWARE]
+# /metrics: open when both are empty (the embedded default); else a bearer token or an address in a network.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
+# Names this host in the workers' heartbeats (manage.py models); the hostname when empty.
+INSTANCE_NAME = env_str("INSTANCE_NAME", "")

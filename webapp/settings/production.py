@@ -17,3 +17,13 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# ---- operations ----
+from webapp.logs import log_format, logging_config  # noqa: E402
+
+LOG_FORMAT = log_format("json")
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)  # noqa: F405
+# Scrapers reach a host directly, not through the balancer: loopback only unless told otherwise.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+# Balancers' health checks and scrapers reach each host directly over plain HTTP on the private network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]

@@ -1,0 +1,121 @@
+"""INT8 copies of compiled ONNX models, served only when an accuracy gate says they answer like FP32.
+
+Static post-training quantization (ONNX Runtime's QDQ quantizer, per-channel
+INT8 weights, UINT8 activations calibrated with MinMax on the repository's
+calibration photos). The classifier head and the softmax stay in FP32: they
+are cheap, and quantizing them moves the probabilities the gate compares.
+The gate is scored on other photos than the calibration ones.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+PRECISION_ENV = "RECOGNIZER_PRECISION"
+PRECISIONS = ("fp32", "int8", "auto")
+DEFAULT_PRECISION = "fp32"
+# The copy is served only when, on the evaluation photos, it keeps FP32's answers this well.
+MIN_TOP1_AGREEMENT = 0.97
+MIN_TOP5_SHARED = 4.0
+MIN_DOMAIN_AGREEMENT = 0.98
+KEPT_IN_FP32 = ("Gemm", "MatMul", "Softmax")
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+def precision() -> str:
+    """RECOGNIZER_PRECISION: fp32 (never INT8), int8 (INT8 when it passes its gate) or auto (the same, and say less)."""
+    value = os.environ.get(PRECISION_ENV, DEFAULT_PRECISION).strip().lower()
+    if value not in PRECISIONS:
+        raise ValueError(f"{PRECISION_ENV}={value!r} is not a precision; choose one of {', '.join(PRECISIONS)}.")
+    return value
+
+
+def int8_path(onnx_path: str | Path) -> Path:
+    """Where the INT8 copy of an FP32 ONNX model lives: beside it, `<stem>.int8.onnx`."""
+    onnx_path = Path(onnx_path)
+    return onnx_path.with_name(f"{onnx_path.stem}.int8.onnx")
+
+
+def quantize_onnx(fp32: Path, target: Path, calibration: Iterable[np.ndarray]) -> Path:
+    """Write a QDQ INT8 copy of `fp32` to `target`, calibrated on (1, H, W, 3) batches; atomic like every export."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    batches = [np.ascontiguousarray(b, dtype=np.float32) for b in calibration]
+    if not batches:
+        raise ValueError("INT8 calibration needs at least one photo.")
+    input_name = onnx.load(str(fp32), load_external_data=False).graph.input[0].name
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".quantizing-") as scratch:
+        prepared, staged = Path(scratch) / "prepared.onnx", Path(scratch) / target.name
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        graph = onnx.load(str(prepared)).graph
+        quantize_static(
+            str(prepared), str(staged), _Reader(input_name, batches),
+            quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=[n.name for n in graph.node if n.op_type in KEPT_IN_FP32],
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+        os.replace(staged, target)
+    return target
+
+
+class _Reader:
+    """ONNX Runtime's calibration data reader over prepared batches."""
+
+    def __init__(self, input_name: str, batches: list[np.ndarray]):
+        self._feeds = iter([{input_name: b} for b in batches])
+
+    def get_next(self):
+        return next(self._feeds, None)
+
+    def rewind(self):  # some calibrators read the data twice
+        pass
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """How closely the INT8 copy keeps FP32's answers on the evaluation photos."""
+
+    passed: bool
+    images: int
+    top1_agreement: float
+    top5_shared: float
+    domain_agreement: float
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def check_gate(fp32: Runner, int8: Runner, batches: Sequence[np.ndarray], domain_of: Callable[[np.ndarray], str]) -> GateReport:
+    """Score INT8 against FP32 on `batches`: top-1 agreement, shared top-5 classes, unchanged domain."""
+    if not batches:
+        return GateReport(False, 0, 0.0, 0.0, 0.0, "No evaluation photos to score the INT8 copy on.")
+    top1 = shared = domains = 0
+    for batch in batches:
+        for want, got in zip(np.asarray(fp32(batch)), np.asarray(int8(batch))):
+            top1 += int(want.argmax() == got.argmax())
+            shared += len(set(np.argsort(-want)[:5].tolist()) & set(np.argsort(-got)[:5].tolist()))
+            domains += int(domain_of(want) == domain_of(got))
+    n = sum(len(b) for b in batches)
+    report = (top1 / n, shared / n, domains / n)
+    problems = [
+        f"{name} {value:.3f} is below {floor}"
+        for name, value, floor in zip(
+            ("top-1 agreement", "shared top-5 classes", "domain agreement"),
+            report,
+            (MIN_TOP1_AGREEMENT, MIN_TOP5_SHARED, MIN_DOMAIN_AGREEMENT),
+        )
+        if value < floor
+    ]
+    return GateReport(not problems, n, *report, reason="; ".join(problems))

@@ -1,0 +1,141 @@
+"""Several hosts behind one balancer: activations reach every host, a dead host is routed around, limits are shared."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from deploy.loopback import REPO, wait_until
+from tests.conftest import TINY_NAME
+from tests.multihost.conftest import ACTIVATE_AT, Load, photos, token_for
+
+pytestmark = [pytest.mark.multihost, pytest.mark.e2e]  # e2e too: "not e2e" quick runs leave it out
+SWITCH_SECONDS = 5.0
+CLIENTS = 3  # a load well below capacity: each host admits 8 requests at once (INFERENCE_QUEUE_MAX)
+
+
+def test_an_activation_on_host_a_is_served_by_both_hosts_within_5s_and_no_request_fails(running):
+    topology = running(API_RATE_LIMIT="100000/m")
+    host_a, host_b = topology.hosts
+    with Load(topology, token_for(topology, "switch"), clients=CLIENTS, max_requests=2000, max_seconds=40) as load:
+        load.wait_for(10)
+        committed = float(host_a.manage("shell", "-c", ACTIVATE_AT.format(name=TINY_NAME, version=2)).split()[-1])
+        switched = {}
+        while len(switched) < 2 and time.time() < committed + 3 * SWITCH_SECONDS:
+            for host in (host_a, host_b):
+                body = host.readyz()
+                if host.name not in switched and body and body["model"]["version"] == 2:
+                    switched[host.name] = time.time() - committed
+            time.sleep(0.05)
+        settled = load.count_ok()
+        load.wait_for(settled + 10)
+    assert set(switched) == {"host-a", "host-b"}, switched
+    assert max(switched.values()) <= SWITCH_SECONDS, switched
+    failed = [r for r in load.replies if r.status != 200]
+    assert failed == [], failed[:5]
+    both_switched = committed + max(switched.values())
+    assert {r.version for r in load.replies if r.started > both_switched} == {2}
+    assert {r.version for r in load.replies if r.finished < committed} == {1}
+
+
+def test_a_host_that_dies_under_load_costs_only_its_in_flight_requests(running):
+    topology = running(API_RATE_LIMIT="100000/m")
+    host_a, host_b = topology.hosts
+    with Load(topology, token_for(topology, "crash"), clients=CLIENTS, max_requests=2000, max_seconds=40) as load:
+        load.wait_for(20)
+        host_b.kill()
+        gone = refused_since(host_b)  # a dying process still accepts connections until its last socket closes
+        after = load.count_ok()
+        load.wait_for(after + 30)
+    failed = [r for r in load.replies if r.status != 200]
+    # Each client has one request in flight at most, so at most CLIENTS were on host B when it died.
+    assert len(failed) <= CLIENTS, failed
+    assert all(r.started <= gone for r in failed), failed
+    assert all(r.status == 502 for r in failed), failed  # the balancer answered; no client connection broke
+    assert host_a.readyz() is not None and host_b.readyz() is None
+    assert predictions_logged(host_b) > 0, "host B served nothing before it died: the test proved nothing"
+
+
+def refused_since(host, seconds: float = 10) -> float:
+    """The time from which the host's port refuses connections."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", host.port), timeout=1).close()
+        except ConnectionRefusedError:
+            return time.time()
+        time.sleep(0.01)
+    raise AssertionError(f"{host.name} still accepts connections {seconds} s after it was killed")
+
+
+def predictions_logged(host) -> int:
+    return (host.root / "access.log").read_text().count('"path": "/api/v1/predict"')
+
+
+def test_a_rate_limit_holds_for_both_hosts_together(running):
+    limit = 12
+    topology = running(API_RATE_LIMIT=f"{limit}/m")
+    token = token_for(topology, "limited")
+    photo = photos()[0]
+    statuses = []
+    with requests.Session() as session:
+        for _ in range(2 * limit):
+            reply = session.post(
+                topology.balancer.url("/api/v1/predict"), files={"image": ("p.jpg", photo, "image/jpeg")},
+                headers={"Authorization": f"Bearer {token}"}, verify=str(topology.balancer.cert), timeout=10,
+            )
+            statuses.append(reply.status_code)
+    assert statuses == [200] * limit + [429] * limit, statuses
+    for host in topology.hosts:  # the balancer spread them: each host counted the other's requests too
+        assert predictions_logged(host) >= limit // 2, (host.name, predictions_logged(host))
+
+
+def test_request_ids_cross_the_balancer_and_each_host_is_scraped_directly(running):
+    topology = running(API_RATE_LIMIT="100000/m")
+    cert, headers = str(topology.balancer.cert), {"Authorization": f"Bearer {token_for(topology, 'ids')}"}
+    files = {"image": ("p.jpg", photos()[0], "image/jpeg")}
+    given = requests.post(topology.balancer.url("/api/v1/predict"), files=files, headers={**headers, "X-Request-ID": "client-7"}, verify=cert)
+    made = requests.post(topology.balancer.url("/api/v1/predict"), files=files, headers=headers, verify=cert)
+    assert (given.status_code, given.headers["X-Request-ID"]) == (200, "client-7")
+    assert made.status_code == 200 and len(made.headers["X-Request-ID"]) == 32  # nginx's $request_id
+    wait_until(lambda: sum(predictions_logged(h) for h in topology.hosts) == 2, 10, "the access lines")  # written after replying
+    logged = "".join((host.root / "access.log").read_text() for host in topology.hosts)
+    assert '"request_id": "client-7"' in logged and f'"request_id": "{made.headers["X-Request-ID"]}"' in logged
+
+    assert requests.get(topology.balancer.url("/metrics"), verify=cert).status_code == 404
+    served = 0
+    for host in topology.hosts:  # production settings: loopback may scrape; each host counts only its own
+        text = requests.get(f"http://{host.address}/metrics", timeout=10).text
+        served += sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                      if s.name == "recognizer_predictions_total" and s.labels["status"] == "ok")
+    assert served == 2
+
+
+def test_backup_and_restore_bring_back_the_database_and_the_model_store(topology, tmp_path):
+    host = topology.hosts[0]
+    host.manage("activate", TINY_NAME, "1")
+    before = json.loads(host.manage("models", "--json"))["versions"]
+    dump, tar = run_script("backup.sh", str(tmp_path / "backups"), env=host.env).split()
+
+    host.manage("activate", TINY_NAME, "2")  # changes after the backup: both must be undone
+    (topology.models_dir / f"{TINY_NAME}-v1.h5").unlink()
+    run_script("restore.sh", dump, tar, env=host.env)
+
+    after = json.loads(host.manage("models", "--json"))["versions"]
+    assert [(v["version"], v["active"], v["engine"], v["problem"]) for v in after] == [
+        (v["version"], v["active"], v["engine"], v["problem"]) for v in before
+    ]
+    assert [v["active"] for v in after] == [False, True] and after[1]["problem"] == ""
+    host.manage("activate", TINY_NAME, "1")  # refuses an artifact that is missing or differs from its record
+
+
+def run_script(name: str, *args: str, env: dict) -> str:
+    done = subprocess.run([str(REPO / "deploy" / name), *args], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

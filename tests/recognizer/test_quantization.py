@@ -1,0 +1,87 @@
+"""INT8 copies of compiled models: the quantizer writes a real QDQ model, and the gate scores it against FP32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recognizer import quantization, runtimes
+from recognizer.artifacts import load_artifact
+from recognizer.preprocessing import open_image, to_batch
+from tests.conftest import TINY_SPEC
+
+
+@pytest.fixture(scope="module")
+def fp32_onnx(tiny_artifact, tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("int8") / "tiny.onnx"
+    runtimes.export(load_artifact(tiny_artifact).model, "onnxruntime", target)
+    return target
+
+
+@pytest.fixture
+def batches(photos) -> list[np.ndarray]:
+    files = sorted(photos.rglob("*.jpg"))[:12]
+    return [to_batch(open_image(f), TINY_SPEC) for f in files]
+
+
+def _domain(row: np.ndarray) -> str:
+    return ("animal", "bird", "plant", "other")[int(row.argmax())]
+
+
+def test_the_quantized_copy_is_a_qdq_model_that_keeps_the_head_in_fp32(fp32_onnx, batches):
+    import onnx
+
+    target = quantization.quantize_onnx(fp32_onnx, quantization.int8_path(fp32_onnx), batches[:6])
+    nodes = onnx.load(str(target)).graph.node
+    ops = [n.op_type for n in nodes]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    dequantized = {n.output[0] for n in nodes if n.op_type == "DequantizeLinear"}
+    head = next(n for n in nodes if n.op_type in ("Gemm", "MatMul"))
+    assert head.input[1] not in dequantized  # the classifier's weights stay FP32
+    assert any(n.op_type == "Conv" and n.input[1] in dequantized for n in nodes)  # the convolutions do not
+    assert target.name == "tiny.int8.onnx"
+
+
+def test_the_int8_copy_runs_and_keeps_the_tiny_models_answers(fp32_onnx, batches):
+    target = quantization.quantize_onnx(fp32_onnx, fp32_onnx.with_name("tiny.q.onnx"), batches[:6])
+    fp32 = runtimes.open_runner(fp32_onnx, "onnxruntime", 1)
+    int8 = runtimes.open_runner(target, "onnxruntime", 1)
+    report = quantization.check_gate(fp32, int8, batches[6:], _domain)
+    assert report.images == len(batches[6:])
+    assert report.top5_shared >= 3.0  # only 4 classes: every top-5 holds all of them
+    probabilities = int8(batches[6])
+    assert probabilities.shape == (1, 4) and abs(float(probabilities.sum()) - 1) < 1e-3
+
+
+def test_the_gate_passes_a_copy_that_answers_exactly_like_fp32(fp32_onnx, batches):
+    fp32 = runtimes.open_runner(fp32_onnx, "onnxruntime", 1)
+    report = quantization.check_gate(fp32, fp32, batches, _domain)
+    assert report.passed and report.top1_agreement == 1.0 and report.domain_agreement == 1.0 and not report.reason
+
+
+def test_the_gate_refuses_a_copy_whose_top_class_moves(fp32_onnx, batches):
+    fp32 = runtimes.open_runner(fp32_onnx, "onnxruntime", 1)
+    shifted = lambda batch: np.roll(fp32(batch), 1, axis=1)  # every image's best class changes
+    report = quantization.check_gate(fp32, shifted, batches, _domain)
+    assert not report.passed
+    assert report.top1_agreement == 0.0 and "top-1 agreement 0.000 is below 0.97" in report.reason
+    assert "domain agreement" in report.reason
+
+
+def test_the_gate_refuses_when_there_is_nothing_to_score():
+    report = quantization.check_gate(lambda b: b, lambda b: b, [], _domain)
+    assert not report.passed and "No evaluation photos" in report.reason
+
+
+def test_calibration_needs_photos(fp32_onnx):
+    with pytest.raises(ValueError, match="at least one photo"):
+        quantization.quantize_onnx(fp32_onnx, fp32_onnx.with_name("none.onnx"), [])
+
+
+@pytest.mark.parametrize("value", ["fp16", "int4", ""])
+def test_an_unknown_precision_is_refused_with_the_choices(monkeypatch, value):
+    monkeypatch.setenv(quantization.PRECISION_ENV, value)
+    with pytest.raises(ValueError, match="fp32, int8, auto"):
+        quantization.precision()

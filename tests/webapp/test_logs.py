@@ -1,0 +1,89 @@
+"""Logs: one JSON object per line with the request id, echoed to the client in the header and in error bodies."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from tests.conftest import TINY_NAME, random_photo
+from tests.webapp.helpers import PREDICT, assert_error, encode, upload
+from webapp import logs
+
+
+@pytest.fixture
+def json_lines():
+    """Everything logged while the test runs, through the JSON formatter, as parsed lines."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    root.removeHandler(handler)
+
+
+def request_lines(lines: list[dict]) -> list[dict]:
+    return [line for line in lines if line["logger"] == "webapp.request"]
+
+
+def test_a_prediction_is_logged_as_one_json_line_with_the_request_id_model_and_version(client, active_tiny, json_lines):
+    reply = client.post(PREDICT, {"image": upload(encode(random_photo(), "JPEG"))}, HTTP_X_REQUEST_ID="trace-42.a")
+    assert reply.status_code == 200 and reply["X-Request-ID"] == "trace-42.a"
+    (line,) = request_lines(json_lines())
+    assert {k: line[k] for k in ("level", "request_id", "method", "path", "status", "model", "version", "engine")} == {
+        "level": "INFO", "request_id": "trace-42.a", "method": "POST", "path": "/api/v1/predict", "status": 200,
+        "model": TINY_NAME, "version": 1, "engine": "keras",
+    }
+    assert line["latency_ms"] > 0 and line["process"] > 0 and line["time"].endswith("+00:00")
+
+
+def test_a_request_without_a_usable_id_gets_a_new_one(client, db, json_lines):
+    made = client.get("/healthz")["X-Request-ID"]
+    replaced = client.get("/healthz", HTTP_X_REQUEST_ID="bad id\twith spaces " + "x" * 200)["X-Request-ID"]
+    assert len(made) == 32 and int(made, 16) >= 0
+    assert len(replaced) == 32 and replaced != made
+    assert [line["request_id"] for line in request_lines(json_lines())] == [made, replaced]
+
+
+def test_every_error_body_carries_the_request_id(client, db, settings):
+    settings.DEFAULT_MODEL_NAME = "nothing-registered"
+    not_ready = client.get("/readyz", HTTP_X_REQUEST_ID="probe-1")
+    assert assert_error(not_ready, 503, "model_not_ready")["request_id"] == "probe-1"
+    assert_error(client.get("/api/v1/nowhere"), 404, "not_found")
+    assert_error(client.post("/api/v1/predict", {}), 400)
+
+
+def test_lines_logged_while_answering_a_request_carry_its_id(client, db, json_lines, settings):
+    settings.DEFAULT_MODEL_NAME = "nothing-registered"
+    client.get("/readyz", HTTP_X_REQUEST_ID="probe-2")
+    assert {line["request_id"] for line in json_lines()} == {"probe-2"}
+
+
+def test_gunicorn_access_lines_have_the_same_shape():
+    atoms = {"h": "127.0.0.1", "m": "GET", "U": "/readyz", "q": "", "s": "200", "B": 57, "D": 1500, "a": "curl", "{x-request-id}o": "r-1"}
+    record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "%(h)s", (atoms,), None)
+    line = json.loads(logs.JsonFormatter().format(record))
+    assert {k: line[k] for k in ("level", "request_id", "method", "path", "status", "latency_ms")} == {
+        "level": "INFO", "request_id": "r-1", "method": "GET", "path": "/readyz", "status": 200, "latency_ms": 1.5,
+    }
+
+
+@pytest.mark.parametrize(
+    "env, default, expected",
+    [({}, "json", "json"), ({"LOG_FORMAT": "plain"}, "json", "plain"), ({}, "plain", "plain"),
+     ({"DJANGO_SETTINGS_MODULE": "webapp.settings.production"}, None, "json"), ({"DJANGO_SETTINGS_MODULE": "webapp.settings.dev"}, None, "plain")],
+)
+def test_log_format_is_json_in_production_and_plain_in_development_unless_set(monkeypatch, env, default, expected):
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert logs.log_format(default) == expected
+
+
+def test_a_misspelt_log_format_stops_the_boot(monkeypatch):
+    monkeypatch.setenv("LOG_FORMAT", "jsonl")
+    with pytest.raises(ValueError, match="LOG_FORMAT"):
+        logs.log_format("json")

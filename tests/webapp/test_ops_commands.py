@@ -1,0 +1,105 @@
+"""The operator commands: models, activate, rollback, tokens; the same services as the admin, audited the same way."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from tests.conftest import TINY_NAME, random_photo
+from tests.webapp.helpers import PREDICT, assert_error, encode, upload
+from webapp import fleet, services
+from webapp.models import Activation, ApiToken, ModelVersion, WorkerHeartbeat
+from webapp.runtime import runtime
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+@pytest.fixture
+def two_versions(active_tiny, tiny_artifact_v2):
+    return active_tiny, services.model_version_register(artifact_path=tiny_artifact_v2)
+
+
+@pytest.fixture
+def staff(db):
+    return get_user_model().objects.create_user("ops", password="x", is_staff=True)
+
+
+def test_activate_switches_the_active_version_and_audits_who_did_it(two_versions, staff):
+    out = run("activate", TINY_NAME, "2", "--by", "ops")
+    assert out.startswith(f"{TINY_NAME} v2 is active")
+    assert ModelVersion.objects.get(is_active=True).version == 2
+    audit = Activation.objects.first()
+    assert (audit.from_version.version, audit.to_version.version, audit.kind, audit.by) == (1, 2, "activate", staff)
+
+
+@pytest.mark.parametrize("args, message", [(("9",), "no version 9"), (("2", "--by", "nobody"), "no active staff user")])
+def test_activate_refuses_in_one_line_and_changes_nothing(two_versions, args, message):
+    with pytest.raises(CommandError, match=message) as raised:
+        run("activate", TINY_NAME, *args)
+    assert "\n" not in str(raised.value)
+    assert ModelVersion.objects.get(is_active=True).version == 1
+
+
+def test_rollback_goes_back_to_the_previous_version_and_audits_it(two_versions, staff):
+    run("activate", TINY_NAME, "2")
+    assert run("rollback", TINY_NAME, "--by", "ops").startswith(f"rolled back to {TINY_NAME} v1")
+    assert ModelVersion.objects.get(is_active=True).version == 1
+    assert (Activation.objects.first().kind, Activation.objects.first().by) == ("rollback", staff)
+
+
+def test_rollback_without_a_previous_version_says_so(active_tiny):
+    with pytest.raises(CommandError, match="no previously active version"):
+        run("rollback", TINY_NAME)
+
+
+def test_a_created_token_works_until_it_is_revoked(client, active_tiny, settings, staff):
+    settings.API_ALLOW_ANONYMOUS = False
+    out = run("tokens", "create", "batch-job", "--by", "ops")
+    key = out.split(": ", 1)[1].strip()
+    token = ApiToken.objects.get(name="batch-job")
+    assert key not in run("tokens", "list") and f"{token.prefix}..." in run("tokens", "list")
+    image = encode(random_photo(), "JPEG")
+    assert client.post(PREDICT, {"image": upload(image)}, HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
+
+    assert "revoked token" in run("tokens", "revoke", token.prefix, "--by", "ops")
+    assert_error(client.post(PREDICT, {"image": upload(image)}, HTTP_AUTHORIZATION=f"Bearer {key}"), 401, "unauthorized")
+    assert "revoked" in run("tokens", "list") and run("tokens", "list", "--active") == ""
+    assert [e.get_change_message() for e in LogEntry.objects.filter(object_id=str(token.pk)).order_by("pk")] == ["created", "revoked"]
+
+
+def test_revoking_an_unknown_token_says_so(db):
+    with pytest.raises(CommandError, match="no token matches"):
+        run("tokens", "revoke", "nosuchprefix")
+
+
+def test_models_lists_versions_and_what_each_live_worker_serves(two_versions, settings):
+    settings.INSTANCE_NAME = "host-a"
+    runtime().get(TINY_NAME)
+    fleet.worker_heartbeat_record()
+    report = json.loads(run("models", "--json"))
+    assert [(v["version"], v["active"], v["engine"]) for v in report["versions"]] == [(2, False, "keras"), (1, True, "keras")]
+    assert [(w["instance"], w["pid"], w["model"], w["version"], w["engine"]) for w in report["workers"]] == [
+        ("host-a", os.getpid(), TINY_NAME, 1, "keras")
+    ]
+    table = run("models")
+    assert "host-a" in table and str(os.getpid()) in table and "warning" not in table
+
+
+def test_models_leaves_out_workers_that_stopped_reporting(active_tiny, settings):
+    from django.utils import timezone
+
+    runtime().get(TINY_NAME)
+    fleet.worker_heartbeat_record()
+    WorkerHeartbeat.objects.update(seen_at=timezone.now() - fleet.heartbeat_live_window() * 2)
+    assert json.loads(run("models", "--json"))["workers"] == []
+    assert "no worker has reported" in run("models")

@@ -1,0 +1,75 @@
+"""After an upgrade of the optimized runtime a version silently falls back to Keras: it is reported everywhere
+an operator looks, and `manage.py recompile` brings the optimized engine back."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from recognizer.optimized import parity_record_path
+from tests.conftest import TINY_NAME
+from tests.webapp.test_metrics import scrape, value
+from webapp import fleet, services
+from webapp.runtime import runtime
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+@pytest.fixture
+def upgraded(settings, db, fresh_runtime, artifact_copy):
+    """A version compiled for ONNX Runtime whose parity record was written by another ONNX Runtime release."""
+    settings.RECOGNIZER_ENGINE = "onnxruntime"
+    settings.DEFAULT_MODEL_NAME = TINY_NAME
+    path = artifact_copy()
+    version = services.model_version_register(artifact_path=path, activate=True)
+    assert version.engine == "onnxruntime", version.engine_note
+    record = parity_record_path(path, "onnxruntime")
+    older = {**json.loads(record.read_text()), "runtime": "1.0.0"}
+    record.write_text(json.dumps(older))
+    runtime().reload(TINY_NAME)  # what a worker started after the upgrade loads
+    return version
+
+
+def test_a_fallback_to_keras_is_reported_in_readyz_metrics_heartbeats_and_the_admin(upgraded, client, admin_client):
+    assert runtime().get(TINY_NAME).engine.kind == "keras"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert "served by keras, not onnxruntime" in ready.json()["warnings"][0]
+    metrics = scrape(client)
+    assert value(metrics, "recognizer_engine_fallback", model=TINY_NAME, version="1", wanted="onnxruntime") == 1
+    assert value(metrics, "recognizer_model_loaded", model=TINY_NAME, version="1", engine="keras") == 1
+    fleet.worker_heartbeat_record()
+    assert "checked with 1.0.0" in json.loads(run("models", "--json"))["versions"][0]["problem"]
+    assert "warning:" in run("models")
+    page = admin_client.get("/admin/webapp/modelversion/").content.decode()
+    assert "is served by Keras, not onnxruntime" in page
+
+
+def test_recompile_restores_the_optimized_engine_in_running_workers(upgraded, client):
+    get_user_model().objects.create_user("ops", is_staff=True)
+    assert run("recompile", "--by", "ops").strip() == f"{TINY_NAME} v1: served by onnxruntime"
+    fleet.worker_heartbeat_record()  # the next poll of each worker picks the new copy up
+    assert runtime().get(TINY_NAME).engine.kind == "onnxruntime"
+    assert client.get("/readyz").json()["warnings"] == []
+    assert value(scrape(client), "recognizer_engine_fallback", model=TINY_NAME, version="1", wanted="onnxruntime") == 0
+    assert run("recompile").startswith("nothing to recompile")
+
+
+def test_the_admin_action_recompiles_with_the_same_service(upgraded, admin_client):
+    reply = admin_client.post(
+        "/admin/webapp/modelversion/", {"action": "recompile_selected", "_selected_action": [upgraded.pk]}, follow=True
+    )
+    shown = [str(m) for m in reply.context["messages"]]
+    assert f"{TINY_NAME} v1 is served by onnxruntime." in shown, shown
+    fleet.worker_heartbeat_record()
+    assert runtime().get(TINY_NAME).engine.kind == "onnxruntime"

@@ -1,0 +1,26 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from webapp import services
+from webapp.management.operator import add_by_argument, operator
+from webapp.models import ModelVersion
+
+
+class Command(BaseCommand):
+    help = "Make VERSION the active version of model NAME (as the admin's action does); audited."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("version", type=int)
+        add_by_argument(parser)
+
+    def handle(self, *args, name, version, by, **options):
+        user = operator(by)
+        target = ModelVersion.objects.filter(name=name, version=version).first()
+        if target is None:
+            raise CommandError(f"no version {version} of a model named {name!r}; manage.py models lists them.")
+        try:
+            services.model_version_activate(version=target, by=user)
+        except services.ActivationError as exc:
+            raise CommandError(f"not activated: {exc}") from None
+        self.stdout.write(f"{target} is active; every worker switches within about {settings.MODEL_POLL_SECONDS} s.")

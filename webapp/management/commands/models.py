@@ -1,0 +1,63 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from recognizer.optimized import unavailable_reason
+from webapp import fleet, selectors
+
+
+class Command(BaseCommand):
+    help = "List model versions (active flag, compiled engine) and what every live worker of every host serves."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", nargs="?", help="only this model name")
+        parser.add_argument("--json", action="store_true", help="one JSON document instead of tables")
+
+    def handle(self, *args, name, json: bool, **options):
+        versions = list(selectors.model_version_list(name=name).order_by("name", "-version"))
+        if name and not versions:
+            raise CommandError(f"no model named {name!r}.")
+        workers = [w for w in fleet.worker_heartbeat_list(live_within=fleet.heartbeat_live_window()) if not name or w.model_name == name]
+        report = {"versions": [_version(v) for v in versions], "workers": [_worker(w) for w in workers]}
+        if json:
+            self.stdout.write(_dumps(report))
+        else:
+            self._print(report)
+
+    def _print(self, report: dict) -> None:
+        self.stdout.write(_table(report["versions"], ("name", "version", "active", "engine", "served", "created_at", "problem")))
+        self.stdout.write("")
+        if not report["workers"]:
+            self.stdout.write("no worker has reported in the last few seconds (is the service running?)")
+            return
+        self.stdout.write(_table(report["workers"], ("instance", "pid", "model", "version", "engine", "wanted", "seen_s_ago")))
+        for w in report["workers"]:
+            if w["engine"] != w["wanted"]:
+                self.stdout.write(f"warning: {w['instance']}:{w['pid']} serves {w['model']} v{w['version']} with {w['engine']}, "
+                                  f"not {w['wanted']}: run manage.py recompile {w['model']}")
+
+
+def _version(v) -> dict:
+    problem = unavailable_reason(v.artifact_path, v.engine) if v.engine != "keras" else v.engine_note
+    return {
+        "name": v.name, "version": v.version, "active": v.is_active, "engine": v.engine, "served": v.predictions_served,
+        "created_at": v.created_at.strftime("%Y-%m-%d %H:%M"), "problem": problem,
+    }
+
+
+def _worker(w) -> dict:
+    return {
+        "instance": w.instance, "pid": w.pid, "model": w.model_name, "version": w.version, "engine": w.engine,
+        "wanted": w.wanted_engine, "seen_s_ago": round((timezone.now() - w.seen_at).total_seconds(), 1),
+    }
+
+
+def _dumps(report: dict) -> str:
+    return json.dumps(report, indent=2)
+
+
+def _table(rows: list[dict], columns: tuple) -> str:
+    cells = [[str(c) for c in columns]] + [["yes" if r[c] is True else "" if r[c] is False else str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells)

@@ -1,0 +1,43 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from recognizer.optimized import unavailable_reason
+from webapp import services
+from webapp.management.operator import add_by_argument, operator
+from webapp.models import ModelVersion
+
+
+class Command(BaseCommand):
+    help = (
+        "Compile model versions again for their optimized engine and check parity: after upgrading ONNX Runtime or "
+        "OpenVINO, versions whose parity record no longer matches are served by Keras (slower) until this runs."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", nargs="?", help="only versions of this model name")
+        parser.add_argument("--all", action="store_true", help="also versions whose compiled copy is still valid")
+        add_by_argument(parser)
+
+    def handle(self, *args, name, all: bool, by, **options):
+        user = operator(by)
+        versions = ModelVersion.objects.filter(name=name) if name else ModelVersion.objects.all()
+        if name and not versions.exists():
+            raise CommandError(f"no model named {name!r}.")
+        stale = [v for v in versions.order_by("name", "version") if all or _needs_recompiling(v)]
+        if not stale:
+            self.stdout.write("nothing to recompile: every compiled copy matches its artifact and the installed runtime.")
+            return
+        failed = 0
+        for version in stale:
+            try:
+                done = services.model_version_recompile(version=version, by=user)
+            except (services.ActivationError, services.RegistrationError) as exc:
+                self.stderr.write(f"{version}: not recompiled: {exc}")
+                failed += 1
+                continue
+            self.stdout.write(f"{done}: served by {done.engine}" + (f" ({done.engine_note})" if done.engine_note else ""))
+        if failed:
+            raise CommandError(f"{failed} of {len(stale)} versions could not be recompiled.")
+
+
+def _needs_recompiling(version) -> bool:
+    return version.engine != "keras" and bool(unavailable_reason(version.artifact_path, version.engine))

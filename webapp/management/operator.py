@@ -1,0 +1,23 @@
+"""What the operator commands share: who is acting (`--by USERNAME`), and one-line errors."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import CommandError
+
+
+def add_by_argument(parser) -> None:
+    parser.add_argument(
+        "--by", metavar="USERNAME", default="",
+        help="the staff user doing this, recorded in the audit trail as in the admin (default: nobody; the OS user is logged)",
+    )
+
+
+def operator(username: str):
+    """The staff user named by --by, or None; a name that is not a staff user stops the command."""
+    if not username:
+        return None
+    user = get_user_model().objects.filter(username=username, is_staff=True, is_active=True).first()
+    if user is None:
+        raise CommandError(f"--by {username}: no active staff user of that name.")
+    return user
