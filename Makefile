@@ -45,6 +45,11 @@ bench: setup-dev
 clean:
 	rm -rf var models/*.h5 models/*.json
 
+# ---- security: decoding bombs against a real gunicorn, peak RSS per worker ----
+.PHONY: bench-decode-bomb
+bench-decode-bomb: setup-dev
+	$(BIN)/python bench/decode_bomb.py
+
 # ---- languages and accessibility ---------------------------------------------------------------
 # The .po catalogs under locale/ are the source; the .mo files are built here, not committed (they are build
 # output and would go stale). compilemessages runs GNU gettext's msgfmt: Debian's `gettext` package.

@@ -18,6 +18,7 @@ from recognizer.manifest import QUERY_DOMAINS
 from webapp import services
 from webapp.errors import ApiError
 from webapp.i18n import Lang, activate_reply_language, parameter_problem
+from webapp.throttling import ClientRateThrottle
 
 Domain = Literal[QUERY_DOMAINS]
 
@@ -29,9 +30,32 @@ class PredictParams(BaseModel):
     lang: Optional[Lang] = None
 
 
+# No parameter needs more digits; Python itself refuses to convert more than 4300 into an int.
+MAX_NUMBER_CHARS = 20
+
+
+def _json_number(kind):
+    def parse(text: str):
+        if len(text) > MAX_NUMBER_CHARS:
+            message = _("A number in the JSON body has more than %(limit)d characters.") % {"limit": MAX_NUMBER_CHARS}
+            raise ApiError(400, "invalid_json", message)
+        value = kind(text)
+        if value in (float("inf"), float("-inf")):
+            raise ApiError(400, "invalid_json", _("A number in the JSON body is too large."))
+        return value
+
+    return parse
+
+
+def _no_constant(name: str):
+    raise ApiError(400, "invalid_json", _("%(name)s is not a JSON number.") % {"name": name})
+
+
 def _json_body(request: HttpRequest) -> dict:
     try:
-        body = json.loads(request.body)
+        body = json.loads(
+            request.body, parse_int=_json_number(int), parse_float=_json_number(float), parse_constant=_no_constant
+        )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", _("The request body is not valid JSON.")) from None
     if not isinstance(body, dict):
@@ -44,6 +68,9 @@ def _decode_base64(value) -> bytes:
         raise ApiError(400, "invalid_base64", _("image_base64 must be a non-empty base64 string."))
     if value.startswith("data:"):
         value = value.partition(",")[2]
+    if len(value.rstrip("=")) * 3 // 4 > settings.UPLOAD_MAX_BYTES:  # refused before decoding copies it
+        limit = f"{settings.UPLOAD_MAX_BYTES / 1e6:.3g}"
+        raise ApiError(413, "file_too_large", _("The file is larger than the %(limit)s MB limit.") % {"limit": limit})
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
@@ -55,6 +82,10 @@ def parse_params(source: dict) -> PredictParams:
     raw = {k: source.get(k) for k in ("top_k", "domain", "model", "lang") if source.get(k) not in (None, "")}
     if isinstance(raw.get("lang"), str):
         raw["lang"] = raw["lang"].lower()
+    top_k = raw.get("top_k")
+    if isinstance(top_k, str) and len(top_k) > MAX_NUMBER_CHARS:  # int() of thousands of digits costs, then fails
+        problem = _("must be a whole number from 1 to %(maximum)d") % {"maximum": MAX_TOP_K}
+        raise ApiError(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": "top_k", "problem": problem})
     try:
         params = PredictParams(**raw)
     except PydanticError as exc:
@@ -123,8 +154,19 @@ def parse_batch(request: HttpRequest) -> tuple[list[services.Upload], PredictPar
     if len(items) > settings.BATCH_MAX_IMAGES:
         counts = {"limit": settings.BATCH_MAX_IMAGES, "count": len(items)}
         raise ApiError(413, "too_many_images", _("At most %(limit)d images per batch; got %(count)d.") % counts)
+    _count_against_rate_limit(request, len(items) - 1)  # the request itself was counted already
     if is_json(request):
         uploads = [services.Upload(_decode_base64(item)) for item in items]
     else:
         uploads = [upload_from_file(f) for f in items]
     return uploads, params
+
+
+def _count_against_rate_limit(request: HttpRequest, extra: int) -> None:
+    """Each image of a batch counts as a request: a batch is not a way around the rate limit."""
+    throttle = ClientRateThrottle()
+    if extra > 0 and not throttle.allow_more(request, extra):
+        message = _("These %(count)d images would go over your rate limit (%(rate)s); send fewer, or wait.") % {
+            "count": extra + 1, "rate": settings.API_RATE_LIMIT,
+        }
+        raise ApiError(429, "rate_limited", message, {"Retry-After": str(int(throttle.wait() or 1))})
