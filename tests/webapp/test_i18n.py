@@ -205,3 +205,10 @@ def test_the_page_s_own_error_pages_are_in_the_page_language(client, db):
     missing = client.get("/no-such-page", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER)
     assert missing.status_code == 404 and "找不到页面" in page_text(missing)
     assert "Page not found" in page_text(client.get("/no-such-page"))
+
+
+def test_the_feedback_form_under_an_answer_is_in_the_page_language(client, active, jpeg, settings):
+    settings.FEEDBACK_ENABLED = True
+    chinese = page_text(client.post("/", {"image": upload(jpeg)}, HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
+    assert "识别错了？告诉我们它是什么" in chinese and "照片会保留" in chinese
+    assert "Wrong? Tell us what it is" in page_text(client.post("/", {"image": upload(jpeg)}))
