@@ -6,7 +6,7 @@ Handlers parse and shape replies; services decide. Every error is
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Literal, Optional, Union
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -71,6 +71,17 @@ class PredictionOut(Schema):
     index: int
     domain: str
     probability: float
+    probability_in_domain: Optional[float] = None
+
+
+class VerdictOut(Schema):
+    domain: Literal["animal", "bird", "plant", "other"]
+    domain_probability: float
+    status: Literal["confident", "uncertain", "not_wildlife"]
+    label: Optional[str]
+    index: Optional[int]
+    level: Optional[Literal["class", "group"]]
+    explanation: str
 
 
 class ModelRef(Schema):
@@ -87,8 +98,12 @@ class Timing(Schema):
 class PredictOut(Schema):
     id: Optional[int] = None  # the prediction, for POST /api/v1/predictions/{id}/feedback
     model: ModelRef
+    verdict: Optional[VerdictOut]
     predictions: list[PredictionOut]
     timing_ms: Timing
+    domain_note: Optional[str] = None
+    heatmap_png_base64: Optional[str] = None
+    allowed_classes: Optional[dict] = None
 
 
 class ItemErrorOut(Schema):
@@ -122,6 +137,7 @@ _PARAMETERS = {
     "domain": {"type": "string", "enum": list(QUERY_DOMAINS), "description": "only classes of this domain"},
     # An empty example, not Swagger UI's placeholder "string" (no model has that name): empty means the default model.
     "model": {"type": "string", "example": "", "description": "a model name from GET /api/v1/models; empty: the default"},
+    "explain": {"type": "boolean", "default": False, "description": "also return a PNG heat map (base64) of where the model looked"},
     "lang": {"type": "string", "enum": ["en", "zh-hans", "zh"], "default": "en", "description": "language of labels and messages"},
 }
 
@@ -157,7 +173,9 @@ BATCH_DESCRIPTION = (
 @api.post("/predict", response={200: PredictOut, **ERRORS}, openapi_extra=IMAGE_BODY, summary="Classify one photo")
 def predict(request: HttpRequest):
     upload, params = parse_single(request)
-    result = services.prediction_create(upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain)
+    result = services.prediction_create(
+        upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, explain=params.explain
+    )
     feedback.photo_keep(prediction_id=result.id, data=upload.data, owner=feedback.Owner.of_api(request))
     shadow.shadow_sample_result(result=result, data=upload.data, domain=params.domain)
     return result.to_dict(lang=reply_language())
@@ -169,7 +187,9 @@ def predict(request: HttpRequest):
 )
 def predict_batch(request: HttpRequest):
     uploads, params = parse_batch(request)
-    batch = services.prediction_create_batch(uploads=uploads, model_name=params.model, top_k=params.top_k, domain=params.domain)
+    batch = services.prediction_create_batch(
+        uploads=uploads, model_name=params.model, top_k=params.top_k, domain=params.domain, explain=params.explain
+    )
     for upload, item in zip(uploads, batch.items):
         if isinstance(item, services.PredictionResult):
             feedback.photo_keep(prediction_id=item.id, data=upload.data, owner=feedback.Owner.of_api(request))

@@ -66,6 +66,7 @@ def from_core(exc: core.RecognizerError) -> ApiError:
 
 def to_api_error(exc: Exception) -> ApiError:
     """The HTTP error for an exception that a request may end in on purpose (see EXPECTED)."""
+    from webapp.answering import ExplainUnavailable
     from webapp.feedback import FeedbackError
     from webapp.runtime import Busy, ModelNotReady
     from webapp.services import UnknownModel
@@ -78,6 +79,8 @@ def to_api_error(exc: Exception) -> ApiError:
         return from_core(exc)
     if isinstance(exc, UnknownModel):
         return ApiError(400, "unknown_model", translated(exc))
+    if isinstance(exc, ExplainUnavailable):
+        return ApiError(409, "explain_unavailable", str(exc))
     if isinstance(exc, Busy):
         return ApiError(503, "busy", translated(exc), {"Retry-After": "1"})
     if isinstance(exc, ModelNotReady):
@@ -88,8 +91,9 @@ def to_api_error(exc: Exception) -> ApiError:
 
 def expected_errors() -> tuple[type[Exception], ...]:
     """The exceptions to_api_error turns into replies: the page and the API catch exactly these."""
+    from webapp.answering import ExplainUnavailable
     from webapp.feedback import FeedbackError
     from webapp.runtime import Busy, ModelNotReady
     from webapp.services import UnknownModel
 
-    return (ApiError, core.RecognizerError, UnknownModel, Busy, ModelNotReady, FeedbackError)
+    return (ApiError, core.RecognizerError, UnknownModel, ExplainUnavailable, Busy, ModelNotReady, FeedbackError)

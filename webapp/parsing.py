@@ -27,6 +27,7 @@ class PredictParams(BaseModel):
     top_k: int = Field(5, ge=1, le=MAX_TOP_K)
     domain: Optional[Domain] = None
     model: Optional[str] = Field(None, max_length=100)
+    explain: bool = False
     lang: Optional[Lang] = None
 
 
@@ -79,7 +80,7 @@ def _decode_base64(value) -> bytes:
 
 def parse_params(source: dict) -> PredictParams:
     """The parameters; a `lang` among them is the language of the reply from here on."""
-    raw = {k: source.get(k) for k in ("top_k", "domain", "model", "lang") if source.get(k) not in (None, "")}
+    raw = {k: source.get(k) for k in ("top_k", "domain", "model", "explain", "lang") if source.get(k) not in (None, "")}
     if isinstance(raw.get("lang"), str):
         raw["lang"] = raw["lang"].lower()
     top_k = raw.get("top_k")

@@ -29,7 +29,7 @@ from recognizer.errors import Translatable, gettext_noop
 from recognizer.labels import display_label
 from recognizer.manifest import Manifest, manifest_path, write_manifest
 from recognizer.optimized import optimize_artifact
-from webapp import admission, audit, metrics, selectors
+from webapp import admission, answering, audit, metrics, selectors
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction, history_maintenance
 from webapp.runtime import ModelNotReady, runtime
 
@@ -212,6 +212,10 @@ class PredictionResult:
     predictions: list[Ranked]
     timing_ms: dict = field(default_factory=dict)
     id: int | None = None  # the Prediction row: feedback on this answer names it
+    verdict: dict | None = None
+    domain_note: str = ""
+    heatmap_png_base64: str | None = None
+    allowed_classes: dict | None = None
     manifest: Manifest | None = None  # for the labels in other languages
 
     def to_dict(self, lang: str = "en") -> dict:
@@ -219,8 +223,12 @@ class PredictionResult:
         return {
             "id": self.id,
             "model": {"name": self.model_name, "version": self.model_version},
+            "verdict": self.verdict,
             "predictions": [self._prediction(p, lang) for p in self.predictions],
             "timing_ms": self.timing_ms,
+            "domain_note": self.domain_note or None,
+            "heatmap_png_base64": self.heatmap_png_base64,
+            "allowed_classes": self.allowed_classes,
         }
 
     def _prediction(self, ranked: Ranked, lang: str) -> dict:
@@ -238,7 +246,8 @@ class BatchResult:
 
 
 def prediction_create_batch(
-    *, uploads: list[Upload], model_name: str | None = None, top_k: int = 5, domain: str | None = None, source: str = "api"
+    *, uploads: list[Upload], model_name: str | None = None, top_k: int = 5, domain: str | None = None,
+    explain: bool = False, source: str = "api",
 ) -> BatchResult:
     """Classify the uploads with the active version of the model, in one batch, and record each one answered."""
     loaded = _loaded(model_name or settings.DEFAULT_MODEL_NAME)
@@ -249,19 +258,28 @@ def prediction_create_batch(
         started = time.perf_counter()
         sources = admission.decoded_uploads(uploads=uploads, spec=spec)  # within the memory budgets, each once
         decoding_ms = (time.perf_counter() - started) * 1000
-        answers = loaded.engine.predict(sources, top_k=top_k, domain=domain)
+        allowed = answering.allowed_classes(loaded)
+        answers = loaded.engine.predict(sources, top_k=top_k, domain=domain, allowed=allowed)
         timing = {**answers.timing_ms, "decode": round(answers.timing_ms["decode"] + decoding_ms, 2),
                   "total": round(answers.timing_ms["total"] + decoding_ms, 2)}
         watch.answered([a.error for a in answers.items], timing)
     answered = [(u, a.predictions) for u, a in zip(uploads, answers.items) if a.error is None]
     rows = iter(_record(loaded, answered, domain, timing["total"] / len(answered), source) if answered else [])
-    manifest = loaded.engine.manifest
     items = [
-        a.error if a.error is not None
-        else PredictionResult(loaded.name, loaded.version, a.predictions, timing, id=next(rows).pk, manifest=manifest)
-        for a in answers.items
+        a.error if a.error is not None else _result(loaded, source, a, timing, next(rows).pk, explain=explain, allowed=allowed)
+        for source, a in zip(sources, answers.items)
     ]
     return BatchResult(loaded.name, loaded.version, items)
+
+
+def _result(loaded, image, answer, timing_ms: dict, row_id: int, *, explain: bool, allowed) -> PredictionResult:
+    verdict = answer.verdict.to_dict() if answer.verdict is not None else None
+    heatmap = answering.heatmap_base64(loaded.engine, image, answer) if explain else None
+    applied = None if allowed is None else {"applied": True, "count": int(allowed.sum())}
+    return PredictionResult(
+        loaded.name, loaded.version, answer.predictions, timing_ms, row_id, verdict, answer.note, heatmap, applied,
+        manifest=loaded.engine.manifest,
+    )
 
 
 def _loaded(name: str):
@@ -273,9 +291,14 @@ def _loaded(name: str):
         raise
 
 
-def prediction_create(*, upload: Upload, model_name: str | None = None, top_k: int = 5, domain: str | None = None, source: str = "api") -> PredictionResult:
+def prediction_create(
+    *, upload: Upload, model_name: str | None = None, top_k: int = 5, domain: str | None = None,
+    explain: bool = False, source: str = "api",
+) -> PredictionResult:
     """Classify one upload (see prediction_create_batch); a bad image raises its error."""
-    (item,) = prediction_create_batch(uploads=[upload], model_name=model_name, top_k=top_k, domain=domain, source=source).items
+    (item,) = prediction_create_batch(
+        uploads=[upload], model_name=model_name, top_k=top_k, domain=domain, explain=explain, source=source
+    ).items
     if isinstance(item, core.ImageError):
         raise item
     return item

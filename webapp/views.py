@@ -64,7 +64,8 @@ def _classify(request: HttpRequest) -> tuple[services.PredictionResult, str]:
     upload = replace(upload_from_file(file), on_decoded=preview)
     params = parse_params(request.POST.dict())
     result = services.prediction_create(
-        upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, source="page"
+        upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, explain=params.explain,
+        source="page",
     )
     feedback.photo_keep(prediction_id=result.id, data=upload.data, owner=feedback.Owner.of_page(request))
     shadow.shadow_sample_result(result=result, data=upload.data, domain=params.domain)

@@ -97,10 +97,29 @@
     tag.classList.add("domain-" + prediction.domain);
     item.querySelector(".probability").textContent = shown;
     item.querySelector(".bar-fill").style.width = Math.round(prediction.probability * 100) + "%";
+    const share = item.querySelector(".share");
+    if (prediction.probability_in_domain !== null && prediction.probability_in_domain !== undefined) {
+      share.textContent = percent(prediction.probability_in_domain) + " within " + prediction.domain + "s";
+      share.hidden = false;
+    }
     return item;
   }
 
+  function renderVerdict(body) {
+    const verdict = body.verdict;
+    $("verdict").className = "verdict" + (verdict ? " verdict-" + verdict.status : "");
+    $("verdict-text").textContent = verdict ? verdict.explanation : "";
+    $("verdict-domain").textContent = verdict
+      ? "Domain: " + verdict.domain + " (" + Math.round(verdict.domain_probability * 100) + "% sure)" : "";
+    $("domain-note").textContent = body.domain_note || "";
+    $("domain-note").hidden = !body.domain_note;
+    const heatmap = $("heatmap");
+    if (body.heatmap_png_base64) heatmap.src = "data:image/png;base64," + body.heatmap_png_base64;
+    heatmap.hidden = !body.heatmap_png_base64;
+  }
+
   function render(body, domain) {
+    renderVerdict(body);
     list.replaceChildren(...body.predictions.map(row));
     $("model-info").textContent = body.model.name + " v" + body.model.version;
     $("timing").textContent = Math.round(body.timing_ms.total) + " ms";
@@ -112,8 +131,8 @@
     result.hidden = false;
     showFeedbackForm(body);
     const top = body.predictions[0];
-    status.textContent = top
-      ? interpolate(gettext("Top match: %(label)s, %(percent)s."), { label: top.label, percent: percent(top.probability) }, true)
+    status.textContent = body.verdict ? body.verdict.explanation
+      : top ? interpolate(gettext("Top match: %(label)s, %(percent)s."), { label: top.label, percent: percent(top.probability) }, true)
       : gettext("No labels.");
     revealOnSmallScreens();
   }
@@ -218,7 +237,7 @@
 
   form.addEventListener("change", (event) => {
     const name = event.target.name;
-    if ((name === "domain" || name === "model") && chosen) recognize();
+    if ((name === "domain" || name === "model" || name === "explain") && chosen) recognize();
   });
 
   // The whole zone opens the file chooser, not just its button.

@@ -125,6 +125,16 @@ def test_training_registers_and_activates_a_version_with_its_metrics(db, trained
     assert f"registered {NAME} v1, active" in trained.stdout
 
 
+def test_every_trained_version_is_calibrated_on_its_validation_split(db, trained):
+    manifest = version(1).manifest
+    calibration = manifest["extra"]["calibration"]
+    assert calibration["class_temperature"] > 0
+    assert set(calibration["thresholds"]) == {"domain", "label", "group"}
+    assert all(0.0 <= t <= 1.0 for t in calibration["thresholds"].values())
+    assert set(manifest["metrics"]["expected_calibration_error"]) == {"class_before", "class_after"}
+    assert "validation split (3 images)" in calibration["fitted_on"]
+
+
 @pytest.mark.slow
 def test_the_manifest_keeps_the_sorted_folder_order_with_classes_csv_labels_and_domains(db, trained):
     assert version(1).manifest["classes"] == EXPECTED_CLASSES
