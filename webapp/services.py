@@ -7,6 +7,7 @@ none of them holds logic of its own.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import shutil
 import time
@@ -32,6 +33,9 @@ from recognizer.optimized import optimize_artifact
 from webapp import admission, answering, audit, metrics, selectors
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction, history_maintenance
 from webapp.runtime import ModelNotReady, runtime
+
+
+log = logging.getLogger(__name__)
 
 
 class RegistrationError(Exception):
@@ -89,7 +93,20 @@ def model_version_register(
         version = _record_version(manifest, artifact_path, optimization.reason, notes=notes, by=by, number=number)
     except IntegrityError:
         raise RegistrationError(f"Another version of {manifest.name} was registered at the same moment; try again.") from None
-    return model_version_activate(version=version, by=by) if activate else version
+    if activate:
+        return model_version_activate(version=version, by=by)  # the promotion gate scores it on the way
+    _score_on_golden_set(version)
+    return version
+
+
+def _score_on_golden_set(version: ModelVersion) -> None:
+    """Where its model has a golden set, a new version is scored against the active one when it is registered."""
+    from webapp import promotion
+
+    try:
+        promotion.gate_check_run(candidate=version)
+    except promotion.GateRefused as exc:  # registration stands; the figures are asked for again at activation
+        log.warning("%s registered, but not scored on the golden set: %s", version, exc)
 
 
 def _record_version(manifest, artifact_path: Path, engine_note: str, *, notes: str, by, number: int | None) -> ModelVersion:
