@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from recognizer import errors, runtimes
+from recognizer.errors import gettext_noop
 from recognizer.artifacts import Artifact, load_artifact
 from recognizer.manifest import DOMAINS, Manifest
 from recognizer.preprocessing import Source, open_image, to_batch
@@ -254,7 +255,9 @@ class Engine:
         if mask is None:
             raise ValueError(f"Unknown domain {domain!r}; choose one of {', '.join(DOMAINS)}.")
         if not mask.any():
-            raise errors.RecognizerError(f"The model {self.manifest.name!r} has no {domain} classes.")
+            raise errors.RecognizerError(
+                gettext_noop("The model %(name)r has no %(domain)s classes."), name=self.manifest.name, domain=domain,
+            )
         return np.flatnonzero(mask)
 
 

@@ -228,7 +228,7 @@ def train(dataset: Dataset, config: TrainConfig, log: Log = print) -> TrainResul
     split = {"train": int(len(train_idx)), "validation": int(len(val_idx)), "skipped": len(dataset.skipped)}
     manifest = Manifest(
         name=config.name, backbone=backbone.name, input=backbone.input_spec, classes=dataset.classes,
-        metrics=_summary(metrics, cv), training=_training_record(config, split),
+        metrics=_summary(metrics, cv), training=_training_record(config, split), labels=dataset.labels,
         extra={"calibration": metrics["calibration"]} if held_out else {},
     )
     return TrainResult(model, manifest, history, metrics, cv, split, failed)

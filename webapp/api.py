@@ -10,6 +10,7 @@ from typing import Literal, Optional, Union
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import HttpBearer
@@ -18,6 +19,7 @@ from recognizer.engine import MAX_TOP_K
 from recognizer.manifest import QUERY_DOMAINS
 from webapp import feedback, selectors, services, shadow
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
+from webapp.i18n import parameter_problem, reply_language
 from webapp.parsing import parse_batch, parse_single
 from webapp.throttling import ClientRateThrottle
 
@@ -64,7 +66,8 @@ class ErrorOut(Schema):
 
 
 class PredictionOut(Schema):
-    label: str
+    label: str  # in the language asked for with `lang`
+    label_en: str
     index: int
     domain: str
     probability: float
@@ -135,6 +138,7 @@ _PARAMETERS = {
     # An empty example, not Swagger UI's placeholder "string" (no model has that name): empty means the default model.
     "model": {"type": "string", "example": "", "description": "a model name from GET /api/v1/models; empty: the default"},
     "explain": {"type": "boolean", "default": False, "description": "also return a PNG heat map (base64) of where the model looked"},
+    "lang": {"type": "string", "enum": ["en", "zh-hans", "zh"], "default": "en", "description": "language of labels and messages"},
 }
 
 
@@ -174,7 +178,7 @@ def predict(request: HttpRequest):
     )
     feedback.photo_keep(prediction_id=result.id, data=upload.data, owner=feedback.Owner.of_api(request))
     shadow.shadow_sample_result(result=result, data=upload.data, domain=params.domain)
-    return result.to_dict()
+    return result.to_dict(lang=reply_language())
 
 
 @api.post(
@@ -189,7 +193,11 @@ def predict_batch(request: HttpRequest):
     for upload, item in zip(uploads, batch.items):
         if isinstance(item, services.PredictionResult):
             feedback.photo_keep(prediction_id=item.id, data=upload.data, owner=feedback.Owner.of_api(request))
-    results = [item.to_dict() if isinstance(item, services.PredictionResult) else to_api_error(item).body() for item in batch.items]
+    lang = reply_language()
+    results = [
+        item.to_dict(lang=lang) if isinstance(item, services.PredictionResult) else to_api_error(item).body()
+        for item in batch.items
+    ]
     return {"model": {"name": batch.model_name, "version": batch.model_version}, "results": results}
 
 
@@ -220,7 +228,7 @@ def models_list(request: HttpRequest):
 def models_active(request: HttpRequest, name: str):
     version = selectors.model_version_list(name=name).filter(is_active=True).first()
     if version is None:
-        raise ApiError(404, "model_not_found", f"No active version of a model named {name!r}.")
+        raise ApiError(404, "model_not_found", _("No active version of a model named %(name)r.") % {"name": name})
     return version_out(version)
 
 
@@ -236,19 +244,19 @@ for _kind in expected_errors():
 
 @api.exception_handler(Throttled)
 def _throttled(request, exc: Throttled):
-    return error_response(429, "rate_limited", "Too many requests; slow down and retry after the given seconds.")
+    return error_response(429, "rate_limited", _("Too many requests; slow down and retry after the given seconds."))
 
 
 @api.exception_handler(AuthenticationError)
 def _unauthorized(request, exc):
-    return error_response(401, "unauthorized", "Send a valid API token: 'Authorization: Bearer <token>'.")
+    return error_response(401, "unauthorized", _("Send a valid API token: 'Authorization: Bearer <token>'."))
 
 
 @api.exception_handler(ValidationError)
 def _invalid(request, exc: ValidationError):
     first = exc.errors[0] if exc.errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()))
-    return error_response(400, "invalid_parameter", f"{where}: {first.get('msg', 'invalid value')}.")
+    return error_response(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": where, "problem": parameter_problem(first)})
 
 
 @api.exception_handler(HttpError)

@@ -26,7 +26,9 @@ from PIL import Image
 from recognizer import errors as core
 from recognizer.artifacts import verify_sha256
 from recognizer.engine import Engine, Prediction as Ranked
-from recognizer.manifest import manifest_path, write_manifest
+from recognizer.errors import Translatable, gettext_noop
+from recognizer.labels import display_label
+from recognizer.manifest import Manifest, manifest_path, write_manifest
 from recognizer.optimized import optimize_artifact
 from webapp import admission, answering, audit, metrics, selectors
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction, history_maintenance
@@ -48,7 +50,7 @@ class ActivationError(Exception):
         self.version = version
 
 
-class UnknownModel(Exception):
+class UnknownModel(Translatable, Exception):
     """No version of that model name was ever registered."""
 
 
@@ -231,18 +233,24 @@ class PredictionResult:
     domain_note: str = ""
     heatmap_png_base64: str | None = None
     allowed_classes: dict | None = None
+    manifest: Manifest | None = None  # for the labels in other languages
 
-    def to_dict(self) -> dict:
+    def to_dict(self, lang: str = "en") -> dict:
+        """The reply; `label` in `lang` ('en' or 'zh-hans'), `label_en` always English."""
         return {
             "id": self.id,
             "model": {"name": self.model_name, "version": self.model_version},
             "verdict": self.verdict,
-            "predictions": [p.to_dict() for p in self.predictions],
+            "predictions": [self._prediction(p, lang) for p in self.predictions],
             "timing_ms": self.timing_ms,
             "domain_note": self.domain_note or None,
             "heatmap_png_base64": self.heatmap_png_base64,
             "allowed_classes": self.allowed_classes,
         }
+
+    def _prediction(self, ranked: Ranked, lang: str) -> dict:
+        label = display_label(self.manifest, ranked.index, lang) if self.manifest else ranked.label
+        return {**ranked.to_dict(), "label": label, "label_en": ranked.label}
 
 
 @dataclass
@@ -286,7 +294,8 @@ def _result(loaded, image, answer, timing_ms: dict, row_id: int, *, explain: boo
     heatmap = answering.heatmap_base64(loaded.engine, image, answer) if explain else None
     applied = None if allowed is None else {"applied": True, "count": int(allowed.sum())}
     return PredictionResult(
-        loaded.name, loaded.version, answer.predictions, timing_ms, row_id, verdict, answer.note, heatmap, applied
+        loaded.name, loaded.version, answer.predictions, timing_ms, row_id, verdict, answer.note, heatmap, applied,
+        manifest=loaded.engine.manifest,
     )
 
 
@@ -295,7 +304,7 @@ def _loaded(name: str):
         return runtime().get(name)
     except ModelNotReady:
         if not selectors.model_name_exists(name=name):
-            raise UnknownModel(f"There is no model named {name!r}; GET /api/v1/models lists them.") from None
+            raise UnknownModel(gettext_noop("There is no model named %(name)r; GET /api/v1/models lists them."), name=name) from None
         raise
 
 

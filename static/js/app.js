@@ -6,6 +6,18 @@
   if (!form || !window.fetch || !window.FormData) return;
 
   const $ = (id) => document.getElementById(id);
+  // Django's JavaScript catalog (/jsi18n/) defines these in the page's language; English if it did not load.
+  const gettext = window.gettext || ((text) => text);
+  const pgettext = window.pgettext || ((context, text) => text);
+  const interpolate = window.interpolate || ((format, values) => format.replace(/%\(\w+\)s/g, (m) => values[m.slice(2, -2)]));
+  const DOMAIN_NAMES = {
+    animal: pgettext("domain", "animal"),
+    bird: pgettext("domain", "bird"),
+    plant: pgettext("domain", "plant"),
+    other: pgettext("domain", "other"),
+    all: pgettext("domain", "all"),
+  };
+  const domainName = (domain) => DOMAIN_NAMES[domain] || domain;
   const input = $("image");
   const dropzone = $("dropzone");
   const preview = $("preview");
@@ -63,8 +75,8 @@
   function setBusy(busy) {
     form.classList.toggle("is-busy", busy);
     card.setAttribute("aria-busy", busy ? "true" : "false");
-    submitText.textContent = busy ? "Recognizing…" : "Recognize";
-    if (busy) status.textContent = "Recognizing the photo…";
+    submitText.textContent = busy ? gettext("Recognizing…") : gettext("Recognize");
+    if (busy) status.textContent = gettext("Recognizing the photo…");
   }
 
   function showError(message) {
@@ -81,7 +93,7 @@
     item.dataset.probability = String(prediction.probability);
     item.querySelector(".label").textContent = prediction.label;
     const tag = item.querySelector(".domain");
-    tag.textContent = prediction.domain;
+    tag.textContent = domainName(prediction.domain);
     tag.classList.add("domain-" + prediction.domain);
     item.querySelector(".probability").textContent = shown;
     item.querySelector(".bar-fill").style.width = Math.round(prediction.probability * 100) + "%";
@@ -111,7 +123,7 @@
     list.replaceChildren(...body.predictions.map(row));
     $("model-info").textContent = body.model.name + " v" + body.model.version;
     $("timing").textContent = Math.round(body.timing_ms.total) + " ms";
-    $("filter-used").textContent = domain || "all";
+    $("filter-used").textContent = domainName(domain || "all");
     // The no-JS page shows the photo here; with JS the preview beside the form already does.
     result.querySelectorAll(".result-photo").forEach((img) => img.remove());
     errorBox.hidden = true;
@@ -120,7 +132,8 @@
     showFeedbackForm(body);
     const top = body.predictions[0];
     status.textContent = body.verdict ? body.verdict.explanation
-      : top ? "Top match: " + top.label + ", " + percent(top.probability) + "." : "No labels.";
+      : top ? interpolate(gettext("Top match: %(label)s, %(percent)s."), { label: top.label, percent: percent(top.probability) }, true)
+      : gettext("No labels.");
     revealOnSmallScreens();
   }
 
@@ -150,13 +163,13 @@
       });
       const reply = await response.json().catch(() => null);
       if (response.ok) {
-        said.textContent = "Thank you: an expert will look at it.";
+        said.textContent = gettext("Thank you: an expert will look at it.");
         feedbackForm.querySelector("button").disabled = true;
       } else {
         said.textContent = failureMessage(response, reply);
       }
     } catch (err) {
-      said.textContent = "Could not reach the server. Check your connection and try again.";
+      said.textContent = gettext("Could not reach the server. Check your connection and try again.");
     }
   }
 
@@ -171,14 +184,15 @@
 
   function failureMessage(response, body) {
     if (body && body.error && body.error.message) return body.error.message;
-    if (response.status === 403) return "Your session has expired. Reload the page and try again.";
-    if (response.status === 413) return "That file is too large to upload. Try a smaller photo.";
-    return "Something went wrong on the server (HTTP " + response.status + "). Try again in a moment.";
+    if (response.status === 403) return gettext("Your session has expired. Reload the page and try again.");
+    if (response.status === 413) return gettext("That file is too large to upload. Try a smaller photo.");
+    const format = gettext("Something went wrong on the server (HTTP %(status)s). Try again in a moment.");
+    return interpolate(format, { status: response.status }, true);
   }
 
   async function recognize() {
     if (!chosen) {
-      showError("Choose a photo first.");
+      showError(gettext("Choose a photo first."));
       return;
     }
     if (inflight) inflight.abort();
@@ -205,7 +219,7 @@
       else showError(failureMessage(response, body));
     } catch (err) {
       if (err.name === "AbortError") return;
-      showError("Could not reach the server. Check your connection and try again.");
+      showError(gettext("Could not reach the server. Check your connection and try again."));
     } finally {
       if (controller === inflight) {
         inflight = null;
@@ -266,6 +280,6 @@
     if (!image) return;
     event.preventDefault();
     // Browsers name every pasted bitmap "image.png"; say where it came from instead.
-    choose(image.getAsFile(), "Pasted image");
+    choose(image.getAsFile(), gettext("Pasted image"));
   });
 })();

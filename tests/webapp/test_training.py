@@ -28,7 +28,8 @@ from webapp.models import Activation, ModelVersion, history_maintenance
 
 NAME = "tiny-trained"
 KNOWN = ("blue-circle", "green-blocks", "red-stripes")  # sorted folder order
-CLASSES_CSV = "folder,label,domain\nred-stripes,Red stripes,bird\nblue-circle,Blue circle,plant\n"
+# label_zh is optional: green-blocks has no row, so it keeps its folder name in both languages.
+CLASSES_CSV = "folder,label,domain,label_zh\nred-stripes,Red stripes,bird,红条纹\nblue-circle,Blue circle,plant,蓝圆\n"
 EXPECTED_CLASSES = [
     {"index": 0, "id": "blue-circle", "label": "Blue circle", "domain": "plant"},
     {"index": 1, "id": "green-blocks", "label": "green-blocks", "domain": "animal"},  # from --domain
@@ -178,6 +179,13 @@ def test_the_api_serves_the_trained_model_and_its_labels(db, client, trained, se
         assert body["predictions"][0]["label"] == LABEL[kind]
     plants = predict(client, png_bytes(picture("red-stripes", seed=999)), model=NAME, domain="plant").json()
     assert [(p["label"], p["probability"]) for p in plants["predictions"]] == [("Blue circle", 1.0)]
+
+
+@pytest.mark.slow
+def test_a_label_zh_column_becomes_the_manifest_s_chinese_labels_and_the_api_serves_them(db, client, trained, served):
+    assert version(1).manifest["labels"] == {"zh-hans": ["蓝圆", "green-blocks", "红条纹"]}
+    body = predict(client, png_bytes(picture("red-stripes", seed=999)), model=NAME, lang="zh").json()
+    assert (body["predictions"][0]["label"], body["predictions"][0]["label_en"]) == ("红条纹", "Red stripes")
 
 
 @pytest.mark.slow
