@@ -55,15 +55,15 @@ bench-decode-bomb: setup-dev
 
 # ---- languages and accessibility ---------------------------------------------------------------
 # The .po catalogs under locale/ are the source; the .mo files are built here, not committed (they are build
-# output and would go stale). compilemessages runs GNU gettext's msgfmt: Debian's `gettext` package.
+# output and would go stale). They are compiled with Babel (scripts/compile_messages.py), so `make run` needs no
+# GNU gettext; `make messages` (xgettext) and the catalog test (msgcmp) do: Debian's `gettext` package.
 # axe-core (npm, MPL-2.0) is installed from tests/browser/package-lock.json, pinned and integrity-checked.
 MSG_IGNORE := --ignore='$(VENV)/*' --ignore='var/*' --ignore='tests/*' --ignore='bench/*' --ignore='scripts/*' --ignore='models/*' --ignore='test-artifacts/*'
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 .PHONY: compile-messages messages axe-core
 
 compile-messages: $(VENV)/.runtime
-	@command -v msgfmt >/dev/null || { echo "compilemessages needs GNU gettext's msgfmt: apt-get install gettext" >&2; exit 1; }
-	$(BIN)/python manage.py compilemessages --ignore='$(VENV)' --ignore=var --verbosity 0
+	$(BIN)/python scripts/compile_messages.py
 
 messages: $(VENV)/.runtime  # after changing a user-facing string: update the catalogs, then translate what is new
 	$(BIN)/python manage.py makemessages --locale zh_Hans --add-location file --no-obsolete $(MSG_IGNORE)
