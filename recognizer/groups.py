@@ -27,11 +27,20 @@ class Group:
     genus: str
     domain: str
     members: tuple[int, ...]
+    name_zh: str = ""
 
     def display(self) -> str:
         """'a fox (genus Vulpes)', or 'a fox' when WordNet names no single genus."""
         article = "an" if self.name[:1].lower() in "aeiou" else "a"
         return f"{article} {self.name} (genus {self.genus})" if self.genus else f"{article} {self.name}"
+
+    def display_zh(self) -> str:
+        """'狐（Vulpes 属）': the Chinese name, the genus kept in Latin; '狐' when WordNet names no single genus."""
+        return f"{self.name_zh}（{self.genus} 属）" if self.genus else self.name_zh
+
+    def display_in(self, lang: str) -> str:
+        """The name for readers of `lang` ('en' or 'zh-hans'); English when no Chinese name is known."""
+        return self.display_zh() if lang == "zh-hans" and self.name_zh else self.display()
 
 
 @functools.cache
@@ -40,7 +49,8 @@ def imagenet_groups() -> tuple[Group, ...]:
     table = resources.files("recognizer") / "data" / "imagenet_groups.csv"
     rows = csv.DictReader(io.StringIO(table.read_text(encoding="utf-8"), newline=""))
     return tuple(
-        Group(row["id"], row["name"], row["genus"], row["domain"], tuple(int(i) for i in row["members"].split()))
+        Group(row["id"], row["name"], row["genus"], row["domain"], tuple(int(i) for i in row["members"].split()),
+              row.get("name_zh") or "")
         for row in rows
     )
 

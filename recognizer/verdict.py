@@ -9,16 +9,30 @@ manifest, where the calibration step wrote them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from recognizer.errors import gettext_noop
 from recognizer.groups import Group, best_group
 from recognizer.manifest import DOMAINS, ClassInfo
 
 STATUSES = ("confident", "uncertain", "not_wildlife")
-PLAIN = {"animal": "an animal", "bird": "a bird", "plant": "a plant"}
+PLAIN = {"animal": gettext_noop("an animal"), "bird": gettext_noop("a bird"), "plant": gettext_noop("a plant")}
+
+
+class Sentence(str):
+    """An English sentence that keeps its marked template and named parameters, for the web edge to translate.
+
+    The parameter `label`, when present, is the verdict's label with its English article; the edge
+    puts the label in the reader's language in its place.
+    """
+
+    def __new__(cls, template: str = "", **params):
+        sentence = super().__new__(cls, template % params if params else template)
+        sentence.template, sentence.params = template, params
+        return sentence
 
 
 @dataclass(frozen=True)
@@ -44,9 +58,12 @@ class Verdict:
     index: int | None
     level: str | None
     explanation: str
+    group: Group | None = field(default=None, compare=False, repr=False)  # the group named, for its other names
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        reply = asdict(self)
+        del reply["group"]
+        return reply
 
 
 def _article(label: str) -> str:
@@ -64,23 +81,26 @@ def decide(
     d = int(np.argmax(domain_probabilities))
     domain, p_domain = DOMAINS[d], float(domain_probabilities[d])
     if domain == "other":
-        words = "does not look like" if p_domain >= thresholds.domain else "probably is not"
-        return Verdict(domain, p_domain, "not_wildlife", None, None, None, f"This {words} an animal, bird or plant.")
+        sure = p_domain >= thresholds.domain
+        return Verdict(domain, p_domain, "not_wildlife", None, None, None, Sentence(
+            gettext_noop("This does not look like an animal, bird or plant.") if sure
+            else gettext_noop("This probably is not an animal, bird or plant.")))
     if p_domain < thresholds.domain:
         return Verdict(domain, p_domain, "uncertain", None, None, None,
-                       f"This may be {PLAIN[domain]}, but we are not sure of that.")
+                       Sentence(gettext_noop("This may be %(domain)s, but we are not sure of that."), domain=PLAIN[domain]))
     in_domain = np.array([c.domain == domain for c in classes])
     masked = np.where(in_domain, probabilities, -1.0)
     best = int(np.argmax(masked))
     if in_domain.any() and masked[best] >= thresholds.label:
         label = classes[best].label
-        return Verdict(domain, p_domain, "confident", label, best, "class", f"Very likely {_article(label)}.")
+        return Verdict(domain, p_domain, "confident", label, best, "class",
+                       Sentence(gettext_noop("Very likely %(label)s."), label=_article(label)))
     group, _ = best_group(probabilities, groups, domain=domain, threshold=thresholds.group)
     if group is not None:
-        return Verdict(domain, p_domain, "confident", group.display(), None, "group",
-                       f"Probably {group.display()}, but we cannot tell which kind.")
+        sentence = Sentence(gettext_noop("Probably %(label)s, but we cannot tell which kind."), label=group.display())
+        return Verdict(domain, p_domain, "confident", group.display(), None, "group", sentence, group)
     return Verdict(domain, p_domain, "uncertain", None, None, None,
-                   f"This looks like {PLAIN[domain]}, but we cannot say which one.")
+                   Sentence(gettext_noop("This looks like %(domain)s, but we cannot say which one."), domain=PLAIN[domain]))
 
 
 class Judge:
@@ -127,15 +147,22 @@ class Judge:
         return [decide(p, d, self.classes, self.groups, self.thresholds) for p, d in zip(calibrated, domains)]
 
 
+# The filtered domain, named in the note: (singular, plural), so that each language can say it its own way.
+_NAMES = {
+    "animal": (gettext_noop("animal"), gettext_noop("animals")),
+    "bird": (gettext_noop("bird"), gettext_noop("birds")),
+    "plant": (gettext_noop("plant"), gettext_noop("plants")),
+}
 FILTER_NOTE_BELOW = 0.5  # below this share of the probability on the filtered domain, say that shares were rescaled
 
 
-def filter_note(probabilities: np.ndarray, mask: np.ndarray, domain: str) -> str:
+def filter_note(probabilities: np.ndarray, mask: np.ndarray, domain: str) -> Sentence:
     """A sentence when the filtered domain holds little of the model's probability, so its shares mislead; else ''."""
     inside = float(probabilities[mask].sum())
     if inside >= FILTER_NOTE_BELOW:
-        return ""
-    return (
-        f"Only {inside:.0%} of the model's probability is on {domain} classes; the shares within {domain}s are "
-        "rescaled to add up to 100%, so a high share there does not mean the model is sure."
-    )
+        return Sentence("")
+    one, many = _NAMES.get(domain, (domain, f"{domain}s"))
+    return Sentence(gettext_noop(
+        "Only %(share)s of the model's probability is on %(domain)s classes; the shares within %(domains)s are "
+        "rescaled to add up to 100%%, so a high share there does not mean the model is sure."
+    ), share=f"{inside:.0%}", domain=one, domains=many)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from recognizer.labels import imagenet_classes  # noqa: E402
 
 OUTPUT = Path(__file__).resolve().parent.parent / "recognizer" / "data" / "imagenet_groups.csv"
-FIELDS = ("id", "name", "genus", "domain", "size", "members")
+FIELDS = ("id", "name", "genus", "domain", "size", "members", "name_zh")
 MAX_MEMBERS = 150  # "dog" (118 breeds) is an answer; "mammal" (200+) is not much more than the domain
 
 
@@ -116,6 +116,14 @@ def _common_name(synsets: dict, offsets: list[str]) -> str:
     return synsets[lowest]["lemmas"][0]
 
 
+def chinese_names(table: Path) -> dict[str, str]:
+    """Group id -> Chinese name, from a table this script wrote before: WordNet has no Chinese, so names are kept."""
+    if not table.is_file():
+        return {}
+    with table.open(encoding="utf-8", newline="") as rows:
+        return {row["id"]: row.get("name_zh") or "" for row in csv.DictReader(rows)}
+
+
 def render(groups: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
@@ -128,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wordnet", type=Path, default=Path("/usr/share/wordnet"))
     parser.add_argument("--out", type=Path, default=OUTPUT)
+    parser.add_argument("--names-from", type=Path, default=OUTPUT, help="table whose name_zh column is kept, by group id")
     args = parser.parse_args(argv)
     if not (args.wordnet / "data.noun").is_file():
         sys.exit(f"No WordNet database at {args.wordnet}; install it with: apt-get install wordnet-base")
@@ -135,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     missing = [c.id for c in imagenet_classes() if c.id[1:] not in synsets]
     if missing:
         sys.exit(f"{len(missing)} ImageNet ids are not WordNet 3.0 noun synsets, e.g. {missing[:3]}.")
-    groups = collect(synsets)
+    names = chinese_names(args.names_from)
+    groups = [{**group, "name_zh": names.get(group["id"], "")} for group in collect(synsets)]
+    unnamed = sum(1 for group in groups if not group["name_zh"])
+    if unnamed:
+        print(f"{unnamed} groups have no Chinese name yet: add them to the name_zh column of {args.out}")
     args.out.write_text(render(groups), encoding="utf-8")
     print(f"{len(groups)} groups written to {args.out}")
     return 0

@@ -82,6 +82,7 @@ class VerdictOut(Schema):
     index: Optional[int]
     level: Optional[Literal["class", "group"]]
     explanation: str
+    label_en: Optional[str] = None
 
 
 class ModelRef(Schema):

@@ -51,8 +51,13 @@ def translated(exc: Exception) -> str:
     """
     if not isinstance(exc, core.Translatable) or not exc.template:
         return str(exc)
-    params = {key: gettext(value) if isinstance(value, core.Marked) else value for key, value in exc.params.items()}
-    message = gettext(exc.template)
+    return filled(exc.template, exc.params)
+
+
+def filled(template: str, params: dict) -> str:
+    """A marked template in the active language, its marked parameters translated too, the others as they are."""
+    params = {key: gettext(value) if isinstance(value, core.Marked) else value for key, value in params.items()}
+    message = gettext(template)
     return message % params if params else message
 
 

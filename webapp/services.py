@@ -30,9 +30,11 @@ from recognizer.errors import Translatable, gettext_noop
 from recognizer.labels import display_label
 from recognizer.manifest import Manifest, manifest_path, write_manifest
 from recognizer.optimized import optimize_artifact
+from recognizer.verdict import Verdict
 from webapp import admission, answering, audit, metrics, selectors
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction, history_maintenance
 from webapp.runtime import ModelNotReady, runtime
+from webapp.verdicts import said, verdict_reply
 
 
 log = logging.getLogger(__name__)
@@ -229,7 +231,7 @@ class PredictionResult:
     predictions: list[Ranked]
     timing_ms: dict = field(default_factory=dict)
     id: int | None = None  # the Prediction row: feedback on this answer names it
-    verdict: dict | None = None
+    verdict: Verdict | None = None  # said in the reply's language by to_dict
     domain_note: str = ""
     heatmap_png_base64: str | None = None
     allowed_classes: dict | None = None
@@ -240,10 +242,10 @@ class PredictionResult:
         return {
             "id": self.id,
             "model": {"name": self.model_name, "version": self.model_version},
-            "verdict": self.verdict,
+            "verdict": verdict_reply(self.verdict, self.manifest, lang) if self.verdict is not None else None,
             "predictions": [self._prediction(p, lang) for p in self.predictions],
             "timing_ms": self.timing_ms,
-            "domain_note": self.domain_note or None,
+            "domain_note": said(self.domain_note, lang) or None,
             "heatmap_png_base64": self.heatmap_png_base64,
             "allowed_classes": self.allowed_classes,
         }
@@ -290,11 +292,10 @@ def prediction_create_batch(
 
 
 def _result(loaded, image, answer, timing_ms: dict, row_id: int, *, explain: bool, allowed) -> PredictionResult:
-    verdict = answer.verdict.to_dict() if answer.verdict is not None else None
     heatmap = answering.heatmap_base64(loaded.engine, image, answer) if explain else None
     applied = None if allowed is None else {"applied": True, "count": int(allowed.sum())}
     return PredictionResult(
-        loaded.name, loaded.version, answer.predictions, timing_ms, row_id, verdict, answer.note, heatmap, applied,
+        loaded.name, loaded.version, answer.predictions, timing_ms, row_id, answer.verdict, answer.note, heatmap, applied,
         manifest=loaded.engine.manifest,
     )
 

@@ -110,7 +110,9 @@
     $("verdict").className = "verdict" + (verdict ? " verdict-" + verdict.status : "");
     $("verdict-text").textContent = verdict ? verdict.explanation : "";
     $("verdict-domain").textContent = verdict
-      ? "Domain: " + verdict.domain + " (" + Math.round(verdict.domain_probability * 100) + "% sure)" : "";
+      ? interpolate(gettext("Domain: %(domain)s (%(sure)s sure)"),
+        { domain: domainName(verdict.domain), sure: Math.round(verdict.domain_probability * 100) + "%" }, true)
+      : "";
     $("domain-note").textContent = body.domain_note || "";
     $("domain-note").hidden = !body.domain_note;
     const heatmap = $("heatmap");

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,10 @@ def test_a_chinese_browser_sees_the_page_and_the_answer_in_chinese(open_in, arti
     assert sorted(shown_labels(page)) == sorted(chinese for _, chinese in CLASSES.values())
     assert set(page.locator("#predictions .domain").all_inner_texts()) <= {"动物", "植物", "其他"}
     expect(page.locator("#filter-used")).to_have_text("全部")
-    expect(page.locator("#status")).not_to_be_empty()  # the verdict's sentence, which is still English
+    han = re.compile(r"[\u4e00-\u9fff]")
+    expect(page.locator("#verdict-text")).to_have_text(han)  # the verdict's sentence, in Chinese
+    expect(page.locator("#status")).to_have_text(han)
+    expect(page.locator("#verdict-domain")).to_have_text(re.compile(r"^领域：(动物|鸟类|植物|其他)（把握 \d+%）$"))
     page.screenshot(path=artifacts / "i18n-zh-desktop.png", full_page=True)
 
 

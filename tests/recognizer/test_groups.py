@@ -1,6 +1,7 @@
 """WordNet groups of the ImageNet classes: the committed table is the script's output, and groups are chosen right."""
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,13 @@ def test_only_imagenet_models_get_the_groups(tmp_path):
 
     assert groups_for(imagenet_classes()) == imagenet_groups()
     assert groups_for(TINY_CLASSES) == ()
+
+
+def test_every_group_has_a_chinese_name_in_chinese_characters():
+    unnamed = [g.id for g in imagenet_groups() if not re.search(r"[\u4e00-\u9fff]", g.name_zh)]
+    assert unnamed == []
+
+
+def test_the_genus_vulpes_reads_as_a_fox_in_chinese_with_its_latin_genus():
+    assert by_id("genus:Vulpes").display_in("zh-hans") == "狐（Vulpes 属）"
+    assert by_id("genus:Vulpes").display_in("en") == "a fox (genus Vulpes)"

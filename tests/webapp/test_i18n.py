@@ -8,11 +8,16 @@ import io
 import json
 import re
 
+import numpy as np
 import pytest
 
+from recognizer.groups import imagenet_groups
+from recognizer.labels import imagenet_classes
+from recognizer.verdict import Thresholds, decide
 from tests.conftest import random_photo
 from tests.imagenet_tiny import CLASSES, NAME, jpeg_photo, save_imagenet_tiny
 from tests.webapp.helpers import assert_error, upload
+from webapp.verdicts import verdict_reply
 
 PREDICT = "/api/v1/predict"
 ZH_BROWSER = "zh-CN,zh;q=0.9,en;q=0.5"
@@ -212,3 +217,17 @@ def test_the_feedback_form_under_an_answer_is_in_the_page_language(client, activ
     chinese = page_text(client.post("/", {"image": upload(jpeg)}, HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
     assert "识别错了？告诉我们它是什么" in chinese and "照片会保留" in chinese
     assert "Wrong? Tell us what it is" in page_text(client.post("/", {"image": upload(jpeg)}))
+
+
+# ---- the verdict: the core's English sentences, said in the reply's language -------------------
+
+def test_a_genus_verdict_reads_in_chinese_with_the_latin_genus_and_unchanged_in_english():
+    probabilities = np.zeros(1000)
+    probabilities[[277, 278]] = 0.4  # red fox and kit fox, neither sure alone: the genus Vulpes is
+    verdict = decide(probabilities, np.array([0.95, 0, 0.05, 0]), imagenet_classes(), imagenet_groups(),
+                     Thresholds(domain=0.8, label=0.6, group=0.6))
+    chinese, english = verdict_reply(verdict, None, "zh-hans"), verdict_reply(verdict, None, "en")
+    assert (chinese["label"], chinese["label_en"]) == ("狐（Vulpes 属）", "a fox (genus Vulpes)")
+    assert chinese["explanation"] == "大概是狐（Vulpes 属），但分辨不出是哪一种。"
+    assert english["label"] == english["label_en"] == "a fox (genus Vulpes)"
+    assert english["explanation"] == "Probably a fox (genus Vulpes), but we cannot tell which kind."
