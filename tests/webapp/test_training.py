@@ -178,7 +178,9 @@ def test_the_api_serves_the_trained_model_and_its_labels(db, client, trained, se
         assert {p["label"] for p in body["predictions"]} == set(LABEL.values())
         assert body["predictions"][0]["label"] == LABEL[kind]
     plants = predict(client, png_bytes(picture("red-stripes", seed=999)), model=NAME, domain="plant").json()
-    assert [(p["label"], p["probability"]) for p in plants["predictions"]] == [("Blue circle", 1.0)]
+    # The one plant class: all of the share within plants, and its (small) share of all classes beside it.
+    assert [(p["label"], p["probability_in_domain"]) for p in plants["predictions"]] == [("Blue circle", 1.0)]
+    assert plants["predictions"][0]["probability"] < 0.5
 
 
 @pytest.mark.slow
