@@ -104,7 +104,7 @@ def test_request_ids_cross_the_balancer_and_each_host_is_scraped_directly(runnin
     made = requests.post(topology.balancer.url("/api/v1/predict"), files=files, headers=headers, verify=cert)
     assert (given.status_code, given.headers["X-Request-ID"]) == (200, "client-7")
     assert made.status_code == 200 and len(made.headers["X-Request-ID"]) == 32  # nginx's $request_id
-    wait_until(lambda: sum(predictions_logged(h) for h in topology.hosts) == 2, 10, "the access lines")  # written after replying
+    wait_until(lambda: sum(predictions_logged(h) for h in topology.hosts) == 2, 30, "the access lines")  # written after replying
     logged = "".join((host.root / "access.log").read_text() for host in topology.hosts)
     assert '"request_id": "client-7"' in logged and f'"request_id": "{made.headers["X-Request-ID"]}"' in logged
 
