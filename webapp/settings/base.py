@@ -108,6 +108,9 @@ MODELS_DIR = Path(env_str("RECOGNIZER_MODELS_DIR", str(BASE_DIR / "models")))
 # The engine each new version is compiled for at registration (keras | onnxruntime | openvino); a version that
 # fails to compile or to match Keras' answers is served by Keras, and the reason is kept on the version.
 RECOGNIZER_ENGINE = env_str("RECOGNIZER_ENGINE", "onnxruntime")
+# fp32 | int8 | auto: with int8 or auto an ONNX copy is also quantized at registration and serves only when its
+# accuracy gate passes on the repository's golden photos; the version's engine note keeps the figures.
+RECOGNIZER_PRECISION = env_str("RECOGNIZER_PRECISION", "fp32")
 DEFAULT_MODEL_NAME = env_str("DEFAULT_MODEL_NAME", "imagenet-efficientnet_lite0")
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
