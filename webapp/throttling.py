@@ -1,7 +1,17 @@
-"""Per-client rate limiting for the API and the page (django-ninja's throttling, made safe for threads)."""
+"""Per-client rate limiting for the API and the page: a fixed-window counter per client in the shared cache.
+
+django-ninja's SimpleRateThrottle keeps every request's timestamp in one cache
+entry and writes the whole list back: its cost grows with the limit, and two
+workers writing it at once lose each other's requests. One atomic `incr` per
+request (diskcache's SQLite on one host, Redis across hosts) is exact and cheap; the
+window opens with a client's first request and lasts the rate's period; the
+price is a fixed window's: a client may spend one window's budget at its end
+and the next one's at the start.
+"""
 
 from __future__ import annotations
 
+import math
 import threading
 
 from django.conf import settings
@@ -28,8 +38,9 @@ class ClientRateThrottle(SimpleRateThrottle):
     """One budget per API token, or per client address for anonymous callers."""
 
     scope = "client"
-    # State that SimpleRateThrottle keeps between allow_request() and wait() for one request.
-    key, history, now = _PerThread(), _PerThread(), _PerThread()
+    cache_format = "throttle-window_%(scope)s_%(ident)s"  # not the timestamp lists older releases kept
+    # State kept between allow_request() and wait() for one request.
+    key, now = _PerThread(), _PerThread()
 
     def __init__(self):
         self._local = threading.local()
@@ -40,7 +51,22 @@ class ClientRateThrottle(SimpleRateThrottle):
         if self.rate != settings.API_RATE_LIMIT:
             self.rate = settings.API_RATE_LIMIT
             self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request)
+        self.key = self.get_cache_key(request) if self.rate else None
+        if self.key is None:
+            return True
+        self.now = self.timer()
+        if self.cache.add(self.key, 0, self.duration):  # this request opens the client's window
+            self.cache.set(f"{self.key}:opened", self.now, self.duration)
+        try:
+            count = self.cache.incr(self.key)
+        except ValueError:  # the window closed between add and incr: this request opens the next one
+            self.cache.set(self.key, count := 1, self.duration)
+        return count <= self.num_requests
+
+    def wait(self) -> int:
+        """Whole seconds until the client's window closes and its budget is whole again (at least 1)."""
+        opened = self.cache.get(f"{self.key}:opened", self.now)
+        return max(1, math.ceil(opened + self.duration - self.now))
 
     def get_cache_key(self, request: HttpRequest) -> str:
         auth = getattr(request, "auth", None)
