@@ -7,7 +7,7 @@ import multiprocessing
 import pytest
 from django.test import RequestFactory
 
-from diskcache import DjangoCache
+from webapp.cache import HostCache
 from webapp.throttling import ClientRateThrottle
 
 WORKERS, HITS = 4, 40
@@ -15,7 +15,7 @@ WORKERS, HITS = 4, 40
 
 def _cache(folder: str):
     """The cache the workers of one host share when no CACHE_URL names Redis (webapp/settings/base.py)."""
-    return DjangoCache(folder, {})
+    return HostCache(folder, {})
 
 
 def _hammer(folder: str, key: str) -> None:

@@ -76,9 +76,9 @@ CACHE_URL = env_str("CACHE_URL", "")
 if CACHE_URL.startswith("redis://"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
 else:
-    # Shared by the workers of one host (SQLite files: atomic counters, no file replaced per request, unlike
-    # Django's FileBasedCache); hosts behind a balancer share CACHE_URL=redis://...
-    CACHES = {"default": {"BACKEND": "diskcache.DjangoCache", "LOCATION": str(VAR_DIR / "cache")}}
+    # Shared by the workers of one host, with exact counters (webapp/cache.py); hosts behind a balancer share
+    # CACHE_URL=redis://...
+    CACHES = {"default": {"BACKEND": "webapp.cache.HostCache", "LOCATION": str(VAR_DIR / "cache")}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
