@@ -44,3 +44,8 @@ bench: setup-dev
 
 clean:
 	rm -rf var models/*.h5 models/*.json
+
+# ---- security: decoding bombs against a real gunicorn, peak RSS per worker ----
+.PHONY: bench-decode-bomb
+bench-decode-bomb: setup-dev
+	$(BIN)/python bench/decode_bomb.py

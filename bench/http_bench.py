@@ -203,17 +203,23 @@ def stop(process: subprocess.Popen) -> None:
 SERVERS = {"service": "/api/v1/predict", "bentoml": "/predict", "naive": "/api/v1/predict"}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def server_bench_setup(doc: str, *, rounds: bool = False) -> tuple[argparse.Namespace, Path, dict]:
+    """The command line of a benchmark against a real server: its arguments, the model, the server's environment."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    if rounds:
+        parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", type=Path, help="artifact .h5 (default: the default model, built if missing)")
     args = parser.parse_args()
     from recognizer.default_model import build_default
 
     model = (args.model or build_default()).resolve()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.dev", "PYTHONPATH": str(ROOT)}
+    return args, model, {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.dev", "PYTHONPATH": str(ROOT)}
+
+
+def main() -> int:
+    args, model, env = server_bench_setup(__doc__, rounds=True)
     jpeg = one_megapixel_jpeg()
     body, content_type = multipart(jpeg)
     rounds, rss, ready, answers = {name: [] for name in SERVERS}, {}, {}, {}

@@ -7,6 +7,8 @@ h5py and checked BEFORE Keras deserializes anything.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +19,21 @@ import h5py
 from recognizer import errors
 from recognizer.manifest import Manifest, file_sha256, manifest_path, now_iso, read_manifest, write_manifest
 
-# Layers that carry code or pickles instead of weights.
-FORBIDDEN_CLASSES = {"Lambda", "TFOpLambda", "TorchModuleWrapper", "JaxLayer", "FlaxLayer", "TFSMLayer"}
+# Keras classes that run code or read files named in their config: never accepted, whatever Keras' own safe mode does.
+CODE_OR_FILE_CLASSES = frozenset({
+    "Lambda", "TFOpLambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer",
+    "StringLookup", "IntegerLookup", "TextVectorization",  # their `vocabulary` may be a path to a file
+})
+# Abstract bases, and wrappers of any function: a real model never stores one, and they would accept any config.
+BASE_CLASSES = frozenset({
+    "Layer", "Wrapper", "Initializer", "Regularizer", "Constraint", "Optimizer", "LearningRateSchedule", "Loss",
+    "Metric", "LossFunctionWrapper", "MeanMetricWrapper", "Reduce",
+})
+# What a saved model itself is, and the marker Keras writes for the tensors that connect layers.
+MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model", "__keras_tensor__"})
 ALLOWED_MODULE_ROOT = "keras"
-
+ACTIVATION_KEYS = ("activation", "recurrent_activation")
+CUSTOM_ADVICE = "only built-in Keras classes are accepted"
 
 @dataclass
 class Artifact:
@@ -32,15 +45,16 @@ class Artifact:
 
 
 def _objects(node: Any) -> Iterator[dict]:
-    """Every serialized Keras object (a dict with a class_name) in a config tree."""
-    if isinstance(node, dict):
-        if "class_name" in node:
-            yield node
-        for value in node.values():
-            yield from _objects(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _objects(value)
+    """Every serialized Keras object (a dict with a class_name) in a config tree, however deep (no recursion)."""
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if "class_name" in item:
+                yield item
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def read_model_config(h5_path: Path) -> dict:
@@ -58,33 +72,78 @@ def read_model_config(h5_path: Path) -> dict:
         )
     try:
         return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: also numbers of 4300+ digits
         raise errors.ArtifactError(f"The model config in {h5_path.name} is not valid JSON ({exc}).") from None
 
 
-def check_config_is_safe(config: dict) -> None:
-    """Refuse Lambda layers and any object that is not a built-in Keras class."""
+@functools.lru_cache(maxsize=1)
+def allowed_classes() -> frozenset[str]:
+    """The layer, initializer, regularizer, constraint, dtype-policy, optimizer, loss and metric classes of Keras,
+    minus code and files."""
+    import keras
+
+    families = (
+        (keras.layers, keras.layers.Layer),
+        (keras.initializers, keras.initializers.Initializer),
+        (keras.regularizers, keras.regularizers.Regularizer),
+        (keras.constraints, keras.constraints.Constraint),
+        (keras.dtype_policies, keras.dtype_policies.DTypePolicy),
+        # A compiled model's config names its optimizer (loss and metrics too, when given as objects).
+        (keras.optimizers, keras.optimizers.Optimizer),
+        (keras.optimizers.schedules, keras.optimizers.schedules.LearningRateSchedule),
+        (keras.losses, keras.losses.Loss),
+        (keras.metrics, keras.metrics.Metric),
+    )
+    names = {
+        name for module, base in families
+        for name, value in vars(module).items() if inspect.isclass(value) and issubclass(value, base)
+    }
+    return frozenset(names - CODE_OR_FILE_CLASSES - BASE_CLASSES) | MODEL_CLASSES
+
+
+@functools.lru_cache(maxsize=1)
+def allowed_activations() -> frozenset[str]:
+    """The activation functions Keras provides, by the names a config refers to them."""
+    import keras
+
+    return frozenset(name for name, value in vars(keras.activations).items() if inspect.isfunction(value)) - {
+        "get", "serialize", "deserialize"
+    }
+
+
+def check_config_is_safe(config: Any) -> None:
+    """Accept only built-in Keras classes that neither run code nor read files; refuse anything else."""
     for obj in _objects(config):
-        name = obj.get("class_name")
-        if isinstance(name, str) and ">" in name:  # H5 configs name registered custom classes "package>Class"
-            raise errors.UnsafeModel(
-                f"The model uses the custom object {name!r}; only built-in Keras classes are accepted."
-            )
-        if name in FORBIDDEN_CLASSES:
-            raise errors.UnsafeModel(
-                f"The model contains a {name} layer, which can run arbitrary code when loaded, so it is refused. "
-                "Rebuild the model with built-in layers only."
-            )
-        module = obj.get("module")
-        registered = obj.get("registered_name")
-        if module is not None and module.split(".")[0] != ALLOWED_MODULE_ROOT:
-            raise errors.UnsafeModel(
-                f"The model uses {name} from module {module!r}; only built-in Keras classes are accepted."
-            )
-        if registered not in (None, name):
-            raise errors.UnsafeModel(
-                f"The model uses the custom object {registered!r}; only built-in Keras classes are accepted."
-            )
+        _check_object(obj)
+
+
+def _check_object(obj: dict) -> None:
+    name, module, registered = obj.get("class_name"), obj.get("module"), obj.get("registered_name")
+    if not isinstance(name, str) or not isinstance(module, (str, type(None))) or not isinstance(registered, (str, type(None))):
+        raise errors.UnsafeModel(
+            f"The model config names an object by {_short(name)} (module {_short(module)}); "
+            f"class names and modules must be text, and {CUSTOM_ADVICE}."
+        )
+    if name in CODE_OR_FILE_CLASSES:
+        raise errors.UnsafeModel(
+            f"The model contains a {name} layer, which can run arbitrary code or read files when loaded, so it is refused. "
+            "Rebuild the model with built-in layers only."
+        )
+    if name not in allowed_classes():
+        raise errors.UnsafeModel(f"The model uses the custom object {name!r}; {CUSTOM_ADVICE}.")
+    if module is not None and module.split(".")[0] != ALLOWED_MODULE_ROOT:
+        raise errors.UnsafeModel(f"The model uses {name} from module {module!r}; {CUSTOM_ADVICE}.")
+    if registered not in (None, name):
+        raise errors.UnsafeModel(f"The model uses the custom object {registered!r}; {CUSTOM_ADVICE}.")
+    settings = obj.get("config")
+    for key in ACTIVATION_KEYS if isinstance(settings, dict) else ():
+        value = settings.get(key)
+        if isinstance(value, str) and value not in allowed_activations():
+            raise errors.UnsafeModel(f"The model uses the activation {value!r}; {CUSTOM_ADVICE}.")
+
+
+def _short(value: Any) -> str:
+    return repr(value)[:60]
 
 
 def check_shapes(model: Any, manifest: Manifest) -> None:

@@ -163,6 +163,8 @@ class Engine:
         return Answers(items, timing)
 
     def _prepare_one(self, source, limits: dict) -> np.ndarray | errors.ImageError:
+        if isinstance(source, errors.ImageError):  # refused before it got here (a caller's own checks)
+            return source
         try:
             return self.prepare(source, **limits)
         except errors.ImageError as exc:

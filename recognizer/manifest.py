@@ -106,7 +106,7 @@ def read_manifest(path: str | Path) -> Manifest:
         raise errors.ManifestError(f"No manifest at {path}. Every .h5 needs a .json manifest beside it.")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: also numbers of 4300+ digits
         raise errors.ManifestError(f"The manifest {path.name} is not valid JSON ({exc}).") from None
     return Manifest.from_dict(data)
 

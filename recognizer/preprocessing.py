@@ -1,8 +1,10 @@
 """The one way an image becomes a model batch, shared by training, evaluation and serving.
 
 `open_image` checks what the bytes are (format, pixel count) from the header
-alone; `to_batch` does everything else, exactly as the artifact's manifest
-says. Nothing here may differ between training and serving, so nothing else
+alone, and `header_cost` what decoding them will take at its peak; `to_batch`
+does everything else, exactly as the artifact's manifest says, decoding at a
+reduced size (JPEG draft, or a reduction right after decoding) so that a small
+file never costs a full-size composite. Nothing here may differ between training and serving, so nothing else
 in the project resizes or normalizes pixels.
 """
 
@@ -25,8 +27,19 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.MAX_IMAGE_PIXELS = 200_000_000
 
 DEFAULT_MAX_PIXELS = 40_000_000
+# Only JPEG can be decoded at a reduced scale; every other format is decoded whole, so it gets a lower limit.
+DEFAULT_MAX_FULL_DECODE_PIXELS = 16_000_000
+DRAFTABLE = ("JPEG", "MPO")
 DEFAULT_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 MIN_SIDE = 8
+# Pillow keeps L in 1 byte a pixel, I;16 in 2, every other mode (RGB included) in 4; palette and 1-bit images are
+# expanded before they are reduced, so they cost their expansion too.
+_BYTES_PER_PIXEL = {"L": 1, "1": 2, "P": 5, "PA": 6, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+# Peak memory of decoding, in decoded frames, measured with /proc's VmHWM on 16 MP RGBA files: libwebp decodes into
+# a canvas it allocates when the file is opened and Pillow copies its result twice (5); PNG, GIF, BMP and drafted
+# JPEG stay within two frames.
+_PEAK_FRAMES = {"WEBP": 5}
+_DEFAULT_PEAK_FRAMES = 2
 
 RESAMPLING = {
     "nearest": Image.Resampling.NEAREST,
@@ -108,21 +121,63 @@ def _read_all(source: Source) -> bytes:
 
 def _size(count: int) -> str:
     return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} KB"
+def webp_size(head: bytes) -> tuple[int, int] | None:
+    """The canvas size written in a WebP header, or None; read before Pillow opens it, which allocates the canvas."""
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8X" and len(head) >= 30:
+        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+    if chunk == b"VP8L" and len(head) >= 25 and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and len(head) >= 30 and head[23:26] == b"\x9d\x01\x2a":
+        return int.from_bytes(head[26:28], "little") & 0x3FFF, int.from_bytes(head[28:30], "little") & 0x3FFF
+    return None
+
+
+def _check_pixels(kind: str, size: tuple[int, int], max_pixels: int, max_full_decode_pixels: int) -> None:
+    width, height = size
+    limit = max_pixels if kind in DRAFTABLE else min(max_pixels, max_full_decode_pixels)
+    if width * height > limit:
+        why = "" if limit == max_pixels else f" for {kind} images, which are decoded at full size (JPEG: {max_pixels / 1e6:.0f})"
+        raise errors.ImageTooLarge(
+            f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
+            f"the limit is {limit / 1e6:.0f} megapixels{why}. Send a smaller copy."
+        )
+    if min(width, height) < MIN_SIDE:
+        raise errors.ImageTooSmall(
+            f"The image is {width}x{height} pixels; each side must be at least {MIN_SIDE} pixels."
+        )
+
+
+def _check_before_opening(data: bytes, max_pixels: int, max_full_decode_pixels: int, formats: tuple[str, ...]) -> None:
+    if not data:
+        raise errors.EmptyImage("The file is empty (0 bytes). Send a photo in JPEG, PNG, WebP, GIF or BMP.")
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return
+    # Checked before Pillow opens it: opening a WebP allocates its whole canvas.
+    if "WEBP" not in formats:
+        raise errors.UnsupportedImageFormat(f"WEBP images are not accepted. Send one of: {', '.join(formats)}.")
+    size = webp_size(data[:32])
+    if size is None:
+        raise errors.UnreadableImage("The WebP header is damaged: it gives no picture size.")
+    _check_pixels("WEBP", size, max_pixels, max_full_decode_pixels)
 
 
 def open_image(
     source: Source,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_full_decode_pixels: int = DEFAULT_MAX_FULL_DECODE_PIXELS,
     formats: tuple[str, ...] = DEFAULT_FORMATS,
     max_bytes: int | None = None,
 ) -> Image.Image:
     """Open an image lazily and check its size in bytes, format and pixels from the header; pixels stay undecoded."""
     data = _read_all(source)
-    if not data:
-        raise errors.EmptyImage("The file is empty (0 bytes). Send a photo in JPEG, PNG, WebP, GIF or BMP.")
     if max_bytes is not None and len(data) > max_bytes:
         raise errors.FileTooLarge(f"The file is {_size(len(data))}; the limit is {_size(max_bytes)}. Send a smaller copy.")
+    _check_before_opening(data, max_pixels, max_full_decode_pixels, formats)
     try:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:  # not an OSError: it would escape as a bare Pillow error
@@ -143,33 +198,87 @@ def open_image(
         raise errors.UnsupportedImageFormat(
             f"{image.format} images are not accepted. Send one of: {', '.join(formats)}."
         )
-    width, height = image.size
-    if width * height > max_pixels:
-        raise errors.ImageTooLarge(
-            f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
-            f"the limit is {max_pixels / 1e6:.0f} megapixels. Send a smaller copy."
-        )
-    if min(width, height) < MIN_SIDE:
-        raise errors.ImageTooSmall(
-            f"The image is {width}x{height} pixels; each side must be at least {MIN_SIDE} pixels."
-        )
+    _check_pixels(kind, image.size, max_pixels, max_full_decode_pixels)
     return image
 
 
-def _decode_rgb(image: Image.Image, spec: InputSpec) -> Image.Image:
-    """Decode (JPEGs at reduced scale when that is enough), orient and convert to 8-bit RGB."""
-    if image.format in ("JPEG", "MPO"):
-        short = max(spec.height, spec.width)
-        if spec.crop == "center":
-            short = int(round(short / spec.crop_fraction))
-        image.draft("RGB", (short, short))  # scales by 1/2, 1/4, 1/8 while both sides stay >= short
+def needed_side(spec: InputSpec) -> int:
+    """The shortest side a decoded picture needs so that fitting it to the spec never enlarges it."""
+    side = max(spec.height, spec.width)
+    return int(round(side / spec.crop_fraction)) if spec.crop == "center" else side
+
+
+def header_cost(
+    source: Source,
+    spec: InputSpec,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_full_decode_pixels: int = DEFAULT_MAX_FULL_DECODE_PIXELS,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
+    max_bytes: int | None = None,
+) -> int:
+    """The checks of open_image, then the bytes decoding will take at its peak; nothing is decoded.
+
+    A WebP is not even opened (that allocates its canvas): its header gives the size, costed as RGBA.
+    """
+    data = _read_all(source)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise errors.FileTooLarge(f"The file is {_size(len(data))}; the limit is {_size(max_bytes)}. Send a smaller copy.")
+    _check_before_opening(data, max_pixels, max_full_decode_pixels, formats)
+    size = webp_size(data[:32])
+    if size is not None:
+        return size[0] * size[1] * 4 * _PEAK_FRAMES["WEBP"]
+    limits = {"max_pixels": max_pixels, "max_full_decode_pixels": max_full_decode_pixels, "formats": formats}
+    with open_image(data, **limits) as image:
+        return decode_cost(image, spec)
+
+
+def decode_cost(image: Image.Image, spec: InputSpec) -> int:
+    """Bytes that decoding this opened image takes at its peak, from the header alone (JPEGs at their draft scale)."""
+    if image.format in DRAFTABLE:
+        side = needed_side(spec)
+        image.draft("RGB", (side, side))  # the very draft decode asks for; Pillow applies it once
+    frames = _PEAK_FRAMES.get(image.format, _DEFAULT_PEAK_FRAMES)
+    return image.width * image.height * _BYTES_PER_PIXEL.get(image.mode, 4) * frames
+
+
+def decode(image: Image.Image, spec: InputSpec) -> Image.Image:
+    """Decode at reduced size (JPEG: draft; others: reduce right after decoding), orient, convert to 8-bit RGB.
+
+    The result is what to_pixels fits to the spec, and to_pixels takes it back unchanged.
+    """
+    side = needed_side(spec)
+    if image.format in DRAFTABLE:
+        image.draft("RGB", (side, side))  # scales by 1/2, 1/4, 1/8 while both sides stay >= side
     try:
         image.seek(0)  # animated images: the first frame
         image.load()
+        image = _reduce(image, side)
         image = ImageOps.exif_transpose(image)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise errors.UnreadableImage(f"The image data is damaged or truncated ({exc}).") from None
     return _to_rgb(image)
+
+
+def _reduce(image: Image.Image, side: int) -> Image.Image:
+    """Shrink by a whole factor while the short side stays >= side, before any compositing or mode conversion.
+
+    Compositing alpha or converting modes at full size is what made small files cost gigabytes.
+    """
+    factor = min(image.size) // side
+    if factor < 2:
+        return image
+    if image.mode.startswith("I;16"):
+        # Pillow cannot average 16-bit words; picking pixels keeps the mode, whose range _to_rgb relies on.
+        reduced = image.resize((image.width // factor, image.height // factor), Image.Resampling.NEAREST)
+    elif image.mode in ("P", "PA", "1"):
+        # Averaging palette indexes would invent colours: expand them first (accounted for in decode_cost).
+        expanded = "L" if image.mode == "1" else "RGBA" if _has_alpha(image) else "RGB"
+        reduced = image.convert(expanded).reduce(factor)
+    else:
+        reduced = image.reduce(factor)
+    reduced.info = dict(image.info)  # transparency key, EXIF orientation
+    return reduced
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -187,13 +296,16 @@ def _to_rgb(image: Image.Image) -> Image.Image:
             pixels = pixels / 257.0  # 16-bit range onto 8-bit
         gray = np.clip(pixels, 0, 255).astype(np.uint8)
         return Image.fromarray(gray).convert("RGB")
-    # L, RGB and P carry transparency as a key colour or palette entry (PNG tRNS, GIF).
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-    if has_alpha:
+    if _has_alpha(image):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    # L, RGB and P carry transparency as a key colour or palette entry (PNG tRNS, GIF).
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
 
 
 def _fit(image: Image.Image, spec: InputSpec) -> Image.Image:
@@ -216,7 +328,7 @@ def _fit(image: Image.Image, spec: InputSpec) -> Image.Image:
 
 def to_pixels(image: Image.Image, spec: InputSpec) -> np.ndarray:
     """PIL image -> (H, W, 3) uint8 array, decoded, oriented, converted and resized as the spec says."""
-    return np.asarray(_fit(_decode_rgb(image, spec), spec), dtype=np.uint8)
+    return np.asarray(_fit(decode(image, spec), spec), dtype=np.uint8)
 
 
 def normalize(pixels: np.ndarray, mode: str) -> np.ndarray:

@@ -13,6 +13,7 @@ anything else, so a crafted file cannot run code.
 from __future__ import annotations
 
 import collections
+import math
 import os
 import pickle
 import struct
@@ -158,6 +159,12 @@ def _materialize(ref: _TensorRef) -> np.ndarray:
     last = start + sum((n - 1) * s for n, s in zip(ref.size, ref.stride))
     if start < 0 or last >= storage.data.size:
         raise errors.ArtifactError(f"A tensor reaches outside its storage {storage.key!r}.")
+    # A zero or overlapping stride repeats elements: a few bytes of storage would be copied out into any size.
+    if any(s == 0 and n > 1 for n, s in zip(ref.size, ref.stride)) or math.prod(ref.size) > storage.data.size - start:
+        raise errors.ArtifactError(
+            f"A tensor of size {ref.size} repeats the elements of its storage {storage.key!r} (stride {ref.stride}); "
+            "a state_dict never does."
+        )
     itemsize = storage.dtype.itemsize
     view = np.lib.stride_tricks.as_strided(
         storage.data[start:], shape=ref.size, strides=tuple(s * itemsize for s in ref.stride), writeable=False

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
@@ -14,7 +16,12 @@ from webapp import fleet, selectors, services
 from webapp.forms import RegisterModelForm
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction
 
-PICTURES = {"curves": "training_curves_png", "confusion": "confusion_matrix_png"}
+# kind in the URL -> (manifest key, the one file name the train command writes for it)
+PICTURES = {
+    "curves": ("training_curves_png", "training_curves.png"),
+    "confusion": ("confusion_matrix_png", "confusion_matrix.png"),
+}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @admin.register(ModelVersion)
@@ -57,7 +64,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         training = obj.manifest.get("training") or {}
         links = [
             (reverse("admin:webapp_modelversion_picture", args=[obj.pk, kind]), kind)
-            for kind, key in PICTURES.items() if training.get(key)
+            for kind, (key, _) in PICTURES.items() if training.get(key)
         ]
         if not links:
             return "-"
@@ -104,16 +111,25 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return render(request, "admin/webapp/register_model.html", context)
 
     def picture_view(self, request, pk: int, kind: str):
-        version = get_object_or_404(ModelVersion, pk=pk)
-        name = (version.manifest.get("training") or {}).get(PICTURES.get(kind, ""), "")
-        from pathlib import Path
-
-        picture = Path(version.artifact_path).parent / name
-        if not name or "/" in name or not picture.is_file():
+        """A training picture of the version, for staff who may view it; only the PNGs the train command writes."""
+        version = get_object_or_404(selectors.model_version_list(), pk=pk)
+        if not self.has_view_or_change_permission(request, version):
+            raise PermissionDenied
+        key, expected = PICTURES.get(kind, ("", ""))
+        if not key or (version.manifest.get("training") or {}).get(key) != expected:
             raise Http404
-        return FileResponse(open(picture, "rb"), content_type="image/png")
+        folder = Path(version.artifact_path).parent
+        picture = folder / expected
+        if picture.is_symlink() or not picture.is_file() or picture.resolve().parent != folder.resolve():
+            raise Http404
+        handle = open(picture, "rb")
+        if handle.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+            handle.close()
+            raise Http404
+        handle.seek(0)
+        return FileResponse(handle, content_type="image/png")
 
-    @admin.action(description="Activate the selected version")
+    @admin.action(description="Activate the selected version", permissions=["change"])
     def activate_selected(self, request, queryset):
         if queryset.count() != 1:
             messages.error(request, "Select exactly one version to activate.")
@@ -125,7 +141,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return
         messages.success(request, f"{version} is now active; every worker switches within a few seconds.")
 
-    @admin.action(description="Roll back to the previously active version")
+    @admin.action(description="Roll back to the previously active version", permissions=["change"])
     def roll_back_selected(self, request, queryset):
         for name in sorted(set(queryset.values_list("name", flat=True))):
             try:
@@ -185,6 +201,9 @@ class PredictionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # history is append-only; see manage.py prune_history
 
 
 @admin.register(ApiToken)

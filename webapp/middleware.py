@@ -1,4 +1,4 @@
-"""Keeps the API's one error shape for what happens before or around the API's own handlers."""
+"""Refuses oversized bodies on every path before they are read, and keeps the API's one error shape around its handlers."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFilesSent, TooManyFieldsSent
-from django.http import Http404
+from django.http import Http404, HttpResponse
+from django.urls import reverse
 
 from webapp.errors import error_response
+from webapp.throttling import LoginRateThrottle
 
 log = logging.getLogger(__name__)
 API_PREFIXES = ("/api/",)
@@ -19,19 +21,46 @@ def _is_api(request) -> bool:
     return request.path.startswith(API_PREFIXES)
 
 
+def _body_limit(request) -> int:
+    """REQUEST_MAX_BYTES, except for model uploads by staff who may register versions (ADMIN_UPLOAD_MAX_BYTES)."""
+    user = getattr(request, "user", None)
+    if (
+        request.path == reverse("admin:webapp_modelversion_register")
+        and user is not None and user.is_active and user.is_staff and user.has_perm("webapp.add_modelversion")
+    ):
+        return settings.ADMIN_UPLOAD_MAX_BYTES
+    return settings.REQUEST_MAX_BYTES
+
+
 class JsonErrorsMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if _is_api(request) and self._declared_length(request) > settings.REQUEST_MAX_BYTES:
-            # Refuse before reading a byte of the body.
-            return error_response(413, "request_too_large", f"The request body is over the {settings.REQUEST_MAX_BYTES / 1e6:.3g} MB limit.")
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
         response = self.get_response(request)
         is_json = response.get("Content-Type", "").startswith("application/json")
         if _is_api(request) and response.status_code == 405 and not is_json:  # django-ninja answers these in HTML
             return self._not_allowed(request, response.get("Allow", ""))
         return response
+
+    def _refusal(self, request):
+        """An answer given before the request is handled: a body over its limit, or too many sign-in attempts."""
+        limit = _body_limit(request)
+        if self._declared_length(request) > limit:
+            # Refuse before reading a byte of the body, on every path: the page and the admin too.
+            message = f"The request body is over the {limit / 1e6:.3g} MB limit."
+            if _is_api(request):
+                return error_response(413, "request_too_large", message)
+            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        if request.method == "POST" and request.path == reverse("admin:login"):
+            throttle = LoginRateThrottle()
+            if not throttle.allow_request(request):
+                message = "Too many sign-in attempts from your address; wait a minute and try again."
+                return HttpResponse(message, status=429, headers={"Retry-After": str(int(throttle.wait() or 60))})
+        return None
 
     @staticmethod
     def _not_allowed(request, allow: str):

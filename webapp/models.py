@@ -2,11 +2,62 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+_maintenance = threading.local()
+
+
+class HistoryIsAppendOnly(Exception):
+    """Predictions and activations are never changed or deleted, except by the history maintenance command."""
+
+
+@contextlib.contextmanager
+def history_maintenance():
+    """Allow deleting history rows in this thread (the superuser's prune_history command only)."""
+    _maintenance.active = True
+    try:
+        yield
+    finally:
+        _maintenance.active = False
+
+
+def _refuse_outside_maintenance(what: str) -> None:
+    if not getattr(_maintenance, "active", False):
+        raise HistoryIsAppendOnly(f"{what} is history: it is never changed or deleted (see manage.py prune_history).")
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        _refuse_outside_maintenance(self.model._meta.verbose_name_plural.capitalize())
+        return super().update(**kwargs)
+
+    def delete(self):
+        _refuse_outside_maintenance(self.model._meta.verbose_name_plural.capitalize())
+        return super().delete()
+
+
+class AppendOnly(models.Model):
+    """A row that is written once: saving it again or deleting it is refused."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            _refuse_outside_maintenance(f"{self._meta.verbose_name.capitalize()} {self.pk}")
+        return super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        _refuse_outside_maintenance(f"{self._meta.verbose_name.capitalize()} {self.pk}")
+        return super().delete(*args, **kwargs)
 
 
 class ModelVersion(models.Model):
@@ -45,15 +96,15 @@ class ModelVersion(models.Model):
         return len(self.manifest.get("classes", []))
 
 
-class Activation(models.Model):
-    """Audit trail: every change of the active version of a model name."""
+class Activation(AppendOnly):
+    """Audit trail: every change of the active version of a model name. Deleting a version or user it names is refused."""
 
     ACTIVATE, ROLLBACK = "activate", "rollback"
     model_name = models.CharField(max_length=100)
-    from_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    to_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="activations")
+    from_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    to_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="activations")
     kind = models.CharField(max_length=10, choices=[(ACTIVATE, "activate"), (ROLLBACK, "roll back")])
-    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -64,7 +115,7 @@ class Activation(models.Model):
         return f"{self.model_name}: {before} -> v{self.to_version.version} ({self.kind})"
 
 
-class Prediction(models.Model):
+class Prediction(AppendOnly):
     """One classified image: which version answered, what it said, and a fingerprint of the input."""
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

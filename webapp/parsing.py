@@ -16,6 +16,7 @@ from recognizer.engine import MAX_TOP_K
 from recognizer.manifest import QUERY_DOMAINS
 from webapp import services
 from webapp.errors import ApiError
+from webapp.throttling import ClientRateThrottle
 
 Domain = Literal[QUERY_DOMAINS]
 
@@ -26,9 +27,31 @@ class PredictParams(BaseModel):
     model: Optional[str] = Field(None, max_length=100)
 
 
+# No parameter needs more digits; Python itself refuses to convert more than 4300 into an int.
+MAX_NUMBER_CHARS = 20
+
+
+def _json_number(kind):
+    def parse(text: str):
+        if len(text) > MAX_NUMBER_CHARS:
+            raise ApiError(400, "invalid_json", f"A number in the JSON body has more than {MAX_NUMBER_CHARS} characters.")
+        value = kind(text)
+        if value in (float("inf"), float("-inf")):
+            raise ApiError(400, "invalid_json", "A number in the JSON body is too large.")
+        return value
+
+    return parse
+
+
+def _no_constant(name: str):
+    raise ApiError(400, "invalid_json", f"{name} is not a JSON number.")
+
+
 def _json_body(request: HttpRequest) -> dict:
     try:
-        body = json.loads(request.body)
+        body = json.loads(
+            request.body, parse_int=_json_number(int), parse_float=_json_number(float), parse_constant=_no_constant
+        )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
@@ -41,6 +64,8 @@ def _decode_base64(value) -> bytes:
         raise ApiError(400, "invalid_base64", "image_base64 must be a non-empty base64 string.")
     if value.startswith("data:"):
         value = value.partition(",")[2]
+    if len(value.rstrip("=")) * 3 // 4 > settings.UPLOAD_MAX_BYTES:  # refused before decoding copies it
+        raise ApiError(413, "file_too_large", f"The file is larger than the {settings.UPLOAD_MAX_BYTES / 1e6:.3g} MB limit.")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
@@ -49,6 +74,9 @@ def _decode_base64(value) -> bytes:
 
 def parse_params(source: dict) -> PredictParams:
     raw = {k: source.get(k) for k in ("top_k", "domain", "model") if source.get(k) not in (None, "")}
+    top_k = raw.get("top_k")
+    if isinstance(top_k, str) and len(top_k) > MAX_NUMBER_CHARS:  # int() of thousands of digits costs, then fails
+        raise ApiError(400, "invalid_parameter", "top_k: must be a whole number from 1 to 20.")
     try:
         return PredictParams(**raw)
     except PydanticError as exc:
@@ -110,8 +138,19 @@ def parse_batch(request: HttpRequest) -> tuple[list[services.Upload], PredictPar
         params = parse_params({**request.GET.dict(), **request.POST.dict()})
     if len(items) > settings.BATCH_MAX_IMAGES:
         raise ApiError(413, "too_many_images", f"At most {settings.BATCH_MAX_IMAGES} images per batch; got {len(items)}.")
+    _count_against_rate_limit(request, len(items) - 1)  # the request itself was counted already
     if is_json(request):
         uploads = [services.Upload(_decode_base64(item)) for item in items]
     else:
         uploads = [upload_from_file(f) for f in items]
     return uploads, params
+
+
+def _count_against_rate_limit(request: HttpRequest, extra: int) -> None:
+    """Each image of a batch counts as a request: a batch is not a way around the rate limit."""
+    throttle = ClientRateThrottle()
+    if extra > 0 and not throttle.allow_more(request, extra):
+        raise ApiError(
+            429, "rate_limited", f"These {extra + 1} images would go over your rate limit ({settings.API_RATE_LIMIT}); "
+            "send fewer, or wait.", {"Retry-After": str(int(throttle.wait() or 1))},
+        )

@@ -9,23 +9,26 @@ from __future__ import annotations
 import hashlib
 import secrets
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
+from PIL import Image
 
 from recognizer import errors as core
 from recognizer.artifacts import verify_sha256
 from recognizer.engine import Engine, Prediction as Ranked
 from recognizer.manifest import manifest_path, write_manifest
 from recognizer.optimized import optimize_artifact
-from webapp import audit, metrics, selectors
-from webapp.models import Activation, ApiToken, ModelVersion, Prediction
+from webapp import admission, audit, metrics, selectors
+from webapp.models import Activation, ApiToken, ModelVersion, Prediction, history_maintenance
 from webapp.runtime import ModelNotReady, runtime
 
 
@@ -183,6 +186,7 @@ def model_version_recompile(*, version: ModelVersion, by=None) -> ModelVersion:
 class Upload:
     data: bytes
     filename: str = ""
+    on_decoded: Callable[[Image.Image], None] | None = None  # sees the one decoded image (the page's preview)
 
 
 @dataclass
@@ -209,29 +213,27 @@ class BatchResult:
     items: list[PredictionResult | core.ImageError]
 
 
-def _limits() -> dict:
-    return {
-        "max_bytes": settings.UPLOAD_MAX_BYTES,
-        "max_pixels": settings.MAX_IMAGE_PIXELS,
-        "formats": settings.ALLOWED_IMAGE_FORMATS,
-    }
-
-
 def prediction_create_batch(
     *, uploads: list[Upload], model_name: str | None = None, top_k: int = 5, domain: str | None = None, source: str = "api"
 ) -> BatchResult:
     """Classify the uploads with the active version of the model, in one batch, and record each one answered."""
     loaded = _loaded(model_name or settings.DEFAULT_MODEL_NAME)
     # Decoding costs CPU too: the bound covers it, so load beyond capacity is shed before any work.
+    spec = loaded.engine.manifest.input
     watch = metrics.PredictionWatch(loaded, images=len(uploads))
     with watch, runtime().admit(), watch.working():
-        answers = loaded.engine.predict([u.data for u in uploads], top_k=top_k, domain=domain, **_limits())
-        watch.answered([a.error for a in answers.items], answers.timing_ms)
+        started = time.perf_counter()
+        sources = admission.decoded_uploads(uploads=uploads, spec=spec)  # within the memory budgets, each once
+        decoding_ms = (time.perf_counter() - started) * 1000
+        answers = loaded.engine.predict(sources, top_k=top_k, domain=domain)
+        timing = {**answers.timing_ms, "decode": round(answers.timing_ms["decode"] + decoding_ms, 2),
+                  "total": round(answers.timing_ms["total"] + decoding_ms, 2)}
+        watch.answered([a.error for a in answers.items], timing)
     answered = [(u, a.predictions) for u, a in zip(uploads, answers.items) if a.error is None]
     if answered:
-        _record(loaded, answered, domain, answers.timing_ms["total"] / len(answered), source)
+        _record(loaded, answered, domain, timing["total"] / len(answered), source)
     items = [
-        a.error if a.error is not None else PredictionResult(loaded.name, loaded.version, a.predictions, answers.timing_ms)
+        a.error if a.error is not None else PredictionResult(loaded.name, loaded.version, a.predictions, timing)
         for a in answers.items
     ]
     return BatchResult(loaded.name, loaded.version, items)
@@ -290,7 +292,12 @@ def api_token_create(*, name: str, user=None, is_active: bool = True) -> tuple[A
 
 
 def api_token_authenticate(*, key: str) -> ApiToken | None:
-    token = ApiToken.objects.filter(key_sha256=ApiToken.hash_key(key), is_active=True).first()
+    # A token made for a user dies with the user's account: deactivating the user is enough to cut it off.
+    token = (
+        ApiToken.objects.filter(key_sha256=ApiToken.hash_key(key), is_active=True)
+        .filter(Q(user__isnull=True) | Q(user__is_active=True))
+        .first()
+    )
     if token is not None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token
@@ -302,3 +309,20 @@ def api_token_revoke(*, token: ApiToken, by=None) -> ApiToken:
     token.refresh_from_db()
     audit.record(by=by, obj=token, message="revoked")
     return token
+
+
+# ---- history maintenance --------------------------------------------------------------------
+
+class NotASuperuser(Exception):
+    """History may be pruned only in the name of an active superuser."""
+
+
+def history_prune(*, before, by) -> tuple[int, int]:
+    """Delete predictions and activations older than `before` (keeping each model's last activation); superusers only."""
+    if by is None or not (by.is_active and by.is_superuser):
+        raise NotASuperuser("Only an active superuser may prune the history.")
+    keep = {selectors.activation_last(name=name).pk for name in Activation.objects.values_list("model_name", flat=True).distinct()}
+    with history_maintenance(), transaction.atomic():
+        predictions, _ = Prediction.objects.filter(created_at__lt=before).delete()
+        activations, _ = Activation.objects.filter(at__lt=before).exclude(pk__in=keep).delete()
+    return predictions, activations

@@ -1,9 +1,15 @@
-"""The browser page and the health probes. The page calls the same service as the API."""
+"""The browser page and the health probes. The page calls the same service as the API.
+
+The page is a public demo, open whatever API_ALLOW_ANONYMOUS says: one photo per request, counted against
+PAGE_RATE_LIMIT per client address, a budget of its own that is much smaller than the API's. Programs that need
+more use the API with a token.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
+from dataclasses import replace
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -18,7 +24,7 @@ from webapp.errors import ApiError, error_response, expected_errors, to_api_erro
 from webapp.parsing import parse_params, upload_from_file
 from webapp.fleet import engine_fallback_warnings
 from webapp.runtime import ModelNotReady, runtime
-from webapp.throttling import ClientRateThrottle
+from webapp.throttling import PageRateThrottle
 
 DOMAIN_CHOICES = [("", "All")] + [(domain, f"{domain.capitalize()}s") for domain in QUERY_DOMAINS]
 PREVIEW_SIDE = 480
@@ -28,33 +34,34 @@ def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def _preview(data: bytes) -> str:
-    """A small JPEG data URL of the upload, so the no-JavaScript result can show the photo."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.draft("RGB", (PREVIEW_SIDE, PREVIEW_SIDE))
-            image = image.convert("RGB")
-            image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
-            out = io.BytesIO()
-            image.save(out, "JPEG", quality=80)
-    except (OSError, ValueError):
-        return ""
-    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+class _Preview:
+    """A small JPEG data URL of the upload, made from the one decoded image (so within its decoding budget)."""
+
+    def __init__(self):
+        self.url = ""
+
+    def __call__(self, image: Image.Image) -> None:
+        small = image.copy()
+        small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        out = io.BytesIO()
+        small.save(out, "JPEG", quality=80)
+        self.url = "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
-def _classify(request: HttpRequest) -> tuple[services.PredictionResult, bytes]:
-    throttle = ClientRateThrottle()
+def _classify(request: HttpRequest) -> tuple[services.PredictionResult, str]:
+    throttle = PageRateThrottle()
     if not throttle.allow_request(request):
         raise ApiError(429, "rate_limited", "Too many requests; wait a moment and try again.", {"Retry-After": str(int(throttle.wait() or 1))})
     file = request.FILES.get("image")
     if file is None:
         raise ApiError(400, "missing_image", "Choose a photo first.")
-    upload = upload_from_file(file)
+    preview = _Preview()
+    upload = replace(upload_from_file(file), on_decoded=preview)
     params = parse_params(request.POST.dict())
     result = services.prediction_create(
         upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, source="page"
     )
-    return result, upload.data
+    return result, preview.url
 
 
 @require_http_methods(["GET", "POST"])
@@ -69,7 +76,7 @@ def index(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "index.html", context)
     try:
-        result, data = _classify(request)
+        result, preview = _classify(request)
     except expected_errors() as exc:
         error = to_api_error(exc)
         if _wants_json(request):
@@ -80,7 +87,7 @@ def index(request: HttpRequest) -> HttpResponse:
         return response
     if _wants_json(request):
         return JsonResponse(result.to_dict())
-    return render(request, "index.html", {**context, "result": result.to_dict(), "preview": _preview(data)})
+    return render(request, "index.html", {**context, "result": result.to_dict(), "preview": preview})
 
 
 @require_GET

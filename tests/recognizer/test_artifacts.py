@@ -296,3 +296,75 @@ def test_an_h5_with_a_custom_registered_activation_function_is_refused(tmp_path)
     h5 = write_raw(model, tiny_manifest(), tmp_path / "custom-activation.h5")
     with pytest.raises(errors.UnsafeModel, match="only built-in Keras classes are accepted"):
         load_artifact(h5)
+
+
+# --- crafted configs: only Keras' own classes, refused before Keras sees them --------------------------------
+
+
+def craft(h5: Path, mutate) -> Path:
+    """Rewrite the model config stored in `h5` with `mutate(config)`, and make the manifest vouch for the result."""
+    import h5py
+
+    config = artifacts.read_model_config(h5)
+    mutate(config)
+    with h5py.File(h5, "r+") as handle:
+        handle.attrs["model_config"] = json.dumps(config)
+    rehash(h5)
+    return h5
+
+
+def layer(config: dict, name: str) -> dict:
+    return next(item for item in config["config"]["layers"] if item["config"]["name"] == name)
+
+
+def keras_must_not_run(path):
+    raise AssertionError(f"Keras was asked to deserialize {path}")
+
+
+LAMBDA_ACTIVATION = {"class_name": "__lambda__", "config": {"code": "4wEAAAAAAAAA", "defaults": None, "closure": None}}
+FUNCTION_ACTIVATION = {"module": "keras.activations", "class_name": "function", "config": "relu", "registered_name": "function"}
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: layer(c, "probs")["config"].update(activation=LAMBDA_ACTIVATION), "custom object '__lambda__'"),
+        (lambda c: layer(c, "probs")["config"].update(activation=FUNCTION_ACTIVATION), "custom object 'function'"),
+        (lambda c: layer(c, "probs")["config"].update(activation="os.system"), "activation 'os.system'"),
+        (lambda c: layer(c, "conv").update(class_name=["Conv2D"]), r"names an object by \['Conv2D'\]"),
+        (lambda c: layer(c, "conv").update(module={"keras": 1}), r"module \{'keras': 1\}"),
+        (lambda c: layer(c, "conv").update(class_name="TextVectorization"), "TextVectorization layer, which can run arbitrary code or read files"),
+        (lambda c: layer(c, "conv").update(class_name="Layer"), "custom object 'Layer'"),
+    ],
+    ids=["lambda-activation", "function-reference", "unknown-activation", "list-class-name", "dict-module", "file-reading-layer", "base-class"],
+)
+def test_a_crafted_config_is_refused_before_keras_deserializes_it(artifact, monkeypatch, mutate, message):
+    craft(artifact, mutate)
+    monkeypatch.setattr(artifacts, "_keras_load", keras_must_not_run)
+    with pytest.raises(errors.UnsafeModel, match=message):
+        load_artifact(artifact)
+
+
+def test_the_allow_list_holds_keras_layers_but_none_that_run_code_or_read_files():
+    allowed = artifacts.allowed_classes()
+    assert {"Conv2D", "DepthwiseConv2D", "BatchNormalization", "Dense", "GlorotUniform", "L2", "MaxNorm"} <= allowed
+    assert {"DTypePolicy", "Adam", "SparseCategoricalCrossentropy"} <= allowed
+    code_or_files = {"Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "StringLookup", "TextVectorization"}
+    assert not allowed & (code_or_files | {"function", "__lambda__", "LossFunctionWrapper", "Layer"})
+
+
+@pytest.mark.parametrize(
+    "raw", ['{"class_name": "Functional", "n": ' + "9" * 5000 + "}", "[" * 100_000 + "]" * 100_000],
+    ids=["5000-digit-number", "nested-100000"],
+)
+def test_a_config_or_manifest_that_python_cannot_parse_is_refused_not_crashed_on(artifact, raw):
+    import h5py
+
+    with h5py.File(artifact, "r+") as handle:
+        handle.attrs["model_config"] = raw
+    rehash(artifact)
+    with pytest.raises(errors.ArtifactError, match="model config .* is not valid JSON"):
+        load_artifact(artifact)
+    manifest_path(artifact).write_text(raw)
+    with pytest.raises(errors.ManifestError, match="is not valid JSON"):
+        load_artifact(artifact)

@@ -134,6 +134,29 @@ def test_it_refuses_a_tensor_that_reaches_outside_its_storage(tmp_path):
         load_state_dict(path)
 
 
+@pytest.mark.parametrize(
+    "elements, size, stride",
+    [(1, (8192, 16384), (0, 0)), (2000, (1000, 1000), (1, 1))],
+    ids=["stride-0-copies-4-bytes-into-512-mb", "overlapping-strides-larger-than-the-storage"],
+)
+def test_it_refuses_a_tensor_that_repeats_its_storage_into_more_elements(tmp_path, elements, size, stride):
+    storage = _StorageRef("0", FloatStorage, np.ones(elements, dtype="<f4"))
+    path = tmp_path / "bomb.pth"
+    _write_legacy(path, _torch_pickle({"w": _TensorRef(storage, 0, size, stride)}), [storage])
+    assert path.stat().st_size < 10_000
+
+    with pytest.raises(errors.ArtifactError, match=r"repeats the elements of its storage"):
+        load_state_dict(path)
+
+
+def test_a_stride_0_on_a_dimension_of_size_1_is_still_read(tmp_path):
+    data = _StorageRef("0", FloatStorage, np.arange(3, dtype="<f4"))
+    path = tmp_path / "broadcast.pth"
+    _write_legacy(path, _torch_pickle({"w": _TensorRef(data, 0, (1, 3), (0, 1))}), [data])
+
+    np.testing.assert_array_equal(load_state_dict(path)["w"], [[0, 1, 2]])
+
+
 def test_it_refuses_a_pickle_that_calls_another_global(tmp_path):
     marker = tmp_path / "pwned"
     # What a malicious file holds: GLOBAL os.system, then REDUCE it with a shell command.

@@ -232,7 +232,7 @@ def test_a_batch_with_bad_images_answers_each_in_order_and_records_only_the_good
         "ok", "unsupported_format", "file_too_large", "empty_image", "ok"
     ]
     for bad in (results[1], results[2], results[3]):
-        assert set(bad) == {"error"} and set(bad["error"]) == {"code", "message"} and bad["error"]["message"]
+        assert set(bad) == {"error"} and set(bad["error"]) == {"code", "message", "request_id"} and bad["error"]["message"]
     assert results[0]["predictions"] == results[4]["predictions"]
     assert Prediction.objects.count() == 2
 

@@ -151,8 +151,8 @@ def test_the_page_says_when_the_model_is_not_ready(db, fresh_runtime, settings, 
     assert not Prediction.objects.exists()
 
 
-def test_the_page_shares_the_rate_limit_of_the_api(browser, jpeg_bytes, settings):
-    settings.API_RATE_LIMIT = "1/m"
+def test_the_page_has_a_rate_limit_of_its_own(browser, jpeg_bytes, settings):
+    settings.PAGE_RATE_LIMIT = "1/m"
     assert submit(browser, jpeg_bytes).status_code == 200
     page = submit(browser, jpeg_bytes)
     assert page.status_code == 429

@@ -115,11 +115,30 @@ RECOGNIZER_PRECISION = env_str("RECOGNIZER_PRECISION", "fp32")
 DEFAULT_MODEL_NAME = env_str("DEFAULT_MODEL_NAME", "imagenet-efficientnet_lite0")
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
+
+# ---- decoding budgets (see README "Security") ----
+# JPEG decodes at a reduced scale (a 40 MP JPEG costs about 4 MB); every other format decodes whole, so its limit
+# is lower: a 16 MP RGBA PNG takes 128 MB at its peak, a 16 MP WebP 320 MB (libwebp holds about five frames).
+# For scale: one 40 MP RGBA image is 160 MB decoded.
+MAX_FULL_DECODE_PIXELS = env_int("MAX_FULL_DECODE_PIXELS", 16_000_000)
+# Peak decoding memory one request may need (its images together, estimated from their headers): 413 beyond.
+DECODE_REQUEST_MAX_BYTES = env_int("DECODE_REQUEST_MAX_BYTES", 384 * 2**20)
+# Decoding memory in flight per worker (each request holds its largest image's cost): a fast 503 beyond. With a
+# worker at about 210-260 MB serving, 384 MB keeps its peak under the 700 MB per-worker target.
+DECODE_WORKER_MAX_BYTES = env_int("DECODE_WORKER_MAX_BYTES", 384 * 2**20)
 ALLOWED_IMAGE_FORMATS = tuple(env_list("ALLOWED_IMAGE_FORMATS", ["JPEG", "PNG", "WEBP", "GIF", "BMP"]))
 BATCH_MAX_IMAGES = env_int("BATCH_MAX_IMAGES", 16)
 STORE_UPLOADS = env_bool("STORE_UPLOADS", False)
 API_ALLOW_ANONYMOUS = env_bool("API_ALLOW_ANONYMOUS", True)
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "120/m")
+# ---- access (see README "Security") ----
+# The page is a public demo: one photo at a time, its own budget per client address, stricter than the API's.
+PAGE_RATE_LIMIT = env_str("PAGE_RATE_LIMIT", "10/m")
+# Password attempts at the admin's sign-in per client address.
+LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "10/m")
+# Reverse proxies in front of gunicorn that append to X-Forwarded-For; 0 (gunicorn serves clients directly) means
+# X-Forwarded-For and X-Forwarded-Proto are the client's own words and are ignored.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 MODEL_POLL_SECONDS = env_int("MODEL_POLL_SECONDS", 2)
 # Requests per worker being decoded or classified; more get a fast 503. Half of WEB_THREADS (16), so that spare
 # threads are there to say no quickly instead of queueing in gunicorn.
@@ -129,6 +148,8 @@ INFERENCE_QUEUE_MAX = env_int("INFERENCE_QUEUE_MAX", 8)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES * 2
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES
 REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", UPLOAD_MAX_BYTES * 4)
+# Model uploads (H5 + manifest) in the admin's register form, for staff who may add versions: the one larger body.
+ADMIN_UPLOAD_MAX_BYTES = env_int("ADMIN_UPLOAD_MAX_BYTES", 512 * 1024 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
 DATA_UPLOAD_MAX_NUMBER_FILES = BATCH_MAX_IMAGES + 4
 

@@ -14,6 +14,7 @@ STORAGES = {
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 API_RATE_LIMIT = "10000/m"
+PAGE_RATE_LIMIT = "10000/m"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Compiling every tiny test model for ONNX Runtime would cost seconds per registration; the tests that

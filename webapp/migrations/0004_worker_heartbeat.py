@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webapp', '0002_engine_note'),
+        ('webapp', '0003_append_only_history'),
     ]
 
     operations = [
