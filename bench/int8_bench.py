@@ -92,7 +92,7 @@ def main() -> int:
         gate = record["gate"] or {}
         print(f"{model:<9} {'passed' if record['passed'] else 'refused'}: {quantization.describe(quantization.GateReport(**gate)) if gate else record['reason']}")
         if args.dev and model == "default":
-            print(f"{'':<9} development photos: {quantization.describe(dev_agreement(paths[model], args.dev))}")
+            print(f"{'':<9} {quantization.describe(dev_agreement(paths[model], args.dev), f'photos under {args.dev}')}")
     print(f"\nbatch 1, median of {args.runs} runs; load average {load}")
     print(f"{'model':<9} {'runtime':<12} {'threads':>7} {'fp32 ms':>8} {'int8 ms':>8} {'speed-up':>8}")
     for model in args.models.split(","):

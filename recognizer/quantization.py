@@ -126,11 +126,11 @@ def check_gate(fp32: Runner, int8: Runner, batches: Sequence[np.ndarray], domain
     return GateReport(not problems, n, *report, reason="; ".join(problems))
 
 
-def describe(report: GateReport | None) -> str:
+def describe(report: GateReport | None, photos: str = "golden photos") -> str:
     """The gate's figures in one line, for version notes and logs."""
     if report is None:
         return "not scored"
     return (
-        f"{report.images} golden photos: top-1 agreement {report.top1_agreement:.4f}, "
+        f"{report.images} {photos}: top-1 agreement {report.top1_agreement:.4f}, "
         f"shared top-5 {report.top5_shared:.2f}, domain agreement {report.domain_agreement:.4f}"
     )

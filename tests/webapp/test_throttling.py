@@ -67,3 +67,13 @@ def test_the_window_opens_with_the_first_request_and_the_wait_is_what_is_left_of
     request = RequestFactory().get("/", REMOTE_ADDR="192.0.2.8")
     assert [throttle.allow_request(request) for _ in range(3)] == [True, True, False]
     assert throttle.wait() == 18  # opened at 1000 s, refused at 1042.5 s
+
+
+def test_a_batch_over_the_budget_is_refused_whole_and_costs_nothing(settings):
+    settings.API_RATE_LIMIT = "5/m"
+    throttle = ClientRateThrottle()
+    request = RequestFactory().get("/", REMOTE_ADDR="192.0.2.9")
+    assert throttle.allow_request(request)  # 1 of 5
+    assert not throttle.allow_more(request, 5)  # 6 would be over
+    assert throttle.allow_more(request, 4)  # the refused five were not spent
+    assert not throttle.allow_request(request)
