@@ -24,7 +24,7 @@ from recognizer.preprocessing import Source, open_image, to_batch
 
 MAX_TOP_K = 20
 # INT8 copies are kinds of their own, so that everything reporting `kind` says which precision serves.
-INT8_KINDS = {"onnxruntime-int8": "onnxruntime"}
+INT8_KINDS = {"onnxruntime-int8": "onnxruntime", "openvino-int8": "openvino"}
 KINDS = ("keras", *runtimes.SUFFIXES, *INT8_KINDS)
 Forward = Callable[[np.ndarray], np.ndarray]  # float32 (N, H, W, 3) -> (N, classes)
 

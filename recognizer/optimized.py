@@ -7,10 +7,11 @@ call `load_engine`, which serves the copy only when that record passed for
 exactly these files and this runtime version, and the Keras Engine otherwise.
 All of these files are generated, like the H5s beside them. An optimized
 engine is the one Engine class with a compiled forward function, its `kind`
-naming the runtime that runs it. With RECOGNIZER_PRECISION int8 or auto, an
-ONNX copy that passed parity is also quantized (`<stem>.int8.onnx`, kind
-`onnxruntime-int8`) and served only when its accuracy gate passed
-(`<stem>.onnxruntime-int8.parity.json`); otherwise the FP32 copy serves.
+naming the runtime that runs it. With RECOGNIZER_PRECISION int8 or auto, a
+copy that passed parity is also quantized (`<stem>.int8.onnx`, which both
+runtimes read: kinds `onnxruntime-int8`, `openvino-int8`) and served only
+when its accuracy gate passed on that runtime
+(`<stem>.<kind>-int8.parity.json`); otherwise the FP32 copy serves.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -67,8 +69,9 @@ def base_kind(kind: str) -> str:
 def compiled_path(artifact_path: str | Path, kind: str, out_dir: Path | None = None) -> Path:
     """Where the `kind` copy of an artifact lives: beside it (or in out_dir), named after its stem."""
     artifact_path = Path(artifact_path)
-    fp32 = Path(out_dir or artifact_path.parent) / f"{artifact_path.stem}{runtimes.SUFFIXES[runtimes.check_kind(base_kind(kind))]}"
-    return quantization.int8_path(fp32) if kind in INT8_KINDS else fp32
+    if kind in INT8_KINDS:  # one QDQ ONNX file, quantized from the ONNX copy, that either runtime runs
+        return quantization.int8_path(compiled_path(artifact_path, "onnxruntime", out_dir))
+    return Path(out_dir or artifact_path.parent) / f"{artifact_path.stem}{runtimes.SUFFIXES[runtimes.check_kind(kind)]}"
 
 
 def parity_record_path(artifact_path: str | Path, kind: str) -> Path:
@@ -193,8 +196,8 @@ def optimize_artifact(
 ) -> Optimization:
     """Compile the engine's artifact for `kind`, check parity against it, record the outcome beside the artifact.
 
-    With precision int8 or auto (default: RECOGNIZER_PRECISION) an ONNX copy that passed is then
-    quantized on the same photos and gated on the repository's golden photos.
+    With precision int8 or auto (default: RECOGNIZER_PRECISION) a copy that passed is then
+    quantized (from its ONNX export) on the same photos and gated on the repository's golden photos.
     """
     kind = base_kind(kind or engine_kind())
     precision = quantization.check_precision(precision) if precision else quantization.precision()
@@ -222,12 +225,10 @@ def optimize_artifact(
 def _try_int8(done: Optimization, artifact: Artifact, calibration: Sequence) -> Optimization:
     """Quantize the passed FP32 copy and keep it only when the gate passes; the record says either way."""
     int8_kind = f"{done.kind}-int8"
-    if int8_kind not in INT8_KINDS:
-        return replace(done, int8_reason=f"INT8 copies are made from the ONNX copy; {done.kind} serves FP32.")
     gate, target = None, compiled_path(artifact.path, int8_kind)
     try:
         fp32 = compiled_engine(artifact, done.compiled, done.kind)
-        quantization.quantize_onnx(done.compiled, target, [fp32.prepare(i) for i in calibration])
+        _quantize(done, artifact, target, [fp32.prepare(i) for i in calibration])
         int8 = compiled_engine(artifact, target, int8_kind)
         gate = quantization.check_gate(fp32.probabilities, int8.probabilities, _golden_batches(fp32), _top1_domain(fp32))
         reason = "" if gate.passed else f"INT8 refused by its accuracy gate ({quantization.describe(gate)}): {gate.reason}."
@@ -235,6 +236,15 @@ def _try_int8(done: Optimization, artifact: Artifact, calibration: Sequence) -> 
         reason = f"Quantizing or gating the INT8 copy failed: {type(exc).__name__}: {exc}"
     _write_record(artifact, int8_kind, target if target.is_file() else None, gate.to_dict() if gate else None, reason)
     return replace(done, engine=done.kind if reason else int8_kind, gate=gate, int8_reason=reason)
+
+
+def _quantize(done: Optimization, artifact: Artifact, target: Path, batches: list[np.ndarray]) -> None:
+    """Quantize the ONNX copy into `target`; for OpenVINO, from an ONNX export of its own that nothing serves."""
+    if done.kind == "onnxruntime":
+        quantization.quantize_onnx(done.compiled, target, batches)
+        return
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".int8-") as scratch:
+        quantization.quantize_onnx(compile_optimized(artifact, "onnxruntime", Path(scratch)), target, batches)
 
 
 def _golden_batches(engine: Engine, size: int = 16) -> list[np.ndarray]:

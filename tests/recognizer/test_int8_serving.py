@@ -107,3 +107,13 @@ def test_an_unknown_precision_is_refused_with_the_choices(tmp_path):
     h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
     with pytest.raises(ValueError, match="choose one of fp32, int8, auto"):
         optimize_artifact(Engine.from_path(h5), "onnxruntime", precision="int4")
+
+
+def test_openvino_serves_the_int8_copy_it_gated_itself(tmp_path):
+    h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
+    done = optimize_artifact(Engine.from_path(h5), "openvino", precision="int8")
+    assert done.engine == "openvino-int8", done.note
+    assert not compiled_path(h5, "onnxruntime").exists()  # its ONNX export was a step, not a copy to serve
+    assert json.loads(parity_record_path(h5, "openvino-int8").read_text())["runtime"].startswith("openvino ")
+    assert load_engine(h5, "openvino-int8").kind == "openvino-int8"
+    assert "no readable parity record" in unavailable_reason(h5, INT8)  # ONNX Runtime never gated this copy
