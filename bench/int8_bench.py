@@ -89,7 +89,6 @@ def main() -> int:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     paths = ensure_artifacts(args.work)
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"INT8 gate (floors: top-1 {quantization.MIN_TOP1_AGREEMENT}, shared top-5 {quantization.MIN_TOP5_SHARED}, "
           f"domain {quantization.MIN_DOMAIN_AGREEMENT}); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     for model in args.models.split(","):
@@ -100,7 +99,8 @@ def main() -> int:
             print(f"{model:<9} {kind:<12} {'passed' if record['passed'] else 'refused'}: {figures}")
         if args.dev and model == "default":
             print(f"{'':<9} {quantization.describe(dev_agreement(paths[model], args.dev), f'photos under {args.dev}')}")
-    print(f"\nbatch 1, median of {args.runs} runs; load average {load}")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nbatch 1, median of {args.runs} runs; load average {load} (at the start of the timing)")
     print(f"{'model':<9} {'runtime':<12} {'threads':>7} {'fp32 ms':>8} {'int8 ms':>8} {'speed-up':>8}")
     for model in args.models.split(","):
         rows = {(k, n, t): ms for k, n, t, ms in speeds(paths[model], args.runs)}
