@@ -57,6 +57,11 @@ def model_version_validate(*, artifact_path: Path) -> Engine:
         engine.smoke_test()
     except core.RecognizerError as exc:
         raise RegistrationError(str(exc)) from None
+    except ImportError as exc:  # the serving image leaves TensorFlow out: it serves, it does not register
+        raise RegistrationError(
+            f"Registering needs TensorFlow, which this installation does not have ({exc.name or exc}). "
+            "Register versions from the full image or a checkout with requirements.txt installed."
+        ) from None
     return engine
 
 

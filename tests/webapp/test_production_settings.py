@@ -36,3 +36,16 @@ def test_anonymous_api_use_and_debug_are_off_unless_asked_for():
     done = manage("shell", "-c", show, DJANGO_SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="recognizer.example.org")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-4:] == ["False", "False", "True", "True"]
+
+
+def test_probes_see_the_real_status_while_everything_else_is_redirected_to_https(tmp_path):
+    # The Django test client under production settings, on an empty database: no model is loaded.
+    probe = (
+        "from django.core.management import call_command; call_command('migrate', verbosity=0); "
+        "from django.test import Client; c = Client(); "
+        "print(*(c.get(p).status_code for p in ('/healthz', '/readyz', '/api/v1/models', '/')))"
+    )
+    done = manage("shell", "-c", probe, DJANGO_SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="testserver",
+                  VAR_DIR=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-4:] == ["200", "503", "301", "301"]

@@ -26,5 +26,6 @@ LOG_FORMAT = log_format("json")
 LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)  # noqa: F405
 # Scrapers reach a host directly, not through the balancer: loopback only unless told otherwise.
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
-# Balancers' health checks and scrapers reach each host directly over plain HTTP on the private network.
+# Balancers' health checks, probes and scrapers reach each host directly over plain HTTP on the private network:
+# they must see the real status, not a 301 that a Kubernetes probe counts as success.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
