@@ -31,8 +31,11 @@ setup: default-model
 
 setup-dev: $(VENV)/.dev setup
 
+# The job worker (training jobs) runs beside gunicorn and stops with it; kept photos past retention are purged at start.
 run: setup
-	$(BIN)/gunicorn -c gunicorn.conf.py
+	$(BIN)/python manage.py purge_uploads
+	$(BIN)/python manage.py task_worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/gunicorn -c gunicorn.conf.py
 
 test: setup-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

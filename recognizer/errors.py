@@ -74,3 +74,9 @@ class DatasetError(RecognizerError):
 
     code = "invalid_dataset"
     skipped: list = []  # (file, reason) of the files whose failure caused it, when there are such files
+
+
+class TrainingCancelled(RecognizerError):
+    """Someone asked a training run to stop; it stopped between two batches."""
+
+    code = "training_cancelled"

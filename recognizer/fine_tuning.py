@@ -9,6 +9,7 @@ import numpy as np
 
 from recognizer.backbones import Backbone
 from recognizer.preprocessing import normalize, open_image, to_pixels
+from recognizer.progress import EpochClock
 
 if TYPE_CHECKING:  # training imports this module
     from recognizer.training import TrainConfig
@@ -64,15 +65,21 @@ def fine_tune(model, paths: list[Path], labels: np.ndarray, backbone: Backbone, 
     augment, rng = _augmenter(config.seed), np.random.default_rng(config.seed)
     losses = []
     log(f"fine-tuning {count} backbone layers for {config.fine_tune_epochs} epochs at learning rate {rate:g}")
+    clock = EpochClock(config.fine_tune_epochs)
     for epoch in range(config.fine_tune_epochs):
         order, epoch_losses = rng.permutation(len(labels)), []
         for start in range(0, len(order), config.batch_size):
+            config.hooks.check()  # a cancel asked for stops the run here, between two batches
             batch = order[start : start + config.batch_size]
             augmented = np.clip(np.asarray(augment(pixels[batch], training=True)), 0, 255)
             loss = model.train_on_batch(normalize(augmented, spec.normalization), labels[batch])
             epoch_losses.append(float(np.ravel(loss)[0]))
         losses.append(float(np.mean(epoch_losses)))
         log(f"  fine-tune epoch {epoch + 1}: loss {losses[-1]:.4f}")
+        config.hooks.emit(
+            phase="fine-tune", epoch=epoch + 1, epochs=config.fine_tune_epochs, loss=round(losses[-1], 4),
+            accuracy=None, val_accuracy=None, seconds_left=clock.tick(),
+        )
     for layer in model.layers:
         layer.trainable = True  # saved models carry no frozen state
     return {"fine_tune_loss": losses}

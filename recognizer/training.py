@@ -21,6 +21,7 @@ from recognizer.evaluation import compute_metrics
 from recognizer.fine_tuning import Log, fine_tune
 from recognizer.manifest import Manifest
 from recognizer.preprocessing import normalize, open_image, to_pixels
+from recognizer.progress import TrainingHooks, keras_callback
 
 @dataclass
 class TrainConfig:
@@ -37,6 +38,7 @@ class TrainConfig:
     from_scratch: bool = False
     cache_dir: Path | None = None
     progress: bool = True
+    hooks: TrainingHooks = field(default_factory=TrainingHooks)  # progress reports and cancellation
 
 
 @dataclass
@@ -75,7 +77,8 @@ def _cache_key(path: Path, backbone: Backbone) -> str:
 
 
 def extract_features(
-    feature_model, backbone: Backbone, paths: list[Path], *, cache_dir: Path | None, batch_size: int, progress: bool
+    feature_model, backbone: Backbone, paths: list[Path], *, cache_dir: Path | None, batch_size: int, progress: bool,
+    hooks: TrainingHooks | None = None,
 ) -> tuple[np.ndarray, list[tuple[Path, str]]]:
     """Feature vectors of the images (cached on disk by file sha256 and backbone); failures are returned."""
     from tqdm import tqdm
@@ -89,7 +92,10 @@ def extract_features(
         else:
             pending.append((i, path, cached))
     bar = tqdm(total=len(pending), disable=not (progress and pending), file=sys.stderr, unit="img", desc="features")
+    hooks = hooks or TrainingHooks()
     for start in range(0, len(pending), batch_size):
+        hooks.check()
+        hooks.emit(phase="features", done=start, total=len(pending))
         chunk, batch = [], []
         for i, path, cached in pending[start : start + batch_size]:
             try:
@@ -155,9 +161,10 @@ def fit_head(x_train, y_train, x_val, y_val, *, num_classes: int, config: TrainC
     head.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     has_val = len(y_val) > 0
     stop = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss", patience=6, restore_best_weights=True)
+    progress = keras_callback(config.hooks, phase="head", epochs=config.epochs)
     history = head.fit(
         x_train, y_train, validation_data=(x_val, y_val) if has_val else None, epochs=config.epochs,
-        batch_size=config.batch_size, shuffle=True, callbacks=[stop], verbose=0,
+        batch_size=config.batch_size, shuffle=True, callbacks=[stop, progress], verbose=0,
     )
     return head, {k: [float(v) for v in values] for k, values in history.history.items()}
 
@@ -197,7 +204,7 @@ def train(dataset: Dataset, config: TrainConfig, log: Log = print) -> TrainResul
     paths = [path for path, _ in dataset.items]
     features, failed = extract_features(
         feature_model, backbone, paths, cache_dir=None if config.from_scratch else config.cache_dir,
-        batch_size=config.batch_size, progress=config.progress,
+        batch_size=config.batch_size, progress=config.progress, hooks=config.hooks,
     )
     dataset = _without(dataset, failed)
     paths = [path for path, _ in dataset.items]

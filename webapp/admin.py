@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from webapp import fleet, selectors, services
+from webapp.admin_review import AuditTrailAdmin
 from webapp.forms import RegisterModelForm
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction
 
@@ -172,18 +173,9 @@ def _fmt(value):
 
 
 @admin.register(Activation)
-class ActivationAdmin(admin.ModelAdmin):
+class ActivationAdmin(AuditTrailAdmin):
     list_display = ("at", "model_name", "from_version", "to_version", "kind", "by")
     list_filter = ("model_name", "kind")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Prediction)
@@ -217,3 +209,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
         token, key = services.api_token_create(name=obj.name, user=obj.user, is_active=obj.is_active)
         obj.pk = token.pk
         messages.warning(request, f"Token for {obj.name}: {key} (copy it now; it is not shown again).")
+
+
+# The learning loop's training jobs and promotion gate live in their own modules.
+from webapp import admin_training  # noqa: E402,F401
+from webapp import admin_gate  # noqa: E402,F401

@@ -16,7 +16,7 @@ from ninja.security import HttpBearer
 
 from recognizer.engine import MAX_TOP_K
 from recognizer.manifest import QUERY_DOMAINS
-from webapp import selectors, services
+from webapp import feedback, selectors, services, shadow
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
 from webapp.parsing import parse_batch, parse_single
 from webapp.throttling import ClientRateThrottle
@@ -82,6 +82,7 @@ class Timing(Schema):
 
 
 class PredictOut(Schema):
+    id: Optional[int] = None  # the prediction, for POST /api/v1/predictions/{id}/feedback
     model: ModelRef
     predictions: list[PredictionOut]
     timing_ms: Timing
@@ -153,6 +154,8 @@ BATCH_DESCRIPTION = (
 def predict(request: HttpRequest):
     upload, params = parse_single(request)
     result = services.prediction_create(upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain)
+    feedback.photo_keep(prediction_id=result.id, data=upload.data, owner=feedback.Owner.of_api(request))
+    shadow.shadow_sample_result(result=result, data=upload.data, domain=params.domain)
     return result.to_dict()
 
 
@@ -163,6 +166,9 @@ def predict(request: HttpRequest):
 def predict_batch(request: HttpRequest):
     uploads, params = parse_batch(request)
     batch = services.prediction_create_batch(uploads=uploads, model_name=params.model, top_k=params.top_k, domain=params.domain)
+    for upload, item in zip(uploads, batch.items):
+        if isinstance(item, services.PredictionResult):
+            feedback.photo_keep(prediction_id=item.id, data=upload.data, owner=feedback.Owner.of_api(request))
     results = [item.to_dict() if isinstance(item, services.PredictionResult) else to_api_error(item).body() for item in batch.items]
     return {"model": {"name": batch.model_name, "version": batch.model_version}, "results": results}
 
@@ -228,3 +234,9 @@ def _invalid(request, exc: ValidationError):
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
     return error_response(exc.status_code, "http_error", str(exc))
+
+
+# Feedback on answers, under the same auth, rate limit and error shape.
+from webapp.feedback_api import router as _feedback_router  # noqa: E402
+
+api.add_router("/predictions", _feedback_router)

@@ -49,11 +49,14 @@ def from_core(exc: core.RecognizerError) -> ApiError:
 
 def to_api_error(exc: Exception) -> ApiError:
     """The HTTP error for an exception that a request may end in on purpose (see EXPECTED)."""
+    from webapp.feedback import FeedbackError
     from webapp.runtime import Busy, ModelNotReady
     from webapp.services import UnknownModel
 
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, FeedbackError):
+        return ApiError(exc.status, exc.code, str(exc))
     if isinstance(exc, core.RecognizerError):
         return from_core(exc)
     if isinstance(exc, UnknownModel):
@@ -67,7 +70,8 @@ def to_api_error(exc: Exception) -> ApiError:
 
 def expected_errors() -> tuple[type[Exception], ...]:
     """The exceptions to_api_error turns into replies: the page and the API catch exactly these."""
+    from webapp.feedback import FeedbackError
     from webapp.runtime import Busy, ModelNotReady
     from webapp.services import UnknownModel
 
-    return (ApiError, core.RecognizerError, UnknownModel, Busy, ModelNotReady)
+    return (ApiError, core.RecognizerError, UnknownModel, Busy, ModelNotReady, FeedbackError)

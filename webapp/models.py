@@ -173,3 +173,9 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instance}:{self.pid} {self.model_name} v{self.version} ({self.engine})"
+
+
+# The learning loop's models live in their own module; importing them here registers them with the app.
+from webapp.learning_models import (  # noqa: E402,F401
+    Dataset, Feedback, FeedbackReview, GateCheck, GateOverride, GoldenSet, KeptPhoto, Shadow, ShadowResult, TrainingJob,
+)

@@ -133,9 +133,18 @@ def model_version_verify(*, version: ModelVersion) -> None:
     verify_sha256(version.artifact_path, version.sha256, expected_by=f"the registration of {version}")
 
 
-def model_version_activate(*, version: ModelVersion, by=None, kind: str = Activation.ACTIVATE) -> ModelVersion:
-    """Make `version` the one active version of its name, and audit who did it."""
+def model_version_activate(
+    *, version: ModelVersion, by=None, kind: str = Activation.ACTIVATE, force_reason: str = ""
+) -> ModelVersion:
+    """Make `version` the one active version of its name, and audit who did it; the promotion gate may refuse."""
     _check_unchanged(version)
+    if kind == Activation.ACTIVATE:  # rolling back restores a version that served before: no gate
+        from webapp.promotion import GateRefused, gate_enforce
+
+        try:
+            gate_enforce(candidate=version, by=by, force_reason=force_reason)
+        except GateRefused as exc:
+            raise ActivationError(str(exc), version) from None
     with transaction.atomic():
         current = ModelVersion.objects.select_for_update().filter(name=version.name, is_active=True).first()
         if current and current.pk == version.pk:
@@ -200,9 +209,11 @@ class PredictionResult:
     model_version: int
     predictions: list[Ranked]
     timing_ms: dict = field(default_factory=dict)
+    id: int | None = None  # the Prediction row: feedback on this answer names it
 
     def to_dict(self) -> dict:
         return {
+            "id": self.id,
             "model": {"name": self.model_name, "version": self.model_version},
             "predictions": [p.to_dict() for p in self.predictions],
             "timing_ms": self.timing_ms,
@@ -235,10 +246,9 @@ def prediction_create_batch(
                   "total": round(answers.timing_ms["total"] + decoding_ms, 2)}
         watch.answered([a.error for a in answers.items], timing)
     answered = [(u, a.predictions) for u, a in zip(uploads, answers.items) if a.error is None]
-    if answered:
-        _record(loaded, answered, domain, timing["total"] / len(answered), source)
+    rows = iter(_record(loaded, answered, domain, timing["total"] / len(answered), source) if answered else [])
     items = [
-        a.error if a.error is not None else PredictionResult(loaded.name, loaded.version, a.predictions, timing)
+        a.error if a.error is not None else PredictionResult(loaded.name, loaded.version, a.predictions, timing, next(rows).pk)
         for a in answers.items
     ]
     return BatchResult(loaded.name, loaded.version, items)
@@ -261,7 +271,7 @@ def prediction_create(*, upload: Upload, model_name: str | None = None, top_k: i
     return item
 
 
-def _record(loaded, answered, domain, latency_ms, source) -> None:
+def _record(loaded, answered, domain, latency_ms, source) -> list[Prediction]:
     rows = []
     for upload, predictions in answered:
         digest = hashlib.sha256(upload.data).hexdigest()
@@ -282,7 +292,7 @@ def _record(loaded, answered, domain, latency_ms, source) -> None:
             else:
                 row.image.save(f"{digest}.img", ContentFile(upload.data), save=False)
         rows.append(row)
-    Prediction.objects.bulk_create(rows)
+    return Prediction.objects.bulk_create(rows)
 
 
 # ---- API tokens -----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from webapp import views
+from webapp import feedback_views, views
 from webapp.api import api
 from webapp.metrics import metrics_view
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
+    path("predictions/<int:prediction_id>/feedback", feedback_views.feedback_page, name="feedback"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

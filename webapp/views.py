@@ -18,9 +18,10 @@ from django.views import defaults
 from django.views.decorators.http import require_GET, require_http_methods
 from PIL import Image
 
-from webapp import selectors, services
+from webapp import feedback, selectors, services, shadow
 from recognizer.manifest import QUERY_DOMAINS
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
+from webapp.feedback_views import page_context
 from webapp.parsing import parse_params, upload_from_file
 from webapp.fleet import engine_fallback_warnings
 from webapp.runtime import ModelNotReady, runtime
@@ -61,6 +62,8 @@ def _classify(request: HttpRequest) -> tuple[services.PredictionResult, str]:
     result = services.prediction_create(
         upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, source="page"
     )
+    feedback.photo_keep(prediction_id=result.id, data=upload.data, owner=feedback.Owner.of_page(request))
+    shadow.shadow_sample_result(result=result, data=upload.data, domain=params.domain)
     return result, preview.url
 
 
@@ -72,6 +75,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "selected_model": request.POST.get("model") or settings.DEFAULT_MODEL_NAME,
         "selected_domain": request.POST.get("domain", ""),
         "max_mb": settings.UPLOAD_MAX_BYTES // 1_000_000,
+        **page_context(),
     }
     if request.method == "GET":
         return render(request, "index.html", context)

@@ -98,10 +98,49 @@
     errorBox.hidden = true;
     empty.hidden = true;
     result.hidden = false;
+    showFeedbackForm(body);
     const top = body.predictions[0];
     status.textContent = top ? "Top match: " + top.label + ", " + percent(top.probability) + "." : "No labels.";
     revealOnSmallScreens();
   }
+
+  // "Wrong? Tell us what it is": posted for the prediction just shown, answered in place.
+  const feedbackForm = $("feedback-form");
+
+  function showFeedbackForm(body) {
+    if (!feedbackForm) return;
+    feedbackForm.hidden = !body.id;
+    feedbackForm.action = "/predictions/" + body.id + "/feedback";
+    feedbackForm.reset();
+    feedbackForm.querySelector("button").disabled = false;
+    $("feedback-status").textContent = "";
+    const slug = body.model.name.toLowerCase().replace(/[^a-z0-9_\s-]/g, "").replace(/[\s_-]+/g, "-").replace(/^-+|-+$/g, "");
+    $("feedback-label").setAttribute("list", "labels-" + slug);
+  }
+
+  async function sendFeedback(event) {
+    event.preventDefault();
+    const said = $("feedback-status");
+    try {
+      const response = await fetch(feedbackForm.action, {
+        method: "POST",
+        body: new FormData(feedbackForm),
+        headers: { "Accept": "application/json", "X-CSRFToken": form.elements.csrfmiddlewaretoken.value },
+        credentials: "same-origin",
+      });
+      const reply = await response.json().catch(() => null);
+      if (response.ok) {
+        said.textContent = "Thank you: an expert will look at it.";
+        feedbackForm.querySelector("button").disabled = true;
+      } else {
+        said.textContent = failureMessage(response, reply);
+      }
+    } catch (err) {
+      said.textContent = "Could not reach the server. Check your connection and try again.";
+    }
+  }
+
+  if (feedbackForm) feedbackForm.addEventListener("submit", sendFeedback);
 
   function revealOnSmallScreens() {
     const box = card.getBoundingClientRect();

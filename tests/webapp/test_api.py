@@ -270,7 +270,7 @@ def test_the_openapi_document_lists_the_endpoints_and_bodies(client, db, setting
     assert "one entry in `results` per photo" in batch["description"]
     entry = _resolve(spec, batch["responses"]["200"]["content"]["application/json"]["schema"]["$ref"])
     alternatives = [_resolve(spec, a["$ref"]) for a in entry["properties"]["results"]["items"]["anyOf"]]
-    assert [sorted(a["properties"]) for a in alternatives] == [["model", "predictions", "timing_ms"], ["error"]]
+    assert [sorted(a["properties"]) for a in alternatives] == [["id", "model", "predictions", "timing_ms"], ["error"]]
     single = spec["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]
     assert single["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
     assert "image_base64" in single["application/json"]["schema"]["required"]

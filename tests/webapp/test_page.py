@@ -103,7 +103,7 @@ def test_with_accept_json_the_same_post_answers_the_api_shape(browser, client, j
     assert reply["Content-Type"].startswith("application/json")
     body = reply.json()
     expected = predict(client, jpeg_bytes).json()
-    assert set(body) == set(expected) == {"model", "predictions", "timing_ms"}
+    assert set(body) == set(expected) == {"id", "model", "predictions", "timing_ms"}
     assert body["model"] == expected["model"]
     assert [p["label"] for p in body["predictions"]] == [p["label"] for p in expected["predictions"]]
     assert [p["probability"] for p in body["predictions"]] == pytest.approx([p["probability"] for p in expected["predictions"]])

@@ -1,5 +1,6 @@
 """Settings shared by every environment; each value can be set from the environment."""
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -167,3 +168,33 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
 # Names this host in the workers' heartbeats (manage.py models); the hostname when empty.
 INSTANCE_NAME = env_str("INSTANCE_NAME", "")
+
+# ---- the learning loop: feedback, kept photos ----
+# While feedback is on, each upload is kept (metadata stripped) for FEEDBACK_RETENTION_DAYS, and longer only if
+# feedback arrives for it; `manage.py purge_uploads` deletes the rest.
+FEEDBACK_ENABLED = env_bool("FEEDBACK_ENABLED", True)
+FEEDBACK_RETENTION_DAYS = env_int("FEEDBACK_RETENTION_DAYS", 7)
+FEEDBACK_PHOTO_MAX_SIDE = env_int("FEEDBACK_PHOTO_MAX_SIDE", 1024)
+# Kept photos live under MEDIA_ROOT/feedback: with several hosts, point it at storage they share.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(MEDIA_ROOT)))
+
+# ---- the learning loop: training jobs on a job queue ----
+# The database queue (django-tasks-db) by default, worked by `manage.py task_worker` beside gunicorn; RQ on Redis
+# when TASKS_BROKER_URL is set (then run `manage.py task_worker` on any machine that should train).
+TASKS_BROKER_URL = env_str("TASKS_BROKER_URL", "")
+INSTALLED_APPS += ["django_tasks", "django_tasks_db"]
+if TASKS_BROKER_URL:
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
+    RQ_QUEUES = {"default": {"URL": TASKS_BROKER_URL, "DEFAULT_TIMEOUT": env_int("TRAINING_TIMEOUT_SECONDS", 6 * 3600)}}
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+else:
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+TRAINING_THREADS = env_int("TRAINING_THREADS", max(1, len(os.sched_getaffinity(0)) // 2))
+TRAINING_NICE = env_int("TRAINING_NICE", 10)
+TRAINING_LOCK_FILE = env_str("TRAINING_LOCK_FILE", str(VAR_DIR / "training.lock"))
+
+# ---- the learning loop: promotion gate ----
+# Activation is refused when a candidate's golden-set top-1 accuracy is this many points below the active version's.
+PROMOTION_MAX_DROP_POINTS = float(env_str("PROMOTION_MAX_DROP_POINTS", "1"))
+# Share of live requests that a version in shadow also classifies, in the background.
+SHADOW_SAMPLE_RATE = float(env_str("SHADOW_SAMPLE_RATE", "0.1"))

@@ -20,3 +20,6 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Compiling every tiny test model for ONNX Runtime would cost seconds per registration; the tests that
 # exercise the optimized engine turn it on themselves.
 RECOGNIZER_ENGINE = "keras"
+# Most tests are about serving; the feedback tests turn keeping photos on themselves.
+FEEDBACK_ENABLED = False
+TRAINING_LOCK_FILE = str(VAR_DIR / "training.lock")

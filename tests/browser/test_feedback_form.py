@@ -1,0 +1,42 @@
+"""The "Wrong? Tell us what it is" form in a real chromium: suggestions from the model's classes, sent in place."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_page import choose_with_file_chooser, rows
+from tests.synthetic import picture
+
+
+@pytest.fixture
+def keeping(settings, tmp_path):
+    settings.FEEDBACK_ENABLED = True
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.mark.browser
+def test_a_wrong_answer_is_reported_from_the_page_without_reloading_it(keeping, page, tmp_path, artifacts):
+    from webapp.models import Feedback, KeptPhoto
+
+    photo = tmp_path / "fox.jpg"
+    picture("red-stripes", seed=3, size=320).save(photo, quality=92)
+    page.evaluate("window.__notReloaded = true")
+    choose_with_file_chooser(page, photo)
+    expect(rows(page)).to_have_count(4)
+    form = page.locator("#feedback-form")
+    expect(form).to_be_visible()
+    expect(page.get_by_text("Wrong? Tell us what it is")).to_be_visible()
+    suggestions = page.locator(f"#{page.locator('#feedback-label').get_attribute('list')} option")
+    assert sorted(suggestions.evaluate_all("options => options.map(o => o.value)")) == ["cat", "fern", "owl", "teapot"]
+    page.locator("#feedback-label").fill("Red fox")
+    page.locator("#feedback-domain").select_option("animal")
+    page.locator("#feedback-comment").fill("in the meadow")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#feedback-status")).to_have_text("Thank you: an expert will look at it.")
+    assert page.evaluate("window.__notReloaded === true")
+    page.screenshot(path=str(artifacts / "feedback-form.png"), full_page=True)
+    item = Feedback.objects.get()
+    assert (item.label, item.domain, item.comment, item.source) == ("Red fox", "animal", "in the meadow", "page")
+    assert KeptPhoto.objects.get(prediction=item.prediction).image
+    expect(page.locator(".privacy-note")).to_contain_text("kept for 7 days")

@@ -1,0 +1,147 @@
+"""export_dataset: accepted feedback photos as an image folder that `train` reads, and the Dataset record."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from recognizer.datasets import scan_dataset
+from tests.synthetic import picture, write_dataset
+from tests.webapp.helpers import encode
+from tests.webapp.learning import feedback_on, keeping  # noqa: F401
+from webapp import feedback, review
+from webapp.models import Dataset, Feedback
+
+
+def jpeg(kind: str, seed: int) -> bytes:
+    return encode(picture(kind, seed=seed), "JPEG", quality=90)
+
+
+@pytest.fixture
+def accept(client, keeping, admin_user):
+    """accept(photo bytes, label, domain) -> the accepted Feedback."""
+
+    def make(data: bytes, label: str, domain: str = "animal") -> Feedback:
+        prediction_id = feedback_on(client, data, label=label, domain=domain)
+        item = Feedback.objects.get(prediction_id=prediction_id)
+        return review.feedback_accept(feedback=item, label=label, domain=domain, by=admin_user)
+
+    return make
+
+
+def export(out: Path, *args: str) -> str:
+    stdout = io.StringIO()
+    call_command("export_dataset", "--out", str(out), *args, stdout=stdout)
+    return stdout.getvalue()
+
+
+def classes_csv(folder: Path) -> list[dict]:
+    with open(folder / "classes.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_accepted_photos_become_an_image_folder_that_train_reads(accept, client, tmp_path):
+    fox = [accept(jpeg("red-stripes", i), "Red fox") for i in range(2)]
+    accept(jpeg("blue-circle", 10), "Fern", "plant")
+    rejected = feedback_on(client, jpeg("green-blocks", 20), label="teapot")  # pending: never exported
+    out = tmp_path / "data"
+    printed = export(out)
+    assert "3 images in 2 classes (3 from feedback)" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["classes.csv", "fern", "red-fox"]
+    for item in fox:
+        data = item.prediction.kept_photo.image.read()
+        assert (out / "red-fox" / f"{hashlib.sha256(data).hexdigest()}.jpg").read_bytes() == data
+    assert classes_csv(out) == [{"folder": "fern", "label": "Fern", "domain": "plant"},
+                                {"folder": "red-fox", "label": "Red fox", "domain": "animal"}]
+    scanned = scan_dataset(out)
+    assert [(c.id, c.label, c.domain) for c in scanned.classes] == [("fern", "Fern", "plant"), ("red-fox", "Red fox", "animal")]
+    assert scanned.counts() == [1, 2] and not scanned.skipped
+    assert not Dataset.objects.get().feedback.filter(prediction_id=rejected).exists()
+
+
+def test_the_dataset_record_keeps_the_counts_and_the_hash_of_every_file(accept, tmp_path):
+    items = [accept(jpeg("red-stripes", 1), "Red fox"), accept(jpeg("blue-circle", 2), "Fern", "plant")]
+    export(tmp_path / "data")
+    dataset = Dataset.objects.get()
+    assert dataset.counts == {"fern": 1, "red-fox": 1} and dataset.images == 2 and dataset.from_feedback == 2
+    for relative, digest in dataset.files:
+        assert hashlib.sha256((tmp_path / "data" / relative).read_bytes()).hexdigest() == digest
+    assert set(dataset.feedback.all()) == set(items)
+    export(tmp_path / "again")
+    assert Dataset.objects.latest("pk").digest == dataset.digest  # same data, same digest
+
+
+def test_labels_are_made_safe_as_folder_names(accept, tmp_path):
+    accept(jpeg("red-stripes", 1), "../../etc/passwd")
+    accept(jpeg("red-stripes", 2), "Renard roux / évier")
+    accept(jpeg("red-stripes", 3), "renard-roux-évier")  # another label with the same safe name
+    out = tmp_path / "data"
+    export(out)
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert folders[0] == "etcpasswd" and folders[1] == "renard-roux-évier"
+    assert folders[2].startswith("renard-roux-évier-") and len(folders) == 3
+    assert all((out / f).resolve().parent == out.resolve() for f in folders)
+    assert {row["label"] for row in classes_csv(out)} == {"../../etc/passwd", "Renard roux / évier", "renard-roux-évier"}
+
+
+def test_a_non_empty_folder_is_refused_unless_append(accept, tmp_path):
+    accept(jpeg("red-stripes", 1), "Red fox")
+    out = tmp_path / "data"
+    export(out)
+    with pytest.raises(CommandError, match="not empty.*--append"):
+        export(out)
+    accept(jpeg("blue-circle", 2), "Fern", "plant")
+    export(out, "--append")
+    assert Dataset.objects.latest("pk").counts == {"fern": 1, "red-fox": 1}
+    assert len(classes_csv(out)) == 2
+
+
+def test_include_base_merges_an_existing_dataset_and_matches_its_labels(accept, tmp_path):
+    base = write_dataset(tmp_path / "base", {"red-stripes": 2, "blue-circle": 2})
+    (base / "classes.csv").write_text("folder,label,domain\nred-stripes,Red fox,animal\nblue-circle,Fern,plant\n")
+    accept(jpeg("red-stripes", 50), "red FOX")  # the base's class, whatever the case
+    accept(jpeg("green-blocks", 51), "Moss", "plant")
+    out = tmp_path / "data"
+    export(out, "--include-base", str(base))
+    dataset = Dataset.objects.get()
+    assert dataset.counts == {"blue-circle": 2, "moss": 1, "red-stripes": 3}
+    assert dataset.base_path == str(base.resolve()) and dataset.from_feedback == 2
+    assert {r["folder"]: r["label"] for r in classes_csv(out)} == {"blue-circle": "Fern", "moss": "Moss", "red-stripes": "Red fox"}
+
+
+def test_since_keeps_only_later_feedback(accept, tmp_path):
+    old = accept(jpeg("red-stripes", 1), "Red fox")
+    Feedback.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=10))
+    accept(jpeg("blue-circle", 2), "Fern", "plant")
+    export(tmp_path / "data", "--since", (timezone.now() - timedelta(days=2)).date().isoformat())
+    assert Dataset.objects.get().counts == {"fern": 1}
+
+
+def test_deleted_photos_are_left_out(accept, tmp_path):
+    gone = accept(jpeg("red-stripes", 1), "Red fox")
+    accept(jpeg("blue-circle", 2), "Fern", "plant")
+    feedback.photos_erase(since=gone.prediction.kept_photo.created_at, until=gone.prediction.kept_photo.created_at + timedelta(microseconds=1))
+    export(tmp_path / "data")
+    assert Dataset.objects.get().counts == {"fern": 1}
+
+
+@pytest.mark.parametrize("setup, args, message", [
+    ("nothing", (), "no accepted feedback"),
+    ("file", (), "is a file"),
+    ("nothing", ("--since", "last week"), "YYYY-MM-DD"),
+    ("nothing", ("--include-base", "/nonexistent/base"), "is not a folder"),
+])
+def test_unclear_exports_stop_with_a_message_and_record_nothing(db, tmp_path, setup, args, message):
+    out = tmp_path / "data"
+    if setup == "file":
+        out.write_text("not a folder")
+    with pytest.raises(CommandError, match=message):
+        export(out, *args)
+    assert not Dataset.objects.exists()

@@ -1,0 +1,235 @@
+"""Feedback on answers: ids in replies, the feedback endpoint and page form, kept photos, retention and erasure."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+from PIL import Image
+
+from tests.conftest import REPO_ROOT
+from tests.webapp.helpers import assert_error, predict, upload
+from tests.webapp.learning import feedback_url, gps_jpeg, jpeg_bytes, keeping, other_jpeg, predicted, send  # noqa: F401
+from webapp import services
+from webapp.models import ApiToken, Feedback, KeptPhoto, Prediction
+
+
+# ---- ids and the endpoint ----------------------------------------------------------------------
+
+def test_every_prediction_reply_carries_the_id_of_its_record(client, active_tiny, jpeg_bytes):
+    one = predict(client, jpeg_bytes).json()
+    batch = client.post("/api/v1/predict/batch", {"images": [upload(jpeg_bytes), upload(jpeg_bytes)]}).json()
+    ids = [one["id"]] + [r["id"] for r in batch["results"]]
+    assert len(set(ids)) == 3
+    assert list(Prediction.objects.filter(pk__in=ids).order_by("pk").values_list("pk", flat=True)) == sorted(ids)
+    page = client.post("/", {"image": upload(jpeg_bytes)}, headers={"Accept": "application/json"}).json()
+    assert Prediction.objects.get(pk=page["id"]).source == "page"
+
+
+def test_feedback_is_recorded_once_with_the_models_answer(client, predicted):
+    reply = send(client, predicted, domain="animal", comment="in the garden at dusk")
+    assert reply.status_code == 201, reply.content
+    item = Feedback.objects.get()
+    assert reply.json()["id"] == item.pk and reply.json()["status"] == "pending"
+    assert (item.prediction_id, item.correct, item.label, item.domain) == (predicted, False, "red fox", "animal")
+    assert item.model_label == Prediction.objects.get(pk=predicted).top[0]["label"]
+    assert item.comment == "in the garden at dusk" and item.source == "api"
+
+
+def test_a_correct_answer_needs_no_label_and_records_the_models(client, predicted):
+    assert client.post(feedback_url(predicted), {"correct": True}, content_type="application/json").status_code == 201
+    item = Feedback.objects.get()
+    assert item.correct and item.label == item.model_label != ""
+
+
+def test_an_unknown_prediction_is_404(client, keeping):
+    assert_error(send(client, 999_999), 404, "prediction_not_found")
+
+
+def test_feedback_twice_on_one_prediction_is_409_and_nothing_is_written_twice(client, predicted):
+    assert send(client, predicted).status_code == 201
+    assert_error(send(client, predicted, label="grey fox"), 409, "feedback_exists")
+    assert Feedback.objects.get().label == "red fox"
+
+
+def test_the_database_refuses_a_second_feedback_even_past_the_service(predicted):
+    from django.db import IntegrityError, transaction
+
+    Feedback.objects.create(prediction_id=predicted, correct=True, model_label="x", source="api")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Feedback.objects.create(prediction_id=predicted, correct=False, label="y", model_label="x", source="api")
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"label": "x" * 201}, "label"),
+    ({"label": ""}, "label"),
+    ({"domain": "mineral"}, "domain"),
+    ({"correct": "perhaps"}, "correct"),
+])
+def test_bad_feedback_is_400_naming_the_field_and_records_nothing(client, predicted, body, field):
+    error = assert_error(send(client, predicted, **body), 400)
+    assert field in error["message"]
+    assert not Feedback.objects.exists()
+
+
+def test_a_label_of_exactly_200_characters_is_accepted(client, predicted):
+    assert send(client, predicted, label="x" * 200).status_code == 201
+
+
+def test_another_tokens_prediction_is_not_found_for_it(client, keeping, jpeg_bytes):
+    _, mine = services.api_token_create(name="mine")
+    _, theirs = services.api_token_create(name="theirs")
+    made = client.post("/api/v1/predict", {"image": upload(jpeg_bytes)}, headers={"Authorization": f"Bearer {mine}"})
+    prediction_id = made.json()["id"]
+    other = client.post(feedback_url(prediction_id), {"correct": False, "label": "fox"}, content_type="application/json",
+                        headers={"Authorization": f"Bearer {theirs}"})
+    assert_error(other, 404, "prediction_not_found")
+    assert_error(send(client, prediction_id), 404)  # nor for anonymous callers
+    own = client.post(feedback_url(prediction_id), {"correct": False, "label": "fox"}, content_type="application/json",
+                      headers={"Authorization": f"Bearer {mine}"})
+    assert own.status_code == 201
+
+
+def test_without_anonymous_use_feedback_needs_a_token(client, predicted, settings):
+    settings.API_ALLOW_ANONYMOUS = False
+    assert_error(send(client, predicted), 401, "unauthorized")
+    assert not Feedback.objects.exists()
+
+
+def test_feedback_shares_the_rate_limit_of_the_api(client, predicted, settings):
+    settings.API_RATE_LIMIT = "2/m"  # the predict above counts: one request left, shared with feedback
+    assert send(client, predicted).status_code == 201
+    assert_error(send(client, predicted), 429, "rate_limited")
+
+
+def test_with_feedback_off_no_photo_is_kept_and_feedback_is_refused(client, active_tiny, jpeg_bytes, media_root, settings):
+    settings.FEEDBACK_ENABLED = False
+    prediction_id = predict(client, jpeg_bytes).json()["id"]
+    assert not KeptPhoto.objects.exists() and not Path(media_root).exists()
+    assert_error(send(client, prediction_id), 404)
+
+
+def test_feedback_is_on_by_default_in_the_embedded_settings():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "FEEDBACK_"))}
+    show = "from django.conf import settings as s; print(s.FEEDBACK_ENABLED, s.FEEDBACK_RETENTION_DAYS)"
+    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", show], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=120, env={**env, "DJANGO_SETTINGS_MODULE": "webapp.settings.dev"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["True", "7"]
+
+
+# ---- the page ----------------------------------------------------------------------------------
+
+def page_predict(client, data: bytes) -> dict:
+    reply = client.post("/", {"image": upload(data)}, headers={"Accept": "application/json"})
+    assert reply.status_code == 200, reply.content
+    return reply.json()
+
+
+def test_the_page_offers_the_form_with_the_models_classes_and_says_how_long_photos_are_kept(client, keeping, jpeg_bytes):
+    html = client.post("/", {"image": upload(jpeg_bytes)}).content.decode()
+    prediction_id = Prediction.objects.get().pk
+    assert "Wrong? Tell us what it is" in html
+    assert f'action="/predictions/{prediction_id}/feedback"' in html
+    assert 'list="labels-tiny-wildlife"' in html and '<datalist id="labels-tiny-wildlife">' in html
+    for label in ("cat", "owl", "fern", "teapot"):
+        assert f'<option value="{label}">' in html
+    assert "kept for 7 days" in html and "location and other metadata are removed" in html
+
+
+def test_only_the_session_that_made_the_prediction_gives_feedback_on_the_page(client, keeping, jpeg_bytes):
+    from django.test import Client
+
+    prediction_id = page_predict(client, jpeg_bytes)["id"]
+    stranger = Client()
+    reply = stranger.post(f"/predictions/{prediction_id}/feedback", {"label": "fox"}, headers={"Accept": "application/json"})
+    assert_error(reply, 404, "prediction_not_found")
+    assert_error(send(client, prediction_id), 404)  # page predictions are not open to the API
+    done = client.post(f"/predictions/{prediction_id}/feedback", {"label": "red fox", "domain": "animal"})
+    assert done.status_code == 201 and "Thank you" in done.content.decode()
+    assert Feedback.objects.get().source == "page"
+    again = client.post(f"/predictions/{prediction_id}/feedback", {"label": "fox"}, headers={"Accept": "application/json"})
+    assert_error(again, 409, "feedback_exists")
+
+
+# ---- kept photos -------------------------------------------------------------------------------
+
+def test_kept_photos_lose_their_location_and_every_other_metadata_but_stay_upright(client, keeping):
+    prediction_id = predict(client, gps_jpeg()).json()["id"]
+    kept = KeptPhoto.objects.get(prediction_id=prediction_id)
+    data = Path(kept.image.path).read_bytes()
+    assert b"FieldCam" not in data and b"north pond" not in data and b"Exif" not in data
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "JPEG"
+        assert not image.getexif() and "exif" not in image.info and "comment" not in image.info
+        assert image.size == (40, 80)  # the orientation tag was applied to the pixels before it was dropped
+        top = image.convert("RGB").getpixel((20, 5))
+    assert top[2] > 150 and top[0] < 100  # the blue half is now on top
+
+
+def test_kept_photos_are_named_by_the_uploads_sha256_and_shared_by_equal_uploads(client, keeping, jpeg_bytes):
+    import hashlib
+
+    first, second = predict(client, jpeg_bytes).json()["id"], predict(client, jpeg_bytes).json()["id"]
+    a, b = KeptPhoto.objects.get(prediction_id=first), KeptPhoto.objects.get(prediction_id=second)
+    digest = hashlib.sha256(jpeg_bytes).hexdigest()
+    assert a.image.name == b.image.name == f"feedback/{digest[:2]}/{digest}.jpg"
+    assert len([p for p in Path(keeping).rglob("*") if p.is_file()]) == 1
+
+
+def test_purge_deletes_photos_past_retention_unless_feedback_arrived(client, keeping, jpeg_bytes, other_jpeg):
+    other = other_jpeg
+    with_feedback, without, shared, fresh = (predict(client, d).json()["id"] for d in (jpeg_bytes, other, jpeg_bytes, gps_jpeg()))
+    assert send(client, with_feedback).status_code == 201
+    KeptPhoto.objects.exclude(prediction_id=fresh).update(kept_until=timezone.now() - timedelta(seconds=1))
+    out = io.StringIO()
+    call_command("purge_uploads", stdout=out)
+    assert "deleted 2 photos" in out.getvalue()
+    gone = {p.prediction_id for p in KeptPhoto.objects.filter(deleted_at__isnull=False)}
+    assert gone == {without, shared}
+    for kept in KeptPhoto.objects.filter(prediction_id__in=[with_feedback, fresh]):
+        assert Path(kept.image.path).is_file()  # the file `shared` pointed at stays: feedback keeps it
+    assert len([p for p in Path(keeping).rglob("*") if p.is_file()]) == 2
+    assert_error(send(client, without), 410, "photo_deleted")
+
+
+def test_erase_removes_one_persons_photos_feedback_or_not(client, keeping, jpeg_bytes, other_jpeg, django_user_model):
+    alice = django_user_model.objects.create_user("alice")
+    _, key = services.api_token_create(name="alice's app", user=alice)
+    hers = client.post("/api/v1/predict", {"image": upload(jpeg_bytes)}, headers={"Authorization": f"Bearer {key}"}).json()["id"]
+    client.post(feedback_url(hers), {"correct": True}, content_type="application/json", headers={"Authorization": f"Bearer {key}"})
+    anyone = predict(client, other_jpeg).json()["id"]
+    out = io.StringIO()
+    call_command("erase_uploads", "--user", "alice", stdout=out)
+    assert "erased 1 photo" in out.getvalue()
+    assert KeptPhoto.objects.get(prediction_id=hers).deleted_at is not None
+    assert not Path(keeping, KeptPhoto.objects.get(prediction_id=hers).image.name or "none").is_file()
+    assert KeptPhoto.objects.get(prediction_id=anyone).deleted_at is None
+
+
+def test_erase_removes_one_periods_photos(client, keeping, jpeg_bytes):
+    old, new = predict(client, jpeg_bytes).json()["id"], predict(client, gps_jpeg()).json()["id"]
+    KeptPhoto.objects.filter(prediction_id=old).update(created_at=timezone.now() - timedelta(days=3))
+    since = (timezone.now() - timedelta(days=4)).date().isoformat()
+    until = (timezone.now() - timedelta(days=1)).date().isoformat()
+    call_command("erase_uploads", "--since", since, "--until", until, stdout=io.StringIO())
+    assert KeptPhoto.objects.get(prediction_id=old).deleted_at is not None
+    assert KeptPhoto.objects.get(prediction_id=new).deleted_at is None
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "Say whose photos"),
+    (("--user", "nobody"), "no user 'nobody'"),
+    (("--since", "yesterday"), "YYYY-MM-DD"),
+    (("--since", "2026-01-02", "--until", "2026-01-01"), "before --until"),
+])
+def test_erase_refuses_unclear_requests(db, args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("erase_uploads", *args)

@@ -1,0 +1,147 @@
+"""The promotion gate: golden-set figures for candidate and active, refusal, a superuser's audited override."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.test import Client
+
+from recognizer.engine import Engine
+from tests.conftest import TINY_NAME
+from tests.synthetic import picture
+from webapp import services
+from webapp.models import GateCheck, GateOverride, GoldenSet, ModelVersion
+
+
+@pytest.fixture
+def versions(db, settings, tiny_artifact, tiny_artifact_v2, artifact_copy, fresh_runtime, tmp_path):
+    """v1 active, v2 registered: two tiny models with different weights."""
+    settings.VAR_DIR = tmp_path / "var"
+    v1 = services.model_version_register(artifact_path=artifact_copy(tiny_artifact, stem="v1"), activate=True)
+    v2 = services.model_version_register(artifact_path=artifact_copy(tiny_artifact_v2, stem="v2"))
+    return v1, v2
+
+
+def golden_by(version: ModelVersion, folder: Path, count: int = 24) -> Path:
+    """Pictures filed under the class `version` answers for each: that version scores 100% on them."""
+    engine = Engine.from_path(version.artifact_path)
+    kinds = ["red-stripes", "green-blocks", "blue-circle", "purple-cross"]
+    for i in range(count):
+        image = picture(kinds[i % 4], seed=300 + i)
+        best = int(np.argmax(engine.probabilities(engine.prepare(image))[0]))
+        target = folder / engine.manifest.classes[best].id
+        target.mkdir(parents=True, exist_ok=True)
+        image.save(target / f"g{i}.png")
+    return folder
+
+
+def agreement(a: ModelVersion, b: ModelVersion, folder: Path) -> float:
+    """How often `b` answers the folder's class, i.e. agrees with the version the golden set was filed by."""
+    engine = Engine.from_path(b.artifact_path)
+    files = sorted(folder.rglob("*.png"))
+    hits = sum(engine.manifest.classes[int(np.argmax(engine.probabilities(engine.prepare(_open(p)))[0]))].id == p.parent.name for p in files)
+    return hits / len(files)
+
+
+def _open(path: Path):
+    from PIL import Image
+
+    return Image.open(path).convert("RGB")
+
+
+def test_without_a_golden_set_the_gate_lets_the_activation_through_and_says_so(admin_client, versions):
+    v1, v2 = versions
+    reply = admin_client.post("/admin/webapp/modelversion/", {"action": "activate_selected", "_selected_action": [v2.pk]}, follow=True)
+    assert ModelVersion.objects.get(pk=v2.pk).is_active
+    assert f"{TINY_NAME.capitalize()} has no golden set" in reply.content.decode()  # the admin capitalizes messages
+
+
+def test_a_worse_candidate_is_refused_with_both_figures(versions, tmp_path):
+    v1, v2 = versions
+    golden = golden_by(v1, tmp_path / "golden")
+    expected = agreement(v1, v2, golden)
+    assert expected < 0.99  # the two tiny models disagree on some pictures, so v2 is worse than v1 here
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden))
+    with pytest.raises(services.ActivationError) as refused:
+        services.model_version_activate(version=v2)
+    message = str(refused.value)
+    assert f"candidate v2 top-1 {expected:.1%}" in message and "active v1 top-1 100.0%" in message
+    assert "a superuser may force" in message
+    assert ModelVersion.objects.get(is_active=True) == v1
+    check = GateCheck.objects.get()
+    assert (check.candidate, check.active, check.images) == (v2, v1, 24)
+    assert check.candidate_top1 == pytest.approx(expected) and check.active_top1 == 1.0
+
+
+def test_a_candidate_at_least_as_good_is_activated(versions, tmp_path):
+    v1, v2 = versions
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden_by(v2, tmp_path / "golden")))
+    services.model_version_activate(version=v2)  # v2 scores 100%, v1 less
+    assert ModelVersion.objects.get(is_active=True) == v2
+
+
+def test_the_allowed_drop_is_a_setting(versions, tmp_path, settings):
+    v1, v2 = versions
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden_by(v1, tmp_path / "golden")))
+    settings.PROMOTION_MAX_DROP_POINTS = 100
+    services.model_version_activate(version=v2)
+    assert ModelVersion.objects.get(is_active=True) == v2
+
+
+def test_a_superuser_forces_a_refused_activation_with_a_reason_that_is_audited(admin_client, admin_user, versions, tmp_path):
+    v1, v2 = versions
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden_by(v1, tmp_path / "golden")))
+    page = f"/admin/webapp/modelversion/{v2.pk}/"
+    refused = admin_client.post("/admin/webapp/modelversion/", {"action": "activate_selected", "_selected_action": [v2.pk]}, follow=True)
+    assert "points lower" in refused.content.decode() and not ModelVersion.objects.get(pk=v2.pk).is_active
+    assert "Give the reason" in admin_client.post(f"{page}force/", {"reason": " "}, follow=True).content.decode()
+    admin_client.post(f"{page}force/", {"reason": "v1 misses the new species entirely"})
+    assert ModelVersion.objects.get(pk=v2.pk).is_active
+    override = GateOverride.objects.get()
+    assert (override.by, override.reason, override.check_run.candidate) == (admin_user, "v1 misses the new species entirely", v2)
+
+
+def test_staff_who_are_not_superusers_cannot_force(django_user_model, versions, tmp_path):
+    v1, v2 = versions
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden_by(v1, tmp_path / "golden")))
+    user = django_user_model.objects.create_user("staffer", is_staff=True)
+    client = Client()
+    client.force_login(user)
+    assert client.post(f"/admin/webapp/modelversion/{v2.pk}/force/", {"reason": "because"}).status_code == 403
+    with pytest.raises(services.ActivationError):
+        services.model_version_activate(version=v2, by=user, force_reason="because")  # the service checks too
+    assert not GateOverride.objects.exists()
+
+
+def test_the_version_page_shows_both_figures_side_by_side(admin_client, versions, tmp_path):
+    v1, v2 = versions
+    golden = golden_by(v1, tmp_path / "golden")
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden))
+    page = f"/admin/webapp/modelversion/{v2.pk}/change/"
+    assert "Not scored yet" in admin_client.get(page).content.decode()
+    scored = admin_client.post(f"/admin/webapp/modelversion/{v2.pk}/gate/", follow=True)
+    assert "Golden set (24 photos)" in scored.content.decode()
+    html = admin_client.get(page).content.decode()
+    assert 'id="gate-figures"' in html
+    assert f"{agreement(v1, v2, golden):.1%}" in html and "v1: 100.0%" in html
+
+
+def test_rolling_back_is_not_gated(versions, tmp_path):
+    v1, v2 = versions
+    services.model_version_activate(version=v2)  # before the golden set exists
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden_by(v2, tmp_path / "golden")))
+    services.model_version_rollback(name=TINY_NAME)
+    assert ModelVersion.objects.get(is_active=True) == v1
+
+
+def test_a_version_that_knows_none_of_the_golden_classes_scores_zero(versions, tmp_path):
+    from tests.synthetic import write_dataset
+
+    v1, v2 = versions
+    golden = write_dataset(tmp_path / "golden", {"heron": 2, "moss": 2})  # classes neither tiny version has
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden))
+    services.model_version_activate(version=v2)  # 0% against 0%: not worse
+    check = GateCheck.objects.get()
+    assert (check.candidate_top1, check.active_top1) == (0.0, 0.0)

@@ -1,0 +1,124 @@
+"""The review queue in the admin: the list, the photo, accept / merge / reject, the audit, and who may act."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from tests.synthetic import picture
+from tests.webapp.helpers import encode
+from tests.webapp.learning import feedback_on, jpeg_bytes, keeping  # noqa: F401
+from webapp.models import Feedback, FeedbackReview
+
+QUEUE = "/admin/webapp/feedback/"
+
+
+@pytest.fixture
+def item(client, keeping, jpeg_bytes) -> Feedback:
+    feedback_on(client, jpeg_bytes, label="Red fox", domain="animal")
+    return Feedback.objects.get()
+
+
+def review_url(item) -> str:
+    return f"{QUEUE}{item.pk}/review/"
+
+
+def staff(django_user_model, name: str, *perms: str) -> Client:
+    user = django_user_model.objects.create_user(name, password="pw-for-tests", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=perms))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_queue_lists_the_photo_the_models_answer_and_the_users(admin_client, item):
+    html = admin_client.get(QUEUE).content.decode()
+    assert f'src="{QUEUE}{item.pk}/photo/"' in html
+    assert item.model_label in html and "Red fox [animal]" in html and "pending" in html
+    photo = admin_client.get(f"{QUEUE}{item.pk}/photo/")
+    assert photo.status_code == 200 and photo["Content-Type"] == "image/jpeg"
+    assert b"".join(photo.streaming_content).startswith(b"\xff\xd8")
+
+
+def test_accepting_records_the_final_label_and_domain_and_who_did_it(admin_client, admin_user, item):
+    reply = admin_client.post(review_url(item), {"decision": "accept", "label": "Vulpes vulpes", "domain": "animal"})
+    assert reply.status_code == 302
+    item.refresh_from_db()
+    assert (item.status, item.final_label, item.final_domain, item.reviewed_by) == ("accepted", "Vulpes vulpes", "animal", admin_user)
+    audit = FeedbackReview.objects.get()
+    assert (audit.action, audit.label, audit.by, audit.feedback) == ("accept", "Vulpes vulpes", admin_user, item)
+    assert audit.at is not None
+
+
+def test_merging_takes_the_label_and_domain_of_an_existing_class(admin_client, item):
+    admin_client.post(review_url(item), {"decision": "merge", "class_id": "owl"})
+    item.refresh_from_db()
+    assert (item.status, item.final_label, item.final_domain) == ("accepted", "owl", "bird")
+    assert FeedbackReview.objects.get().action == "merge"
+
+
+def test_rejecting_keeps_the_photo_out_and_is_audited(admin_client, item):
+    admin_client.post(review_url(item), {"decision": "reject"})
+    item.refresh_from_db()
+    assert item.status == "rejected" and item.final_label == ""
+    assert FeedbackReview.objects.get().action == "reject"
+
+
+@pytest.mark.parametrize("form, message", [
+    ({"decision": "accept", "label": "fox", "domain": ""}, "Choose the domain"),
+    ({"decision": "accept", "label": " ", "domain": "animal"}, "final label"),
+    ({"decision": "merge", "class_id": ""}, "has no class"),
+])
+def test_an_incomplete_decision_changes_nothing_and_says_why(admin_client, item, form, message):
+    reply = admin_client.post(review_url(item), form, follow=True)
+    assert message in reply.content.decode()
+    item.refresh_from_db()
+    assert item.status == "pending" and not FeedbackReview.objects.exists()
+
+
+def test_staff_without_the_review_permission_see_the_queue_but_cannot_act(django_user_model, item):
+    viewer = staff(django_user_model, "viewer", "view_feedback")
+    assert viewer.get(QUEUE).status_code == 200
+    assert "Only staff with the review permission" in viewer.get(review_url(item)).content.decode()
+    assert viewer.post(review_url(item), {"decision": "reject"}).status_code == 403
+    bulk = viewer.post(QUEUE, {"action": "reject_selected", "_selected_action": [item.pk]})
+    item.refresh_from_db()
+    assert item.status == "pending" and not FeedbackReview.objects.exists(), bulk.status_code
+
+
+def test_staff_with_the_review_permission_act_without_being_superusers(django_user_model, item):
+    reviewer = staff(django_user_model, "reviewer", "view_feedback", "review_feedback")
+    reviewer.post(QUEUE, {"action": "accept_as_said", "_selected_action": [item.pk]})
+    item.refresh_from_db()
+    assert (item.status, item.final_label, item.final_domain) == ("accepted", "Red fox", "animal")
+    assert FeedbackReview.objects.get().by.username == "reviewer"
+
+
+def test_bulk_accept_without_a_domain_leaves_the_item_for_its_own_page(admin_client, client, keeping):
+    other = encode(picture("blue-circle", seed=5), "JPEG")
+    feedback_on(client, other, label="a thing", domain="")
+    admin_client.post(QUEUE, {"action": "accept_as_said", "_selected_action": list(Feedback.objects.values_list("pk", flat=True))})
+    assert Feedback.objects.get().status == "pending"
+
+
+def test_the_service_refuses_a_reviewer_without_the_permission(django_user_model, item):
+    from django.core.exceptions import PermissionDenied
+
+    from webapp import review
+
+    user = django_user_model.objects.create_user("plain", is_staff=True)
+    with pytest.raises(PermissionDenied):
+        review.feedback_reject(feedback=item, by=user)
+
+
+def test_the_review_audit_is_never_changed(admin_client, item):
+    from webapp.models import HistoryIsAppendOnly
+
+    admin_client.post(review_url(item), {"decision": "reject"})
+    audit = FeedbackReview.objects.get()
+    audit.action = "accept"
+    with pytest.raises(HistoryIsAppendOnly):
+        audit.save()
+    with pytest.raises(HistoryIsAppendOnly):
+        FeedbackReview.objects.all().delete()

@@ -1,0 +1,150 @@
+"""Training jobs: started from the admin, queued, run with progress, cancelled between batches, failures recorded.
+
+The job worker and its child process are exercised end to end in tests/e2e/test_learning_loop.py; here the
+child's work (`training_job_execute`) runs in this process on a tiny generated dataset.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.synthetic import write_dataset
+from webapp import exports, training_jobs
+from webapp.models import Dataset, ModelVersion, TrainingJob
+
+NAME = "tiny-job"
+
+
+@pytest.fixture
+def dataset(db, tmp_path, settings) -> Dataset:
+    settings.MODELS_DIR, settings.VAR_DIR = tmp_path / "models", tmp_path / "var"
+    data = write_dataset(tmp_path / "data", {"red-stripes": 4, "blue-circle": 4})
+    (data / "classes.csv").write_text("folder,label,domain\nred-stripes,Red stripes,animal\nblue-circle,Blue circle,plant\n")
+    files = exports._files(data)
+    return Dataset.objects.create(path=str(data), images=8, from_feedback=0, counts={"red-stripes": 4, "blue-circle": 4},
+                                  files=files, digest="d" * 64)
+
+
+def job_for(dataset, **fields) -> TrainingJob:
+    values = {"dataset": dataset, "model_name": NAME, "backbone": "efficientnet_lite0", "epochs": 5, **fields}
+    return TrainingJob.objects.create(**values)
+
+
+def test_starting_from_the_admin_queues_a_job_for_the_worker(admin_client, dataset, django_capture_on_commit_callbacks):
+    from django_tasks_db.models import DBTaskResult
+
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = admin_client.post("/admin/webapp/trainingjob/start/", {
+            "dataset": dataset.pk, "model_name": NAME, "backbone": "efficientnet_lite0", "epochs": 7, "fine_tune_layers": 2,
+        })
+    job = TrainingJob.objects.get()
+    assert reply.status_code == 302 and reply["Location"].endswith(f"/trainingjob/{job.pk}/change/")
+    assert (job.status, job.epochs, job.fine_tune_layers, job.created_by.username) == ("queued", 7, 2, "admin")
+    queued = DBTaskResult.objects.get()
+    assert queued.args_kwargs["args"] == [job.pk] and queued.task_path == "webapp.tasks.training_job_run"
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"model_name": "Bad Name!"}, "lowercase letters"),
+    ({"backbone": "vgg99"}, "Unknown backbone"),
+    ({"epochs": 0}, "at least 1"),
+])
+def test_a_job_that_cannot_run_is_refused_before_it_is_queued(dataset, fields, message):
+    values = {"dataset": dataset, "model_name": NAME, "backbone": "efficientnet_lite0", "epochs": 5, **fields}
+    with pytest.raises(training_jobs.JobError, match=message):
+        training_jobs.training_job_start(**values)
+    assert not TrainingJob.objects.exists()
+
+
+def test_a_queued_job_cancelled_never_starts(dataset):
+    job = training_jobs.training_job_cancel(job=job_for(dataset))
+    assert job.status == "cancelled" and job.finished_at is not None
+    training_jobs.training_job_supervise(job_id=job.pk)  # what the worker does when it reaches it
+    job.refresh_from_db()
+    assert job.status == "cancelled" and job.started_at is None
+    with pytest.raises(training_jobs.JobError, match="already cancelled"):
+        training_jobs.training_job_cancel(job=job)
+
+
+def test_a_job_whose_dataset_changed_since_export_fails_saying_what_changed(dataset):
+    from pathlib import Path
+
+    (Path(dataset.path) / "red-stripes" / "red-stripes-0.png").unlink()
+    job = training_jobs.training_job_execute(job_id=job_for(dataset).pk, log=lambda line: None)
+    assert job.status == "failed" and "1 removed (e.g. red-stripes/red-stripes-0.png)" in job.error
+    assert not ModelVersion.objects.exists()
+
+
+def test_a_dead_workers_running_job_is_marked_failed_once_the_slot_is_free(dataset):
+    import socket
+
+    job = job_for(dataset, status="running", host=socket.gethostname())
+    with training_jobs.machine_lock():
+        assert training_jobs.training_jobs_reap() == 0  # the slot is held: the job is alive
+    assert training_jobs.training_jobs_reap() == 1
+    job.refresh_from_db()
+    assert job.status == "failed" and "worker stopped" in job.error
+
+
+@pytest.mark.slow
+def test_a_job_trains_registers_a_version_naming_its_dataset_and_reports_progress(dataset):
+    reports = []
+    original = training_jobs._Reporter.report
+
+    def spy(self, fields):
+        reports.append(dict(fields))
+        original(self, fields)
+
+    training_jobs._Reporter.report = spy
+    try:
+        job = training_jobs.training_job_execute(job_id=job_for(dataset).pk, log=lambda line: None)
+    finally:
+        training_jobs._Reporter.report = original
+    assert job.status == "succeeded", job.error
+    assert job.version.name == NAME and not job.version.is_active
+    assert f"dataset {dataset.pk} (digest dddddddddddd)" in job.version.notes
+    head = [r for r in reports if r["phase"] == "head"]
+    assert head and set(head[-1]) >= {"epoch", "epochs", "loss", "accuracy", "seconds_left"} and head[-1]["epochs"] == 5
+    assert job.progress["phase"] == "head" and job.progress["epoch"] == head[-1]["epoch"]
+
+
+@pytest.mark.slow
+def test_cancelling_a_running_job_stops_it_between_batches_and_registers_nothing(dataset, monkeypatch):
+    job = job_for(dataset, status="running", epochs=200)
+    original = training_jobs._Reporter.report
+
+    def cancel_after_first_epoch(self, fields):
+        original(self, fields)
+        if fields.get("phase") == "head" and fields["epoch"] == 1:
+            training_jobs.training_job_cancel(job=TrainingJob.objects.get(pk=job.pk))
+            self.last_check = 0.0  # check the flag at the next batch, not REPORT_EVERY later
+
+    monkeypatch.setattr(training_jobs._Reporter, "report", cancel_after_first_epoch)
+    monkeypatch.setattr(training_jobs, "REPORT_EVERY", 0.0)
+    job = training_jobs.training_job_execute(job_id=job.pk, log=lambda line: None)
+    assert job.status == "cancelled" and job.cancel_requested
+    assert job.progress["epoch"] < 200
+    assert not ModelVersion.objects.exists()
+
+
+def test_the_progress_view_says_epoch_loss_accuracy_and_time_left(admin_client, dataset):
+    job = job_for(dataset, status="running", progress={
+        "phase": "head", "epoch": 3, "epochs": 40, "loss": 0.5, "accuracy": 0.75, "val_accuracy": None, "seconds_left": 12.0,
+    })
+    body = admin_client.get(f"/admin/webapp/trainingjob/{job.pk}/progress/").json()
+    assert body["status"] == "running"
+    assert body["text"] == "head epoch 3/40 · loss 0.500 · accuracy 0.750 · about 12 s left in this phase"
+    page = admin_client.get(f"/admin/webapp/trainingjob/{job.pk}/change/").content.decode()
+    assert 'id="cancel-job"' in page and f"/trainingjob/{job.pk}/progress/" in page
+    admin_client.post(f"/admin/webapp/trainingjob/{job.pk}/cancel/")
+    job.refresh_from_db()
+    assert job.cancel_requested and job.status == "running"  # the loop stops it at its next batch
+
+
+def test_one_training_slot_per_machine(dataset, settings, tmp_path):
+    with training_jobs.machine_lock() as first:
+        assert first
+        with training_jobs.machine_lock(wait=False) as second:  # a second job on this machine waits for the slot
+            assert not second
+    with training_jobs.machine_lock(wait=False) as after:
+        assert after

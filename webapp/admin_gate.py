@@ -1,0 +1,162 @@
+"""The promotion gate in the admin: golden sets, both figures side by side on the version page, forced activation."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
+
+from webapp import promotion, services, shadow
+from webapp.admin import ModelVersionAdmin
+from webapp.admin_review import AuditTrailAdmin
+from webapp.models import GateCheck, GateOverride, GoldenSet, ModelVersion, Shadow
+
+
+class GatedModelVersionAdmin(ModelVersionAdmin):
+    """The version admin, with the gate's figures and, for superusers, activation against the gate's advice."""
+
+    actions = ModelVersionAdmin.actions + ["shadow_selected"]
+    readonly_fields = ModelVersionAdmin.readonly_fields + ("promotion_gate",)
+    fields = ModelVersionAdmin.fields + ("promotion_gate",)
+    change_form_template = "admin/webapp/modelversion/change_form.html"
+
+    @admin.display(description="promotion gate")
+    def promotion_gate(self, obj):
+        check = obj.gate_checks.select_related("active").first()
+        if check is None:
+            has_golden = GoldenSet.objects.filter(model_name=obj.name).exists()
+            return "Not scored yet: use 'Score on the golden set'." if has_golden else promotion.gate_message(None, name=obj.name)
+        active = f"v{check.active.version}: {check.active_top1:.1%}" if check.active_top1 is not None else "none"
+        return format_html(
+            '<table id="gate-figures"><tr><th>golden set</th><th>candidate v{}</th><th>active version</th></tr>'
+            "<tr><td>{} photos, {}</td><td>{}</td><td>{}</td></tr></table><p>{}</p>",
+            obj.version, check.images, check.golden_path, f"{check.candidate_top1:.1%}", active, _verdict(check),
+        )
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/gate/", wrap(require_POST(self.score_view)), name="webapp_modelversion_gate"),
+            path("<int:pk>/force/", wrap(require_POST(self.force_view)), name="webapp_modelversion_force"),
+        ] + super().get_urls()
+
+    def score_view(self, request, pk: int):
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        version = get_object_or_404(ModelVersion, pk=pk)
+        try:
+            check = promotion.gate_check_run(candidate=version)
+        except promotion.GateRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.info(request, promotion.gate_message(check, name=version.name))
+        return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[pk]))
+
+    def force_view(self, request, pk: int):
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        version = get_object_or_404(ModelVersion, pk=pk)
+        reason = request.POST.get("reason", "").strip()
+        if not reason:
+            messages.error(request, "Give the reason for activating against the gate; it is kept in the audit.")
+        else:
+            self._activate(request, version, force_reason=reason)
+        return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[pk]))
+
+    def _activate(self, request, version, force_reason: str = "") -> None:
+        try:
+            version = services.model_version_activate(version=version, by=request.user, force_reason=force_reason)
+        except services.ActivationError as exc:
+            messages.error(request, str(exc))
+            return
+        check = version.gate_checks.first()
+        messages.success(request, f"{version} is now active; every worker switches within a few seconds.")
+        level = messages.WARNING if check is None else messages.INFO
+        messages.add_message(request, level, promotion.gate_message(check, name=version.name))
+
+    @admin.action(description="Activate the selected version", permissions=["change"])
+    def activate_selected(self, request, queryset):
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one version to activate.")
+            return
+        self._activate(request, queryset.get())
+
+    @admin.action(description="Put the selected version in shadow (compare it on live requests)", permissions=["change"])
+    def shadow_selected(self, request, queryset):
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one version to put in shadow.")
+            return
+        try:
+            item = shadow.shadow_start(version=queryset.get(), by=request.user)
+        except shadow.ShadowError as exc:
+            messages.error(request, str(exc))
+            return
+        rate = settings.SHADOW_SAMPLE_RATE
+        messages.success(request, f"{item}: it classifies {rate:.0%} of live requests in the background; see Shadows.")
+
+
+def _verdict(check: GateCheck) -> str:
+    if check.active_top1 is None:
+        return "No active version to compare with: activation is allowed."
+    drop = (check.active_top1 - check.candidate_top1) * 100
+    if drop > settings.PROMOTION_MAX_DROP_POINTS:
+        return f"Activation is refused: {drop:.1f} points lower (at most {settings.PROMOTION_MAX_DROP_POINTS:g}); a superuser may force it."
+    return "Activation is allowed."
+
+
+admin.site.unregister(ModelVersion)
+admin.site.register(ModelVersion, GatedModelVersionAdmin)
+
+
+@admin.register(GoldenSet)
+class GoldenSetAdmin(admin.ModelAdmin):
+    list_display = ("model_name", "path", "dataset", "created_at")
+
+
+@admin.register(GateCheck)
+class GateCheckAdmin(AuditTrailAdmin):
+    list_display = ("created_at", "candidate", "candidate_top1", "active", "active_top1", "images", "trained_on_golden")
+
+
+@admin.register(GateOverride)
+class GateOverrideAdmin(AuditTrailAdmin):
+    list_display = ("at", "check_run", "by", "reason")
+
+
+@admin.register(Shadow)
+class ShadowAdmin(AuditTrailAdmin):
+    list_display = ("version", "started_at", "stopped_at", "compared", "agreement")
+    readonly_fields = ("version", "started_at", "started_by", "stopped_at", "differences")
+    actions = ["stop_selected"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        return actions if request.user.has_perm("webapp.change_modelversion") else {}
+
+    @admin.display(description="requests compared")
+    def compared(self, obj):
+        return shadow.shadow_agreement(shadow=obj)["compared"]
+
+    @admin.display(description="agrees with the active version")
+    def agreement(self, obj):
+        rate = shadow.shadow_agreement(shadow=obj)["agreement"]
+        return "-" if rate is None else f"{rate:.1%}"
+
+    @admin.display(description="where it differs (active → shadow)")
+    def differences(self, obj):
+        rows = shadow.shadow_agreement(shadow=obj)["differences"]
+        if not rows:
+            return "-"
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", ((r["active_label"], r["shadow_label"], r["count"]) for r in rows))
+        return format_html('<table id="shadow-differences"><tr><th>active</th><th>shadow</th><th>requests</th></tr>{}</table>', body)
+
+    @admin.action(description="Stop the selected shadows")
+    def stop_selected(self, request, queryset):
+        for item in queryset:
+            shadow.shadow_stop(shadow=item)
+        messages.success(request, f"Stopped {queryset.count()} shadow(s).")

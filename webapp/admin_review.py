@@ -1,0 +1,154 @@
+"""The review queue in the admin: feedback with its photo, the model's answer and the user's; accept, reject, merge."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from recognizer.manifest import DOMAINS
+from webapp import review
+from webapp.models import Feedback, FeedbackReview
+
+
+class AuditTrailAdmin(admin.ModelAdmin):
+    """Records that are written by services only and never changed by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReviewForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("accept", "Accept with this label"), ("merge", "Merge into a class"), ("reject", "Reject")])
+    label = forms.CharField(max_length=200, required=False)
+    domain = forms.ChoiceField(choices=[("", "---")] + [(d, d) for d in DOMAINS], required=False)
+    class_id = forms.ChoiceField(required=False, label="Class of the model")
+
+    def __init__(self, *args, item: Feedback, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["class_id"].choices = [("", "---")] + review.class_choices(item)
+        self.initial.setdefault("label", item.label)
+        self.initial.setdefault("domain", item.domain)
+
+    def apply(self, item: Feedback, by) -> Feedback:
+        data = self.cleaned_data
+        if data["decision"] == "reject":
+            return review.feedback_reject(feedback=item, by=by)
+        if data["decision"] == "merge":
+            return review.feedback_merge(feedback=item, class_id=data["class_id"], by=by)
+        return review.feedback_accept(feedback=item, label=data["label"], domain=data["domain"], by=by)
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "thumbnail", "model_answer", "user_answer", "status", "final", "reviewed_by", "review_link")
+    list_filter = ("status", "correct", "source")
+    search_fields = ("label", "final_label", "model_label", "comment")
+    actions = ["accept_as_said", "reject_selected"]
+    readonly_fields = [f.name for f in Feedback._meta.fields]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("prediction__kept_photo", "prediction__model_version", "reviewed_by")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm(review.PERMISSION)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        return super().get_actions(request) if request.user.has_perm(review.PERMISSION) else {}
+
+    @admin.display(description="photo")
+    def thumbnail(self, obj):
+        url = reverse("admin:webapp_feedback_photo", args=[obj.pk])
+        return format_html('<img src="{}" alt="photo of prediction {}" style="max-width:96px;max-height:96px">', url, obj.prediction_id)
+
+    @admin.display(description="model said", ordering="model_label")
+    def model_answer(self, obj):
+        return obj.model_label
+
+    @admin.display(description="user said", ordering="label")
+    def user_answer(self, obj):
+        said = obj.label if not obj.correct else f"{obj.label} (agrees)"
+        return f"{said} [{obj.domain}]" if obj.domain else said
+
+    @admin.display(description="final")
+    def final(self, obj):
+        return f"{obj.final_label} [{obj.final_domain}]" if obj.final_label else "-"
+
+    @admin.display(description="review")
+    def review_link(self, obj):
+        return format_html('<a href="{}">review</a>', reverse("admin:webapp_feedback_review", args=[obj.pk]))
+
+    def get_urls(self):
+        extra = [
+            path("<int:pk>/photo/", self.admin_site.admin_view(self.photo_view), name="webapp_feedback_photo"),
+            path("<int:pk>/review/", self.admin_site.admin_view(self.review_view), name="webapp_feedback_review"),
+        ]
+        return extra + super().get_urls()
+
+    def photo_view(self, request, pk: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        item = get_object_or_404(Feedback.objects.select_related("prediction__kept_photo"), pk=pk)
+        photo = getattr(item.prediction, "kept_photo", None)
+        if photo is None or not photo.image:
+            raise Http404("The photo was deleted.")
+        return FileResponse(photo.image.open("rb"), content_type="image/jpeg")
+
+    def review_view(self, request, pk: int):
+        item = get_object_or_404(self.get_queryset(request), pk=pk)
+        can_act = self.has_change_permission(request, item)
+        if request.method == "POST" and not can_act:
+            raise PermissionDenied
+        form = ReviewForm(request.POST or None, item=item)
+        if request.method == "POST" and form.is_valid():
+            try:
+                done = form.apply(item, request.user)
+            except review.ReviewError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, f"Feedback {done.pk}: {done.status} {done.final_label}".strip())
+                return HttpResponseRedirect(reverse("admin:webapp_feedback_changelist"))
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": f"Review feedback {item.pk}",
+            "item": item, "form": form, "can_act": can_act, "history": item.reviews.select_related("by"),
+            "photo_url": reverse("admin:webapp_feedback_photo", args=[item.pk]),
+        }
+        return render(request, "admin/webapp/review_feedback.html", context)
+
+    @admin.action(description="Accept with the user's label and domain")
+    def accept_as_said(self, request, queryset):
+        for item in queryset:
+            try:
+                review.feedback_accept(feedback=item, label=item.label, domain=item.domain, by=request.user)
+            except review.ReviewError as exc:
+                messages.error(request, f"Feedback {item.pk} not accepted: {exc} Review it on its own page.")
+            else:
+                messages.success(request, f"Accepted feedback {item.pk} as {item.label!r}.")
+
+    @admin.action(description="Reject the selected feedback")
+    def reject_selected(self, request, queryset):
+        for item in queryset:
+            review.feedback_reject(feedback=item, by=request.user)
+        messages.success(request, f"Rejected {queryset.count()} item(s).")
+
+
+@admin.register(FeedbackReview)
+class FeedbackReviewAdmin(AuditTrailAdmin):
+    list_display = ("at", "feedback", "action", "label", "domain", "by")
+    list_filter = ("action",)

@@ -1,0 +1,144 @@
+"""Datasets from reviewed feedback: accepted photos written as an image folder that `manage.py train` reads.
+
+DIR/<safe folder>/<sha256>.jpg per accepted photo, DIR/classes.csv (folder,label,domain), optionally merged
+with an existing dataset; a Dataset record keeps the counts and the hashes of what went in.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+from datetime import date
+from pathlib import Path
+
+from django.db import transaction
+from django.utils.text import slugify
+
+from recognizer.datasets import scan_dataset
+from recognizer.errors import RecognizerError
+from webapp.models import Dataset, Feedback
+
+CLASSES_CSV = "classes.csv"
+
+
+class ExportError(Exception):
+    """The export cannot be written as asked; nothing was recorded."""
+
+
+class Classes:
+    """folder <-> (label, domain) of a dataset being written; labels match case-insensitively."""
+
+    def __init__(self):
+        self.rows: dict[str, tuple[str, str]] = {}
+
+    def add(self, folder: str, label: str, domain: str) -> None:
+        self.rows.setdefault(folder, (label, domain))
+
+    def folder_for(self, label: str, domain: str) -> str:
+        """The folder of the class with this label, or a new one whose name is made safe from the label."""
+        for folder, (known, _) in self.rows.items():
+            if known.casefold() == label.casefold():
+                return folder
+        folder = slugify(label, allow_unicode=True)[:80] or "label"
+        if folder in self.rows:  # another label gave the same safe name ("Red fox" and "red-fox!")
+            folder = f"{folder}-{hashlib.sha256(label.encode()).hexdigest()[:8]}"
+        self.add(folder, label, domain)
+        return folder
+
+    def write(self, out: Path) -> None:
+        with open(out / CLASSES_CSV, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["folder", "label", "domain"])
+            for folder in sorted(self.rows):
+                writer.writerow([folder, *self.rows[folder]])
+
+
+def _check_out(out: Path, append: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} is a file; give a folder.")
+    if out.is_dir() and any(out.iterdir()) and not append:
+        raise ExportError(f"{out} is not empty; give an empty folder, or --append to add to the dataset in it.")
+
+
+def _existing(folder: Path, classes: Classes) -> list[tuple[Path, str]]:
+    """Read a dataset (its classes.csv, or folders named after domains) into `classes`; its image files."""
+    try:
+        dataset = scan_dataset(folder)
+    except RecognizerError as exc:
+        raise ExportError(f"{folder}: {exc}") from None
+    for info in dataset.classes:
+        classes.add(info.id, info.label, info.domain)
+    return [(path, dataset.classes[index].id) for path, index in dataset.items]
+
+
+def _accepted(since: date | None):
+    items = Feedback.objects.filter(status=Feedback.ACCEPTED, prediction__kept_photo__deleted_at__isnull=True)
+    items = items.exclude(prediction__kept_photo__image="").select_related("prediction__kept_photo")
+    if since is not None:
+        items = items.filter(created_at__date__gte=since)
+    return list(items.order_by("pk"))
+
+
+def _files(out: Path) -> list[list[str]]:
+    found = []
+    for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != CLASSES_CSV):
+        found.append([str(path.relative_to(out)), hashlib.sha256(path.read_bytes()).hexdigest()])
+    return found
+
+
+def dataset_export(
+    *, out: Path, since: date | None = None, include_base: Path | None = None, append: bool = False, by=None
+) -> Dataset:
+    """Write the accepted feedback photos (and the base dataset, if given) to `out`, and record what went in."""
+    out = Path(out).resolve()
+    _check_out(out, append)
+    classes = Classes()
+    if append and out.is_dir() and any(out.iterdir()):
+        _existing(out, classes)
+    base = _existing(Path(include_base), classes) if include_base else []
+    accepted = _accepted(since)
+    if not accepted and not base and not (out.is_dir() and any(out.iterdir())):
+        raise ExportError("There is no accepted feedback to export yet (accept some in the admin's review queue).")
+    out.mkdir(parents=True, exist_ok=True)
+    for path, folder in base:
+        (out / folder).mkdir(exist_ok=True)
+        shutil.copyfile(path, out / folder / path.name)
+    for item in accepted:
+        data = item.prediction.kept_photo.image.read()
+        item.prediction.kept_photo.image.close()
+        target = out / classes.folder_for(item.final_label, item.final_domain)
+        target.mkdir(exist_ok=True)
+        (target / f"{hashlib.sha256(data).hexdigest()}.jpg").write_bytes(data)
+    classes.write(out)
+    return _record(out, since, include_base, accepted, by)
+
+
+def _record(out: Path, since, include_base, accepted, by) -> Dataset:
+    files = _files(out)
+    counts: dict[str, int] = {}
+    for relative, _ in files:
+        counts[relative.split("/", 1)[0]] = counts.get(relative.split("/", 1)[0], 0) + 1
+    digest = hashlib.sha256("\n".join(f"{p}\t{h}" for p, h in files).encode()).hexdigest()
+    with transaction.atomic():
+        dataset = Dataset.objects.create(
+            path=str(out), created_by=by, since=since, base_path=str(Path(include_base).resolve()) if include_base else "",
+            images=len(files), from_feedback=len(accepted), counts=counts, files=files, digest=digest,
+        )
+        dataset.feedback.set(accepted)
+    return dataset
+
+
+def dataset_changes(dataset: Dataset) -> str:
+    """'' when the folder still holds exactly what was exported, else what differs."""
+    out = Path(dataset.path)
+    if not out.is_dir():
+        return f"{out} is gone"
+    now = {path: digest for path, digest in _files(out)}
+    then = {path: digest for path, digest in dataset.files}
+    if now == then:
+        return ""
+    added, removed = sorted(set(now) - set(then)), sorted(set(then) - set(now))
+    changed = sorted(p for p in set(now) & set(then) if now[p] != then[p])
+    parts = [f"{len(v)} {k} (e.g. {v[0]})" for k, v in (("added", added), ("removed", removed), ("changed", changed)) if v]
+    return "; ".join(parts)

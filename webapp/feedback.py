@@ -1,0 +1,166 @@
+"""Feedback on answers: keeping the photo (metadata stripped), checking who may speak of it, recording what they say.
+
+The page and the API call these; the retention and erase commands call the photo functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from PIL import Image, ImageOps
+
+from webapp.models import ApiToken, Feedback, KeptPhoto
+
+LABEL_MAX = 200
+COMMENT_MAX = 2000
+
+
+class FeedbackError(Exception):
+    """A feedback request that cannot be recorded; `status` and `code` say how the API answers it."""
+
+    status, code = 400, "invalid_feedback"
+
+
+class PredictionNotFound(FeedbackError):
+    status, code = 404, "prediction_not_found"
+
+
+class FeedbackExists(FeedbackError):
+    status, code = 409, "feedback_exists"
+
+
+class PhotoGone(FeedbackError):
+    status, code = 410, "photo_deleted"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who made a prediction: an API token (or anonymous API use), or a page session."""
+
+    source: str  # "api" or "page"
+    token_id: int | None = None
+    user_id: int | None = None
+    session_key: str = ""
+
+    def owns(self, photo: KeptPhoto) -> bool:
+        if self.source != photo.source:
+            return False
+        if self.source == "page":
+            return bool(self.session_key) and self.session_key == photo.session_key
+        return photo.token_id is None or photo.token_id == self.token_id
+
+    @classmethod
+    def of_api(cls, request) -> "Owner":
+        token = request.auth if isinstance(getattr(request, "auth", None), ApiToken) else None
+        return cls("api", token_id=token.pk if token else None, user_id=token.user_id if token else None)
+
+    @classmethod
+    def of_page(cls, request) -> "Owner":
+        if request.session.session_key is None:
+            request.session.save()  # a key now, so the person can give feedback on this answer
+        user_id = request.user.pk if request.user.is_authenticated else None
+        return cls("page", user_id=user_id, session_key=request.session.session_key)
+
+
+# ---- kept photos ------------------------------------------------------------------------------
+
+def photo_strip(*, data: bytes, max_side: int) -> bytes:
+    """A JPEG of the photo's pixels only (turned upright first): no EXIF, GPS, XMP, ICC profile or comment."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (max_side, max_side))
+        upright = ImageOps.exif_transpose(image).convert("RGB")
+    upright.thumbnail((max_side, max_side))
+    clean = Image.frombytes("RGB", upright.size, upright.tobytes())
+    out = io.BytesIO()
+    clean.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def photo_keep(*, prediction_id: int | None, data: bytes, owner: Owner) -> KeptPhoto | None:
+    """Keep the photo of a prediction for feedback, when feedback is on; the file is shared by equal uploads."""
+    if not settings.FEEDBACK_ENABLED or prediction_id is None:
+        return None
+    photo = KeptPhoto(
+        prediction_id=prediction_id, sha256=hashlib.sha256(data).hexdigest(), source=owner.source,
+        token_id=owner.token_id, user_id=owner.user_id, session_key=owner.session_key,
+        kept_until=timezone.now() + timedelta(days=settings.FEEDBACK_RETENTION_DAYS),
+    )
+    name = photo.image.field.generate_filename(photo, "photo.jpg")
+    if photo.image.storage.exists(name):
+        photo.image.name = name
+    else:
+        stripped = photo_strip(data=data, max_side=settings.FEEDBACK_PHOTO_MAX_SIDE)
+        photo.image.save("photo.jpg", ContentFile(stripped), save=False)
+    photo.save()
+    return photo
+
+
+def _delete(photos) -> int:
+    """Forget the photos' files, keeping each file while another kept photo still needs it."""
+    count = 0
+    for photo in photos:
+        name = photo.image.name
+        KeptPhoto.objects.filter(pk=photo.pk).update(image="", deleted_at=timezone.now())
+        if name and not KeptPhoto.objects.filter(image=name).exists():
+            photo.image.storage.delete(name)
+        count += 1
+    return count
+
+
+def photos_purge(*, now: datetime | None = None) -> int:
+    """Delete the photos whose retention ran out and that nobody gave feedback on."""
+    due = KeptPhoto.objects.filter(kept_until__lt=now or timezone.now(), deleted_at__isnull=True, prediction__feedback__isnull=True)
+    return _delete(list(due))
+
+
+def photos_erase(*, username: str | None = None, since: datetime | None = None, until: datetime | None = None) -> int:
+    """Erase one person's photos (their page sessions and their tokens) and/or one period's, feedback or not."""
+    photos = KeptPhoto.objects.filter(deleted_at__isnull=True)
+    if username is not None:
+        photos = photos.filter(Q(user__username=username) | Q(token__user__username=username))
+    if since is not None:
+        photos = photos.filter(created_at__gte=since)
+    if until is not None:
+        photos = photos.filter(created_at__lt=until)
+    return _delete(list(photos))
+
+
+# ---- feedback ---------------------------------------------------------------------------------
+
+def feedback_create(
+    *, prediction_id: int, owner: Owner, correct: bool, label: str = "", domain: str = "", comment: str = ""
+) -> Feedback:
+    """Record what the person who made a prediction says of its answer; once per prediction."""
+    label, comment = label.strip(), comment.strip()
+    _check_text(correct=correct, label=label, comment=comment)
+    photo = KeptPhoto.objects.select_related("prediction").filter(prediction_id=prediction_id).first()
+    if photo is None or not owner.owns(photo):
+        raise PredictionNotFound(f"No prediction {prediction_id} of yours is open for feedback.")
+    if photo.deleted_at is not None:
+        raise PhotoGone(f"The photo of prediction {prediction_id} was deleted; feedback can no longer be used.")
+    top = photo.prediction.top[0] if photo.prediction.top else {}
+    try:
+        with transaction.atomic():
+            return Feedback.objects.create(
+                prediction_id=prediction_id, correct=correct, label=label or (top.get("label", "") if correct else ""),
+                domain=domain, comment=comment, model_label=top.get("label", ""), source=owner.source,
+            )
+    except IntegrityError:
+        raise FeedbackExists(f"Prediction {prediction_id} already has feedback.") from None
+
+
+def _check_text(*, correct: bool, label: str, comment: str) -> None:
+    if not correct and not label:
+        raise FeedbackError("Say what the photo shows: 'label' is needed when the answer is wrong.")
+    if len(label) > LABEL_MAX:
+        raise FeedbackError(f"The label is {len(label)} characters long; at most {LABEL_MAX} are allowed.")
+    if len(comment) > COMMENT_MAX:
+        raise FeedbackError(f"The comment is {len(comment)} characters long; at most {COMMENT_MAX} are allowed.")

@@ -1,0 +1,49 @@
+"""POST /api/v1/predictions/{id}/feedback: what a caller says of an answer it got (same auth and rate limit)."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from django.http import HttpRequest
+from ninja import Field, Router, Schema, Status
+
+from webapp import feedback
+from webapp.api import ErrorOut
+
+router = Router(tags=["feedback"])
+
+
+class FeedbackIn(Schema):
+    correct: bool
+    label: str = Field("", max_length=feedback.LABEL_MAX, description="what the photo shows: free text or a class of the model")
+    domain: Optional[Literal["animal", "bird", "plant", "other"]] = None
+    comment: str = Field("", max_length=feedback.COMMENT_MAX)
+
+
+class FeedbackOut(Schema):
+    id: int
+    prediction_id: int
+    correct: bool
+    label: str
+    domain: str
+    status: str
+    created_at: str
+
+
+def feedback_out(item) -> dict:
+    return {
+        "id": item.pk, "prediction_id": item.prediction_id, "correct": item.correct, "label": item.label,
+        "domain": item.domain, "status": item.status, "created_at": item.created_at.isoformat(),
+    }
+
+
+ERRORS = {code: ErrorOut for code in (400, 401, 404, 409, 410, 429)}
+
+
+@router.post("/{prediction_id}/feedback", response={201: FeedbackOut, **ERRORS}, summary="Say whether an answer was right")
+def feedback_post(request: HttpRequest, prediction_id: int, payload: FeedbackIn):
+    item = feedback.feedback_create(
+        prediction_id=prediction_id, owner=feedback.Owner.of_api(request), correct=payload.correct,
+        label=payload.label, domain=payload.domain or "", comment=payload.comment,
+    )
+    return Status(201, feedback_out(item))

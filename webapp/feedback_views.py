@@ -1,0 +1,57 @@
+"""The page's side of feedback: the "Wrong? Tell us what it is" form, for the person who made the prediction."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_POST
+
+from webapp import feedback, selectors
+from webapp.errors import ApiError, expected_errors, to_api_error
+from webapp.throttling import ClientRateThrottle
+
+FEEDBACK_DOMAINS = [("", "Not sure"), ("animal", "Animal"), ("bird", "Bird"), ("plant", "Plant"), ("other", "Other")]
+
+
+def page_context() -> dict:
+    """What the page needs to offer feedback: whether it is on, how long photos are kept, each model's labels."""
+    labels = {v.name: sorted({c["label"] for c in v.manifest.get("classes", [])}) for v in selectors.model_version_list_active()}
+    return {
+        "feedback_on": settings.FEEDBACK_ENABLED,
+        "retention_days": settings.FEEDBACK_RETENTION_DAYS,
+        "feedback_domains": FEEDBACK_DOMAINS,
+        "class_labels": labels,
+    }
+
+
+def _throttle(request: HttpRequest) -> None:
+    throttle = ClientRateThrottle()
+    if not throttle.allow_request(request):
+        raise ApiError(429, "rate_limited", "Too many requests; wait a moment and try again.", {"Retry-After": str(int(throttle.wait() or 1))})
+
+
+@require_POST
+def feedback_page(request: HttpRequest, prediction_id: int) -> HttpResponse:
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    try:
+        _throttle(request)
+        item = feedback.feedback_create(
+            prediction_id=prediction_id, owner=feedback.Owner.of_page(request),
+            correct=request.POST.get("correct") == "true", label=request.POST.get("label", ""),
+            domain=_domain(request.POST.get("domain", "")), comment=request.POST.get("comment", ""),
+        )
+    except expected_errors() as exc:
+        error = to_api_error(exc)
+        if wants_json:
+            return error.response()
+        return render(request, "feedback_done.html", {"error": error.message}, status=error.status)
+    if wants_json:
+        return JsonResponse({"id": item.pk, "prediction_id": prediction_id, "status": item.status}, status=201)
+    return render(request, "feedback_done.html", {"feedback": item}, status=201)
+
+
+def _domain(value: str) -> str:
+    if value not in dict(FEEDBACK_DOMAINS):
+        raise feedback.FeedbackError(f"Unknown domain {value!r}; use animal, bird, plant or other.")
+    return value

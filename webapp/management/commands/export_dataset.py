@@ -1,0 +1,38 @@
+from datetime import date
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from webapp import exports
+
+
+def day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"--since {value!r} is not a date; write it as YYYY-MM-DD.") from None
+
+
+class Command(BaseCommand):
+    help = "Write accepted feedback photos as an image folder (DIR/<label>/<sha256>.jpg + classes.csv) for `train`."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--out", required=True, help="the folder to write (empty, unless --append)")
+        parser.add_argument("--since", help="only feedback sent on or after this day (YYYY-MM-DD)")
+        parser.add_argument("--include-base", help="an existing image-folder dataset to merge in")
+        parser.add_argument("--append", action="store_true", help="add to the dataset already in --out")
+
+    def handle(self, *args, out, since, include_base, append, **options):
+        try:
+            dataset = exports.dataset_export(
+                out=Path(out), since=day(since) if since else None,
+                include_base=Path(include_base) if include_base else None, append=append,
+            )
+        except exports.ExportError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(
+            f"dataset {dataset.pk}: {dataset.images} images in {len(dataset.counts)} classes "
+            f"({dataset.from_feedback} from feedback) at {dataset.path}; digest {dataset.digest[:12]}"
+        )
+        for folder, count in sorted(dataset.counts.items()):
+            self.stdout.write(f"  {folder}: {count}")

@@ -1,0 +1,95 @@
+"""The promotion gate: a candidate version is scored on its model's golden set against the active version, and
+its activation is refused when it is worse by more than PROMOTION_MAX_DROP_POINTS, unless a superuser forces
+it with a reason (audited). Without a golden set the gate says so and lets the activation through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from django.conf import settings
+
+from recognizer import errors as core
+from webapp.models import GateCheck, GateOverride, GoldenSet, ModelVersion, TrainingJob
+
+
+class GateRefused(Exception):
+    """The candidate scores too far below the active version on the golden set."""
+
+
+def _golden_files(folder: Path) -> list[list[str]]:
+    from webapp.exports import _files
+
+    return _files(folder)
+
+
+def _trained_on(candidate: ModelVersion) -> set[str]:
+    """sha256 of every photo the candidate was trained on, when a training job of this service made it."""
+    job = TrainingJob.objects.filter(version=candidate).select_related("dataset").first()
+    return {digest for _, digest in job.dataset.files} if job else set()
+
+
+def _top1(version: ModelVersion, folder: Path) -> float:
+    from webapp.runs import model_version_evaluate
+
+    known = {c["id"] for c in version.manifest.get("classes", [])}
+    if not known & {p.name for p in folder.iterdir() if p.is_dir()}:
+        return 0.0  # it knows none of the golden set's classes, so it names none of its photos right
+    out = Path(settings.VAR_DIR) / "gate" / f"{version.name}-v{version.version}"
+    return float(model_version_evaluate(version=version, data=folder, out=out).metrics["top1_accuracy"])
+
+
+def gate_check_run(*, candidate: ModelVersion) -> GateCheck | None:
+    """Score the candidate and the active version on the golden set (once per pair and golden content)."""
+    golden = GoldenSet.objects.filter(model_name=candidate.name).select_related("dataset").first()
+    if golden is None:
+        return None
+    folder = Path(golden.folder)
+    files = _golden_files(folder) if folder.is_dir() else []
+    if not files:
+        raise GateRefused(f"The golden set of {candidate.name} at {folder} holds no photos; fix it or remove it.")
+    digest = hashlib.sha256("\n".join(f"{p}\t{h}" for p, h in files).encode()).hexdigest()
+    active = ModelVersion.objects.filter(name=candidate.name, is_active=True).exclude(pk=candidate.pk).first()
+    found = GateCheck.objects.filter(candidate=candidate, active=active, golden_digest=digest).first()
+    if found:
+        return found
+    try:
+        scores = {v.pk: _top1(v, folder) for v in (candidate, active) if v is not None}
+    except core.RecognizerError as exc:
+        raise GateRefused(f"The golden set could not be scored: {exc}") from None
+    overlap = len({h for _, h in files} & _trained_on(candidate))
+    return GateCheck.objects.create(
+        candidate=candidate, active=active, golden_path=str(folder), golden_digest=digest, images=len(files),
+        candidate_top1=scores[candidate.pk], active_top1=scores.get(active.pk) if active else None, trained_on_golden=overlap,
+    )
+
+
+def gate_message(check: GateCheck | None, *, name: str) -> str:
+    """The figures in one sentence, for the admin and for a refusal."""
+    if check is None:
+        return f"{name} has no golden set: this activation is not compared with the active version."
+    said = f"Golden set ({check.images} photos): candidate v{check.candidate.version} top-1 {check.candidate_top1:.1%}"
+    if check.active_top1 is not None:
+        said += f", active v{check.active.version} top-1 {check.active_top1:.1%}"
+    if check.trained_on_golden:
+        said += f"; warning: {check.trained_on_golden} golden photos were in its training data"
+    return said + "."
+
+
+def gate_enforce(*, candidate: ModelVersion, by=None, force_reason: str = "") -> str:
+    """Allow the activation (returning what the gate says) or raise GateRefused with the figures."""
+    check = gate_check_run(candidate=candidate)
+    message = gate_message(check, name=candidate.name)
+    if check is None or check.active_top1 is None:
+        return message
+    drop = (check.active_top1 - check.candidate_top1) * 100
+    if drop <= settings.PROMOTION_MAX_DROP_POINTS:
+        return message
+    if force_reason.strip() and by is not None and by.is_superuser:
+        GateOverride.objects.create(check_run=check, reason=force_reason.strip(), by=by)
+        return f"{message} Forced by {by} ({drop:.1f} points lower): {force_reason.strip()}"
+    raise GateRefused(
+        f"{message} The candidate is {drop:.1f} points lower (at most {settings.PROMOTION_MAX_DROP_POINTS:g} allowed); "
+        "a superuser may force the activation with a reason."
+    )

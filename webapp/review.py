@@ -1,0 +1,65 @@
+"""The review queue's decisions: accept (with a final label and domain), reject, or merge into a class; audited."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from recognizer.manifest import DOMAINS
+from webapp.feedback import LABEL_MAX
+from webapp.models import Feedback, FeedbackReview
+
+PERMISSION = "webapp.review_feedback"
+
+
+class ReviewError(Exception):
+    """The review decision is not possible as asked."""
+
+
+def _check_reviewer(by) -> None:
+    if by is None or not (by.is_active and by.is_staff and by.has_perm(PERMISSION)):
+        raise PermissionDenied("Only staff with the review permission act on feedback.")
+
+
+def _decide(feedback: Feedback, *, action: str, status: str, label: str, domain: str, by) -> Feedback:
+    _check_reviewer(by)
+    with transaction.atomic():
+        Feedback.objects.filter(pk=feedback.pk).update(
+            status=status, final_label=label, final_domain=domain, reviewed_by=by, reviewed_at=timezone.now()
+        )
+        FeedbackReview.objects.create(feedback=feedback, action=action, label=label, domain=domain, by=by)
+    feedback.refresh_from_db()
+    return feedback
+
+
+def feedback_accept(*, feedback: Feedback, label: str, domain: str, by) -> Feedback:
+    """Accept the photo as training data under `label` (free text) in `domain`."""
+    label = label.strip()
+    if not label or len(label) > LABEL_MAX:
+        raise ReviewError(f"A final label of 1 to {LABEL_MAX} characters is needed to accept.")
+    if domain not in DOMAINS:
+        raise ReviewError(f"Choose the domain of the label ({', '.join(DOMAINS)}).")
+    return _decide(feedback, action=FeedbackReview.ACCEPT, status=Feedback.ACCEPTED, label=label, domain=domain, by=by)
+
+
+def feedback_reject(*, feedback: Feedback, by) -> Feedback:
+    """Keep the photo out of every dataset."""
+    return _decide(feedback, action=FeedbackReview.REJECT, status=Feedback.REJECTED, label="", domain="", by=by)
+
+
+def feedback_merge(*, feedback: Feedback, class_id: str, by) -> Feedback:
+    """Accept the photo as an example of an existing class of the model that answered (its label and domain)."""
+    classes = {c["id"]: c for c in feedback.prediction.model_version.manifest.get("classes", [])}
+    chosen = classes.get(class_id)
+    if chosen is None:
+        raise ReviewError(f"{feedback.prediction.model_version} has no class {class_id!r}.")
+    return _decide(
+        feedback, action=FeedbackReview.MERGE, status=Feedback.ACCEPTED, label=chosen["label"], domain=chosen["domain"], by=by
+    )
+
+
+def class_choices(feedback: Feedback) -> list[tuple[str, str]]:
+    """The classes of the model that answered, for merging a free-text label into one of them."""
+    classes = feedback.prediction.model_version.manifest.get("classes", [])
+    return [(c["id"], f"{c['label']} ({c['domain']})") for c in sorted(classes, key=lambda c: c["label"].lower())]
