@@ -43,6 +43,8 @@ RUN --mount=type=cache,target=/root/.cache/pip pip install -r /tmp/requirements/
 # The project and its static files; collectstatic here also proves the web app loads without TensorFlow.
 FROM serve-deps AS app
 COPY . .
+# The Chinese messages, compiled from locale/*.po with Babel (no GNU gettext in the image).
+RUN python scripts/compile_messages.py
 RUN DJANGO_SETTINGS_MODULE=webapp.settings.dev VAR_DIR=/tmp/var python manage.py collectstatic --noinput -v 0
 
 FROM serve-deps AS serve

@@ -26,10 +26,10 @@ migrate: $(VENV)/.runtime
 default-model: migrate
 	$(BIN)/python manage.py ensure_default_model
 
-setup: default-model
+setup: default-model compile-messages
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 
-setup-dev: $(VENV)/.dev setup
+setup-dev: $(VENV)/.dev setup axe-core
 
 # The job worker (training jobs) runs beside gunicorn and stops with it; kept photos past retention are purged at start.
 run: setup
@@ -53,3 +53,25 @@ clean:
 .PHONY: bench-decode-bomb
 bench-decode-bomb: setup-dev
 	$(BIN)/python bench/decode_bomb.py
+
+# ---- languages and accessibility ---------------------------------------------------------------
+# The .po catalogs under locale/ are the source; the .mo files are built here, not committed (they are build
+# output and would go stale). They are compiled with Babel (scripts/compile_messages.py), so `make run` needs no
+# GNU gettext; `make messages` (xgettext) and the catalog test (msgcmp) do: Debian's `gettext` package.
+# axe-core (npm, MPL-2.0) is installed from tests/browser/package-lock.json, pinned and integrity-checked.
+MSG_IGNORE := --ignore='$(VENV)/*' --ignore='var/*' --ignore='tests/*' --ignore='bench/*' --ignore='scripts/*' --ignore='models/*' --ignore='test-artifacts/*'
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+.PHONY: compile-messages messages axe-core
+
+compile-messages: $(VENV)/.runtime
+	$(BIN)/python scripts/compile_messages.py
+
+messages: $(VENV)/.runtime  # after changing a user-facing string: update the catalogs, then translate what is new
+	$(BIN)/python manage.py makemessages --locale zh_Hans --add-location file --no-obsolete $(MSG_IGNORE)
+	$(BIN)/python manage.py makemessages --domain djangojs --locale zh_Hans --add-location file --no-obsolete $(MSG_IGNORE)
+
+axe-core: $(AXE)
+$(AXE): tests/browser/package-lock.json
+	@command -v npm >/dev/null || { echo "the accessibility tests need npm for axe-core: apt-get install npm" >&2; exit 1; }
+	npm ci --prefix tests/browser --no-audit --no-fund --silent
+	touch $@

@@ -26,14 +26,14 @@ def iter_files(paths: list[str]) -> Iterator[Path]:
 
 
 def classify_files(engine, files: list[Path], *, top_k: int, domain: str | None, progress: bool):
-    """Yield (file, predictions or error message) in order; one bad file never stops the rest."""
+    """Yield (file, Answer or error message) in order; one bad file never stops the rest."""
     from tqdm import tqdm
 
     from recognizer.engine import predict_files
 
     with tqdm(total=len(files), disable=not progress, file=sys.stderr, unit="img") as bar:
         for path, answer in predict_files(engine, files, batch_size=BATCH, top_k=top_k, domain=domain):
-            yield path, str(answer.error) if answer.error else answer.predictions
+            yield path, str(answer.error) if answer.error else answer
             bar.update(1)
 
 
@@ -43,11 +43,20 @@ def write_result(out: TextIO, path: Path, result, as_json: bool) -> None:
 
         tqdm.write(f"error: {path}: {result}", file=sys.stderr)  # on a line of its own, even under a progress bar
         return
+    verdict = result.verdict.to_dict() if result.verdict else None
     if as_json:
-        out.write(json.dumps({"file": str(path), "predictions": [p.to_dict() for p in result]}) + "\n")
+        shown = {"file": str(path), "verdict": verdict, "predictions": [p.to_dict() for p in result.predictions]}
+        if result.note:
+            shown["domain_note"] = result.note
+        out.write(json.dumps(shown) + "\n")
         return
-    shown = ", ".join(f"{p.label} ({p.domain}) {p.probability:.1%}" for p in result)
-    out.write(f"{path}: {shown}\n")
+    ranked = ", ".join(f"{p.label} ({p.domain}) {p.probability:.1%}{_share(p)}" for p in result.predictions)
+    out.write(f"{path}: {verdict['explanation'] if verdict else ''} Top: {ranked}\n")
+
+
+def _share(prediction) -> str:
+    share = prediction.probability_in_domain
+    return "" if share is None else f" ({share:.1%} within {prediction.domain}s)"
 
 
 def cmd_classify(args) -> int:
@@ -63,12 +72,32 @@ def cmd_classify(args) -> int:
     if not files:
         print("error: no image files found in the given paths.", file=sys.stderr)
         return 2
-    failures = 0
-    progress = len(files) > 1 and sys.stderr.isatty()  # a bar in a log file is only noise
-    for path, result in classify_files(engine, files, top_k=args.top_k, domain=args.domain, progress=progress):
-        failures += isinstance(result, str)
-        write_result(sys.stdout, path, result, args.json)
+    progress = len(files) > 1 and (sys.stderr.isatty() or args.csv is not None)  # a bar in a log file is only noise
+    results = classify_files(engine, files, top_k=args.top_k, domain=args.domain, progress=progress)
+    failures = write_results(results, sys.stdout, csv_path=args.csv, as_json=args.json, top_k=args.top_k)
     return 1 if failures else 0  # a script must see that some files were not classified
+
+
+def write_results(results, out: TextIO, *, csv_path: Path | None, as_json: bool, top_k: int) -> int:
+    """Every (file, result) to `out`, or as rows of the CSV file at csv_path; returns how many files failed."""
+    from recognizer.reports import CsvReport
+
+    failures = 0
+    with open(csv_path, "w", encoding="utf-8", newline="") if csv_path else _nothing() as handle:
+        report = CsvReport(handle, top_k) if csv_path else None
+        for path, result in results:
+            failures += isinstance(result, str)
+            if report is not None:
+                report.write(path, result)
+            else:
+                write_result(out, path, result, as_json)
+    return failures
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 def cmd_build_default(args) -> int:
@@ -118,6 +147,7 @@ def parser() -> argparse.ArgumentParser:
     classify.add_argument("--domain", choices=QUERY_DOMAINS)
     classify.add_argument("--model", help="an artifact .h5 (default: the default model)")
     classify.add_argument("--json", action="store_true", help="one JSON object per image")
+    classify.add_argument("--csv", type=Path, metavar="OUT.csv", help="write one row per photo (verdict, top-k) to this file")
     classify.set_defaults(func=cmd_classify)
     return root
 

@@ -19,6 +19,7 @@ class Dataset:
     classes: tuple[ClassInfo, ...]
     items: list[tuple[Path, int]]  # (file, class index), in a stable order
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    labels: dict = field(default_factory=dict)  # other languages' labels, as the manifest keeps them
 
     def counts(self) -> list[int]:
         totals = [0] * len(self.classes)
@@ -27,11 +28,15 @@ class Dataset:
         return totals
 
 
-def _read_classes_csv(path: Path) -> dict[str, tuple[str, str]]:
-    """folder -> (display label, domain) from classes.csv (columns folder,label,domain)."""
-    table = {}
+def _read_classes_csv(path: Path) -> tuple[dict[str, tuple[str, str]], dict[str, str] | None]:
+    """folder -> (display label, domain) from classes.csv (columns folder,label,domain), and
+    folder -> Chinese label from its optional label_zh column (None without that column)."""
+    table, chinese = {}, None
     with open(path, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
+        reader = csv.DictReader(handle)
+        if "label_zh" in (reader.fieldnames or ()):
+            chinese = {}
+        for row in reader:
             try:
                 folder, label, domain = row["folder"].strip(), row["label"].strip(), row["domain"].strip()
             except (KeyError, AttributeError):
@@ -39,7 +44,9 @@ def _read_classes_csv(path: Path) -> dict[str, tuple[str, str]]:
             if domain not in DOMAINS:
                 raise errors.DatasetError(f"{path.name}: class {folder!r} has domain {domain!r}; use one of {', '.join(DOMAINS)}.")
             table[folder] = (label or folder, domain)
-    return table
+            if chinese is not None and (row.get("label_zh") or "").strip():
+                chinese[folder] = row["label_zh"].strip()
+    return table, chinese
 
 
 def class_folders(root: Path) -> list[Path]:
@@ -60,8 +67,9 @@ def scan_dataset(root: str | Path, *, domain: str | None = None, classes: tuple[
     """
     root = Path(root)
     folders = class_folders(root)
+    labels = {}
     if classes is None:
-        classes = _classes_for(root, folders, domain)
+        classes, labels = _classes_for(root, folders, domain)
     by_id = {c.id: c.index for c in classes}
     items, skipped = [], []
     for folder in folders:
@@ -71,16 +79,16 @@ def scan_dataset(root: str | Path, *, domain: str | None = None, classes: tuple[
                 skipped.append((path, reason))
             else:
                 items.append((path, by_id.get(folder.name, -1)))
-    dataset = Dataset(root, classes, items, skipped)
+    dataset = Dataset(root, classes, items, skipped, labels)
     if not items:
         raise errors.DatasetError(f"{root} holds no readable images.")
     return dataset
 
 
-def _classes_for(root: Path, folders: list[Path], domain: str | None) -> tuple[ClassInfo, ...]:
+def _classes_for(root: Path, folders: list[Path], domain: str | None) -> tuple[tuple[ClassInfo, ...], dict]:
     if domain is not None and domain not in DOMAINS:
         raise errors.DatasetError(f"Unknown domain {domain!r}; use one of {', '.join(DOMAINS)}.")
-    table = _read_classes_csv(root / "classes.csv") if (root / "classes.csv").is_file() else {}
+    table, chinese = _read_classes_csv(root / "classes.csv") if (root / "classes.csv").is_file() else ({}, None)
     classes = []
     for index, folder in enumerate(folders):
         # A folder named after a domain (animal/, bird/, plant/) is a class of that domain.
@@ -92,7 +100,9 @@ def _classes_for(root: Path, folders: list[Path], domain: str | None) -> tuple[C
                 "or a classes.csv row folder,label,domain for it."
             )
         classes.append(ClassInfo(index, folder.name, label, folder_domain))
-    return tuple(classes)
+    # A class without a Chinese label keeps its English one, so the list always covers every class.
+    labels = {"zh-hans": [chinese.get(c.id, c.label) for c in classes]} if chinese else {}
+    return tuple(classes), labels
 
 
 def _unreadable(path: Path) -> str:

@@ -5,14 +5,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import json
+
 from recognizer.artifacts import save_artifact
 from recognizer.backbones import get_backbone
-from recognizer.manifest import Manifest
+from recognizer.manifest import Manifest, manifest_path, read_manifest, write_manifest
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A fixed timestamp keeps the manifest of a rebuilt default model byte-identical too.
 DEFAULT_CREATED_AT = "2026-01-01T00:00:00+00:00"
+DATA = Path(__file__).resolve().parent / "data"
+HEAD_STORAGE = (
+    "A separate file, not an output of the H5: a numpy softmax regression over the pooled output of the H5's "
+    "last GlobalAveragePooling2D layer (the features its ImageNet head reads, so one backbone pass serves both), "
+    "whose logits are added to mass_weight x the log ImageNet probability mass per domain, divided by its "
+    "temperature. Loaded with recognizer.domain_head.DomainHead.load, which checks this sha256."
+)
 
 
 def models_dir() -> Path:
@@ -32,6 +41,48 @@ def default_artifact_path(backbone: str | None = None) -> Path:
     return models_dir() / f"{default_model_name(backbone)}-v1.h5"
 
 
+def default_extra(backbone: str) -> dict:
+    """The domain head and calibration the repository ships for `backbone` (see recognizer/data/README.md); {} if none."""
+    report_path = DATA / f"domain_head-{backbone}.json"
+    if not report_path.is_file():
+        return {}
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    domain, classes = report["calibration"], report["class_calibration"]
+    return {
+        "domain_head": {"file": report["file"], "sha256": report["sha256"], "storage": HEAD_STORAGE},
+        "calibration": {
+            "class_temperature": classes["temperature"],
+            "domain_temperature": domain["temperature"],
+            "thresholds": {
+                "domain": domain["confident_threshold"], "label": classes["label_threshold"],
+                "group": classes["group_threshold"],
+            },
+            "expected_calibration_error": {
+                "class_before": classes["ece_before"], "class_after": classes["ece_after"],
+                "domain_before": domain["ece_before"], "domain_after": domain["ece_after"],
+            },
+            "fitted_on": (
+                "domain: out-of-fold answers of a 5-fold cross-validation on the development photos; classes: the "
+                "development photos mapped by hand to ImageNet classes, which the ImageNet head never saw; "
+                "see recognizer/data/README.md"
+            ),
+        },
+    }
+
+
+def head_path(manifest: Manifest) -> Path | None:
+    """Where the domain head named by a manifest lives (shipped in recognizer/data), or None."""
+    head = (manifest.extra or {}).get("domain_head")
+    return DATA / head["file"] if head else None
+
+
+def _refresh_extra(path: Path, extra: dict) -> None:
+    # Only the manifest names the head: a rebuilt head must not need the slow H5 build again.
+    manifest = read_manifest(manifest_path(path))
+    if manifest.extra != extra:
+        write_manifest(manifest.with_updates(extra=extra), manifest_path(path))
+
+
 def build_default(backbone: str | None = None, *, out: Path | None = None, force: bool = False) -> Path:
     """Write the ImageNet artifact for `backbone` (skipped when it exists unless force); returns its path."""
     from recognizer.labels import imagenet_classes
@@ -39,6 +90,7 @@ def build_default(backbone: str | None = None, *, out: Path | None = None, force
     backbone = backbone or default_backbone()
     path = out or default_artifact_path(backbone)
     if path.exists() and path.with_suffix(".json").exists() and not force:
+        _refresh_extra(path, default_extra(backbone))
         return path
     spec = get_backbone(backbone)
     import keras
@@ -52,6 +104,7 @@ def build_default(backbone: str | None = None, *, out: Path | None = None, force
         classes=imagenet_classes(),
         created_at=DEFAULT_CREATED_AT,
         training={"source": "ImageNet-1k pretrained weights", "trained_here": False},
+        extra=default_extra(backbone),
     )
     save_artifact(model, manifest, path)
     return path

@@ -18,25 +18,32 @@ import numpy as np
 from PIL import Image
 
 from recognizer import errors, runtimes
+from recognizer.errors import gettext_noop
 from recognizer.artifacts import Artifact, load_artifact
 from recognizer.manifest import DOMAINS, Manifest
 from recognizer.preprocessing import Source, open_image, to_batch
+from recognizer.verdict import Judge, Verdict, filter_note
 
 MAX_TOP_K = 20
 # INT8 copies are kinds of their own, so that everything reporting `kind` says which precision serves.
 INT8_KINDS = {"onnxruntime-int8": "onnxruntime", "openvino-int8": "openvino"}
 KINDS = ("keras", *runtimes.SUFFIXES, *INT8_KINDS)
-Forward = Callable[[np.ndarray], np.ndarray]  # float32 (N, H, W, 3) -> (N, classes)
+# float32 (N, H, W, 3) -> (N, classes), or -> ((N, classes), (N, h, w, C) last conv feature map)
+Forward = Callable[[np.ndarray], "np.ndarray | tuple[np.ndarray, np.ndarray]"]
 
 
 class Prediction(NamedTuple):
     index: int
     label: str
     domain: str
-    probability: float
+    probability: float  # out of all classes, always
+    probability_in_domain: float | None = None  # the share within the filtered domain, when there is a filter
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "index": self.index, "domain": self.domain, "probability": self.probability}
+        return {
+            "label": self.label, "index": self.index, "domain": self.domain, "probability": self.probability,
+            "probability_in_domain": self.probability_in_domain,
+        }
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,9 @@ class Answer:
     predictions: list[Prediction]
     probabilities: np.ndarray | None = None
     error: errors.ImageError | None = None
+    verdict: Verdict | None = None
+    feature_map: np.ndarray | None = None  # (h, w, C), for the heat map; None when the engine gives none
+    note: str = ""  # a sentence when a domain filter changes the picture a lot
 
 
 @dataclass(frozen=True)
@@ -77,14 +87,16 @@ def _tensorflow():
 
 def keras_forward(artifact: Artifact) -> Forward:
     """A traced forward pass of the artifact's Keras model: no retracing per batch size, no predict() overhead."""
+    from recognizer.feature_maps import feature_map_model
+
     tf = _tensorflow()
-    spec, model = artifact.manifest.input, artifact.model
+    spec, model = artifact.manifest.input, feature_map_model(artifact.model)
     traced = tf.function(
         lambda x: model(x, training=False),
         input_signature=[tf.TensorSpec((None, spec.height, spec.width, 3), tf.float32)],
         reduce_retracing=True,
     )
-    return lambda batch: traced(batch).numpy()
+    return lambda batch: tuple(o.numpy() for o in traced(batch)) if len(model.outputs) > 1 else traced(batch).numpy()
 
 
 class Engine:
@@ -99,6 +111,7 @@ class Engine:
         self._forward = forward
         self._lock = threading.Lock()
         self._domain_masks = {d: self._mask(d) for d in DOMAINS}
+        self.judge = Judge.for_manifest(self.manifest)
 
     @classmethod
     def keras(cls, artifact: Artifact) -> "Engine":
@@ -132,9 +145,18 @@ class Engine:
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) float32 batch -> (N, classes) softmax probabilities."""
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """One forward pass: (N, classes) probabilities and the (N, h, w, C) feature map (None if not exported)."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         with self._lock:  # two cores: concurrent forward passes only fight over them
-            return np.asarray(self._forward(batch), dtype=np.float64)
+            out = self._forward(batch)
+            probabilities, feature_map = out if isinstance(out, tuple) else (out, None)
+            # Copies made under the lock: a runtime may reuse its output buffers for the next batch.
+            probabilities = np.array(probabilities, dtype=np.float64)
+            feature_map = None if feature_map is None else np.array(feature_map, dtype=np.float32)
+        return probabilities, feature_map
 
     def prepare(self, image: Image.Image | Source, **limits) -> np.ndarray:
         """One image (PIL, bytes, path or file) -> its (1, H, W, 3) batch, via the shared preprocessing."""
@@ -143,7 +165,8 @@ class Engine:
         return to_batch(image, self.manifest.input)
 
     def predict(
-        self, sources: Sequence[Image.Image | Source], *, top_k: int = 5, domain: str | None = None, **limits
+        self, sources: Sequence[Image.Image | Source], *, top_k: int = 5, domain: str | None = None,
+        allowed: np.ndarray | None = None, **limits
     ) -> Answers:
         """Every source (PIL, bytes, path) to its ranked predictions in one batch; a bad source is its own error.
 
@@ -155,12 +178,27 @@ class Engine:
         prepared = [self._prepare_one(source, limits) for source in sources]
         good = [item for item in prepared if not isinstance(item, errors.ImageError)]
         decoded = time.perf_counter()
-        rows = self.probabilities(np.concatenate(good)) if good else np.zeros((0, self.manifest.num_classes))
+        rows, maps = self.outputs(np.concatenate(good)) if good else (np.zeros((0, self.manifest.num_classes)), None)
         inferred = time.perf_counter()
-        ranked = iter(zip(self.rank(rows, top_k=top_k, domain=domain), rows))
-        items = [Answer([], None, item) if isinstance(item, errors.ImageError) else Answer(*next(ranked)) for item in prepared]
+        ranked = iter(self._answers(rows, maps, top_k=top_k, domain=domain, allowed=allowed))
+        items = [Answer([], None, item) if isinstance(item, errors.ImageError) else next(ranked) for item in prepared]
         timing = {"decode": _ms(decoded - started), "inference": _ms(inferred - decoded), "total": _ms(time.perf_counter() - started)}
         return Answers(items, timing)
+
+    def _answers(self, rows: np.ndarray, maps: np.ndarray | None, *, top_k: int, domain: str | None,
+                 allowed: np.ndarray | None = None) -> list[Answer]:
+        from recognizer.allowed import restrict
+        from recognizer.feature_maps import pooled
+
+        if allowed is not None:  # before ranking and the verdict: both see the allowed classes only
+            rows = restrict(rows, allowed)
+        verdicts = self.judge.verdicts(rows, None if maps is None else pooled(maps))
+        ranked = self.rank(rows, top_k=top_k, domain=domain, allowed=allowed)
+        notes = [filter_note(row, self._domain_masks[domain], domain) if domain else "" for row in rows]
+        return [
+            Answer(predictions, row, None, verdict, None if maps is None else maps[n], notes[n])
+            for n, (predictions, row, verdict) in enumerate(zip(ranked, rows, verdicts))
+        ]
 
     def _prepare_one(self, source, limits: dict) -> np.ndarray | errors.ImageError:
         if isinstance(source, errors.ImageError):  # refused before it got here (a caller's own checks)
@@ -182,21 +220,30 @@ class Engine:
                 raise answer.error
         return [answer.predictions for answer in answers]
 
-    def rank(self, probabilities: np.ndarray, *, top_k: int = 5, domain: str | None = None) -> list[list[Prediction]]:
-        """Turn rows of probabilities into sorted Prediction lists; with a domain, only its classes, renormalized."""
+    def rank(
+        self, probabilities: np.ndarray, *, top_k: int = 5, domain: str | None = None, allowed: np.ndarray | None = None
+    ) -> list[list[Prediction]]:
+        """Sorted Prediction lists; with a domain, only its classes, each also with its share within the domain."""
         self._check_query(top_k, domain)
         candidates = np.arange(self.manifest.num_classes)
+        shares = None
         if domain is not None:
             candidates = self._domain_indexes(domain)
             kept = probabilities[:, candidates]
             totals = kept.sum(axis=1, keepdims=True)
-            probabilities = np.zeros_like(probabilities)
-            probabilities[:, candidates] = np.divide(kept, totals, out=np.zeros_like(kept), where=totals > 0)
+            shares = np.zeros_like(probabilities)
+            shares[:, candidates] = np.divide(kept, totals, out=np.zeros_like(kept), where=totals > 0)
+        if allowed is not None:
+            candidates = candidates[allowed[candidates]]
         classes = self.manifest.classes
         results = []
-        for row in probabilities:
+        for n, row in enumerate(probabilities):
             order = candidates[np.argsort(-row[candidates], kind="stable")][:top_k]
-            results.append([Prediction(int(i), classes[i].label, classes[i].domain, float(row[i])) for i in order])
+            results.append([
+                Prediction(int(i), classes[i].label, classes[i].domain, float(row[i]),
+                           None if shares is None else float(shares[n, i]))
+                for i in order
+            ])
         return results
 
     def _check_query(self, top_k: int, domain: str | None) -> None:
@@ -210,7 +257,9 @@ class Engine:
         if mask is None:
             raise ValueError(f"Unknown domain {domain!r}; choose one of {', '.join(DOMAINS)}.")
         if not mask.any():
-            raise errors.RecognizerError(f"The model {self.manifest.name!r} has no {domain} classes.")
+            raise errors.RecognizerError(
+                gettext_noop("The model %(name)r has no %(domain)s classes."), name=self.manifest.name, domain=domain,
+            )
         return np.flatnonzero(mask)
 
 

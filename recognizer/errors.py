@@ -1,7 +1,31 @@
-"""Exceptions raised by the recognition core. Each message says what is wrong and what to do."""
+"""Exceptions raised by the recognition core. Each message says what is wrong and what to do.
+
+Messages meant for people are English templates marked with `gettext_noop`
+and filled from keyword parameters, so that the web edge can show them in the
+reader's language (`gettext(exc.template) % exc.params`) while this package
+never imports Django. xgettext, and so Django's makemessages, extracts every
+string passed to a function of that name.
+"""
 
 
-class RecognizerError(Exception):
+class Marked(str):
+    """A string marked for translation; a parameter of this type is translated too, other parameters never."""
+
+
+def gettext_noop(message: str) -> str:
+    """Mark `message` for the translation catalogs; translation happens where the reader is known."""
+    return Marked(message)
+
+
+class Translatable:
+    """An exception whose message is a marked template filled with named parameters."""
+
+    def __init__(self, message: str = "", **params):
+        self.template, self.params = message, params
+        super().__init__(message % params if params else message)
+
+
+class RecognizerError(Translatable, Exception):
     """Base class of every error the core raises on purpose."""
 
     code = "recognizer_error"

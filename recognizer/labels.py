@@ -1,4 +1,4 @@
-"""ImageNet-1k class labels in Keras' output order, read from the table shipped in recognizer/data."""
+"""ImageNet-1k class labels in Keras' output order, and display labels per language, from the tables in recognizer/data."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import functools
 import io
 from importlib import resources
 
-from recognizer.manifest import ClassInfo
+from recognizer.manifest import ClassInfo, Manifest
 
 
 @functools.cache
@@ -18,3 +18,29 @@ def imagenet_classes() -> tuple[ClassInfo, ...]:
     return tuple(
         ClassInfo(index=int(row["index"]), id=row["id"], label=row["label"], domain=row["domain"]) for row in rows
     )
+
+
+@functools.cache
+def imagenet_chinese() -> dict[str, tuple[str, str]]:
+    """WordNet id -> (English label, Chinese label) for the 1000 ImageNet-1k classes (imagenet1k_zh.csv)."""
+    table = resources.files("recognizer") / "data" / "imagenet1k_zh.csv"
+    rows = csv.DictReader(io.StringIO(table.read_text(encoding="utf-8"), newline=""))
+    return {row["id"]: (row["label"], row["label_zh"]) for row in rows}
+
+
+def display_label(manifest: Manifest, index: int, lang: str) -> str:
+    """The label of class `index` for readers of `lang`.
+
+    The manifest's own labels for that language first; then, for a class that is an
+    ImageNet-1k class (same WordNet id and English label), the shipped table, so every
+    ImageNet model speaks Chinese without re-exporting; else the English label.
+    """
+    info = manifest.classes[index]
+    names = manifest.labels.get(lang)
+    if names:
+        return names[index]
+    if lang == "zh-hans":
+        english, chinese = imagenet_chinese().get(info.id, ("", ""))
+        if english == info.label:
+            return chinese
+    return info.label

@@ -46,6 +46,8 @@ class Manifest:
     engine: str = "keras"
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
+    # Display labels in other languages, e.g. {"zh-hans": [one per class, in output order]}; optional.
+    labels: dict = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -74,7 +76,7 @@ class Manifest:
             classes = tuple(ClassInfo(**c) for c in data["classes"])
             spec = InputSpec.from_dict(data["input"])
             fields = {k: data[k] for k in ("name", "backbone") }
-            optional = {k: data[k] for k in ("sha256", "created_at", "metrics", "training", "engine", "extra") if k in data}
+            optional = {k: data[k] for k in ("sha256", "created_at", "metrics", "training", "engine", "extra", "labels") if k in data}
         except errors.ManifestError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -83,7 +85,19 @@ class Manifest:
             raise errors.ManifestError("Manifest classes must be listed in output order with indexes 0, 1, 2, ...")
         if not classes:
             raise errors.ManifestError("The manifest lists no classes.")
+        _check_labels(optional.get("labels", {}), len(classes))
         return cls(input=spec, classes=classes, **fields, **optional)
+
+
+def _check_labels(labels, count: int) -> None:
+    """Each language's labels: one non-empty string per class."""
+    if not isinstance(labels, dict):
+        raise errors.ManifestError("Manifest 'labels' must map a language code to a list of labels.")
+    for lang, names in labels.items():
+        if not isinstance(names, list) or len(names) != count:
+            raise errors.ManifestError(f"Manifest labels[{lang!r}] must list {count} labels, one per class.")
+        if not all(isinstance(name, str) and name.strip() for name in names):
+            raise errors.ManifestError(f"Manifest labels[{lang!r}] has an empty or non-text label.")
 
 
 def manifest_path(h5_path: str | Path) -> Path:

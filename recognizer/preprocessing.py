@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from recognizer import errors
+from recognizer.errors import gettext_noop
 
 # A truncated upload is an error, never a half-grey picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -86,13 +87,13 @@ class InputSpec:
 
 _SIGNATURES = (
     (b"%PDF", "PDF"),
-    (b"<?xml", "XML or SVG"),
+    (b"<?xml", gettext_noop("XML or SVG")),
     (b"<svg", "SVG"),
     (b"<!doctype html", "HTML"),
     (b"<html", "HTML"),
-    (b"PK\x03\x04", "ZIP archive"),
-    (b"\x1f\x8b", "gzip archive"),
-    (b"\x89HDF", "HDF5 file"),
+    (b"PK\x03\x04", gettext_noop("ZIP archive")),
+    (b"\x1f\x8b", gettext_noop("gzip archive")),
+    (b"\x89HDF", gettext_noop("HDF5 file")),
 )
 
 
@@ -105,9 +106,9 @@ def describe_bytes(head: bytes) -> str:
     try:
         # final=False: the head may end in the middle of a multi-byte character.
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-        return "text"
+        return gettext_noop("text")
     except UnicodeDecodeError:
-        return "unknown binary data"
+        return gettext_noop("unknown binary data")
 
 
 def _read_all(source: Source) -> bytes:
@@ -121,6 +122,16 @@ def _read_all(source: Source) -> bytes:
 
 def _size(count: int) -> str:
     return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} KB"
+
+
+def _check_bytes(data: bytes, max_bytes: int | None) -> None:
+    if max_bytes is not None and len(data) > max_bytes:
+        raise errors.FileTooLarge(
+            gettext_noop("The file is %(size)s; the limit is %(limit)s. Send a smaller copy."),
+            size=_size(len(data)), limit=_size(max_bytes),
+        )
+
+
 def webp_size(head: bytes) -> tuple[int, int] | None:
     """The canvas size written in a WebP header, or None; read before Pillow opens it, which allocates the canvas."""
     if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
@@ -140,28 +151,37 @@ def _check_pixels(kind: str, size: tuple[int, int], max_pixels: int, max_full_de
     width, height = size
     limit = max_pixels if kind in DRAFTABLE else min(max_pixels, max_full_decode_pixels)
     if width * height > limit:
-        why = "" if limit == max_pixels else f" for {kind} images, which are decoded at full size (JPEG: {max_pixels / 1e6:.0f})"
-        raise errors.ImageTooLarge(
-            f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
-            f"the limit is {limit / 1e6:.0f} megapixels{why}. Send a smaller copy."
-        )
+        numbers = {"width": width, "height": height, "megapixels": width * height / 1e6, "limit": limit / 1e6}
+        if limit == max_pixels:
+            raise errors.ImageTooLarge(gettext_noop(
+                "The image is %(width)dx%(height)d (%(megapixels).1f megapixels); "
+                "the limit is %(limit).0f megapixels. Send a smaller copy."
+            ), **numbers)
+        raise errors.ImageTooLarge(gettext_noop(
+            "The image is %(width)dx%(height)d (%(megapixels).1f megapixels); the limit is %(limit).0f megapixels "
+            "for %(format)s images, which are decoded at full size (JPEG: %(jpeg_limit).0f). Send a smaller copy."
+        ), format=kind, jpeg_limit=max_pixels / 1e6, **numbers)
     if min(width, height) < MIN_SIDE:
         raise errors.ImageTooSmall(
-            f"The image is {width}x{height} pixels; each side must be at least {MIN_SIDE} pixels."
+            gettext_noop("The image is %(width)dx%(height)d pixels; each side must be at least %(minimum)d pixels."),
+            width=width, height=height, minimum=MIN_SIDE,
         )
 
 
 def _check_before_opening(data: bytes, max_pixels: int, max_full_decode_pixels: int, formats: tuple[str, ...]) -> None:
     if not data:
-        raise errors.EmptyImage("The file is empty (0 bytes). Send a photo in JPEG, PNG, WebP, GIF or BMP.")
+        raise errors.EmptyImage(gettext_noop("The file is empty (0 bytes). Send a photo in JPEG, PNG, WebP, GIF or BMP."))
     if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         return
     # Checked before Pillow opens it: opening a WebP allocates its whole canvas.
     if "WEBP" not in formats:
-        raise errors.UnsupportedImageFormat(f"WEBP images are not accepted. Send one of: {', '.join(formats)}.")
+        raise errors.UnsupportedImageFormat(
+            gettext_noop("%(format)s images are not accepted. Send one of: %(accepted)s."),
+            format="WEBP", accepted=", ".join(formats),
+        )
     size = webp_size(data[:32])
     if size is None:
-        raise errors.UnreadableImage("The WebP header is damaged: it gives no picture size.")
+        raise errors.UnreadableImage(gettext_noop("The WebP header is damaged: it gives no picture size."))
     _check_pixels("WEBP", size, max_pixels, max_full_decode_pixels)
 
 
@@ -175,28 +195,32 @@ def open_image(
 ) -> Image.Image:
     """Open an image lazily and check its size in bytes, format and pixels from the header; pixels stay undecoded."""
     data = _read_all(source)
-    if max_bytes is not None and len(data) > max_bytes:
-        raise errors.FileTooLarge(f"The file is {_size(len(data))}; the limit is {_size(max_bytes)}. Send a smaller copy.")
+    _check_bytes(data, max_bytes)
     _check_before_opening(data, max_pixels, max_full_decode_pixels, formats)
     try:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:  # not an OSError: it would escape as a bare Pillow error
         raise errors.ImageTooLarge(
-            f"The image has more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; "
-            f"the limit is {max_pixels / 1e6:.0f} megapixels. Send a smaller copy."
+            gettext_noop(
+                "The image has more than %(megapixels).0f megapixels; the limit is %(limit).0f megapixels. "
+                "Send a smaller copy."
+            ),
+            megapixels=2 * Image.MAX_IMAGE_PIXELS / 1e6, limit=max_pixels / 1e6,
         ) from None
     except UnidentifiedImageError:
         kind = describe_bytes(data[:64])
         raise errors.UnsupportedImageFormat(
-            f"This file is not an image we can read ({kind}). Send a JPEG, PNG, WebP, GIF or BMP photo."
+            gettext_noop("This file is not an image we can read (%(kind)s). Send a JPEG, PNG, WebP, GIF or BMP photo."),
+            kind=kind,
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:  # Pillow reports broken headers several ways
-        raise errors.UnreadableImage(f"The image header is damaged ({exc}).") from None
+        raise errors.UnreadableImage(gettext_noop("The image header is damaged (%(detail)s)."), detail=str(exc)) from None
     # Pillow names a JPEG that carries a second picture (phones' gain maps, previews) MPO.
     kind = "JPEG" if image.format == "MPO" else image.format
     if kind not in formats:
         raise errors.UnsupportedImageFormat(
-            f"{image.format} images are not accepted. Send one of: {', '.join(formats)}."
+            gettext_noop("%(format)s images are not accepted. Send one of: %(accepted)s."),
+            format=image.format, accepted=", ".join(formats),
         )
     _check_pixels(kind, image.size, max_pixels, max_full_decode_pixels)
     return image
@@ -222,8 +246,7 @@ def header_cost(
     A WebP is not even opened (that allocates its canvas): its header gives the size, costed as RGBA.
     """
     data = _read_all(source)
-    if max_bytes is not None and len(data) > max_bytes:
-        raise errors.FileTooLarge(f"The file is {_size(len(data))}; the limit is {_size(max_bytes)}. Send a smaller copy.")
+    _check_bytes(data, max_bytes)
     _check_before_opening(data, max_pixels, max_full_decode_pixels, formats)
     size = webp_size(data[:32])
     if size is not None:
@@ -256,7 +279,7 @@ def decode(image: Image.Image, spec: InputSpec) -> Image.Image:
         image = _reduce(image, side)
         image = ImageOps.exif_transpose(image)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise errors.UnreadableImage(f"The image data is damaged or truncated ({exc}).") from None
+        raise errors.UnreadableImage(gettext_noop("The image data is damaged or truncated (%(detail)s)."), detail=str(exc)) from None
     return _to_rgb(image)
 
 

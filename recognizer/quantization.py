@@ -17,6 +17,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from recognizer import runtimes
+
 PRECISION_ENV = "RECOGNIZER_PRECISION"
 PRECISIONS = ("fp32", "int8", "auto")
 DEFAULT_PRECISION = "fp32"
@@ -108,7 +110,8 @@ def check_gate(fp32: Runner, int8: Runner, batches: Sequence[np.ndarray], domain
         return GateReport(False, 0, 0.0, 0.0, 0.0, "No evaluation photos to score the INT8 copy on.")
     top1 = shared = domains = 0
     for batch in batches:
-        for want, got in zip(np.asarray(fp32(batch)), np.asarray(int8(batch))):
+        wanted, gotten = (np.asarray(runtimes.probabilities_of(run(batch))) for run in (fp32, int8))
+        for want, got in zip(wanted, gotten):
             top1 += int(want.argmax() == got.argmax())
             shared += len(set(np.argsort(-want)[:5].tolist()) & set(np.argsort(-got)[:5].tolist()))
             domains += int(domain_of(want) == domain_of(got))

@@ -18,7 +18,8 @@ import numpy as np
 
 from recognizer import errors
 
-Runner = Callable[[np.ndarray], np.ndarray]  # float32 (N, H, W, 3) -> (N, classes)
+# float32 (N, H, W, 3) -> (N, classes), or (probabilities, (N, h, w, C) feature map) when exported with it
+Runner = Callable[[np.ndarray], "np.ndarray | tuple[np.ndarray, np.ndarray]"]
 
 SUFFIXES = {"onnxruntime": ".onnx", "openvino": ".openvino.xml"}
 PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
@@ -49,7 +50,10 @@ def runtime_version(kind: str) -> str | None:
 
 def export(model, kind: str, target: Path) -> None:
     """Write `model` to `target` for `kind`, atomically: a reader never sees half a file."""
+    from recognizer.feature_maps import feature_map_model
+
     check_kind(kind)
+    model = feature_map_model(model)  # the heat map and the domain head read the feature map: export it too
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".compiling-") as scratch:
         staged = Path(scratch) / target.name
@@ -102,7 +106,20 @@ def _onnx_runner(path: Path, threads: int) -> Runner:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
+    if len(session.get_outputs()) > 1:
+        return lambda batch: _probabilities_first(session.run(None, {name: batch}))
     return lambda batch: session.run(None, {name: batch})[0]
+
+
+def probabilities_of(output) -> np.ndarray:
+    """The probabilities of a runner's output, whether or not it also gives the feature map."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def _probabilities_first(outputs) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, feature map) whatever order a converter put them in: the 2-D one is the probabilities."""
+    arrays = sorted(outputs, key=lambda a: a.ndim)
+    return arrays[0], arrays[-1]
 
 
 def _openvino_runner(path: Path, threads: int) -> Runner:
@@ -117,6 +134,9 @@ def _openvino_runner(path: Path, threads: int) -> Runner:
         # Pinned threads of two workers can land on the same core.
         "ENABLE_CPU_PINNING": False,
     }
-    request = ov.Core().compile_model(str(path), "CPU", config).create_infer_request()
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    request = compiled.create_infer_request()
+    if len(compiled.outputs) > 1:
+        return lambda batch: _probabilities_first(list(request.infer({0: batch}).values()))
     return lambda batch: request.infer({0: batch})[0]
 

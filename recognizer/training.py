@@ -17,6 +17,7 @@ import numpy as np
 from recognizer import errors
 from recognizer.backbones import Backbone, get_backbone
 from recognizer.datasets import Dataset, check_trainable
+from recognizer.calibration import calibrate_version
 from recognizer.evaluation import compute_metrics
 from recognizer.fine_tuning import Log, fine_tune
 from recognizer.manifest import Manifest
@@ -222,10 +223,13 @@ def train(dataset: Dataset, config: TrainConfig, log: Log = print) -> TrainResul
     probabilities = _probabilities(model, head, features, paths, eval_idx, backbone, tuned="fine_tune_loss" in history)
     metrics = compute_metrics(probabilities, labels[eval_idx], dataset.classes)
     metrics["evaluated_on"] = "held-out validation split" if held_out else "training images (no validation split)"
+    # Temperatures and thresholds only from images the head was not fitted on.
+    metrics["calibration"] = calibrate_version(probabilities, labels[eval_idx], dataset.classes) if held_out else None
     split = {"train": int(len(train_idx)), "validation": int(len(val_idx)), "skipped": len(dataset.skipped)}
     manifest = Manifest(
         name=config.name, backbone=backbone.name, input=backbone.input_spec, classes=dataset.classes,
-        metrics=_summary(metrics, cv), training=_training_record(config, split),
+        metrics=_summary(metrics, cv), training=_training_record(config, split), labels=dataset.labels,
+        extra={"calibration": metrics["calibration"]} if held_out else {},
     )
     return TrainResult(model, manifest, history, metrics, cv, split, failed)
 
@@ -254,6 +258,8 @@ def _probabilities(model, head, features, paths, idx, backbone: Backbone, *, tun
 
 def _summary(metrics: dict, cv: dict | None) -> dict:
     summary = {k: metrics[k] for k in ("n", "top1_accuracy", "top5_accuracy", "evaluated_on")}
+    if metrics.get("calibration"):
+        summary["expected_calibration_error"] = metrics["calibration"]["expected_calibration_error"]
     if cv:
         summary.update({"cv_folds": cv["folds"], "cv_accuracy_mean": cv["accuracy_mean"], "cv_accuracy_std": cv["accuracy_std"]})
     return summary

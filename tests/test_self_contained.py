@@ -8,8 +8,12 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SKIP = {".git", ".venv", "var", "models", "staticfiles", "test-artifacts", "node_modules", "__pycache__"}
-# A folder named shared or datasets as a path component or a string literal, or the machine's work folder.
-OUTSIDE = re.compile(r"""(\.\./|["'/])(shared|datasets)(["'/]|$)|/work/""")
+# A folder named shared or datasets as a path component (../shared, / "shared", "shared" /, /datasets/), or the
+# machine's work folder; a string that merely says "datasets" (a related_name) is no path.
+FOLDER = r"(shared|datasets)"
+OUTSIDE = re.compile(
+    rf"""\.\./{FOLDER}|/\s*["']{FOLDER}["']|["']{FOLDER}["']\s*/|/{FOLDER}/|/work/"""
+)
 
 
 def checked_files() -> list[Path]:
@@ -43,3 +47,4 @@ def test_the_check_covers_the_places_such_a_path_used_to_live():
     assert OUTSIDE.search('Path(__file__).resolve().parent.parent.parent / "shared"')
     assert not OUTSIDE.search('"""Settings shared by every environment."""')
     assert OUTSIDE.search("python bench/domain_accuracy.py --data ../shared/datasets/wildlife-dev")
+    assert not OUTSIDE.search('feedback = models.ManyToManyField(Feedback, related_name="datasets")')

@@ -11,6 +11,8 @@ from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from webapp import fleet, selectors, services
 from webapp.admin_review import AuditTrailAdmin
@@ -39,19 +41,19 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return selectors.model_version_list()
 
-    @admin.display(description="engine")
+    @admin.display(description=gettext_lazy("engine"))
     def engine_in_use(self, obj):
         return selectors.model_version_engine(version=obj)
 
-    @admin.display(description="classes")
+    @admin.display(description=gettext_lazy("classes"))
     def classes(self, obj):
         return obj.num_classes
 
-    @admin.display(description="predictions served", ordering="predictions_served")
+    @admin.display(description=gettext_lazy("predictions served"), ordering="predictions_served")
     def served(self, obj):
         return obj.predictions_served
 
-    @admin.display(description="metrics")
+    @admin.display(description=gettext_lazy("metrics"))
     def metrics_table(self, obj):
         metrics = obj.metrics or {}
         flat = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float, str))]
@@ -60,7 +62,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", ((k, _fmt(v)) for k, v in flat))
         return format_html("<table>{}</table>", rows)
 
-    @admin.display(description="training pictures")
+    @admin.display(description=gettext_lazy("training pictures"))
     def pictures(self, obj):
         training = obj.manifest.get("training") or {}
         links = [
@@ -71,7 +73,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return "-"
         return format_html_join("", '<a href="{0}"><img src="{0}" alt="{1}" style="max-width:420px;margin:4px"></a>', links)
 
-    @admin.display(description="manifest")
+    @admin.display(description=gettext_lazy("manifest"))
     def manifest_json(self, obj):
         shown = {k: v for k, v in obj.manifest.items() if k != "classes"}
         shown["classes"] = f"{obj.num_classes} classes"
@@ -101,14 +103,15 @@ class ModelVersionAdmin(admin.ModelAdmin):
             try:
                 version = form.register(by=request.user)
             except services.RegistrationError as exc:
-                messages.error(request, f"Not registered: {exc}")
+                messages.error(request, _("Not registered: %(reason)s") % {"reason": exc})
             except services.ActivationError as exc:  # registered: say so, and leave the form so it is not sent twice
-                messages.warning(request, f"Registered {exc.version}, but it is not active: {exc}")
+                message = _("Registered %(version)s, but it is not active: %(reason)s") % {"version": exc.version, "reason": exc}
+                messages.warning(request, message)
                 return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[exc.version.pk]))
             else:
-                messages.success(request, f"Registered {version}{' and activated it' if version.is_active else ''}.")
+                messages.success(request, (_("Registered %(version)s and activated it.") if version.is_active else _("Registered %(version)s.")) % {"version": version})
                 return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[version.pk]))
-        context = {**self.admin_site.each_context(request), "form": form, "title": "Register a model version", "opts": self.model._meta}
+        context = {**self.admin_site.each_context(request), "form": form, "title": _("Register a model version"), "opts": self.model._meta}
         return render(request, "admin/webapp/register_model.html", context)
 
     def picture_view(self, request, pk: int, kind: str):
@@ -130,19 +133,19 @@ class ModelVersionAdmin(admin.ModelAdmin):
         handle.seek(0)
         return FileResponse(handle, content_type="image/png")
 
-    @admin.action(description="Activate the selected version", permissions=["change"])
+    @admin.action(description=gettext_lazy("Activate the selected version"), permissions=["change"])
     def activate_selected(self, request, queryset):
         if queryset.count() != 1:
-            messages.error(request, "Select exactly one version to activate.")
+            messages.error(request, _("Select exactly one version to activate."))
             return
         try:
             version = services.model_version_activate(version=queryset.get(), by=request.user)
         except services.ActivationError as exc:
             messages.error(request, str(exc))
             return
-        messages.success(request, f"{version} is now active; every worker switches within a few seconds.")
+        messages.success(request, _("%(version)s is now active; every worker switches within a few seconds.") % {"version": version})
 
-    @admin.action(description="Roll back to the previously active version", permissions=["change"])
+    @admin.action(description=gettext_lazy("Roll back to the previously active version"), permissions=["change"])
     def roll_back_selected(self, request, queryset):
         for name in sorted(set(queryset.values_list("name", flat=True))):
             try:
@@ -150,9 +153,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
             except services.ActivationError as exc:
                 messages.error(request, str(exc))
             else:
-                messages.success(request, f"Rolled back {name} to v{version.version}.")
+                messages.success(request, _("Rolled back %(name)s to v%(version)d.") % {"name": name, "version": version.version})
 
-    @admin.action(description="Recompile for the optimized engine (after upgrading its runtime)")
+    @admin.action(description=gettext_lazy("Recompile for the optimized engine (after upgrading its runtime)"))
     def recompile_selected(self, request, queryset):
         for version in queryset:
             try:
@@ -160,7 +163,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
             except (services.ActivationError, services.RegistrationError) as exc:
                 messages.error(request, f"{version}: {exc}")
             else:
-                messages.success(request, f"{done} is served by {done.engine}. {done.engine_note}".strip())
+                served = _("%(version)s is served by %(engine)s.") % {"version": done, "engine": done.engine}
+                messages.success(request, f"{served} {done.engine_note}".strip())
 
     def changelist_view(self, request, extra_context=None):
         for warning in fleet.engine_fallback_fleet_warnings():  # a silent slowdown is worth a banner
@@ -184,7 +188,7 @@ class PredictionAdmin(admin.ModelAdmin):
     list_filter = ("model_version", "source")
     readonly_fields = [f.name for f in Prediction._meta.fields]
 
-    @admin.display(description="top-1")
+    @admin.display(description=gettext_lazy("top-1"))
     def best(self, obj):
         return str(obj.top[0]["label"]) if obj.top else "-"
 
@@ -208,7 +212,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             return super().save_model(request, obj, form, change)
         token, key = services.api_token_create(name=obj.name, user=obj.user, is_active=obj.is_active)
         obj.pk = token.pk
-        messages.warning(request, f"Token for {obj.name}: {key} (copy it now; it is not shown again).")
+        messages.warning(request, _("Token for %(name)s: %(key)s (copy it now; it is not shown again).") % {"name": obj.name, "key": key})
 
 
 # The learning loop's training jobs and promotion gate live in their own modules.

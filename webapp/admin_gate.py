@@ -9,6 +9,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from webapp import promotion, services, shadow
@@ -79,14 +80,14 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
         level = messages.WARNING if check is None else messages.INFO
         messages.add_message(request, level, promotion.gate_message(check, name=version.name))
 
-    @admin.action(description="Activate the selected version", permissions=["change"])
+    @admin.action(description=gettext_lazy("Activate the selected version"), permissions=["change"])
     def activate_selected(self, request, queryset):
         if queryset.count() != 1:
             messages.error(request, "Select exactly one version to activate.")
             return
         self._activate(request, queryset.get())
 
-    @admin.action(description="Put the selected version in shadow (compare it on live requests)", permissions=["change"])
+    @admin.action(description=gettext_lazy("Put the selected version in shadow (compare it on live requests)"), permissions=["change"])
     def shadow_selected(self, request, queryset):
         if queryset.count() != 1:
             messages.error(request, "Select exactly one version to put in shadow.")

@@ -18,6 +18,7 @@ from django.conf import settings
 from PIL import Image
 
 from recognizer import errors as core
+from recognizer.errors import gettext_noop
 from recognizer.preprocessing import InputSpec, decode, header_cost, open_image
 from webapp.runtime import Busy
 
@@ -37,7 +38,7 @@ class _WorkerBudget:
     def reserve(self, amount: int) -> Iterator[None]:
         with self._lock:
             if self.used + amount > settings.DECODE_WORKER_MAX_BYTES:
-                raise Busy("The service is decoding as many images as it can hold; try again in a moment.")
+                raise Busy(gettext_noop("The service is decoding as many images as it can hold; try again in a moment."))
             self.used += amount
         try:
             yield
@@ -72,8 +73,11 @@ def request_cost(*, uploads, spec: InputSpec) -> list[int | core.ImageError]:
     allowed = min(settings.DECODE_REQUEST_MAX_BYTES, settings.DECODE_WORKER_MAX_BYTES)
     if total > allowed:
         raise DecodeBudgetExceeded(
-            f"These images would take {total / 2**20:.0f} MB to decode; one request may take at most "
-            f"{allowed / 2**20:.0f} MB. Send fewer images, or smaller ones (JPEG decodes at reduced size)."
+            gettext_noop(
+                "These images would take %(total).0f MB to decode; one request may take at most %(allowed).0f MB. "
+                "Send fewer images, or smaller ones (JPEG decodes at reduced size)."
+            ),
+            total=total / 2**20, allowed=allowed / 2**20,
         )
     return costs
 

@@ -6,10 +6,11 @@ Handlers parse and shape replies; services decide. Every error is
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Literal, Optional, Union
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import HttpBearer
@@ -18,6 +19,7 @@ from recognizer.engine import MAX_TOP_K
 from recognizer.manifest import QUERY_DOMAINS
 from webapp import feedback, selectors, services, shadow
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
+from webapp.i18n import parameter_problem, reply_language
 from webapp.parsing import parse_batch, parse_single
 from webapp.throttling import ClientRateThrottle
 
@@ -64,10 +66,23 @@ class ErrorOut(Schema):
 
 
 class PredictionOut(Schema):
-    label: str
+    label: str  # in the language asked for with `lang`
+    label_en: str
     index: int
     domain: str
     probability: float
+    probability_in_domain: Optional[float] = None
+
+
+class VerdictOut(Schema):
+    domain: Literal["animal", "bird", "plant", "other"]
+    domain_probability: float
+    status: Literal["confident", "uncertain", "not_wildlife"]
+    label: Optional[str]
+    index: Optional[int]
+    level: Optional[Literal["class", "group"]]
+    explanation: str
+    label_en: Optional[str] = None
 
 
 class ModelRef(Schema):
@@ -84,8 +99,12 @@ class Timing(Schema):
 class PredictOut(Schema):
     id: Optional[int] = None  # the prediction, for POST /api/v1/predictions/{id}/feedback
     model: ModelRef
+    verdict: Optional[VerdictOut]
     predictions: list[PredictionOut]
     timing_ms: Timing
+    domain_note: Optional[str] = None
+    heatmap_png_base64: Optional[str] = None
+    allowed_classes: Optional[dict] = None
 
 
 class ItemErrorOut(Schema):
@@ -119,6 +138,8 @@ _PARAMETERS = {
     "domain": {"type": "string", "enum": list(QUERY_DOMAINS), "description": "only classes of this domain"},
     # An empty example, not Swagger UI's placeholder "string" (no model has that name): empty means the default model.
     "model": {"type": "string", "example": "", "description": "a model name from GET /api/v1/models; empty: the default"},
+    "explain": {"type": "boolean", "default": False, "description": "also return a PNG heat map (base64) of where the model looked"},
+    "lang": {"type": "string", "enum": ["en", "zh-hans", "zh"], "default": "en", "description": "language of labels and messages"},
 }
 
 
@@ -153,10 +174,12 @@ BATCH_DESCRIPTION = (
 @api.post("/predict", response={200: PredictOut, **ERRORS}, openapi_extra=IMAGE_BODY, summary="Classify one photo")
 def predict(request: HttpRequest):
     upload, params = parse_single(request)
-    result = services.prediction_create(upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain)
+    result = services.prediction_create(
+        upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, explain=params.explain
+    )
     feedback.photo_keep(prediction_id=result.id, data=upload.data, owner=feedback.Owner.of_api(request))
     shadow.shadow_sample_result(result=result, data=upload.data, domain=params.domain)
-    return result.to_dict()
+    return result.to_dict(lang=reply_language())
 
 
 @api.post(
@@ -165,11 +188,17 @@ def predict(request: HttpRequest):
 )
 def predict_batch(request: HttpRequest):
     uploads, params = parse_batch(request)
-    batch = services.prediction_create_batch(uploads=uploads, model_name=params.model, top_k=params.top_k, domain=params.domain)
+    batch = services.prediction_create_batch(
+        uploads=uploads, model_name=params.model, top_k=params.top_k, domain=params.domain, explain=params.explain
+    )
     for upload, item in zip(uploads, batch.items):
         if isinstance(item, services.PredictionResult):
             feedback.photo_keep(prediction_id=item.id, data=upload.data, owner=feedback.Owner.of_api(request))
-    results = [item.to_dict() if isinstance(item, services.PredictionResult) else to_api_error(item).body() for item in batch.items]
+    lang = reply_language()
+    results = [
+        item.to_dict(lang=lang) if isinstance(item, services.PredictionResult) else to_api_error(item).body()
+        for item in batch.items
+    ]
     return {"model": {"name": batch.model_name, "version": batch.model_version}, "results": results}
 
 
@@ -200,7 +229,7 @@ def models_list(request: HttpRequest):
 def models_active(request: HttpRequest, name: str):
     version = selectors.model_version_list(name=name).filter(is_active=True).first()
     if version is None:
-        raise ApiError(404, "model_not_found", f"No active version of a model named {name!r}.")
+        raise ApiError(404, "model_not_found", _("No active version of a model named %(name)r.") % {"name": name})
     return version_out(version)
 
 
@@ -216,19 +245,19 @@ for _kind in expected_errors():
 
 @api.exception_handler(Throttled)
 def _throttled(request, exc: Throttled):
-    return error_response(429, "rate_limited", "Too many requests; slow down and retry after the given seconds.")
+    return error_response(429, "rate_limited", _("Too many requests; slow down and retry after the given seconds."))
 
 
 @api.exception_handler(AuthenticationError)
 def _unauthorized(request, exc):
-    return error_response(401, "unauthorized", "Send a valid API token: 'Authorization: Bearer <token>'.")
+    return error_response(401, "unauthorized", _("Send a valid API token: 'Authorization: Bearer <token>'."))
 
 
 @api.exception_handler(ValidationError)
 def _invalid(request, exc: ValidationError):
     first = exc.errors[0] if exc.errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()))
-    return error_response(400, "invalid_parameter", f"{where}: {first.get('msg', 'invalid value')}.")
+    return error_response(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": where, "problem": parameter_problem(first)})
 
 
 @api.exception_handler(HttpError)

@@ -1,8 +1,12 @@
-"""The one error shape of the service: {"error": {"code", "message", "request_id"}} with the right status."""
+"""The one error shape of the service: {"error": {"code", "message", "request_id"}} with the right status.
+
+`code` is English and stable for programs; `message` is for people, in the language of the request.
+"""
 
 from __future__ import annotations
 
 from django.http import JsonResponse
+from django.utils.translation import gettext
 
 from recognizer import errors as core
 from webapp.logs import request_id
@@ -14,7 +18,7 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
     def body(self) -> dict:
-        error = {"code": self.code, "message": self.message}
+        error = {"code": self.code, "message": str(self.message)}
         if request_id():  # outside a request (a unit test calling this directly) there is none
             error["request_id"] = request_id()
         return {"error": error}
@@ -39,16 +43,35 @@ _STATUS = {
 }
 
 
+def translated(exc: Exception) -> str:
+    """The message of a Translatable exception in the active language; other exceptions as they are.
+
+    Parameters the core marked (what a non-image file looks like) are translated too; names,
+    numbers and library messages stay as they are, even when they happen to be a catalog word.
+    """
+    if not isinstance(exc, core.Translatable) or not exc.template:
+        return str(exc)
+    return filled(exc.template, exc.params)
+
+
+def filled(template: str, params: dict) -> str:
+    """A marked template in the active language, its marked parameters translated too, the others as they are."""
+    params = {key: gettext(value) if isinstance(value, core.Marked) else value for key, value in params.items()}
+    message = gettext(template)
+    return message % params if params else message
+
+
 def from_core(exc: core.RecognizerError) -> ApiError:
     """The HTTP error for an exception of the recognition core."""
     for kind, status in _STATUS.items():
         if isinstance(exc, kind):
-            return ApiError(status, exc.code, str(exc))
-    return ApiError(400, exc.code, str(exc))
+            return ApiError(status, exc.code, translated(exc))
+    return ApiError(400, exc.code, translated(exc))
 
 
 def to_api_error(exc: Exception) -> ApiError:
     """The HTTP error for an exception that a request may end in on purpose (see EXPECTED)."""
+    from webapp.answering import ExplainUnavailable
     from webapp.feedback import FeedbackError
     from webapp.runtime import Busy, ModelNotReady
     from webapp.services import UnknownModel
@@ -60,18 +83,22 @@ def to_api_error(exc: Exception) -> ApiError:
     if isinstance(exc, core.RecognizerError):
         return from_core(exc)
     if isinstance(exc, UnknownModel):
-        return ApiError(400, "unknown_model", str(exc))
+        return ApiError(400, "unknown_model", translated(exc))
+    if isinstance(exc, ExplainUnavailable):
+        return ApiError(409, "explain_unavailable", str(exc))
     if isinstance(exc, Busy):
-        return ApiError(503, "busy", str(exc), {"Retry-After": "1"})
+        return ApiError(503, "busy", translated(exc), {"Retry-After": "1"})
     if isinstance(exc, ModelNotReady):
-        return ApiError(503, "model_not_ready", f"{exc} Try again in a few seconds.", {"Retry-After": "5"})
+        message = gettext("%(reason)s Try again in a few seconds.") % {"reason": translated(exc)}
+        return ApiError(503, "model_not_ready", message, {"Retry-After": "5"})
     raise TypeError(f"no HTTP error for {type(exc).__name__}")
 
 
 def expected_errors() -> tuple[type[Exception], ...]:
     """The exceptions to_api_error turns into replies: the page and the API catch exactly these."""
+    from webapp.answering import ExplainUnavailable
     from webapp.feedback import FeedbackError
     from webapp.runtime import Busy, ModelNotReady
     from webapp.services import UnknownModel
 
-    return (ApiError, core.RecognizerError, UnknownModel, Busy, ModelNotReady, FeedbackError)
+    return (ApiError, core.RecognizerError, UnknownModel, ExplainUnavailable, Busy, ModelNotReady, FeedbackError)

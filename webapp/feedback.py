@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from PIL import Image, ImageOps
 
+from webapp.clients import client_address
 from webapp.models import ApiToken, Feedback, KeptPhoto
 
 LABEL_MAX = 200
@@ -49,18 +50,23 @@ class Owner:
     token_id: int | None = None
     user_id: int | None = None
     session_key: str = ""
+    client_sha256: str = ""  # anonymous API callers: who they are as far as their address says
 
     def owns(self, photo: KeptPhoto) -> bool:
         if self.source != photo.source:
             return False
         if self.source == "page":
             return bool(self.session_key) and self.session_key == photo.session_key
-        return photo.token_id is None or photo.token_id == self.token_id
+        if photo.token_id is None:  # an anonymous prediction: the same anonymous client, never anyone else
+            return self.token_id is None and bool(self.client_sha256) and self.client_sha256 == photo.client_sha256
+        return photo.token_id == self.token_id
 
     @classmethod
     def of_api(cls, request) -> "Owner":
         token = request.auth if isinstance(getattr(request, "auth", None), ApiToken) else None
-        return cls("api", token_id=token.pk if token else None, user_id=token.user_id if token else None)
+        if token is not None:
+            return cls("api", token_id=token.pk, user_id=token.user_id)
+        return cls("api", client_sha256=hashlib.sha256(client_address(request).encode()).hexdigest())
 
     @classmethod
     def of_page(cls, request) -> "Owner":
@@ -90,7 +96,7 @@ def photo_keep(*, prediction_id: int | None, data: bytes, owner: Owner) -> KeptP
         return None
     photo = KeptPhoto(
         prediction_id=prediction_id, sha256=hashlib.sha256(data).hexdigest(), source=owner.source,
-        token_id=owner.token_id, user_id=owner.user_id, session_key=owner.session_key,
+        token_id=owner.token_id, user_id=owner.user_id, session_key=owner.session_key, client_sha256=owner.client_sha256,
         kept_until=timezone.now() + timedelta(days=settings.FEEDBACK_RETENTION_DAYS),
     )
     name = photo.image.field.generate_filename(photo, "photo.jpg")

@@ -5,13 +5,18 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from webapp import feedback, selectors
 from webapp.errors import ApiError, expected_errors, to_api_error
 from webapp.throttling import ClientRateThrottle
 
-FEEDBACK_DOMAINS = [("", "Not sure"), ("animal", "Animal"), ("bird", "Bird"), ("plant", "Plant"), ("other", "Other")]
+FEEDBACK_DOMAINS = [
+    ("", gettext_lazy("Not sure")), ("animal", gettext_lazy("Animal")), ("bird", gettext_lazy("Bird")),
+    ("plant", gettext_lazy("Plant")), ("other", gettext_lazy("Other")),
+]
 
 
 def page_context() -> dict:
@@ -28,7 +33,7 @@ def page_context() -> dict:
 def _throttle(request: HttpRequest) -> None:
     throttle = ClientRateThrottle()
     if not throttle.allow_request(request):
-        raise ApiError(429, "rate_limited", "Too many requests; wait a moment and try again.", {"Retry-After": str(int(throttle.wait() or 1))})
+        raise ApiError(429, "rate_limited", _("Too many requests; wait a moment and try again."), {"Retry-After": str(int(throttle.wait() or 1))})
 
 
 @require_POST

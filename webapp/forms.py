@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from webapp import services
 
@@ -18,11 +19,11 @@ def artifact_choices() -> list[tuple[str, str]]:
 
 
 class RegisterModelForm(forms.Form):
-    h5_file = forms.FileField(required=False, label="H5 file", help_text="Upload the model and its manifest together...")
-    manifest_file = forms.FileField(required=False, label="Manifest JSON")
-    artifact = forms.ChoiceField(required=False, help_text="...or pick an artifact already under models/.")
-    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    activate = forms.BooleanField(required=False, help_text="Serve it as soon as it is registered.")
+    h5_file = forms.FileField(required=False, label=_("H5 file"), help_text=_("Upload the model and its manifest together..."))
+    manifest_file = forms.FileField(required=False, label=_("Manifest JSON"))
+    artifact = forms.ChoiceField(required=False, label=_("Artifact"), help_text=_("...or pick an artifact already under models/."))
+    notes = forms.CharField(required=False, label=_("Notes"), widget=forms.Textarea(attrs={"rows": 3}))
+    activate = forms.BooleanField(required=False, label=_("Activate"), help_text=_("Serve it as soon as it is registered."))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -32,9 +33,9 @@ class RegisterModelForm(forms.Form):
         data = super().clean()
         uploaded = bool(data.get("h5_file")) or bool(data.get("manifest_file"))
         if uploaded == bool(data.get("artifact")):
-            raise forms.ValidationError("Either upload an H5 and its manifest, or pick an artifact under models/.")
+            raise forms.ValidationError(_("Either upload an H5 and its manifest, or pick an artifact under models/."))
         if uploaded and not (data.get("h5_file") and data.get("manifest_file")):
-            raise forms.ValidationError("Upload both the H5 file and its manifest JSON.")
+            raise forms.ValidationError(_("Upload both the H5 file and its manifest JSON."))
         return data
 
     def register(self, *, by):

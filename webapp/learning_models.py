@@ -26,6 +26,8 @@ class KeptPhoto(models.Model):
     token = models.ForeignKey("webapp.ApiToken", null=True, blank=True, on_delete=models.SET_NULL)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    # Anonymous API use: a digest of the client's address, so only that client may answer for the prediction.
+    client_sha256 = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     kept_until = models.DateTimeField(db_index=True)
     deleted_at = models.DateTimeField(null=True, blank=True)

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFilesSent, TooManyFieldsSent
 from django.http import Http404, HttpResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from webapp.errors import error_response
 from webapp.throttling import LoginRateThrottle
@@ -51,20 +52,20 @@ class JsonErrorsMiddleware:
         limit = _body_limit(request)
         if self._declared_length(request) > limit:
             # Refuse before reading a byte of the body, on every path: the page and the admin too.
-            message = f"The request body is over the {limit / 1e6:.3g} MB limit."
+            message = _("The request body is over the %(limit)s MB limit.") % {"limit": f"{limit / 1e6:.3g}"}
             if _is_api(request):
                 return error_response(413, "request_too_large", message)
             return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
         if request.method == "POST" and request.path == reverse("admin:login"):
             throttle = LoginRateThrottle()
             if not throttle.allow_request(request):
-                message = "Too many sign-in attempts from your address; wait a minute and try again."
+                message = _("Too many sign-in attempts from your address; wait a minute and try again.")
                 return HttpResponse(message, status=429, headers={"Retry-After": str(int(throttle.wait() or 60))})
         return None
 
     @staticmethod
     def _not_allowed(request, allow: str):
-        message = f"{request.method} is not allowed on {request.path}; use {allow}."
+        message = _("%(method)s is not allowed on %(path)s; use %(allowed)s.") % {"method": request.method, "path": request.path, "allowed": allow}
         return error_response(405, "method_not_allowed", message, {"Allow": allow})
 
     def process_view(self, request, view_func, view_args, view_kwargs):
@@ -82,12 +83,12 @@ class JsonErrorsMiddleware:
 
     def process_exception(self, request, exception):
         if isinstance(exception, RequestDataTooBig):
-            return error_response(413, "request_too_large", "The request body is too large.")
+            return error_response(413, "request_too_large", _("The request body is too large."))
         if isinstance(exception, (TooManyFilesSent, TooManyFieldsSent)):
-            return error_response(413, "too_many_parts", "The request has too many files or fields.")
+            return error_response(413, "too_many_parts", _("The request has too many files or fields."))
         if _is_api(request) and isinstance(exception, Http404):
-            return error_response(404, "not_found", "No API endpoint at this path.")
+            return error_response(404, "not_found", _("No API endpoint at this path."))
         if _is_api(request):
             log.exception("unhandled error on %s", request.path)
-            return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+            return error_response(500, "internal_error", _("Something went wrong on our side; it has been logged."))
         return None

@@ -9,6 +9,7 @@ from typing import Literal, Optional
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticError
 
@@ -16,6 +17,7 @@ from recognizer.engine import MAX_TOP_K
 from recognizer.manifest import QUERY_DOMAINS
 from webapp import services
 from webapp.errors import ApiError
+from webapp.i18n import Lang, activate_reply_language, parameter_problem
 from webapp.throttling import ClientRateThrottle
 
 Domain = Literal[QUERY_DOMAINS]
@@ -25,6 +27,8 @@ class PredictParams(BaseModel):
     top_k: int = Field(5, ge=1, le=MAX_TOP_K)
     domain: Optional[Domain] = None
     model: Optional[str] = Field(None, max_length=100)
+    explain: bool = False
+    lang: Optional[Lang] = None
 
 
 # No parameter needs more digits; Python itself refuses to convert more than 4300 into an int.
@@ -34,17 +38,18 @@ MAX_NUMBER_CHARS = 20
 def _json_number(kind):
     def parse(text: str):
         if len(text) > MAX_NUMBER_CHARS:
-            raise ApiError(400, "invalid_json", f"A number in the JSON body has more than {MAX_NUMBER_CHARS} characters.")
+            message = _("A number in the JSON body has more than %(limit)d characters.") % {"limit": MAX_NUMBER_CHARS}
+            raise ApiError(400, "invalid_json", message)
         value = kind(text)
         if value in (float("inf"), float("-inf")):
-            raise ApiError(400, "invalid_json", "A number in the JSON body is too large.")
+            raise ApiError(400, "invalid_json", _("A number in the JSON body is too large."))
         return value
 
     return parse
 
 
 def _no_constant(name: str):
-    raise ApiError(400, "invalid_json", f"{name} is not a JSON number.")
+    raise ApiError(400, "invalid_json", _("%(name)s is not a JSON number.") % {"name": name})
 
 
 def _json_body(request: HttpRequest) -> dict:
@@ -53,36 +58,45 @@ def _json_body(request: HttpRequest) -> dict:
             request.body, parse_int=_json_number(int), parse_float=_json_number(float), parse_constant=_no_constant
         )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+        raise ApiError(400, "invalid_json", _("The request body is not valid JSON.")) from None
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "The JSON body must be an object, e.g. {\"image_base64\": \"...\"}.")
+        raise ApiError(400, "invalid_json", _("The JSON body must be an object, e.g. {\"image_base64\": \"...\"}."))
     return body
 
 
 def _decode_base64(value) -> bytes:
     if not isinstance(value, str) or not value:
-        raise ApiError(400, "invalid_base64", "image_base64 must be a non-empty base64 string.")
+        raise ApiError(400, "invalid_base64", _("image_base64 must be a non-empty base64 string."))
     if value.startswith("data:"):
         value = value.partition(",")[2]
     if len(value.rstrip("=")) * 3 // 4 > settings.UPLOAD_MAX_BYTES:  # refused before decoding copies it
-        raise ApiError(413, "file_too_large", f"The file is larger than the {settings.UPLOAD_MAX_BYTES / 1e6:.3g} MB limit.")
+        limit = f"{settings.UPLOAD_MAX_BYTES / 1e6:.3g}"
+        raise ApiError(413, "file_too_large", _("The file is larger than the %(limit)s MB limit.") % {"limit": limit})
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(400, "invalid_base64", "image_base64 is not valid base64.") from None
+        raise ApiError(400, "invalid_base64", _("image_base64 is not valid base64.")) from None
 
 
 def parse_params(source: dict) -> PredictParams:
-    raw = {k: source.get(k) for k in ("top_k", "domain", "model") if source.get(k) not in (None, "")}
+    """The parameters; a `lang` among them is the language of the reply from here on."""
+    raw = {k: source.get(k) for k in ("top_k", "domain", "model", "explain", "lang") if source.get(k) not in (None, "")}
+    if isinstance(raw.get("lang"), str):
+        raw["lang"] = raw["lang"].lower()
     top_k = raw.get("top_k")
     if isinstance(top_k, str) and len(top_k) > MAX_NUMBER_CHARS:  # int() of thousands of digits costs, then fails
-        raise ApiError(400, "invalid_parameter", "top_k: must be a whole number from 1 to 20.")
+        problem = _("must be a whole number from 1 to %(maximum)d") % {"maximum": MAX_TOP_K}
+        raise ApiError(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": "top_k", "problem": problem})
     try:
-        return PredictParams(**raw)
+        params = PredictParams(**raw)
     except PydanticError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "parameters"
-        raise ApiError(400, "invalid_parameter", f"{field}: {first['msg']}.") from None
+        problem = parameter_problem(first)
+        raise ApiError(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": field, "problem": problem}) from None
+    if params.lang:
+        activate_reply_language(params.lang)
+    return params
 
 
 def is_json(request: HttpRequest) -> bool:
@@ -97,7 +111,7 @@ def _check_content_type(request: HttpRequest) -> None:
     if not (is_json(request) or is_multipart(request)):
         raise ApiError(
             415, "unsupported_media_type",
-            "Send multipart/form-data with an 'image' file, or application/json with 'image_base64'.",
+            _("Send multipart/form-data with an 'image' file, or application/json with 'image_base64'."),
         )
 
 
@@ -111,15 +125,17 @@ def parse_single(request: HttpRequest) -> tuple[services.Upload, PredictParams]:
     _check_content_type(request)
     if is_json(request):
         body = _json_body(request)
+        params = parse_params({**request.GET.dict(), **body})  # first: its lang applies to the errors below
         if "image_base64" not in body:
-            raise ApiError(400, "missing_image", "The JSON body needs an 'image_base64' field.")
-        return services.Upload(_decode_base64(body["image_base64"])), parse_params({**request.GET.dict(), **body})
+            raise ApiError(400, "missing_image", _("The JSON body needs an 'image_base64' field."))
+        return services.Upload(_decode_base64(body["image_base64"])), params
+    params = parse_params({**request.GET.dict(), **request.POST.dict()})
     files = request.FILES.getlist("image")
     if not files:
-        raise ApiError(400, "missing_image", "Attach the photo as a multipart file field named 'image'.")
+        raise ApiError(400, "missing_image", _("Attach the photo as a multipart file field named 'image'."))
     if len(files) > 1:
-        raise ApiError(400, "too_many_images", "Send one 'image' here; use /api/v1/predict/batch for several.")
-    return upload_from_file(files[0]), parse_params({**request.GET.dict(), **request.POST.dict()})
+        raise ApiError(400, "too_many_images", _("Send one 'image' here; use /api/v1/predict/batch for several."))
+    return upload_from_file(files[0]), params
 
 
 def parse_batch(request: HttpRequest) -> tuple[list[services.Upload], PredictParams]:
@@ -127,17 +143,18 @@ def parse_batch(request: HttpRequest) -> tuple[list[services.Upload], PredictPar
     _check_content_type(request)
     if is_json(request):
         body = _json_body(request)
+        params = parse_params({**request.GET.dict(), **body})
         items = body.get("images_base64")
         if not isinstance(items, list) or not items:
-            raise ApiError(400, "missing_image", "The JSON body needs 'images_base64': a list of base64 strings.")
-        uploads, params = None, parse_params({**request.GET.dict(), **body})
+            raise ApiError(400, "missing_image", _("The JSON body needs 'images_base64': a list of base64 strings."))
     else:
+        params = parse_params({**request.GET.dict(), **request.POST.dict()})
         items = request.FILES.getlist("images")
         if not items:
-            raise ApiError(400, "missing_image", "Attach the photos as multipart file fields named 'images'.")
-        params = parse_params({**request.GET.dict(), **request.POST.dict()})
+            raise ApiError(400, "missing_image", _("Attach the photos as multipart file fields named 'images'."))
     if len(items) > settings.BATCH_MAX_IMAGES:
-        raise ApiError(413, "too_many_images", f"At most {settings.BATCH_MAX_IMAGES} images per batch; got {len(items)}.")
+        counts = {"limit": settings.BATCH_MAX_IMAGES, "count": len(items)}
+        raise ApiError(413, "too_many_images", _("At most %(limit)d images per batch; got %(count)d.") % counts)
     _count_against_rate_limit(request, len(items) - 1)  # the request itself was counted already
     if is_json(request):
         uploads = [services.Upload(_decode_base64(item)) for item in items]
@@ -150,7 +167,7 @@ def _count_against_rate_limit(request: HttpRequest, extra: int) -> None:
     """Each image of a batch counts as a request: a batch is not a way around the rate limit."""
     throttle = ClientRateThrottle()
     if extra > 0 and not throttle.allow_more(request, extra):
-        raise ApiError(
-            429, "rate_limited", f"These {extra + 1} images would go over your rate limit ({settings.API_RATE_LIMIT}); "
-            "send fewer, or wait.", {"Retry-After": str(int(throttle.wait() or 1))},
-        )
+        message = _("These %(count)d images would go over your rate limit (%(rate)s); send fewer, or wait.") % {
+            "count": extra + 1, "rate": settings.API_RATE_LIMIT,
+        }
+        raise ApiError(429, "rate_limited", message, {"Retry-After": str(int(throttle.wait() or 1))})

@@ -19,15 +19,16 @@ from django.db import close_old_connections
 
 from recognizer.engine import Engine
 from recognizer.optimized import load_engine
+from recognizer.errors import Translatable, gettext_noop
 
 log = logging.getLogger(__name__)
 
 
-class ModelNotReady(Exception):
+class ModelNotReady(Translatable, Exception):
     """No active version of the model is loaded in this process (yet)."""
 
 
-class Busy(Exception):
+class Busy(Translatable, Exception):
     """More requests are waiting for inference than the queue allows."""
 
 
@@ -57,7 +58,7 @@ class Runtime:
             self.refresh()
             loaded = self._engines.get(name)
         if loaded is None:
-            raise ModelNotReady(f"No active version of the model {name!r} is loaded.")
+            raise ModelNotReady(gettext_noop("No active version of the model %(name)r is loaded."), name=name)
         return loaded
 
     def loaded(self) -> dict[str, Loaded]:
@@ -160,7 +161,7 @@ class _Admission:
 
     def __enter__(self):
         if not self._gate.acquire(blocking=False):
-            raise Busy("The service is busy; try again in a moment.")
+            raise Busy(gettext_noop("The service is busy; try again in a moment."))
 
     def __exit__(self, *exc):
         self._gate.release()

@@ -7,6 +7,7 @@ none of them holds logic of its own.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import shutil
 import time
@@ -25,11 +26,18 @@ from PIL import Image
 from recognizer import errors as core
 from recognizer.artifacts import verify_sha256
 from recognizer.engine import Engine, Prediction as Ranked
-from recognizer.manifest import manifest_path, write_manifest
+from recognizer.errors import Translatable, gettext_noop
+from recognizer.labels import display_label
+from recognizer.manifest import Manifest, manifest_path, write_manifest
 from recognizer.optimized import optimize_artifact
-from webapp import admission, audit, metrics, selectors
+from recognizer.verdict import Verdict
+from webapp import admission, answering, audit, metrics, selectors
 from webapp.models import Activation, ApiToken, ModelVersion, Prediction, history_maintenance
 from webapp.runtime import ModelNotReady, runtime
+from webapp.verdicts import said, verdict_reply
+
+
+log = logging.getLogger(__name__)
 
 
 class RegistrationError(Exception):
@@ -44,7 +52,7 @@ class ActivationError(Exception):
         self.version = version
 
 
-class UnknownModel(Exception):
+class UnknownModel(Translatable, Exception):
     """No version of that model name was ever registered."""
 
 
@@ -87,7 +95,20 @@ def model_version_register(
         version = _record_version(manifest, artifact_path, optimization.note, notes=notes, by=by, number=number)
     except IntegrityError:
         raise RegistrationError(f"Another version of {manifest.name} was registered at the same moment; try again.") from None
-    return model_version_activate(version=version, by=by) if activate else version
+    if activate:
+        return model_version_activate(version=version, by=by)  # the promotion gate scores it on the way
+    _score_on_golden_set(version)
+    return version
+
+
+def _score_on_golden_set(version: ModelVersion) -> None:
+    """Where its model has a golden set, a new version is scored against the active one when it is registered."""
+    from webapp import promotion
+
+    try:
+        promotion.gate_check_run(candidate=version)
+    except promotion.GateRefused as exc:  # registration stands; the figures are asked for again at activation
+        log.warning("%s registered, but not scored on the golden set: %s", version, exc)
 
 
 def _record_version(manifest, artifact_path: Path, engine_note: str, *, notes: str, by, number: int | None) -> ModelVersion:
@@ -210,14 +231,28 @@ class PredictionResult:
     predictions: list[Ranked]
     timing_ms: dict = field(default_factory=dict)
     id: int | None = None  # the Prediction row: feedback on this answer names it
+    verdict: Verdict | None = None  # said in the reply's language by to_dict
+    domain_note: str = ""
+    heatmap_png_base64: str | None = None
+    allowed_classes: dict | None = None
+    manifest: Manifest | None = None  # for the labels in other languages
 
-    def to_dict(self) -> dict:
+    def to_dict(self, lang: str = "en") -> dict:
+        """The reply; `label` in `lang` ('en' or 'zh-hans'), `label_en` always English."""
         return {
             "id": self.id,
             "model": {"name": self.model_name, "version": self.model_version},
-            "predictions": [p.to_dict() for p in self.predictions],
+            "verdict": verdict_reply(self.verdict, self.manifest, lang) if self.verdict is not None else None,
+            "predictions": [self._prediction(p, lang) for p in self.predictions],
             "timing_ms": self.timing_ms,
+            "domain_note": said(self.domain_note, lang) or None,
+            "heatmap_png_base64": self.heatmap_png_base64,
+            "allowed_classes": self.allowed_classes,
         }
+
+    def _prediction(self, ranked: Ranked, lang: str) -> dict:
+        label = display_label(self.manifest, ranked.index, lang) if self.manifest else ranked.label
+        return {**ranked.to_dict(), "label": label, "label_en": ranked.label}
 
 
 @dataclass
@@ -230,7 +265,8 @@ class BatchResult:
 
 
 def prediction_create_batch(
-    *, uploads: list[Upload], model_name: str | None = None, top_k: int = 5, domain: str | None = None, source: str = "api"
+    *, uploads: list[Upload], model_name: str | None = None, top_k: int = 5, domain: str | None = None,
+    explain: bool = False, source: str = "api",
 ) -> BatchResult:
     """Classify the uploads with the active version of the model, in one batch, and record each one answered."""
     loaded = _loaded(model_name or settings.DEFAULT_MODEL_NAME)
@@ -241,17 +277,27 @@ def prediction_create_batch(
         started = time.perf_counter()
         sources = admission.decoded_uploads(uploads=uploads, spec=spec)  # within the memory budgets, each once
         decoding_ms = (time.perf_counter() - started) * 1000
-        answers = loaded.engine.predict(sources, top_k=top_k, domain=domain)
+        allowed = answering.allowed_classes(loaded)
+        answers = loaded.engine.predict(sources, top_k=top_k, domain=domain, allowed=allowed)
         timing = {**answers.timing_ms, "decode": round(answers.timing_ms["decode"] + decoding_ms, 2),
                   "total": round(answers.timing_ms["total"] + decoding_ms, 2)}
         watch.answered([a.error for a in answers.items], timing)
     answered = [(u, a.predictions) for u, a in zip(uploads, answers.items) if a.error is None]
     rows = iter(_record(loaded, answered, domain, timing["total"] / len(answered), source) if answered else [])
     items = [
-        a.error if a.error is not None else PredictionResult(loaded.name, loaded.version, a.predictions, timing, next(rows).pk)
-        for a in answers.items
+        a.error if a.error is not None else _result(loaded, source, a, timing, next(rows).pk, explain=explain, allowed=allowed)
+        for source, a in zip(sources, answers.items)
     ]
     return BatchResult(loaded.name, loaded.version, items)
+
+
+def _result(loaded, image, answer, timing_ms: dict, row_id: int, *, explain: bool, allowed) -> PredictionResult:
+    heatmap = answering.heatmap_base64(loaded.engine, image, answer) if explain else None
+    applied = None if allowed is None else {"applied": True, "count": int(allowed.sum())}
+    return PredictionResult(
+        loaded.name, loaded.version, answer.predictions, timing_ms, row_id, answer.verdict, answer.note, heatmap, applied,
+        manifest=loaded.engine.manifest,
+    )
 
 
 def _loaded(name: str):
@@ -259,13 +305,18 @@ def _loaded(name: str):
         return runtime().get(name)
     except ModelNotReady:
         if not selectors.model_name_exists(name=name):
-            raise UnknownModel(f"There is no model named {name!r}; GET /api/v1/models lists them.") from None
+            raise UnknownModel(gettext_noop("There is no model named %(name)r; GET /api/v1/models lists them."), name=name) from None
         raise
 
 
-def prediction_create(*, upload: Upload, model_name: str | None = None, top_k: int = 5, domain: str | None = None, source: str = "api") -> PredictionResult:
+def prediction_create(
+    *, upload: Upload, model_name: str | None = None, top_k: int = 5, domain: str | None = None,
+    explain: bool = False, source: str = "api",
+) -> PredictionResult:
     """Classify one upload (see prediction_create_batch); a bad image raises its error."""
-    (item,) = prediction_create_batch(uploads=[upload], model_name=model_name, top_k=top_k, domain=domain, source=source).items
+    (item,) = prediction_create_batch(
+        uploads=[upload], model_name=model_name, top_k=top_k, domain=domain, explain=explain, source=source
+    ).items
     if isinstance(item, core.ImageError):
         raise item
     return item

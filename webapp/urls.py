@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 
 from webapp import feedback_views, views
 from webapp.api import api
@@ -13,6 +14,8 @@ urlpatterns = [
     path("predictions/<int:prediction_id>/feedback", feedback_views.feedback_page, name="feedback"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the page's language switcher
+    path("jsi18n/", JavaScriptCatalog.as_view(packages=["webapp"]), name="javascript-catalog"),
 ]
 
 handler400 = "webapp.views.bad_request"

@@ -14,6 +14,8 @@ from dataclasses import replace
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import defaults
 from django.views.decorators.http import require_GET, require_http_methods
 from PIL import Image
@@ -22,12 +24,14 @@ from webapp import feedback, selectors, services, shadow
 from recognizer.manifest import QUERY_DOMAINS
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
 from webapp.feedback_views import page_context
+from webapp.i18n import reply_language
 from webapp.parsing import parse_params, upload_from_file
 from webapp.fleet import engine_fallback_warnings
 from webapp.runtime import ModelNotReady, runtime
 from webapp.throttling import PageRateThrottle
 
-DOMAIN_CHOICES = [("", "All")] + [(domain, f"{domain.capitalize()}s") for domain in QUERY_DOMAINS]
+_DOMAIN_NAMES = {"animal": gettext_lazy("Animals"), "bird": gettext_lazy("Birds"), "plant": gettext_lazy("Plants")}
+DOMAIN_CHOICES = [("", gettext_lazy("All"))] + [(domain, _DOMAIN_NAMES.get(domain, domain)) for domain in QUERY_DOMAINS]
 PREVIEW_SIDE = 480
 
 
@@ -52,15 +56,16 @@ class _Preview:
 def _classify(request: HttpRequest) -> tuple[services.PredictionResult, str]:
     throttle = PageRateThrottle()
     if not throttle.allow_request(request):
-        raise ApiError(429, "rate_limited", "Too many requests; wait a moment and try again.", {"Retry-After": str(int(throttle.wait() or 1))})
+        raise ApiError(429, "rate_limited", _("Too many requests; wait a moment and try again."), {"Retry-After": str(int(throttle.wait() or 1))})
     file = request.FILES.get("image")
     if file is None:
-        raise ApiError(400, "missing_image", "Choose a photo first.")
+        raise ApiError(400, "missing_image", _("Choose a photo first."))
     preview = _Preview()
     upload = replace(upload_from_file(file), on_decoded=preview)
     params = parse_params(request.POST.dict())
     result = services.prediction_create(
-        upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, source="page"
+        upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, explain=params.explain,
+        source="page",
     )
     feedback.photo_keep(prediction_id=result.id, data=upload.data, owner=feedback.Owner.of_page(request))
     shadow.shadow_sample_result(result=result, data=upload.data, domain=params.domain)
@@ -89,9 +94,10 @@ def index(request: HttpRequest) -> HttpResponse:
         for key, value in error.headers.items():
             response[key] = value
         return response
+    reply = result.to_dict(lang=reply_language())
     if _wants_json(request):
-        return JsonResponse(result.to_dict())
-    return render(request, "index.html", {**context, "result": result.to_dict(), "preview": preview})
+        return JsonResponse(reply)
+    return render(request, "index.html", {**context, "result": reply, "preview": preview})
 
 
 @require_GET
@@ -127,6 +133,6 @@ def _json_or_default(default, status: int, code: str, message: str):
     return view
 
 
-bad_request = _json_or_default(defaults.bad_request, 400, "bad_request", "The request is malformed (for example its Host header).")
-not_found = _json_or_default(defaults.page_not_found, 404, "not_found", "No API endpoint at this path.")
-server_error = _json_or_default(defaults.server_error, 500, "internal_error", "Something went wrong on our side; it has been logged.")
+bad_request = _json_or_default(defaults.bad_request, 400, "bad_request", gettext_lazy("The request is malformed (for example its Host header)."))
+not_found = _json_or_default(defaults.page_not_found, 404, "not_found", gettext_lazy("No API endpoint at this path."))
+server_error = _json_or_default(defaults.server_error, 500, "internal_error", gettext_lazy("Something went wrong on our side; it has been logged."))

@@ -6,6 +6,18 @@
   if (!form || !window.fetch || !window.FormData) return;
 
   const $ = (id) => document.getElementById(id);
+  // Django's JavaScript catalog (/jsi18n/) defines these in the page's language; English if it did not load.
+  const gettext = window.gettext || ((text) => text);
+  const pgettext = window.pgettext || ((context, text) => text);
+  const interpolate = window.interpolate || ((format, values) => format.replace(/%\(\w+\)s/g, (m) => values[m.slice(2, -2)]));
+  const DOMAIN_NAMES = {
+    animal: pgettext("domain", "animal"),
+    bird: pgettext("domain", "bird"),
+    plant: pgettext("domain", "plant"),
+    other: pgettext("domain", "other"),
+    all: pgettext("domain", "all"),
+  };
+  const domainName = (domain) => DOMAIN_NAMES[domain] || domain;
   const input = $("image");
   const dropzone = $("dropzone");
   const preview = $("preview");
@@ -63,8 +75,8 @@
   function setBusy(busy) {
     form.classList.toggle("is-busy", busy);
     card.setAttribute("aria-busy", busy ? "true" : "false");
-    submitText.textContent = busy ? "Recognizing…" : "Recognize";
-    if (busy) status.textContent = "Recognizing the photo…";
+    submitText.textContent = busy ? gettext("Recognizing…") : gettext("Recognize");
+    if (busy) status.textContent = gettext("Recognizing the photo…");
   }
 
   function showError(message) {
@@ -81,18 +93,39 @@
     item.dataset.probability = String(prediction.probability);
     item.querySelector(".label").textContent = prediction.label;
     const tag = item.querySelector(".domain");
-    tag.textContent = prediction.domain;
+    tag.textContent = domainName(prediction.domain);
     tag.classList.add("domain-" + prediction.domain);
     item.querySelector(".probability").textContent = shown;
     item.querySelector(".bar-fill").style.width = Math.round(prediction.probability * 100) + "%";
+    const share = item.querySelector(".share");
+    if (prediction.probability_in_domain !== null && prediction.probability_in_domain !== undefined) {
+      share.textContent = percent(prediction.probability_in_domain) + " within " + prediction.domain + "s";
+      share.hidden = false;
+    }
     return item;
   }
 
+  function renderVerdict(body) {
+    const verdict = body.verdict;
+    $("verdict").className = "verdict" + (verdict ? " verdict-" + verdict.status : "");
+    $("verdict-text").textContent = verdict ? verdict.explanation : "";
+    $("verdict-domain").textContent = verdict
+      ? interpolate(gettext("Domain: %(domain)s (%(sure)s sure)"),
+        { domain: domainName(verdict.domain), sure: Math.round(verdict.domain_probability * 100) + "%" }, true)
+      : "";
+    $("domain-note").textContent = body.domain_note || "";
+    $("domain-note").hidden = !body.domain_note;
+    const heatmap = $("heatmap");
+    if (body.heatmap_png_base64) heatmap.src = "data:image/png;base64," + body.heatmap_png_base64;
+    heatmap.hidden = !body.heatmap_png_base64;
+  }
+
   function render(body, domain) {
+    renderVerdict(body);
     list.replaceChildren(...body.predictions.map(row));
     $("model-info").textContent = body.model.name + " v" + body.model.version;
     $("timing").textContent = Math.round(body.timing_ms.total) + " ms";
-    $("filter-used").textContent = domain || "all";
+    $("filter-used").textContent = domainName(domain || "all");
     // The no-JS page shows the photo here; with JS the preview beside the form already does.
     result.querySelectorAll(".result-photo").forEach((img) => img.remove());
     errorBox.hidden = true;
@@ -100,7 +133,9 @@
     result.hidden = false;
     showFeedbackForm(body);
     const top = body.predictions[0];
-    status.textContent = top ? "Top match: " + top.label + ", " + percent(top.probability) + "." : "No labels.";
+    status.textContent = body.verdict ? body.verdict.explanation
+      : top ? interpolate(gettext("Top match: %(label)s, %(percent)s."), { label: top.label, percent: percent(top.probability) }, true)
+      : gettext("No labels.");
     revealOnSmallScreens();
   }
 
@@ -130,13 +165,13 @@
       });
       const reply = await response.json().catch(() => null);
       if (response.ok) {
-        said.textContent = "Thank you: an expert will look at it.";
+        said.textContent = gettext("Thank you: an expert will look at it.");
         feedbackForm.querySelector("button").disabled = true;
       } else {
         said.textContent = failureMessage(response, reply);
       }
     } catch (err) {
-      said.textContent = "Could not reach the server. Check your connection and try again.";
+      said.textContent = gettext("Could not reach the server. Check your connection and try again.");
     }
   }
 
@@ -151,14 +186,15 @@
 
   function failureMessage(response, body) {
     if (body && body.error && body.error.message) return body.error.message;
-    if (response.status === 403) return "Your session has expired. Reload the page and try again.";
-    if (response.status === 413) return "That file is too large to upload. Try a smaller photo.";
-    return "Something went wrong on the server (HTTP " + response.status + "). Try again in a moment.";
+    if (response.status === 403) return gettext("Your session has expired. Reload the page and try again.");
+    if (response.status === 413) return gettext("That file is too large to upload. Try a smaller photo.");
+    const format = gettext("Something went wrong on the server (HTTP %(status)s). Try again in a moment.");
+    return interpolate(format, { status: response.status }, true);
   }
 
   async function recognize() {
     if (!chosen) {
-      showError("Choose a photo first.");
+      showError(gettext("Choose a photo first."));
       return;
     }
     if (inflight) inflight.abort();
@@ -185,7 +221,7 @@
       else showError(failureMessage(response, body));
     } catch (err) {
       if (err.name === "AbortError") return;
-      showError("Could not reach the server. Check your connection and try again.");
+      showError(gettext("Could not reach the server. Check your connection and try again."));
     } finally {
       if (controller === inflight) {
         inflight = null;
@@ -203,7 +239,7 @@
 
   form.addEventListener("change", (event) => {
     const name = event.target.name;
-    if ((name === "domain" || name === "model") && chosen) recognize();
+    if ((name === "domain" || name === "model" || name === "explain") && chosen) recognize();
   });
 
   // The whole zone opens the file chooser, not just its button.
@@ -246,6 +282,6 @@
     if (!image) return;
     event.preventDefault();
     // Browsers name every pasted bitmap "image.png"; say where it came from instead.
-    choose(image.getAsFile(), "Pasted image");
+    choose(image.getAsFile(), gettext("Pasted image"));
   });
 })();

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,9 @@ def live_tiny(transactional_db, settings, tiny_artifact):
     runtime.reset()
 
 
-@pytest.fixture
-def open_page(browser, live_server, live_tiny):
-    """open_page(**context_options) -> a page showing the recognizer, closed after the test."""
+@contextmanager
+def page_opener(browser, url: str):
+    """open_(**context_options) -> a new page showing `url`; every context is closed on exit."""
     contexts = []
 
     def open_(**options):
@@ -70,12 +71,21 @@ def open_page(browser, live_server, live_tiny):
         context.set_default_timeout(20_000)
         contexts.append(context)
         page = context.new_page()
-        page.goto(live_server.url + "/")
+        page.goto(url)
         return page
 
-    yield open_
-    for context in contexts:
-        context.close()
+    try:
+        yield open_
+    finally:
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture
+def open_page(browser, live_server, live_tiny):
+    """open_page(**context_options) -> a page showing the recognizer, closed after the test."""
+    with page_opener(browser, live_server.url + "/") as open_:
+        yield open_
 
 
 @pytest.fixture

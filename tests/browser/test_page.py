@@ -124,7 +124,8 @@ def test_changing_the_domain_filter_resubmits_and_keeps_only_that_domain(page, p
 
     expect(rows(page)).to_have_count(1)  # owl is the tiny model's only bird
     expect(rows(page).locator(".domain")).to_have_text(["bird"])
-    expect(rows(page).locator(".probability")).to_have_text(["100%"])
+    expect(rows(page).locator(".share")).to_have_text(["100% within birds"])  # the share within the filter
+    expect(rows(page).locator(".probability")).not_to_have_text(["100%"])  # and the share of all classes
     expect(page.locator("#filter-used")).to_have_text("bird")
 
 
@@ -192,3 +193,23 @@ def test_the_result_fits_the_screen(open_page, photos, artifacts, name, options)
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
     page.screenshot(path=artifacts / f"page-{name}-result.png", full_page=True)
     page.screenshot(path=artifacts / f"page-{name}-result-viewport.png")
+
+
+@pytest.mark.browser
+def test_the_verdict_comes_first_and_the_heat_map_toggle_shows_where_the_model_looked(page, photos, artifacts):
+    mark_document(page)
+    choose_with_file_chooser(page, photos / "animal" / "zebra.jpg")
+    expect(rows(page)).to_have_count(TINY_CLASS_COUNT)
+    expect(page.locator("#verdict-text")).not_to_be_empty()
+    expect(page.locator("#verdict-domain")).to_have_text(re.compile(r"^Domain: (animal|bird|plant|other) \(\d+% sure\)$"))
+    verdict_box, list_box = page.locator("#verdict").bounding_box(), page.locator("#predictions").bounding_box()
+    assert verdict_box["y"] + verdict_box["height"] <= list_box["y"]  # the verdict first, the labels below
+    expect(page.locator("#heatmap")).to_be_hidden()
+
+    page.locator("#explain").check()
+    expect(page.locator("#heatmap")).to_be_visible()
+    assert page.locator("#heatmap").get_attribute("src").startswith("data:image/png;base64,")
+    page.screenshot(path=artifacts / "page-desktop-verdict-heatmap.png", full_page=True)
+    page.locator("#explain").uncheck()
+    expect(page.locator("#heatmap")).to_be_hidden()
+    assert_not_reloaded(page)

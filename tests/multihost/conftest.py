@@ -23,9 +23,15 @@ ACTIVATE_AT = (
 )
 
 
+NEEDED = {"nginx": "nginx", "redis-server": "redis-server", "pg_ctlcluster": "postgresql", "openssl": "openssl"}
+
+
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory, tiny_artifact, tiny_artifact_v2):
     """Shared services up, the tiny model registered as v1 (active) and v2, an API token; hosts not started."""
+    missing = sorted({package for tool, package in NEEDED.items() if shutil.which(tool) is None})
+    if missing:  # a developer's machine without them; .ci/run installs them, so CI always runs these
+        pytest.skip(f"needs Debian's {', '.join(missing)} (apt-get install {' '.join(missing)}; .ci/run installs them)")
     topo = Topology(tmp_path_factory.mktemp("multihost"), name="multihost", env={"DEFAULT_MODEL_NAME": TINY_NAME})
     try:
         topo.up_shared()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -69,12 +70,13 @@ def test_json_prints_one_object_per_image_in_order(json_run, inputs):
         str(inputs["single"]), str(folder / "flamingo.jpg"), str(folder / "nested" / "rose.jpg")
     ]
     for row in rows:
-        assert set(row) == {"file", "predictions"}
+        assert set(row) == {"file", "verdict", "predictions"}
+        assert row["verdict"]["domain"] in ("animal", "bird", "plant", "other")
         predictions = row["predictions"]
         assert len(predictions) == 3
         assert [p["probability"] for p in predictions] == sorted((p["probability"] for p in predictions), reverse=True)
         for p in predictions:
-            assert set(p) == {"label", "index", "domain", "probability"}
+            assert set(p) == {"label", "index", "domain", "probability", "probability_in_domain"}
             assert TINY_LABELS[p["label"]].index == p["index"] and TINY_LABELS[p["label"]].domain == p["domain"]
             assert 0.0 <= p["probability"] <= 1.0
 
@@ -136,7 +138,11 @@ def test_a_model_without_manifest_is_a_one_line_error(tmp_path, capsys, tiny_art
 
 def test_text_output_with_a_domain_shows_only_that_domain(capsys, tiny_artifact, inputs):
     assert main(["classify", "--model", str(tiny_artifact), "--domain", "bird", str(inputs["single"])]) == 0
-    assert capsys.readouterr().out == f"{inputs['single']}: owl (bird) 100.0%\n"
+    out = capsys.readouterr().out
+    assert out.startswith(f"{inputs['single']}: ") and out.count("\n") == 1
+    verdict, top = out.split(": ", 1)[1].split(" Top: ")
+    assert verdict.endswith(".")  # the verdict's sentence comes first
+    assert re.fullmatch(r"owl \(bird\) \d+\.\d% \(100\.0% within birds\)\n", top)
 
 
 def test_it_exits_1_when_every_file_fails(capsys, tiny_artifact, inputs, tmp_path):
@@ -149,6 +155,30 @@ def test_it_exits_1_when_every_file_fails(capsys, tiny_artifact, inputs, tmp_pat
         "Send a JPEG, PNG, WebP, GIF or BMP photo.",
         f"error: {missing}: cannot read: No such file or directory",
     ]
+
+
+def test_csv_writes_one_row_per_photo_with_its_verdict_top_k_and_errors(tmp_path, tiny_artifact, inputs):
+    import csv
+
+    out = tmp_path / "survey.csv"
+    done = run_cli(
+        "classify", "--model", str(tiny_artifact), "--top-k", "2", "--csv", str(out),
+        str(inputs["single"]), str(inputs["broken"]), str(inputs["folder"]),
+    )
+    assert done.returncode == 1  # one file could not be read
+    assert done.stdout == ""
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["file"] for r in rows] == [
+        str(inputs["single"]), str(inputs["broken"]), str(inputs["folder"] / "flamingo.jpg"),
+        str(inputs["folder"] / "nested" / "rose.jpg"),
+    ]
+    assert rows[1]["error"] and not rows[1]["verdict_domain"]
+    for row in (rows[0], rows[2], rows[3]):
+        assert row["verdict_domain"] in ("animal", "bird", "plant", "other") and row["verdict_explanation"]
+        assert row["top1_label"] in TINY_LABELS and row["top2_label"] in TINY_LABELS and "top3_label" not in row
+        assert float(row["top1_probability"]) >= float(row["top2_probability"])
+        assert not row["error"]
 
 
 def test_a_folder_without_images_is_a_one_line_error(capsys, tiny_artifact, tmp_path):

@@ -149,3 +149,16 @@ def test_with_the_models_classes_unknown_folders_keep_index_minus_one(tmp_path):
     by_folder = {path.parent.name: index for path, index in dataset.items}
     assert by_folder == {"red-stripes": 0, "blue-circle": 1, "purple-cross": -1}
     assert len(dataset.items) == 6  # the unknown class is kept, so that evaluation counts it as wrong
+
+
+def test_a_label_zh_column_gives_chinese_labels_and_classes_without_one_keep_english(tmp_path):
+    root = write_dataset(tmp_path, THREE)
+    write_csv(root, "red-stripes,Red stripes,bird,红条纹", "blue-circle,Blue circle,plant,", header="folder,label,domain,label_zh")
+    dataset = scan_dataset(root, domain="animal")
+    assert dataset.labels == {"zh-hans": ["Blue circle", "green-blocks", "红条纹"]}
+
+
+def test_without_a_label_zh_column_there_are_no_other_languages(tmp_path):
+    root = write_dataset(tmp_path, THREE)
+    write_csv(root, "red-stripes,Red stripes,bird")
+    assert scan_dataset(root, domain="animal").labels == {}

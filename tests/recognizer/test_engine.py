@@ -55,7 +55,10 @@ def test_classify_returns_top_k_sorted_by_probability_with_index_label_domain(en
     for p in ranked:
         assert (p.label, p.domain) == (TINY_CLASSES[p.index].label, TINY_CLASSES[p.index].domain)
         assert p.probability == pytest.approx(raw[p.index])
-        assert p.to_dict() == {"label": p.label, "index": p.index, "domain": p.domain, "probability": p.probability}
+        assert p.to_dict() == {
+            "label": p.label, "index": p.index, "domain": p.domain, "probability": p.probability,
+            "probability_in_domain": None,
+        }
 
 
 def test_probabilities_of_every_class_sum_to_one(engine, pictures):
@@ -104,15 +107,17 @@ def test_top_k_1_gives_the_best_class_only(engine, pictures):
 
 
 @pytest.mark.parametrize("domain", ["animal", "bird", "other"])
-def test_a_domain_keeps_only_its_classes_renormalized(paired, pictures, domain):
+def test_a_domain_keeps_only_its_classes_with_the_raw_probability_and_the_share_within(paired, pictures, domain):
     raw = raw_probabilities(paired, pictures[1])
     (ranked,) = paired.classify(pictures[1:2], top_k=5, domain=domain)
     members = [c.index for c in PAIRED_CLASSES if c.domain == domain]
     assert sorted(p.index for p in ranked) == members
     assert {p.domain for p in ranked} == {domain}
-    assert sum(p.probability for p in ranked) == pytest.approx(1.0, abs=1e-9)
+    assert sum(p.probability_in_domain for p in ranked) == pytest.approx(1.0, abs=1e-9)
     for p in ranked:
-        assert p.probability == pytest.approx(raw[p.index] / raw[members].sum())
+        assert p.probability == pytest.approx(raw[p.index])
+        assert p.probability_in_domain == pytest.approx(raw[p.index] / raw[members].sum())
+        assert p.to_dict()["probability_in_domain"] == p.probability_in_domain
     assert ranked[0].probability >= ranked[1].probability
 
 

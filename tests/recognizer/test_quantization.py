@@ -51,7 +51,7 @@ def test_the_int8_copy_runs_and_keeps_the_tiny_models_answers(fp32_onnx, batches
     report = quantization.check_gate(fp32, int8, batches[6:], _domain)
     assert report.images == len(batches[6:])
     assert report.top5_shared >= 3.0  # only 4 classes: every top-5 holds all of them
-    probabilities = int8(batches[6])
+    probabilities = runtimes.probabilities_of(int8(batches[6]))  # a runner also gives the feature map
     assert probabilities.shape == (1, 4) and abs(float(probabilities.sum()) - 1) < 1e-3
 
 
@@ -63,7 +63,7 @@ def test_the_gate_passes_a_copy_that_answers_exactly_like_fp32(fp32_onnx, batche
 
 def test_the_gate_refuses_a_copy_whose_top_class_moves(fp32_onnx, batches):
     fp32 = runtimes.open_runner(fp32_onnx, "onnxruntime", 1)
-    shifted = lambda batch: np.roll(fp32(batch), 1, axis=1)  # every image's best class changes
+    shifted = lambda batch: np.roll(runtimes.probabilities_of(fp32(batch)), 1, axis=1)  # every best class changes
     report = quantization.check_gate(fp32, shifted, batches, _domain)
     assert not report.passed
     assert report.top1_agreement == 0.0 and "top-1 agreement 0.0000 is below 0.97" in report.reason

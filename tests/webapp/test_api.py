@@ -79,10 +79,12 @@ def test_base64_json_and_a_data_url_give_the_multipart_answer(client, active_tin
 
 @pytest.mark.parametrize("domain, label", [("plant", "fern"), ("bird", "owl"), ("animal", "cat")])
 def test_the_domain_filter_keeps_only_that_domain(client, active_tiny, jpeg_bytes, domain, label):
+    unfiltered = {p["label"]: p["probability"] for p in predict(client, jpeg_bytes).json()["predictions"]}
     body = predict(client, jpeg_bytes, domain=domain).json()
     assert [(p["label"], p["domain"]) for p in body["predictions"]] == [(label, domain)]
-    assert body["predictions"][0]["probability"] == pytest.approx(1.0)  # renormalized within the domain
-    assert Prediction.objects.get().domain == domain
+    assert body["predictions"][0]["probability"] == pytest.approx(unfiltered[label])  # out of all classes
+    assert body["predictions"][0]["probability_in_domain"] == pytest.approx(1.0)  # the share within the domain
+    assert Prediction.objects.filter(domain=domain).count() == 1
 
 
 def test_the_domain_filter_also_works_in_json(client, active_tiny, jpeg_bytes):
@@ -98,7 +100,8 @@ def test_each_prediction_is_recorded_without_the_image(client, active_tiny, jpeg
     assert row.input_bytes == len(jpeg_bytes)
     assert row.latency_ms > 0
     assert row.source == "api"
-    assert row.top == body["predictions"]
+    # The record keeps the English labels, whatever language the reply was in.
+    assert row.top == [{k: v for k, v in p.items() if k != "label_en"} for p in body["predictions"]]
     assert not row.image
     assert not media_root.exists() or not any(p.is_file() for p in media_root.rglob("*"))
 
@@ -270,7 +273,10 @@ def test_the_openapi_document_lists_the_endpoints_and_bodies(client, db, setting
     assert "one entry in `results` per photo" in batch["description"]
     entry = _resolve(spec, batch["responses"]["200"]["content"]["application/json"]["schema"]["$ref"])
     alternatives = [_resolve(spec, a["$ref"]) for a in entry["properties"]["results"]["items"]["anyOf"]]
-    assert [sorted(a["properties"]) for a in alternatives] == [["id", "model", "predictions", "timing_ms"], ["error"]]
+    assert [sorted(a["properties"]) for a in alternatives] == [
+        ["allowed_classes", "domain_note", "heatmap_png_base64", "id", "model", "predictions", "timing_ms", "verdict"],
+        ["error"],
+    ]
     single = spec["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]
     assert single["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
     assert "image_base64" in single["application/json"]["schema"]["required"]
@@ -359,3 +365,22 @@ def test_a_request_with_a_foreign_host_header_gets_the_json_error_shape(client, 
     page = client.get("/", HTTP_HOST="evil.example.com")
     assert page.status_code == 400
     assert "application/json" not in page["Content-Type"]
+
+
+def test_an_allowed_classes_file_limits_the_answer_and_the_reply_says_so(client, active_tiny, jpeg_bytes, settings, tmp_path):
+    assert predict(client, jpeg_bytes).json()["allowed_classes"] is None
+    allowed = tmp_path / "farm.txt"
+    allowed.write_text("# only these two live here\nowl\nfern\n")
+    settings.ALLOWED_CLASSES_FILE = str(allowed)
+    body = predict(client, jpeg_bytes).json()
+    assert body["allowed_classes"] == {"applied": True, "count": 2}
+    assert sorted(p["label"] for p in body["predictions"]) == ["fern", "owl"]
+    assert sum(p["probability"] for p in body["predictions"]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_an_allowed_classes_file_naming_an_unknown_class_is_a_clear_error(client, active_tiny, jpeg_bytes, settings, tmp_path):
+    allowed = tmp_path / "farm.txt"
+    allowed.write_text("owl\nunicorn\n")
+    settings.ALLOWED_CLASSES_FILE = str(allowed)
+    error = assert_error(predict(client, jpeg_bytes), 400)
+    assert "unicorn" in error["message"]

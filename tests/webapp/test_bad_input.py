@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import re
 import tracemalloc
 from pathlib import Path
 
@@ -94,6 +95,12 @@ def test_a_bad_upload_is_refused_with_a_clear_4xx(client, photos, kind, name, st
     error = assert_error(predict(client, data, name=name), status, code)
     assert words in error["message"]
     assert not Prediction.objects.exists()
+
+
+@pytest.mark.parametrize("kind, name, status, code, words", BAD_UPLOADS, ids=[row[0] for row in BAD_UPLOADS])
+def test_a_bad_upload_is_explained_in_chinese_with_the_same_status_and_code(client, photos, kind, name, status, code, words):
+    error = assert_error(predict(client, _bad_upload(kind, photos), name=name, lang="zh"), status, code)
+    assert re.search(r"[\u4e00-\u9fff]", error["message"]), error["message"]
 
 
 BASE64_CASES = [row for row in BAD_UPLOADS if row[0] != "empty"]  # an empty image_base64 is invalid_base64

@@ -77,6 +77,21 @@ def test_classify_prints_one_json_object_per_image_with_the_active_model(active_
         assert probabilities(row) == pytest.approx(probabilities(api), abs=1e-5)
 
 
+def test_classify_writes_a_csv_with_the_verdicts_the_api_gives(active_tiny, client, photos, tmp_path):
+    import csv
+
+    out = tmp_path / "out.csv"
+    run("classify", str(photos / "bird"), "--csv", str(out), "--top-k", "1")
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    files = sorted((photos / "bird").glob("*.jpg"))
+    assert [r["file"] for r in rows] == [str(f) for f in files]
+    for row, path in zip(rows, files):
+        api = predict(client, path.read_bytes()).json()
+        assert (row["verdict_domain"], row["verdict_status"]) == (api["verdict"]["domain"], api["verdict"]["status"])
+        assert row["top1_label"] == api["predictions"][0]["label"]
+
+
 def test_classify_follows_the_active_version(active_tiny, tiny_artifact_v2, client, jpeg_bytes, photos):
     path = str(photos / "bird/turkey.jpg")
     before = json.loads(run("classify", path, "--json"))

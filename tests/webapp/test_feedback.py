@@ -97,6 +97,18 @@ def test_another_tokens_prediction_is_not_found_for_it(client, keeping, jpeg_byt
     assert own.status_code == 201
 
 
+def test_an_anonymous_prediction_is_answered_only_by_the_client_that_made_it(client, keeping, jpeg_bytes):
+    prediction_id = predict(client, jpeg_bytes).json()["id"]  # the test client's address, 127.0.0.1
+    elsewhere = client.post(feedback_url(prediction_id), {"correct": True}, content_type="application/json",
+                            REMOTE_ADDR="198.51.100.7")
+    assert_error(elsewhere, 404, "prediction_not_found")
+    _, key = services.api_token_create(name="a token")
+    with_token = client.post(feedback_url(prediction_id), {"correct": True}, content_type="application/json",
+                             headers={"Authorization": f"Bearer {key}"})
+    assert_error(with_token, 404, "prediction_not_found")
+    assert send(client, prediction_id).status_code == 201
+
+
 def test_without_anonymous_use_feedback_needs_a_token(client, predicted, settings):
     settings.API_ALLOW_ANONYMOUS = False
     assert_error(send(client, predicted), 401, "unauthorized")

@@ -51,6 +51,18 @@ def _open(path: Path):
     return Image.open(path).convert("RGB")
 
 
+def test_a_version_registered_where_a_golden_set_exists_is_scored_against_the_active_one(
+    db, settings, tiny_artifact, tiny_artifact_v2, artifact_copy, fresh_runtime, tmp_path
+):
+    settings.VAR_DIR = tmp_path / "var"
+    v1 = services.model_version_register(artifact_path=artifact_copy(tiny_artifact, stem="v1"), activate=True)
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden_by(v1, tmp_path / "golden")))
+    v2 = services.model_version_register(artifact_path=artifact_copy(tiny_artifact_v2, stem="v2"))
+    check = GateCheck.objects.get(candidate=v2)
+    assert check.active == v1 and check.active_top1 == 1.0  # the golden set was filed by v1's own answers
+    assert check.candidate_top1 == pytest.approx(agreement(v1, v2, tmp_path / "golden"))
+
+
 def test_without_a_golden_set_the_gate_lets_the_activation_through_and_says_so(admin_client, versions):
     v1, v2 = versions
     reply = admin_client.post("/admin/webapp/modelversion/", {"action": "activate_selected", "_selected_action": [v2.pk]}, follow=True)

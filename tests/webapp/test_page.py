@@ -103,10 +103,23 @@ def test_with_accept_json_the_same_post_answers_the_api_shape(browser, client, j
     assert reply["Content-Type"].startswith("application/json")
     body = reply.json()
     expected = predict(client, jpeg_bytes).json()
-    assert set(body) == set(expected) == {"id", "model", "predictions", "timing_ms"}
+    assert set(body) == set(expected) == {
+        "id", "model", "verdict", "predictions", "timing_ms", "domain_note", "heatmap_png_base64", "allowed_classes"
+    }
+    assert body["verdict"] == expected["verdict"]
     assert body["model"] == expected["model"]
     assert [p["label"] for p in body["predictions"]] == [p["label"] for p in expected["predictions"]]
     assert [p["probability"] for p in body["predictions"]] == pytest.approx([p["probability"] for p in expected["predictions"]])
+
+
+def test_the_plain_form_shows_the_verdict_before_the_labels_and_a_heat_map_when_asked(browser, jpeg_bytes):
+    html = submit(browser, jpeg_bytes, explain="true").content.decode()
+    verdict, labels = html.index('id="verdict-text"'), html.index('id="predictions"')
+    assert verdict < labels
+    text = html[verdict:labels]
+    assert re.search(r"Domain: (animal|bird|plant|other) \(\d+% sure\)", text)
+    assert 'id="heatmap"' in text and "data:image/png;base64," in text
+    assert "data:image/png;base64," not in submit(browser, jpeg_bytes).content.decode()
 
 
 def test_a_pdf_gives_the_page_with_a_message_and_415(browser):

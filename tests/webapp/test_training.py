@@ -28,7 +28,8 @@ from webapp.models import Activation, ModelVersion, history_maintenance
 
 NAME = "tiny-trained"
 KNOWN = ("blue-circle", "green-blocks", "red-stripes")  # sorted folder order
-CLASSES_CSV = "folder,label,domain\nred-stripes,Red stripes,bird\nblue-circle,Blue circle,plant\n"
+# label_zh is optional: green-blocks has no row, so it keeps its folder name in both languages.
+CLASSES_CSV = "folder,label,domain,label_zh\nred-stripes,Red stripes,bird,红条纹\nblue-circle,Blue circle,plant,蓝圆\n"
 EXPECTED_CLASSES = [
     {"index": 0, "id": "blue-circle", "label": "Blue circle", "domain": "plant"},
     {"index": 1, "id": "green-blocks", "label": "green-blocks", "domain": "animal"},  # from --domain
@@ -124,6 +125,16 @@ def test_training_registers_and_activates_a_version_with_its_metrics(db, trained
     assert f"registered {NAME} v1, active" in trained.stdout
 
 
+def test_every_trained_version_is_calibrated_on_its_validation_split(db, trained):
+    manifest = version(1).manifest
+    calibration = manifest["extra"]["calibration"]
+    assert calibration["class_temperature"] > 0
+    assert set(calibration["thresholds"]) == {"domain", "label", "group"}
+    assert all(0.0 <= t <= 1.0 for t in calibration["thresholds"].values())
+    assert set(manifest["metrics"]["expected_calibration_error"]) == {"class_before", "class_after"}
+    assert "validation split (3 images)" in calibration["fitted_on"]
+
+
 @pytest.mark.slow
 def test_the_manifest_keeps_the_sorted_folder_order_with_classes_csv_labels_and_domains(db, trained):
     assert version(1).manifest["classes"] == EXPECTED_CLASSES
@@ -167,7 +178,16 @@ def test_the_api_serves_the_trained_model_and_its_labels(db, client, trained, se
         assert {p["label"] for p in body["predictions"]} == set(LABEL.values())
         assert body["predictions"][0]["label"] == LABEL[kind]
     plants = predict(client, png_bytes(picture("red-stripes", seed=999)), model=NAME, domain="plant").json()
-    assert [(p["label"], p["probability"]) for p in plants["predictions"]] == [("Blue circle", 1.0)]
+    # The one plant class: all of the share within plants, and its (small) share of all classes beside it.
+    assert [(p["label"], p["probability_in_domain"]) for p in plants["predictions"]] == [("Blue circle", 1.0)]
+    assert plants["predictions"][0]["probability"] < 0.5
+
+
+@pytest.mark.slow
+def test_a_label_zh_column_becomes_the_manifest_s_chinese_labels_and_the_api_serves_them(db, client, trained, served):
+    assert version(1).manifest["labels"] == {"zh-hans": ["蓝圆", "green-blocks", "红条纹"]}
+    body = predict(client, png_bytes(picture("red-stripes", seed=999)), model=NAME, lang="zh").json()
+    assert (body["predictions"][0]["label"], body["predictions"][0]["label_en"]) == ("红条纹", "Red stripes")
 
 
 @pytest.mark.slow

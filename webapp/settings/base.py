@@ -32,6 +32,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "webapp.i18n.ApiLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -88,9 +90,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
 USE_I18N = True
+# The page and the admin speak these; the browser's Accept-Language picks one until the reader switches.
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]  # compiled by `manage.py compilemessages` (make setup)
 USE_TZ = True
 
 STATIC_URL = "static/"
@@ -113,6 +118,9 @@ RECOGNIZER_ENGINE = env_str("RECOGNIZER_ENGINE", "onnxruntime")
 # fp32 | int8 | auto: with int8 or auto an ONNX copy is also quantized at registration and serves only when its
 # accuracy gate passes on the repository's golden photos; the version's engine note keeps the figures.
 RECOGNIZER_PRECISION = env_str("RECOGNIZER_PRECISION", "fp32")
+# A file of the classes this deployment can meet (one label, WordNet id or index a line), applied to the
+# default model's answers before ranking; empty: every class.
+ALLOWED_CLASSES_FILE = env_str("ALLOWED_CLASSES_FILE", "")
 DEFAULT_MODEL_NAME = env_str("DEFAULT_MODEL_NAME", "imagenet-efficientnet_lite0")
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)

@@ -1,8 +1,9 @@
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from recognizer.cli import classify_files, iter_files, top_k_arg, write_result
+from recognizer.cli import classify_files, iter_files, top_k_arg, write_results
 from recognizer.manifest import QUERY_DOMAINS
 from webapp.runtime import ModelNotReady, runtime
 
@@ -16,8 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--top-k", type=top_k_arg, default=5)
         parser.add_argument("--domain", choices=QUERY_DOMAINS)
         parser.add_argument("--json", action="store_true", help="one JSON object per image")
+        parser.add_argument("--csv", type=Path, metavar="OUT.csv", help="write one row per photo (verdict, top-k) to this file")
 
-    def handle(self, *args, paths, model, top_k, domain, json, **options):
+    def handle(self, *args, paths, model, top_k, domain, json, csv, **options):
         name = model or settings.DEFAULT_MODEL_NAME
         try:
             engine = runtime().get(name).engine
@@ -26,9 +28,7 @@ class Command(BaseCommand):
         files = list(iter_files(paths))
         if not files:
             raise CommandError("no image files found in the given paths")
-        failures = 0
-        for path, result in classify_files(engine, files, top_k=top_k, domain=domain, progress=len(files) > 1):
-            failures += isinstance(result, str)
-            write_result(self.stdout, path, result, json)
+        results = classify_files(engine, files, top_k=top_k, domain=domain, progress=len(files) > 1)
+        failures = write_results(results, self.stdout, csv_path=csv, as_json=json, top_k=top_k)
         if failures:  # the results of the others are printed; a script must still see the failure
             raise CommandError(f"{failures} of {len(files)} files could not be classified")

@@ -1,0 +1,49 @@
+"""What an answer carries beyond its labels: the heat map when asked, and the deployment's allowed classes."""
+
+from __future__ import annotations
+
+import base64
+import functools
+from pathlib import Path
+
+from django.conf import settings
+
+from recognizer import errors as core
+from recognizer.engine import Engine
+
+
+class ExplainUnavailable(Exception):
+    """A heat map was asked of a version whose engine gives no feature map."""
+
+
+def heatmap_base64(engine: Engine, image, answer) -> str:
+    """The base64 PNG heat map of the top prediction; ExplainUnavailable when the engine gives no feature map."""
+    from recognizer.heatmap import kernel_of, overlay_png
+
+    if answer.feature_map is None:
+        raise ExplainUnavailable(
+            "This model version was compiled without its feature map, so it cannot show where it looked; "
+            "register it again to recompile it."
+        )
+    index = answer.predictions[0].index
+    png = overlay_png(image, engine.manifest.input, answer.feature_map, kernel_of(engine.artifact.path), index)
+    return base64.b64encode(png).decode("ascii")
+
+
+def allowed_classes(loaded):
+    """The ALLOWED_CLASSES_FILE mask for the default model (read again when the file changes), else None."""
+    path = settings.ALLOWED_CLASSES_FILE
+    if not path or loaded.name != settings.DEFAULT_MODEL_NAME:
+        return None
+    try:
+        mtime = Path(path).stat().st_mtime_ns
+    except OSError as exc:
+        raise core.DatasetError(f"ALLOWED_CLASSES_FILE names {path}, which cannot be read: {exc.strerror}.") from None
+    return _allowed_mask(path, mtime, loaded.version_id, loaded.engine.manifest.classes)
+
+
+@functools.lru_cache(maxsize=4)
+def _allowed_mask(path: str, mtime_ns: int, version_id: int, classes):
+    from recognizer.allowed import read_allowed
+
+    return read_allowed(path, classes)
