@@ -44,6 +44,7 @@ bench: setup-dev
 	$(BIN)/python bench/domain_accuracy.py
 	$(BIN)/python bench/perf.py
 	$(BIN)/python bench/http_bench.py
+	$(BIN)/python bench/int8_bench.py
 
 clean:
 	rm -rf var models/*.h5 models/*.json

@@ -25,7 +25,9 @@ from recognizer.preprocessing import Source, open_image, to_batch
 from recognizer.verdict import Judge, Verdict, filter_note
 
 MAX_TOP_K = 20
-KINDS = ("keras", *runtimes.SUFFIXES)
+# INT8 copies are kinds of their own, so that everything reporting `kind` says which precision serves.
+INT8_KINDS = {"onnxruntime-int8": "onnxruntime", "openvino-int8": "openvino"}
+KINDS = ("keras", *runtimes.SUFFIXES, *INT8_KINDS)
 # float32 (N, H, W, 3) -> (N, classes), or -> ((N, classes), (N, h, w, C) last conv feature map)
 Forward = Callable[[np.ndarray], "np.ndarray | tuple[np.ndarray, np.ndarray]"]
 

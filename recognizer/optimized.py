@@ -7,7 +7,11 @@ call `load_engine`, which serves the copy only when that record passed for
 exactly these files and this runtime version, and the Keras Engine otherwise.
 All of these files are generated, like the H5s beside them. An optimized
 engine is the one Engine class with a compiled forward function, its `kind`
-naming the runtime that runs it.
+naming the runtime that runs it. With RECOGNIZER_PRECISION int8 or auto, a
+copy that passed parity is also quantized (`<stem>.int8.onnx`, which both
+runtimes read: kinds `onnxruntime-int8`, `openvino-int8`) and served only
+when its accuracy gate passed on that runtime
+(`<stem>.<kind>-int8.parity.json`); otherwise the FP32 copy serves.
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+import tempfile
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
-from recognizer import errors, photos, runtimes
+from recognizer import errors, photos, quantization, runtimes
 from recognizer.artifacts import Artifact, verify_sha256
-from recognizer.engine import KINDS, Engine
+from recognizer.engine import INT8_KINDS, KINDS, Engine
 from recognizer.manifest import file_sha256, manifest_path, read_manifest
 from recognizer.preprocessing import Source
 
@@ -56,16 +61,24 @@ def intra_threads() -> int:
     return threads
 
 
+def base_kind(kind: str) -> str:
+    """The runtime that runs a kind: 'onnxruntime' for 'onnxruntime-int8', the kind itself otherwise."""
+    return INT8_KINDS.get(kind, kind)
+
+
 def compiled_path(artifact_path: str | Path, kind: str, out_dir: Path | None = None) -> Path:
     """Where the `kind` copy of an artifact lives: beside it (or in out_dir), named after its stem."""
     artifact_path = Path(artifact_path)
+    if kind in INT8_KINDS:  # one QDQ ONNX file, quantized from the ONNX copy, that either runtime runs
+        return quantization.int8_path(compiled_path(artifact_path, "onnxruntime", out_dir))
     return Path(out_dir or artifact_path.parent) / f"{artifact_path.stem}{runtimes.SUFFIXES[runtimes.check_kind(kind)]}"
 
 
 def parity_record_path(artifact_path: str | Path, kind: str) -> Path:
-    """The JSON record of the last parity check of the `kind` copy."""
+    """The JSON record of the last parity check (or INT8 gate) of the `kind` copy."""
     artifact_path = Path(artifact_path)
-    return artifact_path.with_name(f"{artifact_path.stem}.{runtimes.check_kind(kind)}.parity.json")
+    runtimes.check_kind(base_kind(kind))
+    return artifact_path.with_name(f"{artifact_path.stem}.{kind}.parity.json")
 
 
 def compile_optimized(artifact: Artifact, kind: str, out_dir: Path | None = None) -> Path:
@@ -79,7 +92,7 @@ def compile_optimized(artifact: Artifact, kind: str, out_dir: Path | None = None
 
 def compiled_engine(artifact: Artifact, compiled: Path, kind: str, *, threads: int | None = None) -> Engine:
     """An Engine whose forward pass runs the compiled copy at `compiled`; TensorFlow is never imported."""
-    run = runtimes.open_runner(Path(compiled), runtimes.check_kind(kind), threads or intra_threads())
+    run = runtimes.open_runner(Path(compiled), base_kind(kind), threads or intra_threads())
     return Engine(artifact, run, kind)
 
 
@@ -158,18 +171,36 @@ def parity_images(root: Path | None = None) -> list[Path]:
 
 @dataclass(frozen=True)
 class Optimization:
-    """What registration records: the engine to serve with and, when that is Keras, why."""
+    """What registration records: the engine to serve with, why not a faster one, and the INT8 gate's figures."""
 
     engine: str
     kind: str
     compiled: Path | None
     parity: ParityReport | None
     reason: str = ""
+    gate: quantization.GateReport | None = None
+    int8_reason: str = ""
+
+    @property
+    def note(self) -> str:
+        """The version's engine note: why Keras serves, else how the INT8 copy fared (when one was tried)."""
+        if self.reason:
+            return self.reason
+        if self.engine in INT8_KINDS:
+            return f"INT8 passed its accuracy gate ({quantization.describe(self.gate)})."
+        return f"Serving FP32: {self.int8_reason}" if self.int8_reason else ""
 
 
-def optimize_artifact(keras_engine: Engine, kind: str | None = None, images: Sequence | None = None) -> Optimization:
-    """Compile the engine's artifact for `kind`, check parity against it, record the outcome beside the artifact."""
-    kind = kind or engine_kind()
+def optimize_artifact(
+    keras_engine: Engine, kind: str | None = None, images: Sequence | None = None, *, precision: str | None = None
+) -> Optimization:
+    """Compile the engine's artifact for `kind`, check parity against it, record the outcome beside the artifact.
+
+    With precision int8 or auto (default: RECOGNIZER_PRECISION) a copy that passed is then
+    quantized (from its ONNX export) on the same photos and gated on the repository's golden photos.
+    """
+    kind = base_kind(kind or engine_kind())
+    precision = quantization.check_precision(precision) if precision else quantization.precision()
     if kind == "keras":
         return Optimization("keras", kind, None, None, f"{ENGINE_ENV} is keras.")
     artifact = keras_engine.artifact
@@ -181,23 +212,65 @@ def optimize_artifact(keras_engine: Engine, kind: str | None = None, images: Seq
         reason = "" if report.passed else f"Parity with Keras failed: {report.reason}"
     except Exception as exc:  # converters fail in many ways; serving falls back to Keras either way
         reason = f"Compiling or checking the {kind} model failed: {type(exc).__name__}: {exc}"
-    _write_record(artifact, kind, compiled, report, reason)
-    return Optimization("keras" if reason else kind, kind, compiled, report, reason)
+    _write_record(artifact, kind, compiled, asdict(report) if report else None, reason)
+    done = Optimization("keras" if reason else kind, kind, compiled, report, reason)
+    if reason or precision == "fp32":
+        return done
+    done = _try_int8(done, artifact, images)
+    if done.int8_reason:  # auto: FP32 is an expected outcome; int8 asked for it
+        log.log(logging.WARNING if precision == "int8" else logging.INFO, "%s: %s", artifact.path.name, done.note)
+    return done
+
+
+def _try_int8(done: Optimization, artifact: Artifact, calibration: Sequence) -> Optimization:
+    """Quantize the passed FP32 copy and keep it only when the gate passes; the record says either way."""
+    int8_kind = f"{done.kind}-int8"
+    gate, target = None, compiled_path(artifact.path, int8_kind)
+    try:
+        fp32 = compiled_engine(artifact, done.compiled, done.kind)
+        _quantize(done, artifact, target, [fp32.prepare(i) for i in calibration])
+        int8 = compiled_engine(artifact, target, int8_kind)
+        gate = quantization.check_gate(fp32.probabilities, int8.probabilities, _golden_batches(fp32), _top1_domain(fp32))
+        reason = "" if gate.passed else f"INT8 refused by its accuracy gate ({quantization.describe(gate)}): {gate.reason}."
+    except Exception as exc:  # a quantizer failure only costs the INT8 copy
+        reason = f"Quantizing or gating the INT8 copy failed: {type(exc).__name__}: {exc}"
+    _write_record(artifact, int8_kind, target if target.is_file() else None, gate.to_dict() if gate else None, reason)
+    return replace(done, engine=done.kind if reason else int8_kind, gate=gate, int8_reason=reason)
+
+
+def _quantize(done: Optimization, artifact: Artifact, target: Path, batches: list[np.ndarray]) -> None:
+    """Quantize the ONNX copy into `target`; for OpenVINO, from an ONNX export of its own that nothing serves."""
+    if done.kind == "onnxruntime":
+        quantization.quantize_onnx(done.compiled, target, batches)
+        return
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".int8-") as scratch:
+        quantization.quantize_onnx(compile_optimized(artifact, "onnxruntime", Path(scratch)), target, batches)
+
+
+def _golden_batches(engine: Engine, size: int = 16) -> list[np.ndarray]:
+    """The repository's evaluation photos (never the calibration ones) as batches of `engine`'s input."""
+    rows = [engine.prepare(p) for p in photos.photo_paths("golden")]
+    return [np.concatenate(rows[i : i + size]) for i in range(0, len(rows), size)]
+
+
+def _top1_domain(engine: Engine):
+    classes = engine.manifest.classes
+    return lambda row: classes[int(np.argmax(row))].domain
 
 
 def _compiled_sha256(compiled: Path) -> str:
     return ":".join(file_sha256(f) for f in runtimes.compiled_files(compiled))
 
 
-def _write_record(artifact: Artifact, kind: str, compiled: Path | None, report: ParityReport | None, reason: str) -> None:
+def _write_record(artifact: Artifact, kind: str, compiled: Path | None, report: dict | None, reason: str) -> None:
     record = {
         "kind": kind,
         "passed": not reason,
         "reason": reason,
-        "parity": asdict(report) if report else None,
+        "gate" if kind in INT8_KINDS else "parity": report,
         "artifact_sha256": artifact.manifest.sha256,
         "compiled_sha256": _compiled_sha256(compiled) if compiled and compiled.is_file() else "",
-        "runtime": runtimes.runtime_version(kind),
+        "runtime": runtimes.runtime_version(base_kind(kind)),
     }
     path = parity_record_path(artifact.path, kind)
     staged = path.with_name(f".{path.name}.tmp")
@@ -217,9 +290,9 @@ def unavailable_reason(artifact_path: str | Path, kind: str) -> str:
         sha256 = read_manifest(manifest_path(artifact_path)).sha256
     except (OSError, ValueError, errors.RecognizerError) as exc:
         return f"The {kind} model has no readable parity record ({exc})."
-    installed = runtimes.runtime_version(kind)
+    installed = runtimes.runtime_version(base_kind(kind))
     if installed is None:
-        return f"{runtimes.PACKAGES[kind]} is not installed; run pip install -r requirements.txt."
+        return f"{runtimes.PACKAGES[base_kind(kind)]} is not installed; run pip install -r requirements.txt."
     if not record.get("passed"):
         return record.get("reason") or f"The {kind} model did not pass its parity check."
     if record.get("artifact_sha256") != sha256:
@@ -232,7 +305,10 @@ def unavailable_reason(artifact_path: str | Path, kind: str) -> str:
 
 
 def load_engine(artifact_path: str | Path, kind: str | None = None) -> Engine:
-    """The compiled engine when its file exists and passed parity for this artifact; else the Keras Engine."""
+    """The compiled engine when its file exists and passed parity (or its INT8 gate) for this artifact.
+
+    An INT8 copy that may not serve falls back to its FP32 copy, and that one to Keras.
+    """
     kind = kind or engine_kind()
     reason = unavailable_reason(artifact_path, kind)
     if not reason:
@@ -240,6 +316,9 @@ def load_engine(artifact_path: str | Path, kind: str | None = None) -> Engine:
             return compiled_engine_from_path(artifact_path, kind)
         except Exception as exc:  # a runtime that cannot load the file must not take the service down
             reason = f"The {kind} model did not load: {exc}"
+    if kind in INT8_KINDS:
+        log.warning("%s: serving FP32 %s. %s", Path(artifact_path).name, base_kind(kind), reason)
+        return load_engine(artifact_path, base_kind(kind))
     if kind != "keras":
         log.warning("%s: serving with Keras. %s", Path(artifact_path).name, reason)
     return Engine.from_path(artifact_path)

@@ -32,8 +32,13 @@ Runner = Callable[[np.ndarray], np.ndarray]
 
 
 def precision() -> str:
-    """RECOGNIZER_PRECISION: fp32 (never INT8), int8 (INT8 when it passes its gate) or auto (the same, and say less)."""
-    value = os.environ.get(PRECISION_ENV, DEFAULT_PRECISION).strip().lower()
+    """RECOGNIZER_PRECISION: fp32 (never INT8), int8 (INT8 when it passes its gate, warn when not) or auto (quietly)."""
+    return check_precision(os.environ.get(PRECISION_ENV, DEFAULT_PRECISION))
+
+
+def check_precision(value: str) -> str:
+    """`value`, normalized, when it names a precision; ValueError otherwise."""
+    value = value.strip().lower()
     if value not in PRECISIONS:
         raise ValueError(f"{PRECISION_ENV}={value!r} is not a precision; choose one of {', '.join(PRECISIONS)}.")
     return value
@@ -113,7 +118,7 @@ def check_gate(fp32: Runner, int8: Runner, batches: Sequence[np.ndarray], domain
     n = sum(len(b) for b in batches)
     report = (top1 / n, shared / n, domains / n)
     problems = [
-        f"{name} {value:.3f} is below {floor}"
+        f"{name} {value:.4f} is below {floor}"
         for name, value, floor in zip(
             ("top-1 agreement", "shared top-5 classes", "domain agreement"),
             report,
@@ -122,3 +127,13 @@ def check_gate(fp32: Runner, int8: Runner, batches: Sequence[np.ndarray], domain
         if value < floor
     ]
     return GateReport(not problems, n, *report, reason="; ".join(problems))
+
+
+def describe(report: GateReport | None, photos: str = "golden photos") -> str:
+    """The gate's figures in one line, for version notes and logs."""
+    if report is None:
+        return "not scored"
+    return (
+        f"{report.images} {photos}: top-1 agreement {report.top1_agreement:.4f}, "
+        f"shared top-5 {report.top5_shared:.2f}, domain agreement {report.domain_agreement:.4f}"
+    )

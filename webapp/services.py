@@ -88,11 +88,11 @@ def model_version_register(
     """
     artifact_path = Path(artifact_path).resolve()
     engine = model_version_validate(artifact_path=artifact_path)
-    optimization = optimize_artifact(engine, kind=settings.RECOGNIZER_ENGINE)
+    optimization = optimize_artifact(engine, kind=settings.RECOGNIZER_ENGINE, precision=settings.RECOGNIZER_PRECISION)
     manifest = engine.manifest.with_updates(engine=optimization.engine)
     write_manifest(manifest, manifest_path(artifact_path))  # the artifact says which engine serves it
     try:
-        version = _record_version(manifest, artifact_path, optimization.reason, notes=notes, by=by, number=number)
+        version = _record_version(manifest, artifact_path, optimization.note, notes=notes, by=by, number=number)
     except IntegrityError:
         raise RegistrationError(f"Another version of {manifest.name} was registered at the same moment; try again.") from None
     if activate:
@@ -207,11 +207,11 @@ def model_version_recompile(*, version: ModelVersion, by=None) -> ModelVersion:
     _check_unchanged(version)
     engine = model_version_validate(artifact_path=Path(version.artifact_path))
     kind = version.engine if version.engine != "keras" else settings.RECOGNIZER_ENGINE
-    optimization = optimize_artifact(engine, kind=kind)
+    optimization = optimize_artifact(engine, kind=kind, precision=settings.RECOGNIZER_PRECISION)
     write_manifest(engine.manifest.with_updates(engine=optimization.engine), manifest_path(Path(version.artifact_path)))
-    ModelVersion.objects.filter(pk=version.pk).update(engine=optimization.engine, engine_note=optimization.reason)
+    ModelVersion.objects.filter(pk=version.pk).update(engine=optimization.engine, engine_note=optimization.note)
     version.refresh_from_db()
-    audit.record(by=by, obj=version, message=f"recompiled for {kind}: {optimization.engine} serves it. {optimization.reason}".strip())
+    audit.record(by=by, obj=version, message=f"recompiled for {kind}: {optimization.engine} serves it. {optimization.note}".strip())
     return version
 
 

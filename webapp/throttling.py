@@ -1,10 +1,19 @@
 """Per-client rate limits: the API's (per token, or per client address) and the page's own, stricter one.
 
-Built on django-ninja's throttling, made safe for threads. Every image of a batch counts as one request.
+Every image of a batch counts as one request. Each budget is a fixed-window
+counter in the shared cache. django-ninja's SimpleRateThrottle keeps every
+request's timestamp in one cache entry and writes the whole list back: its
+cost grows with the limit, and two workers writing it at once lose each
+other's requests. One atomic `incr` per request (diskcache's SQLite on one
+host, Redis across hosts) is exact and cheap. The window opens with a
+client's first request and lasts the rate's period; the price is a fixed
+window's: a client may spend one window's budget at its end and the next
+one's at the start.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 
 from django.conf import settings
@@ -33,8 +42,9 @@ class ClientRateThrottle(SimpleRateThrottle):
 
     scope = "client"
     setting = "API_RATE_LIMIT"
-    # State that SimpleRateThrottle keeps between allow_request() and wait() for one request.
-    key, history, now = _PerThread(), _PerThread(), _PerThread()
+    cache_format = "throttle-window_%(scope)s_%(ident)s"  # not the timestamp lists older releases kept
+    # State kept between allow_request() and wait() for one request.
+    key, now = _PerThread(), _PerThread()
 
     def __init__(self):
         self._local = threading.local()
@@ -42,19 +52,34 @@ class ClientRateThrottle(SimpleRateThrottle):
 
     def allow_request(self, request: HttpRequest) -> bool:
         self._follow_setting()
-        return super().allow_request(request)
+        self.key = self.get_cache_key(request) if self.rate else None
+        return self.key is None or self._spend(1)
 
     def allow_more(self, request: HttpRequest, count: int) -> bool:
         """Count `count` more requests against the same budget (the other images of a batch), all or none."""
         self._follow_setting()
-        self.key = self.get_cache_key(request)
-        self.history = [t for t in self.cache.get(self.key, []) if t > self.timer() - self.duration]
+        self.key = self.get_cache_key(request) if self.rate else None
+        return self.key is None or self._spend(count)
+
+    def _spend(self, count: int) -> bool:
+        """Add `count` to the client's window atomically; a refused spend is taken back, so it costs nothing."""
         self.now = self.timer()
-        if len(self.history) + count > self.num_requests:
-            return False
-        self.history[:0] = [self.now] * count
-        self.cache.set(self.key, self.history, self.duration)
-        return True
+        if self.cache.add(self.key, 0, self.duration):  # this request opens the client's window
+            self.cache.set(f"{self.key}:opened", self.now, self.duration)
+        try:
+            total = self.cache.incr(self.key, count)
+        except ValueError:  # the window closed between add and incr: this request opens the next one
+            self.cache.set(self.key, total := count, self.duration)
+        if total <= self.num_requests:
+            return True
+        if count > 1:  # a batch refused whole leaves the budget as it found it
+            self.cache.incr(self.key, -count)
+        return False
+
+    def wait(self) -> int:
+        """Whole seconds until the client's window closes and its budget is whole again (at least 1)."""
+        opened = self.cache.get(f"{self.key}:opened", self.now)
+        return max(1, math.ceil(opened + self.duration - self.now))
 
     def _follow_setting(self) -> None:
         # The API's one instance is built at import: read the limit per request so the setting is always the one in force.

@@ -66,7 +66,7 @@ def test_the_gate_refuses_a_copy_whose_top_class_moves(fp32_onnx, batches):
     shifted = lambda batch: np.roll(runtimes.probabilities_of(fp32(batch)), 1, axis=1)  # every best class changes
     report = quantization.check_gate(fp32, shifted, batches, _domain)
     assert not report.passed
-    assert report.top1_agreement == 0.0 and "top-1 agreement 0.000 is below 0.97" in report.reason
+    assert report.top1_agreement == 0.0 and "top-1 agreement 0.0000 is below 0.97" in report.reason
     assert "domain agreement" in report.reason
 
 

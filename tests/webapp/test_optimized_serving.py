@@ -66,3 +66,18 @@ def test_the_api_and_readyz_report_keras_when_the_compiled_copy_fails_to_load(on
     assert client.get(f"/api/v1/models/{TINY_NAME}").json()["engine"] == "keras"
     version.refresh_from_db()
     assert version.engine == "onnxruntime"  # what registration chose; the replies say what really serves
+
+
+def test_a_version_whose_int8_copy_passed_is_reported_as_int8_everywhere(onnx_settings, client, jpeg_bytes, tmp_path):
+    from tests.conftest import save_tiny
+
+    onnx_settings.RECOGNIZER_PRECISION = "int8"
+    path = save_tiny(tmp_path / "int8" / f"{TINY_NAME}-v1.h5", seed=1)  # a tiny model whose INT8 copy keeps its answers
+    version = services.model_version_register(artifact_path=path, activate=True)
+    assert version.engine == "onnxruntime-int8", version.engine_note
+    assert version.engine_note.startswith("INT8 passed its accuracy gate (49 golden photos")
+    assert json.loads(manifest_path(path).read_text())["engine"] == "onnxruntime-int8"
+    assert predict(client, jpeg_bytes).status_code == 200
+    assert client.get("/readyz").json()["engine"] == "onnxruntime-int8"
+    assert client.get(f"/api/v1/models/{TINY_NAME}").json()["engine"] == "onnxruntime-int8"
+    assert 'engine="onnxruntime-int8"' in client.get("/metrics").content.decode()

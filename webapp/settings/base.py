@@ -79,8 +79,9 @@ CACHE_URL = env_str("CACHE_URL", "")
 if CACHE_URL.startswith("redis://"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
 else:
-    # Shared by all workers on one host; counts are approximate under races. Use CACHE_URL=redis://... in production.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}}
+    # Shared by the workers of one host, with exact counters (webapp/cache.py); hosts behind a balancer share
+    # CACHE_URL=redis://...
+    CACHES = {"default": {"BACKEND": "webapp.cache.HostCache", "LOCATION": str(VAR_DIR / "cache")}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -114,6 +115,9 @@ MODELS_DIR = Path(env_str("RECOGNIZER_MODELS_DIR", str(BASE_DIR / "models")))
 # The engine each new version is compiled for at registration (keras | onnxruntime | openvino); a version that
 # fails to compile or to match Keras' answers is served by Keras, and the reason is kept on the version.
 RECOGNIZER_ENGINE = env_str("RECOGNIZER_ENGINE", "onnxruntime")
+# fp32 | int8 | auto: with int8 or auto an ONNX copy is also quantized at registration and serves only when its
+# accuracy gate passes on the repository's golden photos; the version's engine note keeps the figures.
+RECOGNIZER_PRECISION = env_str("RECOGNIZER_PRECISION", "fp32")
 # A file of the classes this deployment can meet (one label, WordNet id or index a line), applied to the
 # default model's answers before ranking; empty: every class.
 ALLOWED_CLASSES_FILE = env_str("ALLOWED_CLASSES_FILE", "")

@@ -1,0 +1,115 @@
+"""INT8 copies: the accuracy gate's figures and batch-1 speed, FP32 against INT8, on ONNX Runtime and OpenVINO.
+
+For each model and runtime, registration's own step (recognizer.optimized.optimize_artifact with precision
+int8) compiles the copy, quantizes it on the parity photos and scores the gate on the golden photos on that
+runtime; the record it writes is printed. Then the FP32 and the INT8 (QDQ) ONNX files run batch 1 at 1 and 2 intra-op
+threads, on ONNX Runtime and on OpenVINO (which reads the same ONNX files), interleaved, median of N runs.
+ResNet50 has random weights here (speed only: its gate figures say nothing about accuracy).
+With --dev DIR, the gate is also scored on the photos below DIR (optional; nothing needs them).
+
+    .venv/bin/python bench/int8_bench.py [--models default,resnet50] [--runs 40] [--dev DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.perf import DEFAULT_WORK, MODELS, ensure_artifacts  # noqa: E402
+from recognizer import optimized, quantization, runtimes  # noqa: E402
+from recognizer.photos import photo_paths  # noqa: E402
+
+INT8 = "onnxruntime-int8"
+KINDS = ("onnxruntime", "openvino")
+
+
+def gated(h5: Path, kind: str) -> dict:
+    """The INT8 record of `h5` on `kind`, made by registration's own step unless one for this artifact exists."""
+    record_path = optimized.parity_record_path(h5, f"{kind}-int8")
+    if optimized.unavailable_reason(h5, kind) or not record_path.is_file():
+        from recognizer.engine import Engine
+
+        optimized.optimize_artifact(Engine.from_path(h5), kind, precision="int8")
+    return json.loads(record_path.read_text())
+
+
+def speeds(h5: Path, runs: int) -> list[list]:
+    """Batch-1 median ms per (runtime, precision, threads), interleaved so that load changes hit all alike."""
+    from recognizer.manifest import manifest_path, read_manifest
+    from recognizer.preprocessing import load_batch
+
+    fp32, int8 = optimized.compiled_path(h5, "onnxruntime"), optimized.compiled_path(h5, INT8)
+    if not fp32.is_file():  # the OpenVINO step quantizes from an ONNX export it does not keep
+        from recognizer.artifacts import load_artifact
+
+        optimized.compile_optimized(load_artifact(h5), "onnxruntime")
+    batch = load_batch(photo_paths("golden")[0], read_manifest(manifest_path(h5)).input)
+    rows = []
+    for threads in (1, 2):
+        found = {(kind, name): runtimes.open_runner(path, kind, threads)
+                 for kind in ("onnxruntime", "openvino") for name, path in (("fp32", fp32), ("int8", int8))}
+        times = {key: [] for key in found}
+        for run in found.values():
+            run(batch), run(batch)
+        for _ in range(runs):
+            for key, run in found.items():
+                started = time.perf_counter()
+                run(batch)
+                times[key].append(time.perf_counter() - started)
+        rows += [[kind, name, threads, 1000 * statistics.median(t)] for (kind, name), t in times.items()]
+    return rows
+
+
+def dev_agreement(h5: Path, folder: Path) -> quantization.GateReport:
+    """The gate scored on every photo below `folder` (the development sets), FP32 against INT8 on ONNX Runtime."""
+    fp32 = optimized.compiled_engine_from_path(h5, "onnxruntime", threads=2)
+    int8 = optimized.compiled_engine_from_path(h5, INT8, threads=2)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    batches = [np.concatenate([fp32.prepare(f) for f in files[i : i + 16]]) for i in range(0, len(files), 16)]
+    classes = fp32.manifest.classes
+    return quantization.check_gate(fp32.probabilities, int8.probabilities, batches, lambda r: classes[int(r.argmax())].domain)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="default,resnet50")
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--dev", type=Path, help="a folder of development photos to score the gate on as well")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    paths = ensure_artifacts(args.work)
+    print(f"INT8 gate (floors: top-1 {quantization.MIN_TOP1_AGREEMENT}, shared top-5 {quantization.MIN_TOP5_SHARED}, "
+          f"domain {quantization.MIN_DOMAIN_AGREEMENT}); {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    for model in args.models.split(","):
+        for kind in KINDS:
+            record = gated(paths[model], kind)
+            gate = record["gate"] or {}
+            figures = quantization.describe(quantization.GateReport(**gate)) if gate else record["reason"]
+            print(f"{model:<9} {kind:<12} {'passed' if record['passed'] else 'refused'}: {figures}")
+        if args.dev and model == "default":
+            print(f"{'':<9} {quantization.describe(dev_agreement(paths[model], args.dev), f'photos under {args.dev}')}")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nbatch 1, median of {args.runs} runs; load average {load} (at the start of the timing)")
+    print(f"{'model':<9} {'runtime':<12} {'threads':>7} {'fp32 ms':>8} {'int8 ms':>8} {'speed-up':>8}")
+    for model in args.models.split(","):
+        rows = {(k, n, t): ms for k, n, t, ms in speeds(paths[model], args.runs)}
+        for kind in ("onnxruntime", "openvino"):
+            for threads in (1, 2):
+                a, b = rows[(kind, "fp32", threads)], rows[(kind, "int8", threads)]
+                print(f"{model:<9} {kind:<12} {threads:>7} {a:>8.2f} {b:>8.2f} {a / b:>7.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""INT8 copies at registration: calibrated on the parity photos, gated on the golden ones, served only when the
+record still matches the files and the runtime."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from recognizer import optimized, photos, quantization
+from recognizer.engine import Engine
+from recognizer.optimized import compiled_path, load_engine, optimize_artifact, parity_record_path, unavailable_reason
+from tests.conftest import save_tiny
+
+INT8 = "onnxruntime-int8"
+PASSING_SEED = 1  # this tiny model keeps every golden answer when quantized (seed 0 loses one domain in 49)
+
+
+@pytest.fixture(scope="module")
+def passed(tmp_path_factory) -> tuple[Path, optimized.Optimization]:
+    """A tiny artifact registered with precision int8 whose INT8 copy passed its gate (shared: compiling costs)."""
+    h5 = save_tiny(tmp_path_factory.mktemp("int8-pass") / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
+    return h5, optimize_artifact(Engine.from_path(h5), "onnxruntime", precision="int8")
+
+
+@pytest.fixture
+def copy_of(tmp_path):
+    """A private copy of the passed artifact with every generated file beside it, for tests that spoil one."""
+    def copy(h5: Path) -> Path:
+        for source in h5.parent.glob(f"{h5.stem}*"):
+            shutil.copy(source, tmp_path / source.name)
+        return tmp_path / h5.name
+    return copy
+
+
+def test_an_int8_copy_that_passes_its_gate_on_the_golden_photos_serves(passed):
+    h5, done = passed
+    assert done.engine == INT8, done.note
+    assert done.gate.images == len(photos.photo_paths("golden")) and done.gate.top1_agreement >= 0.97
+    assert done.note.startswith("INT8 passed its accuracy gate (49 golden photos: top-1 agreement")
+    record = json.loads(parity_record_path(h5, INT8).read_text())
+    assert record["passed"] and record["gate"]["images"] == done.gate.images and record["runtime"].startswith("onnxruntime ")
+    engine = load_engine(h5, INT8)
+    assert engine.kind == INT8
+    fp32 = load_engine(h5, "onnxruntime")
+    golden = photos.photo_paths("golden")[:8]
+    assert [a[0].label for a in engine.classify(golden)] == [a[0].label for a in fp32.classify(golden)]
+
+
+def test_the_gate_is_scored_on_the_golden_photos_and_never_on_the_calibration_ones(monkeypatch, tmp_path):
+    seen = {}
+    real = quantization.quantize_onnx
+    monkeypatch.setattr(quantization, "quantize_onnx", lambda fp32, target, batches: real(fp32, target, seen.setdefault("n", list(batches))))
+    h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
+    done = optimize_artifact(Engine.from_path(h5), "onnxruntime", precision="auto")
+    assert len(seen["n"]) == len(photos.photo_paths("parity")) == 12
+    assert done.gate.images == 49
+    assert not set(photos.photo_paths("parity")) & set(photos.photo_paths("golden"))
+
+
+def test_a_refused_int8_copy_leaves_fp32_serving_and_records_why(monkeypatch, tmp_path):
+    monkeypatch.setattr(quantization, "MIN_TOP1_AGREEMENT", 1.01)  # no copy can keep more than every answer
+    h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
+    done = optimize_artifact(Engine.from_path(h5), "onnxruntime", precision="int8")
+    assert done.engine == "onnxruntime" and done.reason == ""
+    assert done.note.startswith("Serving FP32: INT8 refused by its accuracy gate (49 golden photos")
+    assert "top-1 agreement 1.0000 is below 1.01" in done.note
+    record = json.loads(parity_record_path(h5, INT8).read_text())
+    assert not record["passed"] and "below 1.01" in record["reason"] and record["gate"]["top1_agreement"] == 1.0
+    assert "below 1.01" in unavailable_reason(h5, INT8)
+    assert load_engine(h5, INT8).kind == "onnxruntime"
+
+
+def test_an_int8_copy_changed_after_its_gate_is_not_served(passed, copy_of):
+    h5 = copy_of(passed[0])
+    shutil.copy(compiled_path(h5, "onnxruntime"), compiled_path(h5, INT8))  # another file under the INT8 name
+    assert "changed after its parity check" in unavailable_reason(h5, INT8)
+    assert load_engine(h5, INT8).kind == "onnxruntime"
+
+
+def test_an_int8_copy_gated_under_another_runtime_version_is_not_served(passed, copy_of):
+    h5 = copy_of(passed[0])
+    record_path = parity_record_path(h5, INT8)
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "runtime": "onnxruntime 0.0.1"}))
+    assert "was checked with onnxruntime 0.0.1" in unavailable_reason(h5, INT8)
+    assert load_engine(h5, INT8).kind == "onnxruntime"
+
+
+def test_without_its_fp32_record_the_int8_fallback_goes_on_to_keras(passed, copy_of):
+    h5 = copy_of(passed[0])
+    compiled_path(h5, INT8).unlink()
+    parity_record_path(h5, "onnxruntime").unlink()
+    assert load_engine(h5, INT8).kind == "keras"
+
+
+def test_precision_fp32_makes_no_int8_copy(tmp_path):
+    h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
+    done = optimize_artifact(Engine.from_path(h5), "onnxruntime", precision="fp32")
+    assert done.engine == "onnxruntime" and done.gate is None and done.note == ""
+    assert not compiled_path(h5, INT8).exists() and not parity_record_path(h5, INT8).exists()
+
+
+def test_an_unknown_precision_is_refused_with_the_choices(tmp_path):
+    h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
+    with pytest.raises(ValueError, match="choose one of fp32, int8, auto"):
+        optimize_artifact(Engine.from_path(h5), "onnxruntime", precision="int4")
+
+
+def test_openvino_serves_the_int8_copy_it_gated_itself(tmp_path):
+    h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
+    done = optimize_artifact(Engine.from_path(h5), "openvino", precision="int8")
+    assert done.engine == "openvino-int8", done.note
+    assert not compiled_path(h5, "onnxruntime").exists()  # its ONNX export was a step, not a copy to serve
+    assert json.loads(parity_record_path(h5, "openvino-int8").read_text())["runtime"].startswith("openvino ")
+    assert load_engine(h5, "openvino-int8").kind == "openvino-int8"
+    assert "no readable parity record" in unavailable_reason(h5, INT8)  # ONNX Runtime never gated this copy
