@@ -46,6 +46,6 @@ def test_probes_see_the_real_status_while_everything_else_is_redirected_to_https
         "print(*(c.get(p).status_code for p in ('/healthz', '/readyz', '/api/v1/models', '/')))"
     )
     done = manage("shell", "-c", probe, DJANGO_SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="testserver",
-                  VAR_DIR=str(tmp_path))
+                  VAR_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")  # its own empty database
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-4:] == ["200", "503", "301", "301"]
