@@ -148,7 +148,9 @@ class Host:
         return done.stdout
 
     def start(self, env: dict | None = None) -> None:
+        """Start gunicorn; each start begins a fresh access log, so what a test reads is what this run served."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
+        (self.root / "access.log").unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [str(GUNICORN), "-c", "gunicorn.conf.py"], cwd=REPO, env={**self.env, **(env or {})},
