@@ -1,9 +1,10 @@
-"""Allowed classes: the species a deployment (a reserve, a farm) can meet, read from a plain text file.
+"""Allowed classes: the species a deployment (a reserve, a farm) can meet, as a list of lines.
 
-One class per line, by label ("red fox"), WordNet id ("n02119022") or index
-("277"); blank lines and lines starting with '#' are ignored. The answer is
-then computed over those classes only: probabilities renormalized over them
-before ranking and before the verdict.
+The list comes from a plain text file or from the admin. One class per line,
+by label ("red fox"), WordNet id ("n02119022") or index ("277"); blank lines
+and lines starting with '#' are ignored. The answer is then computed over
+those classes only: probabilities renormalized over them before ranking and
+before the verdict.
 """
 
 from __future__ import annotations
@@ -17,25 +18,35 @@ from recognizer import errors
 from recognizer.manifest import ClassInfo
 
 
+def parse_allowed(lines: Sequence[str], classes: Sequence[ClassInfo]) -> tuple[np.ndarray, list[str]]:
+    """A boolean mask over `classes` from the listed lines, and the lines that name no class of them."""
+    keys = {}
+    for c in classes:
+        keys.update({c.label.lower(): c.index, c.id.lower(): c.index, str(c.index): c.index})
+    wanted = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    mask = np.zeros(len(classes), dtype=bool)
+    mask[[keys[w.lower()] for w in wanted if w.lower() in keys]] = True
+    return mask, [w for w in wanted if w.lower() not in keys]
+
+
+def checked_allowed(lines: Sequence[str], classes: Sequence[ClassInfo], source: str) -> np.ndarray:
+    """The mask of parse_allowed; a DatasetError names the lines that are no class, or says nothing is listed."""
+    mask, unknown = parse_allowed(lines, classes)
+    if unknown:
+        raise errors.DatasetError(f"{source} names classes the model does not have: {', '.join(unknown[:5])}.")
+    if not mask.any():
+        raise errors.DatasetError(f"{source} lists no classes.")
+    return mask
+
+
 def read_allowed(path: str | Path, classes: Sequence[ClassInfo]) -> np.ndarray:
-    """A boolean mask over `classes` from the file at `path`; a DatasetError names any line that is no class."""
+    """The mask from the file at `path` (see checked_allowed)."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise errors.DatasetError(f"Cannot read the allowed-classes file {path}: {exc}") from None
-    keys = {}
-    for c in classes:
-        keys.update({c.label.lower(): c.index, c.id.lower(): c.index, str(c.index): c.index})
-    wanted = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
-    unknown = [w for w in wanted if w.lower() not in keys]
-    if unknown:
-        raise errors.DatasetError(f"{path.name} names classes the model does not have: {', '.join(unknown[:5])}.")
-    if not wanted:
-        raise errors.DatasetError(f"{path.name} lists no classes.")
-    mask = np.zeros(len(classes), dtype=bool)
-    mask[[keys[w.lower()] for w in wanted]] = True
-    return mask
+    return checked_allowed(lines, classes, path.name)
 
 
 def restrict(probabilities: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -16,8 +16,8 @@ from django.utils.translation import gettext_lazy
 
 from webapp import fleet, selectors, services
 from webapp.admin_review import AuditTrailAdmin
-from webapp.forms import RegisterModelForm
-from webapp.models import Activation, ApiToken, ModelVersion, Prediction
+from webapp.forms import AllowedClassListForm, RegisterModelForm
+from webapp.models import Activation, AllowedClassList, ApiToken, ModelVersion, Prediction
 
 # kind in the URL -> (manifest key, the one file name the train command writes for it)
 PICTURES = {
@@ -213,6 +213,32 @@ class ApiTokenAdmin(admin.ModelAdmin):
         token, key = services.api_token_create(name=obj.name, user=obj.user, is_active=obj.is_active)
         obj.pk = token.pk
         messages.warning(request, _("Token for %(name)s: %(key)s (copy it now; it is not shown again).") % {"name": obj.name, "key": key})
+
+
+@admin.register(AllowedClassList)
+class AllowedClassListAdmin(admin.ModelAdmin):
+    """Per model name, the classes a deployment can meet; checked against the active version when saved."""
+
+    form = AllowedClassListForm
+    list_display = ("model_name", "enabled", "class_count", "updated_at", "updated_by")
+    readonly_fields = ("updated_at", "updated_by")
+
+    @admin.display(description=gettext_lazy("classes"))
+    def class_count(self, obj):
+        return sum(1 for line in obj.lines if line.strip() and not line.strip().startswith("#"))
+
+    def save_model(self, request, obj, form, change):
+        saved = services.allowed_class_list_save(
+            model_name=obj.model_name, classes=obj.classes, enabled=obj.enabled, by=request.user
+        )
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        services.allowed_class_list_delete(listed=obj)
+
+    def delete_queryset(self, request, queryset):
+        for listed in queryset:
+            services.allowed_class_list_delete(listed=listed)
 
 
 # The learning loop's training jobs and promotion gate live in their own modules.

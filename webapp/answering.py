@@ -10,6 +10,7 @@ from django.conf import settings
 
 from recognizer import errors as core
 from recognizer.engine import Engine
+from webapp.runtime import Allowed
 
 
 class ExplainUnavailable(Exception):
@@ -30,16 +31,34 @@ def heatmap_base64(engine: Engine, image, answer) -> str:
     return base64.b64encode(png).decode("ascii")
 
 
-def allowed_classes(loaded):
-    """The ALLOWED_CLASSES_FILE mask for the default model (read again when the file changes), else None."""
+class AllowedClassesUnusable(Exception):
+    """The deployment's allowed-class list cannot be applied: the service is misconfigured, not the request."""
+
+
+def allowed_classes(loaded) -> Allowed | None:
+    """The classes answers may name: the admin's list for this model name, else ALLOWED_CLASSES_FILE for the
+    default model (read again when the file changes), else None (all classes)."""
+    allowed = loaded.allowed if loaded.allowed is not None else _allowed_from_file(loaded)
+    if allowed is not None and not allowed.mask.any():
+        raise AllowedClassesUnusable(
+            f"The allowed-class list of {loaded.name} names no class that v{loaded.version} has; "
+            "an admin must change the list or untick it."
+        )
+    return allowed
+
+
+def _allowed_from_file(loaded) -> Allowed | None:
     path = settings.ALLOWED_CLASSES_FILE
     if not path or loaded.name != settings.DEFAULT_MODEL_NAME:
         return None
     try:
         mtime = Path(path).stat().st_mtime_ns
     except OSError as exc:
-        raise core.DatasetError(f"ALLOWED_CLASSES_FILE names {path}, which cannot be read: {exc.strerror}.") from None
-    return _allowed_mask(path, mtime, loaded.version_id, loaded.engine.manifest.classes)
+        raise AllowedClassesUnusable(f"ALLOWED_CLASSES_FILE names {path}, which cannot be read: {exc.strerror}.") from None
+    try:
+        return Allowed(_allowed_mask(path, mtime, loaded.version_id, loaded.engine.manifest.classes), "file")
+    except core.DatasetError as exc:
+        raise AllowedClassesUnusable(f"ALLOWED_CLASSES_FILE: {exc}") from None
 
 
 @functools.lru_cache(maxsize=4)

@@ -96,6 +96,12 @@ class Timing(Schema):
     total: float
 
 
+class AllowedClassesOut(Schema):  # set when the answer ranks only among the deployment's allowed classes
+    applied: bool
+    count: int  # how many classes the list allows
+    source: Literal["admin", "file"]  # the list an admin keeps for this model, or ALLOWED_CLASSES_FILE
+
+
 class PredictOut(Schema):
     id: Optional[int] = None  # the prediction, for POST /api/v1/predictions/{id}/feedback
     model: ModelRef
@@ -104,7 +110,7 @@ class PredictOut(Schema):
     timing_ms: Timing
     domain_note: Optional[str] = None
     heatmap_png_base64: Optional[str] = None
-    allowed_classes: Optional[dict] = None
+    allowed_classes: Optional[AllowedClassesOut] = None
 
 
 class ItemErrorOut(Schema):

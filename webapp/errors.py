@@ -71,7 +71,7 @@ def from_core(exc: core.RecognizerError) -> ApiError:
 
 def to_api_error(exc: Exception) -> ApiError:
     """The HTTP error for an exception that a request may end in on purpose (see EXPECTED)."""
-    from webapp.answering import ExplainUnavailable
+    from webapp.answering import AllowedClassesUnusable, ExplainUnavailable
     from webapp.feedback import FeedbackError
     from webapp.runtime import Busy, ModelNotReady
     from webapp.services import UnknownModel
@@ -86,6 +86,8 @@ def to_api_error(exc: Exception) -> ApiError:
         return ApiError(400, "unknown_model", translated(exc))
     if isinstance(exc, ExplainUnavailable):
         return ApiError(409, "explain_unavailable", str(exc))
+    if isinstance(exc, AllowedClassesUnusable):
+        return ApiError(503, "allowed_classes_unusable", str(exc))
     if isinstance(exc, Busy):
         return ApiError(503, "busy", translated(exc), {"Retry-After": "1"})
     if isinstance(exc, ModelNotReady):
@@ -96,9 +98,10 @@ def to_api_error(exc: Exception) -> ApiError:
 
 def expected_errors() -> tuple[type[Exception], ...]:
     """The exceptions to_api_error turns into replies: the page and the API catch exactly these."""
-    from webapp.answering import ExplainUnavailable
+    from webapp.answering import AllowedClassesUnusable, ExplainUnavailable
     from webapp.feedback import FeedbackError
     from webapp.runtime import Busy, ModelNotReady
     from webapp.services import UnknownModel
 
-    return (ApiError, core.RecognizerError, UnknownModel, ExplainUnavailable, Busy, ModelNotReady, FeedbackError)
+    return (ApiError, core.RecognizerError, UnknownModel, ExplainUnavailable, AllowedClassesUnusable, Busy, ModelNotReady,
+            FeedbackError)

@@ -8,7 +8,8 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from webapp import services
+from webapp import selectors, services
+from webapp.models import AllowedClassList
 
 
 def artifact_choices() -> list[tuple[str, str]]:
@@ -45,3 +46,28 @@ class RegisterModelForm(forms.Form):
         if data.get("artifact"):
             return services.model_version_register(artifact_path=Path(settings.MODELS_DIR) / data["artifact"], **common)
         return services.model_version_register_upload(h5_file=data["h5_file"], manifest_file=data["manifest_file"], **common)
+
+
+class AllowedClassListForm(forms.ModelForm):
+    """The admin's allowed-class list: the model is picked among registered names, the lines checked by the service."""
+
+    model_name = forms.ChoiceField(label=_("Model"))
+
+    class Meta:
+        model = AllowedClassList
+        fields = ("model_name", "classes", "enabled")
+        widgets = {"classes": forms.Textarea(attrs={"rows": 12})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        names = sorted({*selectors.model_names_active(), *([self.instance.model_name] if self.instance.pk else [])})
+        self.fields["model_name"].choices = [(n, n) for n in names]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("model_name") and data.get("classes") is not None:
+            try:
+                services.allowed_class_list_check(model_name=data["model_name"], classes=data["classes"])
+            except services.AllowedListError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return data

@@ -175,6 +175,30 @@ class WorkerHeartbeat(models.Model):
         return f"{self.instance}:{self.pid} {self.model_name} v{self.version} ({self.engine})"
 
 
+class AllowedClassList(models.Model):
+    """The classes a deployment can meet (a reserve, a farm), per model name: answers rank only among them."""
+
+    model_name = models.CharField(max_length=100, unique=True)
+    classes = models.TextField(
+        help_text="One class per line: its label (red fox), WordNet id (n02119022) or index (277). "
+        "Lines starting with # are comments."
+    )
+    enabled = models.BooleanField(default=True, help_text="Untick to answer over all classes again, keeping the list.")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["model_name"]
+        verbose_name = "allowed-class list"
+
+    def __str__(self) -> str:
+        return f"allowed classes of {self.model_name}"
+
+    @property
+    def lines(self) -> list[str]:
+        return self.classes.splitlines()
+
+
 # The learning loop's models live in their own module; importing them here registers them with the app.
 from webapp.learning_models import (  # noqa: E402,F401
     Dataset, Feedback, FeedbackReview, GateCheck, GateOverride, GoldenSet, KeptPhoto, Shadow, ShadowResult, TrainingJob,

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -33,11 +33,25 @@ class Busy(Translatable, Exception):
 
 
 @dataclass(frozen=True)
+class Allowed:
+    """The classes an answer may name, and where the list came from ("admin" or "file")."""
+
+    mask: object  # numpy bool array over the engine's classes
+    source: str
+    signature: tuple = ()
+
+    @property
+    def count(self) -> int:
+        return int(self.mask.sum())
+
+
+@dataclass(frozen=True)
 class Loaded:
     version_id: int
     name: str
     version: int
     engine: Engine
+    allowed: Allowed | None = None  # the admin's allowed-class list for this name, applied to this version
 
 
 class Runtime:
@@ -87,6 +101,7 @@ class Runtime:
                 self._load(version)
             for name in set(self._engines) - set(active):
                 del self._engines[name]
+            self._apply_allowed()
 
     def reload(self, name: str) -> None:
         """Load the active version of `name` again (its compiled engine was rebuilt); swaps only once it is warm."""
@@ -96,6 +111,15 @@ class Runtime:
             for version in selectors.model_version_list_active():
                 if version.name == name:
                     self._load(version)
+            self._apply_allowed()
+
+    def _apply_allowed(self) -> None:
+        """Give each loaded version its name's allowed-class list as it stands now (the admin may change it)."""
+        from webapp import selectors
+
+        lists = selectors.allowed_class_lists_enabled()
+        for name, loaded in list(self._engines.items()):
+            self._engines[name] = _with_allowed(loaded, lists.get(name))
 
     def _load(self, version) -> None:
         started = time.perf_counter()
@@ -145,6 +169,22 @@ def engine_for(version) -> Engine:
     engine = load_engine(version.artifact_path, kind=version.engine)
     engine.warm_up()
     return engine
+
+
+def _with_allowed(loaded: Loaded, listed) -> Loaded:
+    """`loaded` with the mask of `listed` (an AllowedClassList or None), parsed only when the list or version changed."""
+    from recognizer.allowed import parse_allowed
+
+    signature = None if listed is None else (listed.pk, listed.updated_at, loaded.version_id)
+    if (loaded.allowed.signature if loaded.allowed else None) == signature:
+        return loaded
+    if listed is None:
+        return replace(loaded, allowed=None)
+    mask, unknown = parse_allowed(listed.lines, loaded.engine.manifest.classes)
+    if unknown:  # saved against another version: the classes this one lacks cannot be answered anyway
+        log.warning("the allowed-class list of %s names classes v%s does not have: %s",
+                    loaded.name, loaded.version, ", ".join(unknown[:5]))
+    return replace(loaded, allowed=Allowed(mask, "admin", signature))
 
 
 def _file_signature(path: str) -> tuple | None:

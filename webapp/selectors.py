@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
-from webapp.models import Activation, ModelVersion
+from webapp.models import Activation, AllowedClassList, ModelVersion
 
 
 def model_version_list(*, name: str | None = None) -> QuerySet[ModelVersion]:
@@ -19,6 +19,11 @@ def model_name_exists(*, name: str) -> bool:
 
 def model_version_list_active() -> list[ModelVersion]:
     return list(ModelVersion.objects.filter(is_active=True).order_by("name"))
+
+
+def allowed_class_lists_enabled() -> dict[str, AllowedClassList]:
+    """Model name -> its allowed-class list, for the lists in force."""
+    return {a.model_name: a for a in AllowedClassList.objects.filter(enabled=True)}
 
 
 def model_names_active() -> list[str]:

@@ -32,7 +32,7 @@ from recognizer.manifest import Manifest, manifest_path, write_manifest
 from recognizer.optimized import optimize_artifact
 from recognizer.verdict import Verdict
 from webapp import admission, answering, audit, metrics, selectors
-from webapp.models import Activation, ApiToken, ModelVersion, Prediction, history_maintenance
+from webapp.models import Activation, AllowedClassList, ApiToken, ModelVersion, Prediction, history_maintenance
 from webapp.runtime import ModelNotReady, runtime
 from webapp.verdicts import said, verdict_reply
 
@@ -278,7 +278,7 @@ def prediction_create_batch(
         sources = admission.decoded_uploads(uploads=uploads, spec=spec)  # within the memory budgets, each once
         decoding_ms = (time.perf_counter() - started) * 1000
         allowed = answering.allowed_classes(loaded)
-        answers = loaded.engine.predict(sources, top_k=top_k, domain=domain, allowed=allowed)
+        answers = loaded.engine.predict(sources, top_k=top_k, domain=domain, allowed=allowed.mask if allowed else None)
         timing = {**answers.timing_ms, "decode": round(answers.timing_ms["decode"] + decoding_ms, 2),
                   "total": round(answers.timing_ms["total"] + decoding_ms, 2)}
         watch.answered([a.error for a in answers.items], timing)
@@ -293,7 +293,7 @@ def prediction_create_batch(
 
 def _result(loaded, image, answer, timing_ms: dict, row_id: int, *, explain: bool, allowed) -> PredictionResult:
     heatmap = answering.heatmap_base64(loaded.engine, image, answer) if explain else None
-    applied = None if allowed is None else {"applied": True, "count": int(allowed.sum())}
+    applied = None if allowed is None else {"applied": True, "count": allowed.count, "source": allowed.source}
     return PredictionResult(
         loaded.name, loaded.version, answer.predictions, timing_ms, row_id, answer.verdict, answer.note, heatmap, applied,
         manifest=loaded.engine.manifest,
@@ -347,6 +347,40 @@ def _record(loaded, answered, domain, latency_ms, source) -> list[Prediction]:
 
 
 # ---- API tokens -----------------------------------------------------------------------------
+
+class AllowedListError(Exception):
+    """An allowed-class list that cannot be applied to the model it is for."""
+
+
+def allowed_class_list_save(*, model_name: str, classes: str, enabled: bool = True, by=None) -> AllowedClassList:
+    """Keep the allowed-class list of `model_name` once every line names a class of its active version;
+    this process applies it at once, the other workers within MODEL_POLL_SECONDS."""
+    allowed_class_list_check(model_name=model_name, classes=classes)
+    listed, _ = AllowedClassList.objects.update_or_create(
+        model_name=model_name, defaults={"classes": classes, "enabled": enabled, "updated_by": by}
+    )
+    runtime().refresh()
+    return listed
+
+
+def allowed_class_list_delete(*, listed: AllowedClassList) -> None:
+    """Drop a list: its model answers over all classes again."""
+    listed.delete()
+    runtime().refresh()
+
+
+def allowed_class_list_check(*, model_name: str, classes: str) -> None:
+    """Raise AllowedListError naming the lines that are no class of the active version, or when none is listed."""
+    from recognizer.allowed import checked_allowed
+
+    version = selectors.model_version_get(name=model_name)
+    if version is None:
+        raise AllowedListError(f"{model_name} has no active version to check the list against; activate one first.")
+    try:
+        checked_allowed(classes.splitlines(), Manifest.from_dict(version.manifest).classes, f"The list for {version}")
+    except core.DatasetError as exc:
+        raise AllowedListError(str(exc)) from None
+
 
 def api_token_create(*, name: str, user=None, is_active: bool = True) -> tuple[ApiToken, str]:
     """A new token; the clear key is returned once and never stored."""

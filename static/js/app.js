@@ -115,6 +115,11 @@
       : "";
     $("domain-note").textContent = body.domain_note || "";
     $("domain-note").hidden = !body.domain_note;
+    $("allowed-note").textContent = body.allowed_classes
+      ? interpolate(gettext("Only the classes on this site's allowed list were considered (%(count)s in all)."),
+        { count: body.allowed_classes.count }, true)
+      : "";
+    $("allowed-note").hidden = !body.allowed_classes;
     const heatmap = $("heatmap");
     if (body.heatmap_png_base64) heatmap.src = "data:image/png;base64," + body.heatmap_png_base64;
     heatmap.hidden = !body.heatmap_png_base64;

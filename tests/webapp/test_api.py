@@ -373,14 +373,15 @@ def test_an_allowed_classes_file_limits_the_answer_and_the_reply_says_so(client,
     allowed.write_text("# only these two live here\nowl\nfern\n")
     settings.ALLOWED_CLASSES_FILE = str(allowed)
     body = predict(client, jpeg_bytes).json()
-    assert body["allowed_classes"] == {"applied": True, "count": 2}
+    assert body["allowed_classes"] == {"applied": True, "count": 2, "source": "file"}
     assert sorted(p["label"] for p in body["predictions"]) == ["fern", "owl"]
     assert sum(p["probability"] for p in body["predictions"]) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_an_allowed_classes_file_naming_an_unknown_class_is_a_clear_error(client, active_tiny, jpeg_bytes, settings, tmp_path):
+def test_an_allowed_classes_file_naming_an_unknown_class_is_a_clear_server_side_error(client, active_tiny, jpeg_bytes, settings, tmp_path):
     allowed = tmp_path / "farm.txt"
     allowed.write_text("owl\nunicorn\n")
     settings.ALLOWED_CLASSES_FILE = str(allowed)
-    error = assert_error(predict(client, jpeg_bytes), 400)
+    error = assert_error(predict(client, jpeg_bytes), 503)
+    assert error["code"] == "allowed_classes_unusable"
     assert "unicorn" in error["message"]

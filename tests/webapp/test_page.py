@@ -122,6 +122,14 @@ def test_the_plain_form_shows_the_verdict_before_the_labels_and_a_heat_map_when_
     assert "data:image/png;base64," not in submit(browser, jpeg_bytes).content.decode()
 
 
+def test_the_page_says_when_an_allowed_class_list_limited_the_answer(browser, jpeg_bytes):
+    assert "allowed list were considered" not in submit(browser, jpeg_bytes).content.decode()
+    services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\nfern\n")
+    page = submit(browser, jpeg_bytes)
+    assert "Only the classes on this site's allowed list were considered (2 in all)." in html.unescape(page.content.decode())
+    assert sorted(shown_labels(page)) == ["fern", "owl"]
+
+
 def test_a_pdf_gives_the_page_with_a_message_and_415(browser):
     page = submit(browser, b"%PDF-1.7\n%%EOF\n", name="scan.jpg")
     assert page.status_code == 415

@@ -1,0 +1,110 @@
+"""Allowed classes kept by an admin per model name: checked when saved, applied by every worker, reported in replies."""
+
+from __future__ import annotations
+
+import pytest
+
+from recognizer.manifest import ClassInfo
+from tests.conftest import TINY_NAME, build_tiny_model, tiny_manifest
+from tests.webapp.helpers import assert_error, predict
+from webapp import services
+from webapp.models import AllowedClassList
+from webapp.runtime import Runtime, runtime
+
+ADD = "/admin/webapp/allowedclasslist/add/"
+
+
+def labels(body: dict) -> list[str]:
+    return sorted(p["label"] for p in body["predictions"])
+
+
+def test_a_list_saved_in_the_admin_limits_the_answers_of_that_model(admin_client, active_tiny, jpeg_bytes):
+    assert predict(admin_client, jpeg_bytes).json()["allowed_classes"] is None
+    reply = admin_client.post(ADD, {"model_name": TINY_NAME, "classes": "# this farm\nowl\n2\n", "enabled": "on"})
+    assert reply.status_code == 302, reply.content.decode()[:2000]
+    body = predict(admin_client, jpeg_bytes).json()
+    assert body["allowed_classes"] == {"applied": True, "count": 2, "source": "admin"}
+    assert labels(body) == ["fern", "owl"]
+    assert sum(p["probability"] for p in body["predictions"]) == pytest.approx(1.0, abs=1e-6)
+    assert body["verdict"]["domain"] in ("bird", "plant")  # the verdict is computed over the allowed classes too
+
+
+def test_the_admin_refuses_a_list_naming_a_class_the_active_version_lacks(admin_client, active_tiny):
+    reply = admin_client.post(ADD, {"model_name": TINY_NAME, "classes": "owl\nunicorn\n", "enabled": "on"})
+    assert reply.status_code == 200
+    assert "unicorn" in reply.content.decode()
+    assert not AllowedClassList.objects.exists()
+
+
+def test_the_admin_refuses_a_list_with_no_class_in_it(admin_client, active_tiny):
+    reply = admin_client.post(ADD, {"model_name": TINY_NAME, "classes": "# nothing yet\n", "enabled": "on"})
+    assert reply.status_code == 200 and "lists no classes" in reply.content.decode()
+    assert not AllowedClassList.objects.exists()
+
+
+def test_unticking_the_list_answers_over_all_classes_again(client, active_tiny, jpeg_bytes):
+    services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\n")
+    assert labels(predict(client, jpeg_bytes).json()) == ["owl"]
+    services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\n", enabled=False)
+    body = predict(client, jpeg_bytes).json()
+    assert body["allowed_classes"] is None and len(body["predictions"]) == 4
+
+
+def test_a_deleted_list_stops_applying(client, active_tiny, jpeg_bytes):
+    listed = services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\n")
+    services.allowed_class_list_delete(listed=listed)
+    assert predict(client, jpeg_bytes).json()["allowed_classes"] is None
+
+
+def test_another_worker_applies_a_changed_list_on_its_next_poll(active_tiny):
+    worker = Runtime()  # a second process's runtime: it learns of changes only by polling the database
+    assert worker.get(TINY_NAME).allowed is None
+    AllowedClassList.objects.create(model_name=TINY_NAME, classes="cat\nteapot\n")
+    assert worker.get(TINY_NAME).allowed is None  # not polled yet
+    worker.refresh()
+    assert worker.get(TINY_NAME).allowed.count == 2
+    AllowedClassList.objects.filter(model_name=TINY_NAME).update(classes="cat\n", updated_at="2030-01-01T00:00:00Z")
+    worker.refresh()
+    assert worker.get(TINY_NAME).allowed.count == 1
+
+
+def test_the_admin_list_wins_over_the_settings_file(client, active_tiny, jpeg_bytes, settings, tmp_path):
+    allowed = tmp_path / "farm.txt"
+    allowed.write_text("cat\nteapot\n")
+    settings.ALLOWED_CLASSES_FILE = str(allowed)
+    assert predict(client, jpeg_bytes).json()["allowed_classes"]["source"] == "file"
+    services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\n")
+    body = predict(client, jpeg_bytes).json()
+    assert body["allowed_classes"]["source"] == "admin" and labels(body) == ["owl"]
+
+
+@pytest.fixture
+def other_classes_v2(active_tiny, tmp_path):
+    """Version 2 of the tiny model with classes of its own, only 'cat' in common with v1."""
+    from recognizer.artifacts import save_artifact
+
+    classes = (ClassInfo(0, "cat", "cat", "animal"), ClassInfo(1, "wren", "wren", "bird"),
+               ClassInfo(2, "moss", "moss", "plant"), ClassInfo(3, "kettle", "kettle", "other"))
+    path = tmp_path / f"{TINY_NAME}-v2.h5"
+    save_artifact(build_tiny_model(seed=3), tiny_manifest(classes=classes), path)
+
+    def activate():
+        services.model_version_register(artifact_path=path, activate=True)
+        runtime().refresh()  # the worker's next poll
+
+    return activate
+
+
+def test_a_new_version_answers_among_the_listed_classes_it_has(client, other_classes_v2, jpeg_bytes):
+    services.allowed_class_list_save(model_name=TINY_NAME, classes="cat\nowl\n")
+    other_classes_v2()
+    body = predict(client, jpeg_bytes).json()
+    assert body["model"]["version"] == 2
+    assert body["allowed_classes"]["count"] == 1 and labels(body) == ["cat"]
+
+
+def test_a_new_version_with_none_of_the_listed_classes_is_a_clear_503(client, other_classes_v2, jpeg_bytes):
+    services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\nfern\n")
+    other_classes_v2()
+    error = assert_error(predict(client, jpeg_bytes), 503)
+    assert error["code"] == "allowed_classes_unusable" and "v2" in error["message"]
