@@ -42,6 +42,9 @@ DEFAULT_KIND = "onnxruntime"  # bench/perf.py: fastest at batch 1 on the default
 PARITY_TOP_K = 5
 PARITY_TOLERANCE = 1e-3
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+# What a compiled copy holds, written in its parity record: 2 = the probabilities and the last feature map
+# (the domain head and the heat map read it). A copy from an older release is recompiled, never served as is.
+COMPILED_FORMAT = 2
 
 
 def engine_kind() -> str:
@@ -271,6 +274,7 @@ def _write_record(artifact: Artifact, kind: str, compiled: Path | None, report: 
         "artifact_sha256": artifact.manifest.sha256,
         "compiled_sha256": _compiled_sha256(compiled) if compiled and compiled.is_file() else "",
         "runtime": runtimes.runtime_version(base_kind(kind)),
+        "format": COMPILED_FORMAT,
     }
     path = parity_record_path(artifact.path, kind)
     staged = path.with_name(f".{path.name}.tmp")
@@ -297,6 +301,8 @@ def unavailable_reason(artifact_path: str | Path, kind: str) -> str:
         return record.get("reason") or f"The {kind} model did not pass its parity check."
     if record.get("artifact_sha256") != sha256:
         return f"{compiled.name} was compiled from another version of the artifact."
+    if record.get("format", 1) != COMPILED_FORMAT:
+        return f"{compiled.name} was compiled by an older release, without the feature map the verdict and heat map read."
     if record.get("runtime") != installed:
         return f"{compiled.name} was checked with {record.get('runtime')}, but {installed} is installed."
     if record.get("compiled_sha256") != _compiled_sha256(compiled):

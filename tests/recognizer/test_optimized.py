@@ -22,8 +22,10 @@ from recognizer.optimized import (
     load_engine,
     optimize_artifact,
     parity_images,
+    parity_record_path,
     unavailable_reason,
 )
+from recognizer.photos import photos
 from tests.conftest import build_tiny_model, save_tiny
 
 KINDS = ("onnxruntime", "openvino")
@@ -135,6 +137,18 @@ def test_a_compiled_file_changed_after_the_check_is_not_served(tiny_artifact, pa
     assert load_engine(h5, "onnxruntime").kind == "keras"
 
 
+def test_a_copy_compiled_by_an_older_release_without_the_feature_map_is_not_served(tiny_artifact, parity_photos, tmp_path):
+    h5 = copy_artifact(tiny_artifact, tmp_path)
+    assert optimize_artifact(Engine.from_path(h5), "onnxruntime", parity_photos).engine == "onnxruntime"
+    record_path = parity_record_path(h5, "onnxruntime")
+    record = json.loads(record_path.read_text())
+    del record["format"]  # as the records of releases before the feature map was exported
+    record_path.write_text(json.dumps(record))
+    assert "older release" in unavailable_reason(h5, "onnxruntime")
+    engine = load_engine(h5, "onnxruntime")
+    assert engine.kind == "keras" and engine.predict([parity_photos[0]]).items[0].feature_map is not None
+
+
 def test_keras_kind_always_loads_the_keras_engine(tiny_artifact):
     assert load_engine(tiny_artifact, "keras").kind == "keras"
 
@@ -178,3 +192,7 @@ def test_it_matches_keras_on_real_photos_with_the_default_model(default_keras, p
     engine = load_engine(default_keras.artifact.path, kind)
     want, got = default_keras.classify(parity_photos), engine.classify(parity_photos)
     assert [[p.index for p in row] for row in got] == [[p.index for p in row] for row in want]
+    # The compiled copy also gives the feature map, so its verdicts come from the same domain head as Keras's.
+    golden = [p.path for p in photos("golden")]
+    verdicts = [(a.verdict.domain, a.verdict.status) for a in engine.predict(golden).items]
+    assert verdicts == [(a.verdict.domain, a.verdict.status) for a in default_keras.predict(golden).items]

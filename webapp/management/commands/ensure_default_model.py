@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from recognizer.default_model import build_default, default_model_name
 from recognizer.errors import RecognizerError
+from recognizer.optimized import unavailable_reason
 from webapp import selectors, services
 
 
@@ -17,7 +18,8 @@ class Command(BaseCommand):
         except RecognizerError as exc:
             raise CommandError(str(exc)) from None
         if selectors.model_name_exists(name=default_model_name(backbone)):
-            self.stdout.write(f"default artifact at {path}; already registered, nothing to do")
+            self._recompile_if_stale(default_model_name(backbone))
+            self.stdout.write(f"default artifact at {path}; already registered")
             return
         try:
             version = services.model_version_register(artifact_path=path, activate=True, notes="default model, built offline")
@@ -26,3 +28,15 @@ class Command(BaseCommand):
         except services.ActivationError as exc:
             raise CommandError(f"registered {exc.version}, but it is not active: {exc}") from None
         self.stdout.write(f"registered and activated {version} from {path} (served by {version.engine})")
+
+    def _recompile_if_stale(self, name: str) -> None:
+        """A compiled copy left by an older release or runtime is rebuilt here, so `make run` never serves it slower."""
+        version = selectors.model_version_get(name=name)
+        if version is None or version.engine == "keras" or not unavailable_reason(version.artifact_path, version.engine):
+            return
+        self.stdout.write(f"{version}: {unavailable_reason(version.artifact_path, version.engine)} Recompiling.")
+        try:
+            done = services.model_version_recompile(version=version)
+        except (services.ActivationError, services.RegistrationError) as exc:
+            raise CommandError(f"{version}: not recompiled: {exc}") from None
+        self.stdout.write(f"{done}: served by {done.engine}" + (f" ({done.engine_note})" if done.engine_note else ""))
