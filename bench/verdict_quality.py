@@ -111,8 +111,9 @@ def cross_validate(dev: list[Path]) -> None:
     features, probabilities = build.extract(items, 6, 0, REPO_ROOT / "var" / "feature-cache")
     classes, fold = imagenet_classes(), build.folds_of(labels, 0)
     truth = build.imagenet_truth(items, MAPPING)
-    logits = build.out_of_fold(features, labels, fold, 0) + build.MASS_WEIGHT * log_mass(
+    mass = build.MASS_WEIGHT * log_mass(
         probabilities.reshape(-1, probabilities.shape[2]), classes).reshape(*probabilities.shape[:2], -1)
+    logits = build.out_of_fold(features, labels, fold, 0, mass) + mass
     domains = np.zeros(len(items), dtype=int)
     given, right = 0, 0
     for k in range(5):

@@ -63,3 +63,13 @@ def test_the_class_mass_moves_the_answer_by_its_weight():
     alone = DomainHead(head.weights, head.bias, mass_weight=0.0).probabilities(x[:1], p, imagenet_classes())
     joint = DomainHead(head.weights, head.bias, mass_weight=0.5).probabilities(x[:1], p, imagenet_classes())
     assert joint[0, DOMAINS.index("other")] > alone[0, DOMAINS.index("other")]
+
+
+def test_fitted_with_the_other_experts_logits_it_learns_to_correct_that_expert():
+    inputs, labels = separable()
+    offset = np.zeros((len(labels), len(DOMAINS)))
+    offset[labels == 1, 3] = 4.0  # the other expert is sure that every bird is "other"
+    alone = fit(inputs, labels)
+    joint = fit(inputs, labels, offset=offset)
+    right = lambda head: float(((head.logits(inputs) + offset).argmax(1) == labels).mean())  # noqa: E731
+    assert right(joint) == 1.0 and right(alone) < 0.9
