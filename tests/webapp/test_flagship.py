@@ -7,6 +7,7 @@ operator would supply the real one.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from PIL import Image
 from django.core.management import call_command
 
 from recognizer.backbones.resnet50 import WEIGHTS_ENV, WEIGHTS_FILE
@@ -97,3 +99,10 @@ def test_resnet50_trains_exports_registers_compiles_and_answers_through_the_api(
     assert sum(p["probability"] for p in body["predictions"]) == pytest.approx(1.0, abs=1e-4)
     assert runtime().get(NAME).engine.kind == "onnxruntime"
     assert client.get(f"/api/v1/models/{NAME}").json()["engine"] == "onnxruntime"
+
+    # Where it looked: the compiled ResNet50 gives its last feature map, so the heat map needs no TensorFlow.
+    explained = predict(client, (photos / "bird" / "flamingo.jpg").read_bytes(), model=NAME, explain="true").json()
+    png = base64.b64decode(explained["heatmap_png_base64"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(io.BytesIO(png)) as overlay:
+        assert overlay.size[0] > 0 and overlay.size[1] > 0
