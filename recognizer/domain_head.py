@@ -16,6 +16,7 @@ calibrates the sum is stored with them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -30,8 +31,15 @@ MASS_FLOOR = 1e-6  # log of a zero mass would be -inf; one in a million is "no e
 
 def domain_mass(probabilities: np.ndarray, classes: Sequence[ClassInfo]) -> np.ndarray:
     """(N, classes) probabilities -> (N, 4) summed per domain, in DOMAINS order."""
-    member = np.array([[c.domain == d for d in DOMAINS] for c in classes], dtype=np.float64)
-    return np.asarray(probabilities, dtype=np.float64) @ member
+    return np.asarray(probabilities, dtype=np.float64) @ _membership(tuple(c.domain for c in classes))
+
+
+@functools.lru_cache(maxsize=16)
+def _membership(domains: tuple[str, ...]) -> np.ndarray:
+    """(classes, 4) one-hot domain of each class; built once per class list (it is on every request's path)."""
+    member = np.array([[domain == d for d in DOMAINS] for domain in domains], dtype=np.float64)
+    member.flags.writeable = False
+    return member
 
 
 def log_mass(probabilities: np.ndarray, classes: Sequence[ClassInfo]) -> np.ndarray:
