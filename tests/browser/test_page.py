@@ -130,6 +130,21 @@ def test_changing_the_domain_filter_resubmits_and_keeps_only_that_domain(page, p
 
 
 @pytest.mark.browser
+def test_it_says_when_the_sites_allowed_class_list_limited_the_answer(page, photos, live_tiny):
+    from tests.conftest import TINY_NAME
+    from webapp import services
+
+    choose_with_file_chooser(page, photos / "bird" / "turkey.jpg")
+    expect(rows(page)).to_have_count(TINY_CLASS_COUNT)
+    expect(page.locator("#allowed-note")).to_be_hidden()
+
+    services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\nfern\n")
+    choose_with_file_chooser(page, photos / "plant" / "rose.jpg")  # another file: choosing the same one again changes nothing
+    expect(rows(page)).to_have_count(2)
+    expect(page.locator("#allowed-note")).to_have_text("Only the classes on this site's allowed list were considered (2 in all).")
+
+
+@pytest.mark.browser
 def test_it_shows_the_servers_message_for_a_pdf(page, artifacts):
     page.set_input_files("#image", files=[{"name": "report.pdf", "mimeType": "application/pdf", "buffer": PDF}])
 
