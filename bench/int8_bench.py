@@ -76,8 +76,7 @@ def dev_agreement(h5: Path, folder: Path) -> quantization.GateReport:
     int8 = optimized.compiled_engine_from_path(h5, INT8, threads=2)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     batches = [np.concatenate([fp32.prepare(f) for f in files[i : i + 16]]) for i in range(0, len(files), 16)]
-    classes = fp32.manifest.classes
-    return quantization.check_gate(fp32.probabilities, int8.probabilities, batches, lambda r: classes[int(r.argmax())].domain)
+    return quantization.check_gate(fp32.outputs, int8.outputs, batches, optimized.verdict_domains(fp32))
 
 
 def main() -> int:

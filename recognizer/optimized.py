@@ -231,9 +231,9 @@ def _try_int8(done: Optimization, artifact: Artifact, calibration: Sequence) -> 
     gate, target = None, compiled_path(artifact.path, int8_kind)
     try:
         fp32 = compiled_engine(artifact, done.compiled, done.kind)
-        _quantize(done, artifact, target, [fp32.prepare(i) for i in calibration])
+        _quantize(done, artifact, target, [fp32.prepare(p) for p in quantization.calibration_pictures(calibration)])
         int8 = compiled_engine(artifact, target, int8_kind)
-        gate = quantization.check_gate(fp32.probabilities, int8.probabilities, _golden_batches(fp32), _top1_domain(fp32))
+        gate = quantization.check_gate(fp32.outputs, int8.outputs, _golden_batches(fp32), verdict_domains(fp32))
         reason = "" if gate.passed else f"INT8 refused by its accuracy gate ({quantization.describe(gate)}): {gate.reason}."
     except Exception as exc:  # a quantizer failure only costs the INT8 copy
         reason = f"Quantizing or gating the INT8 copy failed: {type(exc).__name__}: {exc}"
@@ -256,9 +256,17 @@ def _golden_batches(engine: Engine, size: int = 16) -> list[np.ndarray]:
     return [np.concatenate(rows[i : i + size]) for i in range(0, len(rows), size)]
 
 
-def _top1_domain(engine: Engine):
-    classes = engine.manifest.classes
-    return lambda row: classes[int(np.argmax(row))].domain
+def verdict_domains(engine: Engine):
+    """Engine outputs (probabilities, feature map) -> each image's domain as the engine's verdict decides it."""
+    from recognizer.feature_maps import pooled
+    from recognizer.manifest import DOMAINS
+
+    def domains(outputs) -> list[str]:
+        probabilities, feature_map = outputs
+        chosen = engine.judge.domains(probabilities, None if feature_map is None else pooled(feature_map))
+        return [DOMAINS[i] for i in chosen.argmax(axis=1)]
+
+    return domains
 
 
 def _compiled_sha256(compiled: Path) -> str:

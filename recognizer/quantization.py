@@ -2,9 +2,12 @@
 
 Static post-training quantization (ONNX Runtime's QDQ quantizer, per-channel
 INT8 weights, UINT8 activations calibrated with MinMax on the repository's
-calibration photos). The classifier head and the softmax stay in FP32: they
-are cheap, and quantizing them moves the probabilities the gate compares.
-The gate is scored on other photos than the calibration ones.
+calibration photos, each also seen as a few scene versions: cut-outs on
+white alone give activation ranges narrower than real uploads reach). The
+classifier head and the softmax stay in FP32: they are cheap, and
+quantizing them moves the probabilities the gate compares. The gate is
+scored on other photos than the calibration ones, and compares the verdict's
+domain, not only the classes.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ MIN_TOP1_AGREEMENT = 0.97
 MIN_TOP5_SHARED = 4.0
 MIN_DOMAIN_AGREEMENT = 0.98
 KEPT_IN_FP32 = ("Gemm", "MatMul", "Softmax")
+CALIBRATION_SCENES = 5  # scene versions per calibration photo (recognizer.scenes), besides the photo itself
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -48,6 +52,18 @@ def int8_path(onnx_path: str | Path) -> Path:
     """Where the INT8 copy of an FP32 ONNX model lives: beside it, `<stem>.int8.onnx`."""
     onnx_path = Path(onnx_path)
     return onnx_path.with_name(f"{onnx_path.stem}.int8.onnx")
+
+
+def calibration_pictures(images: Sequence) -> list:
+    """The calibration photos (paths or PIL images) and CALIBRATION_SCENES seeded scene versions of each."""
+    from recognizer.preprocessing import open_image
+    from recognizer.scenes import in_scene
+
+    pictures = []
+    for n, image in enumerate(images):
+        picture = open_image(image) if not hasattr(image, "convert") else image
+        pictures += [picture] + [in_scene(picture, np.random.default_rng([n, k])) for k in range(CALIBRATION_SCENES)]
+    return pictures
 
 
 def quantize_onnx(fp32: Path, target: Path, calibration: Iterable[np.ndarray]) -> Path:
@@ -104,17 +120,24 @@ class GateReport:
         return dict(self.__dict__)
 
 
-def check_gate(fp32: Runner, int8: Runner, batches: Sequence[np.ndarray], domain_of: Callable[[np.ndarray], str]) -> GateReport:
-    """Score INT8 against FP32 on `batches`: top-1 agreement, shared top-5 classes, unchanged domain."""
+def check_gate(
+    fp32: Runner, int8: Runner, batches: Sequence[np.ndarray], domains_of: Callable[[object], Sequence[str]]
+) -> GateReport:
+    """Score INT8 against FP32 on `batches`: top-1 agreement, shared top-5 classes, unchanged domain.
+
+    The runners return what a compiled model gives (the probabilities, or the probabilities and the feature
+    map); `domains_of` turns one batch's output into the domain of each image, as the verdict decides it.
+    """
     if not batches:
         return GateReport(False, 0, 0.0, 0.0, 0.0, "No evaluation photos to score the INT8 copy on.")
     top1 = shared = domains = 0
     for batch in batches:
-        wanted, gotten = (np.asarray(runtimes.probabilities_of(run(batch))) for run in (fp32, int8))
+        outputs = fp32(batch), int8(batch)
+        wanted, gotten = (np.asarray(runtimes.probabilities_of(out)) for out in outputs)
         for want, got in zip(wanted, gotten):
             top1 += int(want.argmax() == got.argmax())
             shared += len(set(np.argsort(-want)[:5].tolist()) & set(np.argsort(-got)[:5].tolist()))
-            domains += int(domain_of(want) == domain_of(got))
+        domains += sum(a == b for a, b in zip(*(domains_of(out) for out in outputs)))
     n = sum(len(b) for b in batches)
     report = (top1 / n, shared / n, domains / n)
     problems = [

@@ -26,8 +26,8 @@ def batches(photos) -> list[np.ndarray]:
     return [to_batch(open_image(f), TINY_SPEC) for f in files]
 
 
-def _domain(row: np.ndarray) -> str:
-    return ("animal", "bird", "plant", "other")[int(row.argmax())]
+def _domain(outputs) -> list[str]:
+    return [("animal", "bird", "plant", "other")[int(i)] for i in runtimes.probabilities_of(outputs).argmax(axis=1)]
 
 
 def test_the_quantized_copy_is_a_qdq_model_that_keeps_the_head_in_fp32(fp32_onnx, batches):
@@ -73,6 +73,15 @@ def test_the_gate_refuses_a_copy_whose_top_class_moves(fp32_onnx, batches):
 def test_the_gate_refuses_when_there_is_nothing_to_score():
     report = quantization.check_gate(lambda b: b, lambda b: b, [], _domain)
     assert not report.passed and "No evaluation photos" in report.reason
+
+
+def test_calibration_sees_each_photo_and_seeded_scene_versions_of_it(photos):
+    files = sorted(photos.rglob("*.jpg"))[:2]
+    pictures = quantization.calibration_pictures(files)
+    assert len(pictures) == 2 * (1 + quantization.CALIBRATION_SCENES)
+    again = quantization.calibration_pictures(files)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(pictures, again))  # same photos, same set
+    assert np.asarray(pictures[1]).shape != np.asarray(pictures[0]).shape  # a scene, not the photo again
 
 
 def test_calibration_needs_photos(fp32_onnx):
