@@ -15,7 +15,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from PIL import Image, ImageOps
+from PIL import Image
 
 from webapp.clients import client_address
 from webapp.models import ApiToken, Feedback, KeptPhoto
@@ -78,21 +78,22 @@ class Owner:
 
 # ---- kept photos ------------------------------------------------------------------------------
 
-def photo_strip(*, data: bytes, max_side: int) -> bytes:
-    """A JPEG of the photo's pixels only (turned upright first): no EXIF, GPS, XMP, ICC profile or comment."""
-    with Image.open(io.BytesIO(data)) as image:
-        image.draft("RGB", (max_side, max_side))
-        upright = ImageOps.exif_transpose(image).convert("RGB")
-    upright.thumbnail((max_side, max_side))
-    clean = Image.frombytes("RGB", upright.size, upright.tobytes())
+def photo_jpeg(*, picture: Image.Image, max_side: int) -> bytes:
+    """A JPEG of the decoded photo's pixels only: no EXIF, GPS, XMP, ICC profile or comment.
+
+    `picture` is the image the prediction decoded (upright, RGB, at the reduced size decoding kept), so keeping
+    it costs an encode, not a second decode of the upload.
+    """
+    clean = Image.frombytes("RGB", picture.size, picture.convert("RGB").tobytes())  # pixels, no info carried over
+    clean.thumbnail((max_side, max_side))
     out = io.BytesIO()
     clean.save(out, "JPEG", quality=90)
     return out.getvalue()
 
 
-def photo_keep(*, prediction_id: int | None, data: bytes, owner: Owner) -> KeptPhoto | None:
+def photo_keep(*, prediction_id: int | None, data: bytes, picture: Image.Image | None, owner: Owner) -> KeptPhoto | None:
     """Keep the photo of a prediction for feedback, when feedback is on; the file is shared by equal uploads."""
-    if not settings.FEEDBACK_ENABLED or prediction_id is None:
+    if not settings.FEEDBACK_ENABLED or prediction_id is None or picture is None:
         return None
     photo = KeptPhoto(
         prediction_id=prediction_id, sha256=hashlib.sha256(data).hexdigest(), source=owner.source,
@@ -103,7 +104,7 @@ def photo_keep(*, prediction_id: int | None, data: bytes, owner: Owner) -> KeptP
     if photo.image.storage.exists(name):
         photo.image.name = name
     else:
-        stripped = photo_strip(data=data, max_side=settings.FEEDBACK_PHOTO_MAX_SIDE)
+        stripped = photo_jpeg(picture=picture, max_side=settings.FEEDBACK_PHOTO_MAX_SIDE)
         photo.image.save("photo.jpg", ContentFile(stripped), save=False)
     photo.save()
     return photo

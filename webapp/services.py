@@ -236,6 +236,7 @@ class PredictionResult:
     heatmap_png_base64: str | None = None
     allowed_classes: dict | None = None
     manifest: Manifest | None = None  # for the labels in other languages
+    picture: Image.Image | None = field(default=None, repr=False)  # the decoded upload, kept for feedback if on
 
     def to_dict(self, lang: str = "en") -> dict:
         """The reply; `label` in `lang` ('en' or 'zh-hans'), `label_en` always English."""
@@ -296,7 +297,7 @@ def _result(loaded, image, answer, timing_ms: dict, row_id: int, *, explain: boo
     applied = None if allowed is None else {"applied": True, "count": allowed.count, "source": allowed.source}
     return PredictionResult(
         loaded.name, loaded.version, answer.predictions, timing_ms, row_id, answer.verdict, answer.note, heatmap, applied,
-        manifest=loaded.engine.manifest,
+        manifest=loaded.engine.manifest, picture=image,
     )
 
 

@@ -186,6 +186,21 @@ def test_kept_photos_lose_their_location_and_every_other_metadata_but_stay_uprig
     assert top[2] > 150 and top[0] < 100  # the blue half is now on top
 
 
+def test_a_kept_photo_is_the_picture_the_prediction_decoded_not_a_second_decode_of_the_upload(client, keeping):
+    from recognizer.preprocessing import decode, open_image
+    from tests.conftest import TINY_SPEC
+
+    big = Image.new("RGB", (1600, 1200), (30, 120, 40))
+    out = io.BytesIO()
+    big.save(out, "JPEG", quality=90)
+    data = out.getvalue()
+    prediction_id = predict(client, data).json()["id"]
+    with Image.open(KeptPhoto.objects.get(prediction_id=prediction_id).image.path) as kept:
+        # Decoding for the 32x32 tiny model reduced it to a 32-times smaller picture: the file is that picture,
+        # re-encoded, not the upload decoded again at FEEDBACK_PHOTO_MAX_SIDE (which would give 1024x768).
+        assert kept.size == decode(open_image(data), TINY_SPEC).size == (50, 38)
+
+
 def test_kept_photos_are_named_by_the_uploads_sha256_and_shared_by_equal_uploads(client, keeping, jpeg_bytes):
     import hashlib
 
