@@ -42,6 +42,7 @@ test: setup-dev
 
 bench: setup-dev
 	$(BIN)/python bench/domain_accuracy.py
+	$(BIN)/python bench/verdict_quality.py
 	$(BIN)/python bench/perf.py
 	$(BIN)/python bench/http_bench.py
 	$(BIN)/python bench/int8_bench.py
