@@ -32,9 +32,10 @@ class Command(BaseCommand):
     def _recompile_if_stale(self, name: str) -> None:
         """A compiled copy left by an older release or runtime is rebuilt here, so `make run` never serves it slower."""
         version = selectors.model_version_get(name=name)
-        if version is None or version.engine == "keras" or not unavailable_reason(version.artifact_path, version.engine):
+        reason = unavailable_reason(version.artifact_path, version.engine) if version and version.engine != "keras" else ""
+        if not reason:
             return
-        self.stdout.write(f"{version}: {unavailable_reason(version.artifact_path, version.engine)} Recompiling.")
+        self.stdout.write(f"{version}: {reason} Recompiling.")
         try:
             done = services.model_version_recompile(version=version)
         except (services.ActivationError, services.RegistrationError) as exc:
