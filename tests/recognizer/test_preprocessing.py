@@ -15,7 +15,10 @@ import pytest
 from PIL import Image
 
 from recognizer import errors
-from recognizer.preprocessing import InputSpec, describe_bytes, load_batch, normalize, open_image, to_batch, to_pixels
+from recognizer.photos import PHOTOS_DIR
+from recognizer.preprocessing import (
+    RESAMPLING, InputSpec, decode, describe_bytes, load_batch, normalize, open_image, to_batch, to_pixels,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FLAT = InputSpec(height=32, width=32, crop="none")  # no crop: every source pixel region stays visible
@@ -308,6 +311,28 @@ def framed(size=64, border=2) -> Image.Image:
 def test_center_crop_cuts_the_frame_off():
     out = to_pixels(framed(), InputSpec(height=32, width=32, crop="center", crop_fraction=0.875)).astype(int)
     assert out[..., 0].min() > 200 and out[..., 2].max() < 60
+
+
+def resized_then_cut(image: Image.Image, spec: InputSpec) -> np.ndarray:
+    """The centre crop the long way: resize the whole picture, then cut the middle out."""
+    scale = max(spec.width, spec.height) / spec.crop_fraction / min(image.size)
+    size = (max(spec.width, round(image.width * scale)), max(spec.height, round(image.height * scale)))
+    left, top = (size[0] - spec.width) // 2, (size[1] - spec.height) // 2
+    whole = image.resize(size, RESAMPLING[spec.resize])
+    return np.asarray(whole.crop((left, top, left + spec.width, top + spec.height)), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("spec", [
+    InputSpec(height=224, width=224, resize="bicubic", normalization="lite"),  # the default model's
+    InputSpec(height=224, width=224, resize="bilinear"),
+    InputSpec(height=24, width=40, resize="bilinear", crop_fraction=0.6),
+], ids=["224-bicubic", "224-bilinear", "24x40-bilinear"])
+def test_center_crop_resampled_from_its_region_matches_resizing_the_whole_picture(spec):
+    for path in sorted(PHOTOS_DIR.glob("*/*/*.jpg")):
+        decoded = decode(open_image(path), spec)
+        fast = to_pixels(open_image(path), spec).astype(int)
+        diff = np.abs(fast - resized_then_cut(decoded, spec).astype(int))
+        assert diff.mean() < 0.3 and np.percentile(diff, 99) <= 1, (path.name, diff.mean(), np.percentile(diff, 99))
 
 
 def test_no_crop_keeps_the_frame():
