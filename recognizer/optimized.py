@@ -195,10 +195,14 @@ class Optimization:
 
 
 def optimize_artifact(
-    keras_engine: Engine, kind: str | None = None, images: Sequence | None = None, *, precision: str | None = None
+    keras_engine: Engine, kind: str | None = None, images: Sequence | None = None, *, precision: str | None = None,
+    recompile: bool = False,
 ) -> Optimization:
     """Compile the engine's artifact for `kind`, check parity against it, record the outcome beside the artifact.
 
+    A copy already beside the artifact that may serve it (unavailable_reason: same artifact, format, runtime and
+    bytes, parity passed) is checked again rather than exported again, unless `recompile`: exporting is the
+    slow step (about 13 s for the default model), and registering the same file twice gives the same copy.
     With precision int8 or auto (default: RECOGNIZER_PRECISION) a copy that passed is then
     quantized (from its ONNX export) on the same photos and gated on the repository's golden photos.
     """
@@ -210,7 +214,8 @@ def optimize_artifact(
     images = list(images) if images is not None else parity_images()
     compiled, report = None, None
     try:
-        compiled = compile_optimized(artifact, kind)
+        reusable = not recompile and not unavailable_reason(artifact.path, kind)
+        compiled = compiled_path(artifact.path, kind) if reusable else compile_optimized(artifact, kind)
         report = check_parity(keras_engine, compiled_engine(artifact, compiled, kind), images)
         reason = "" if report.passed else f"Parity with Keras failed: {report.reason}"
     except Exception as exc:  # converters fail in many ways; serving falls back to Keras either way

@@ -207,7 +207,7 @@ def model_version_recompile(*, version: ModelVersion, by=None) -> ModelVersion:
     _check_unchanged(version)
     engine = model_version_validate(artifact_path=Path(version.artifact_path))
     kind = version.engine if version.engine != "keras" else settings.RECOGNIZER_ENGINE
-    optimization = optimize_artifact(engine, kind=kind, precision=settings.RECOGNIZER_PRECISION)
+    optimization = optimize_artifact(engine, kind=kind, precision=settings.RECOGNIZER_PRECISION, recompile=True)
     write_manifest(engine.manifest.with_updates(engine=optimization.engine), manifest_path(Path(version.artifact_path)))
     ModelVersion.objects.filter(pk=version.pk).update(engine=optimization.engine, engine_note=optimization.note)
     version.refresh_from_db()

@@ -149,6 +149,30 @@ def test_a_copy_compiled_by_an_older_release_without_the_feature_map_is_not_serv
     assert engine.kind == "keras" and engine.predict([parity_photos[0]]).items[0].feature_map is not None
 
 
+def test_optimizing_the_same_artifact_again_checks_its_current_copy_without_exporting_it_again(
+    tiny_artifact, parity_photos, tmp_path, monkeypatch
+):
+    h5 = copy_artifact(tiny_artifact, tmp_path)
+    assert optimize_artifact(Engine.from_path(h5), "onnxruntime", parity_photos).engine == "onnxruntime"
+    record_path = parity_record_path(h5, "onnxruntime")
+    record_path.write_text(record_path.read_text().replace('"max_abs_diff"', '"max_abs_diff_before"'))
+    exports = []
+    monkeypatch.setattr(optimized.runtimes, "export", lambda *args: exports.append(args))
+    again = optimize_artifact(Engine.from_path(h5), "onnxruntime", parity_photos)
+    assert (again.engine, again.reason, exports) == ("onnxruntime", "", [])
+    assert "max_abs_diff" in json.loads(record_path.read_text())["parity"]  # checked again, recorded again
+    optimize_artifact(Engine.from_path(h5), "onnxruntime", parity_photos, recompile=True)
+    assert len(exports) == 1  # asked to recompile (manage.py recompile), it exports whatever is beside it
+
+
+def test_a_copy_that_may_not_serve_is_exported_again_when_the_artifact_is_optimized(tiny_artifact, parity_photos, tmp_path):
+    h5 = copy_artifact(tiny_artifact, tmp_path)
+    compile_optimized(load_artifact(save_tiny(tmp_path / "other" / "tiny-wildlife-v1.h5", seed=2)), "onnxruntime", tmp_path)
+    assert unavailable_reason(h5, "onnxruntime")  # another model's copy, never checked
+    assert optimize_artifact(Engine.from_path(h5), "onnxruntime", parity_photos).engine == "onnxruntime"
+    assert unavailable_reason(h5, "onnxruntime") == ""
+
+
 def test_keras_kind_always_loads_the_keras_engine(tiny_artifact):
     assert load_engine(tiny_artifact, "keras").kind == "keras"
 
