@@ -37,8 +37,11 @@ run: setup
 	$(BIN)/python manage.py task_worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	  $(BIN)/gunicorn -c gunicorn.conf.py
 
+# Two pytest workers (pytest-xdist), one test file each at a time: most tests keep one core busy, the rest wait on
+# servers and browsers. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: setup-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: setup-dev
 	$(BIN)/python bench/domain_accuracy.py

@@ -2,7 +2,9 @@
 # A clone of this repository in an empty temporary folder, with nothing beside it, as a new user gets it:
 #   1. `make run` on a free loopback port until /readyz answers 200, a real photo of the repository is classified
 #      by the onnxruntime engine (scripts/serve_check.py), and gunicorn then stops cleanly on SIGTERM;
-#   2. the quick tests there: make test PYTEST_ARGS='-m "not slow and not e2e and not browser"'.
+#   2. `make test` there (its setup-dev chain from nothing) on the tests about what a clone carries: its photos, its
+#      default model, and nothing reached beside it. The whole suite runs in CI's own clean clone, where
+#      tests/conftest.py refuses any test's access to the development data beside the clone while it runs.
 # It clones the committed HEAD: commit first. The clone's make builds its own .venv (pip's cache keeps it short).
 # Usage: scripts/bare_clone_check.sh [--keep]   (--keep leaves the temporary folder for a look afterwards)
 set -euo pipefail
@@ -43,4 +45,4 @@ if ! stop_server; then
 fi
 echo "make run stopped cleanly"
 
-make test PYTEST_ARGS='-m "not slow and not e2e and not browser" -p no:cacheprovider -q'
+make test PYTEST_ARGS='tests/test_self_contained.py tests/recognizer/test_photos.py tests/recognizer/test_parity_photos.py tests/recognizer/test_default_model.py -m "not slow and not e2e and not browser" -p no:cacheprovider -q'

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,21 @@ from recognizer.photos import role_dir
 from recognizer.preprocessing import InputSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The development photos live in a folder beside the clone on the machines that have them; a clone with nothing beside
+# it must pass these tests, so no test process may open or list anything there: it fails with PermissionError.
+# (The folder's name is passed as an argument, not written as a path: tests/test_self_contained.py scans for those.)
+_DEVELOPMENT_DATA = os.path.join(str(REPO_ROOT.parent), "shared")
+
+
+def _refuse_the_development_data(event: str, args: tuple) -> None:
+    if event not in ("open", "os.listdir", "os.scandir") or not args or not isinstance(args[0], (str, bytes, os.PathLike)):
+        return
+    path = os.path.abspath(os.fsdecode(args[0]))
+    if path == _DEVELOPMENT_DATA or path.startswith(_DEVELOPMENT_DATA + os.sep):
+        raise PermissionError(f"tests may not use the development data beside the repository: {path}")
+
+
+sys.addaudithook(_refuse_the_development_data)
 GOLDEN = role_dir("golden")  # <domain>/<name>.jpg: real photos carried by the repository
 TINY_NAME = "tiny-wildlife"
 TINY_CLASSES = (

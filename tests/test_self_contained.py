@@ -1,10 +1,14 @@
 """Nothing the project runs reaches outside the repository: no code, test, benchmark or build file names a path
-beside the clone, such as the development datasets."""
+beside the clone, such as the development datasets, and no test process opens or lists one (tests/conftest.py refuses
+it while the tests run)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SKIP = {".git", ".venv", "var", "models", "staticfiles", "test-artifacts", "node_modules", "__pycache__"}
@@ -49,3 +53,14 @@ def test_the_check_covers_the_places_such_a_path_used_to_live():
     assert not OUTSIDE.search('"""Settings shared by every environment."""')
     assert OUTSIDE.search(f"python bench/domain_accuracy.py --data ../{beside}/datasets/wildlife-dev")
     assert not OUTSIDE.search('feedback = models.ManyToManyField(Feedback, related_name="datasets")')
+
+
+def test_a_test_that_opens_or_lists_the_development_data_beside_the_repository_fails():
+    beside = REPO_ROOT.parent.joinpath("shared")  # where the development photos are on the machines that have them
+    with pytest.raises(PermissionError, match="development data"):
+        open(beside / "datasets" / "wildlife-dev" / "README.md", "rb")
+    with pytest.raises(PermissionError, match="development data"):
+        os.listdir(beside)
+    with pytest.raises(PermissionError, match="development data"):
+        os.scandir(REPO_ROOT / ".." / beside.name / "datasets")
+    assert (REPO_ROOT / "README.md").read_text(encoding="utf-8")  # the clone itself stays readable
