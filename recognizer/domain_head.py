@@ -16,7 +16,6 @@ calibrates the sum is stored with them.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -31,14 +30,24 @@ MASS_FLOOR = 1e-6  # log of a zero mass would be -inf; one in a million is "no e
 
 def domain_mass(probabilities: np.ndarray, classes: Sequence[ClassInfo]) -> np.ndarray:
     """(N, classes) probabilities -> (N, 4) summed per domain, in DOMAINS order."""
-    return np.asarray(probabilities, dtype=np.float64) @ _membership(tuple(c.domain for c in classes))
+    return np.asarray(probabilities, dtype=np.float64) @ _membership(classes)
 
 
-@functools.lru_cache(maxsize=16)
-def _membership(domains: tuple[str, ...]) -> np.ndarray:
-    """(classes, 4) one-hot domain of each class; built once per class list (it is on every request's path)."""
-    member = np.array([[domain == d for d in DOMAINS] for domain in domains], dtype=np.float64)
+# Built once per class list, which is on every request's path: keyed by the list object itself (a manifest's
+# classes), since hashing its thousand entries on each request cost a quarter of a millisecond.
+_MEMBERSHIPS: dict[int, tuple[Sequence[ClassInfo], np.ndarray]] = {}
+
+
+def _membership(classes: Sequence[ClassInfo]) -> np.ndarray:
+    """(classes, 4) one-hot domain of each class."""
+    known = _MEMBERSHIPS.get(id(classes))
+    if known is not None and known[0] is classes:
+        return known[1]
+    member = np.array([[c.domain == d for d in DOMAINS] for c in classes], dtype=np.float64)
     member.flags.writeable = False
+    if len(_MEMBERSHIPS) >= 16:
+        _MEMBERSHIPS.clear()
+    _MEMBERSHIPS[id(classes)] = (classes, member)  # holding the list keeps its id from being reused
     return member
 
 
