@@ -220,6 +220,7 @@ def server_bench_setup(doc: str, *, rounds: bool = False) -> tuple[argparse.Name
 
 def main() -> int:
     args, model, env = server_bench_setup(__doc__, rounds=True)
+    load_before = os.getloadavg()  # the bench's own clients and servers raise it while it runs
     jpeg = one_megapixel_jpeg()
     body, content_type = multipart(jpeg)
     rounds, rss, ready, answers = {name: [] for name in SERVERS}, {}, {}, {}
@@ -241,7 +242,7 @@ def main() -> int:
                 finally:
                     stop(process)
     limit = pipeline_limit(model, jpeg, seconds=args.seconds)
-    report(rounds, rss, ready, answers, limit, args, model)
+    report(rounds, rss, ready, answers, limit, args, model, load_before)
     return 0
 
 
@@ -283,10 +284,11 @@ def _median(results: list[dict]) -> dict:
     return sorted(results, key=lambda r: r["throughput"])[len(results) // 2]
 
 
-def report(rounds, rss, ready, answers, limit, args, model) -> None:
-    load_avg = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+def report(rounds, rss, ready, answers, limit, args, model, load_before) -> None:
+    before, after = (", ".join(f"{x:.2f}" for x in loads) for loads in (load_before, os.getloadavg()))
     print(f"model: {model.name}; {args.clients} clients posting a 1 MP JPEG for {args.seconds:.0f} s; "
-          f"{args.rounds} rounds, median shown; {os.cpu_count()} CPUs; load average {load_avg}")
+          f"{args.rounds} rounds, median shown; {os.cpu_count()} CPUs; "
+          f"load average {before} before the run, {after} after it")
     print(f"{'server':<8} {'req/s':>7} {'rounds req/s':>20} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'ready s':>8} {'peak RSS/worker MB':>20}")
     medians = {name: _median(results) for name, results in rounds.items()}
     for name, r in medians.items():
