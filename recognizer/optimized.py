@@ -95,7 +95,7 @@ def compile_optimized(artifact: Artifact, kind: str, out_dir: Path | None = None
 
 def compiled_engine(artifact: Artifact, compiled: Path, kind: str, *, threads: int | None = None) -> Engine:
     """An Engine whose forward pass runs the compiled copy at `compiled`; TensorFlow is never imported."""
-    run = runtimes.open_runner(Path(compiled), base_kind(kind), threads or intra_threads())
+    run = runtimes.open_runner(Path(compiled), base_kind(kind), threads or intra_threads(), quantized=kind in INT8_KINDS)
     return Engine(artifact, run, kind)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from recognizer import optimized, photos, quantization
+from recognizer import optimized, photos, quantization, runtimes
 from recognizer.engine import Engine
 from recognizer.optimized import compiled_path, load_engine, optimize_artifact, parity_record_path, unavailable_reason
 from tests.conftest import save_tiny
@@ -118,3 +118,23 @@ def test_openvino_serves_the_int8_copy_it_gated_itself(tmp_path):
     assert json.loads(parity_record_path(h5, "openvino-int8").read_text())["runtime"].startswith("openvino ")
     assert load_engine(h5, "openvino-int8").kind == "openvino-int8"
     assert "no readable parity record" in unavailable_reason(h5, INT8)  # ONNX Runtime never gated this copy
+
+
+def test_on_openvino_only_int8_copies_compute_their_float_layers_in_bfloat16_and_only_where_the_cpu_has_it():
+    with_bf16, without = ["FP32", "BF16", "INT8"], ["FP32", "INT8"]
+    hint = lambda quantized, capabilities: runtimes.openvino_config(  # noqa: E731
+        2, quantized=quantized, capabilities=capabilities)["INFERENCE_PRECISION_HINT"]
+    assert (hint(True, with_bf16), hint(True, without)) == ("bf16", "f32")
+    assert (hint(False, with_bf16), hint(False, without)) == ("f32", "f32")  # FP32 copies keep parity with Keras
+
+
+def test_the_int8_gate_scores_the_openvino_copy_as_it_serves(tmp_path, monkeypatch):
+    """The gate and the served engine open the INT8 copy alike (quantized), so its bfloat16 is what was judged."""
+    opened = []
+    real = runtimes.open_runner
+    monkeypatch.setattr(runtimes, "open_runner", lambda *a, **k: opened.append((a[1], k.get("quantized"))) or real(*a, **k))
+    h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
+    assert optimize_artifact(Engine.from_path(h5), "openvino", precision="int8").engine == "openvino-int8"
+    gated = [q for kind, q in opened if kind == "openvino"]
+    load_engine(h5, "openvino-int8")
+    assert True in gated and opened[-1] == ("openvino", True)
