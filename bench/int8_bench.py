@@ -3,7 +3,8 @@
 For each model and runtime, registration's own step (recognizer.optimized.optimize_artifact with precision
 int8) compiles the copy, quantizes it on the parity photos and scores the gate on the golden photos on that
 runtime; the record it writes is printed. Then the FP32 and the INT8 (QDQ) ONNX files run batch 1 at 1 and 2 intra-op
-threads, on ONNX Runtime and on OpenVINO (which reads the same ONNX files), interleaved, median of N runs.
+threads, on ONNX Runtime and on OpenVINO (which reads the same ONNX files), in interleaved blocks of 5 warm runs,
+median of N runs.
 ResNet50 has random weights here (speed only: its gate figures say nothing about accuracy).
 With --dev DIR, the gate is also scored on the photos below DIR (optional; nothing needs them).
 
@@ -31,6 +32,7 @@ from recognizer.photos import photo_paths  # noqa: E402
 
 INT8 = "onnxruntime-int8"
 KINDS = ("onnxruntime", "openvino")
+BLOCK = 5
 
 
 def gated(h5: Path, kind: str) -> dict:
@@ -44,7 +46,7 @@ def gated(h5: Path, kind: str) -> dict:
 
 
 def speeds(h5: Path, runs: int) -> list[list]:
-    """Batch-1 median ms per (runtime, precision, threads), interleaved so that load changes hit all alike."""
+    """Batch-1 median ms per (runtime, precision, threads), in interleaved blocks so that load changes hit all alike."""
     from recognizer.manifest import manifest_path, read_manifest
     from recognizer.preprocessing import load_batch
 
@@ -59,13 +61,15 @@ def speeds(h5: Path, runs: int) -> list[list]:
         found = {(kind, name): runtimes.open_runner(path, kind, threads, quantized=name == "int8")
                  for kind in ("onnxruntime", "openvino") for name, path in (("fp32", fp32), ("int8", int8))}
         times = {key: [] for key in found}
-        for run in found.values():
-            run(batch), run(batch)
-        for _ in range(runs):
+        # Blocks of BLOCK timed runs after an untimed one, taken in turn: a worker runs one model over and over, and
+        # a runtime's first call after another runtime ran is slower (OpenVINO's INT8 ResNet50: 12.9 against 8.3 ms).
+        for _ in range(max(1, runs // BLOCK)):
             for key, run in found.items():
-                started = time.perf_counter()
                 run(batch)
-                times[key].append(time.perf_counter() - started)
+                for _ in range(BLOCK):
+                    started = time.perf_counter()
+                    run(batch)
+                    times[key].append(time.perf_counter() - started)
         rows += [[kind, name, threads, 1000 * statistics.median(t)] for (kind, name), t in times.items()]
     return rows
 
