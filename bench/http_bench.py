@@ -126,12 +126,35 @@ def peer_python() -> Path:
     return python
 
 
-def start_bentoml(model: Path, port: int, env: dict) -> tuple[subprocess.Popen, float]:
-    from recognizer.manifest import manifest_path
+def served_kind(model: Path) -> str:
+    """The engine the service serves `model` with: registration writes it into the manifest beside the file."""
+    from recognizer.manifest import manifest_path, read_manifest
+
+    return read_manifest(manifest_path(model)).engine
+
+
+def peer_file(model: Path) -> Path:
+    """The ONNX file the BentoML peer runs on ONNX Runtime: the one the service serves when it serves one (FP32 or
+    INT8); for an OpenVINO copy, the FP32 ONNX file, and the report says the two differ."""
+    from recognizer.optimized import base_kind, compiled_path
+
+    kind = served_kind(model)
+    return compiled_path(model, kind if base_kind(kind) == "onnxruntime" else "onnxruntime")
+
+
+def compiled_path_of(model: Path) -> Path | None:
+    """The file the service serves `model` from (None: Keras serves the H5)."""
     from recognizer.optimized import compiled_path
 
+    kind = served_kind(model)
+    return None if kind == "keras" else compiled_path(model, kind)
+
+
+def start_bentoml(model: Path, port: int, env: dict) -> tuple[subprocess.Popen, float]:
+    from recognizer.manifest import manifest_path
+
     python = peer_python()
-    env = {**env, "PEER_MODEL": str(compiled_path(model, "onnxruntime")), "PEER_MANIFEST": str(manifest_path(model)),
+    env = {**env, "PEER_MODEL": str(peer_file(model)), "PEER_MANIFEST": str(manifest_path(model)),
            "BENTOML_HOME": str(PEER_VENV.parent / "bentoml-home"), "BENTOML_DO_NOT_TRACK": "true"}
     started = time.perf_counter()
     command = [str(python), "-m", "bentoml", "serve", "bentoml_peer:Recognizer", "--host", "127.0.0.1", "--port", str(port)]
@@ -251,7 +274,7 @@ def _pipeline_worker(model: str, jpeg: bytes, seconds: float, queue) -> None:
     try:
         from recognizer.optimized import load_engine
 
-        engine = load_engine(model)
+        engine = load_engine(model, served_kind(Path(model)))  # the service's own engine and precision
         engine.probabilities(engine.prepare(jpeg))
         done, stop_at = 0, time.perf_counter() + seconds
         while time.perf_counter() < stop_at:
@@ -289,6 +312,8 @@ def report(rounds, rss, ready, answers, limit, args, model, load_before) -> None
     print(f"model: {model.name}; {args.clients} clients posting a 1 MP JPEG for {args.seconds:.0f} s; "
           f"{args.rounds} rounds, median shown; {os.cpu_count()} CPUs; "
           f"load average {before} before the run, {after} after it")
+    print(f"service engine: {served_kind(model)}; BentoML: {peer_file(model).name} on onnxruntime"
+          + ("" if peer_file(model) == compiled_path_of(model) else " (not the file the service serves)"))
     print(f"{'server':<8} {'req/s':>7} {'rounds req/s':>20} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'ready s':>8} {'peak RSS/worker MB':>20}")
     medians = {name: _median(results) for name, results in rounds.items()}
     for name, r in medians.items():

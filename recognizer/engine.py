@@ -25,9 +25,12 @@ from recognizer.preprocessing import Source, open_image, to_batch
 from recognizer.verdict import Judge, Verdict, filter_note
 
 MAX_TOP_K = 20
-# INT8 copies are kinds of their own, so that everything reporting `kind` says which precision serves.
+# Reduced-precision copies are kinds of their own, so that everything reporting `kind` says which precision serves:
+# INT8 (one QDQ file either runtime reads) and the OpenVINO copy computed in bfloat16.
 INT8_KINDS = {"onnxruntime-int8": "onnxruntime", "openvino-int8": "openvino"}
-KINDS = ("keras", *runtimes.SUFFIXES, *INT8_KINDS)
+BF16_KINDS = {"openvino-bf16": "openvino"}
+REDUCED_KINDS = {**INT8_KINDS, **BF16_KINDS}  # served only when the accuracy gate passed against the FP32 copy
+KINDS = ("keras", *runtimes.SUFFIXES, *REDUCED_KINDS)
 # float32 (N, H, W, 3) -> (N, classes), or -> ((N, classes), (N, h, w, C) last conv feature map)
 Forward = Callable[[np.ndarray], "np.ndarray | tuple[np.ndarray, np.ndarray]"]
 

@@ -11,7 +11,9 @@ naming the runtime that runs it. With RECOGNIZER_PRECISION int8 or auto, a
 copy that passed parity is also quantized (`<stem>.int8.onnx`, which both
 runtimes read: kinds `onnxruntime-int8`, `openvino-int8`) and served only
 when its accuracy gate passed on that runtime
-(`<stem>.<kind>-int8.parity.json`); otherwise the FP32 copy serves.
+(`<stem>.<kind>-int8.parity.json`); otherwise the FP32 copy serves. With
+bf16, OpenVINO's copy computed in bfloat16 (kind `openvino-bf16`, the same
+files) is gated and served the same way, on CPUs that have bfloat16.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from PIL import Image
 
 from recognizer import errors, photos, quantization, runtimes
 from recognizer.artifacts import Artifact, verify_sha256
-from recognizer.engine import INT8_KINDS, KINDS, Engine
+from recognizer.engine import BF16_KINDS, INT8_KINDS, KINDS, REDUCED_KINDS, Engine
 from recognizer.manifest import file_sha256, manifest_path, read_manifest
 from recognizer.preprocessing import Source
 
@@ -66,7 +68,7 @@ def intra_threads() -> int:
 
 def base_kind(kind: str) -> str:
     """The runtime that runs a kind: 'onnxruntime' for 'onnxruntime-int8', the kind itself otherwise."""
-    return INT8_KINDS.get(kind, kind)
+    return REDUCED_KINDS.get(kind, kind)
 
 
 def compiled_path(artifact_path: str | Path, kind: str, out_dir: Path | None = None) -> Path:
@@ -74,6 +76,8 @@ def compiled_path(artifact_path: str | Path, kind: str, out_dir: Path | None = N
     artifact_path = Path(artifact_path)
     if kind in INT8_KINDS:  # one QDQ ONNX file, quantized from the ONNX copy, that either runtime runs
         return quantization.int8_path(compiled_path(artifact_path, "onnxruntime", out_dir))
+    if kind in BF16_KINDS:  # the FP32 copy's files, computed in bfloat16
+        return compiled_path(artifact_path, BF16_KINDS[kind], out_dir)
     return Path(out_dir or artifact_path.parent) / f"{artifact_path.stem}{runtimes.SUFFIXES[runtimes.check_kind(kind)]}"
 
 
@@ -95,7 +99,7 @@ def compile_optimized(artifact: Artifact, kind: str, out_dir: Path | None = None
 
 def compiled_engine(artifact: Artifact, compiled: Path, kind: str, *, threads: int | None = None) -> Engine:
     """An Engine whose forward pass runs the compiled copy at `compiled`; TensorFlow is never imported."""
-    run = runtimes.open_runner(Path(compiled), base_kind(kind), threads or intra_threads(), quantized=kind in INT8_KINDS)
+    run = runtimes.open_runner(Path(compiled), base_kind(kind), threads or intra_threads(), reduced=kind in REDUCED_KINDS)
     return Engine(artifact, run, kind)
 
 
@@ -186,11 +190,12 @@ class Optimization:
 
     @property
     def note(self) -> str:
-        """The version's engine note: why Keras serves, else how the INT8 copy fared (when one was tried)."""
+        """The version's engine note: why Keras serves, else how the reduced copy fared (when one was tried)."""
         if self.reason:
             return self.reason
-        if self.engine in INT8_KINDS:
-            return f"INT8 passed its accuracy gate ({quantization.describe(self.gate)})."
+        if self.engine in REDUCED_KINDS:
+            name = "INT8" if self.engine in INT8_KINDS else "bfloat16"
+            return f"{name} passed its accuracy gate ({quantization.describe(self.gate)})."
         return f"Serving FP32: {self.int8_reason}" if self.int8_reason else ""
 
 
@@ -224,10 +229,29 @@ def optimize_artifact(
     done = Optimization("keras" if reason else kind, kind, compiled, report, reason)
     if reason or precision == "fp32":
         return done
-    done = _try_int8(done, artifact, images)
-    if done.int8_reason:  # auto: FP32 is an expected outcome; int8 asked for it
-        log.log(logging.WARNING if precision == "int8" else logging.INFO, "%s: %s", artifact.path.name, done.note)
+    done = _try_bf16(done, artifact) if precision == "bf16" else _try_int8(done, artifact, images)
+    if done.int8_reason:  # auto: FP32 is an expected outcome; int8 and bf16 asked for theirs
+        log.log(logging.INFO if precision == "auto" else logging.WARNING, "%s: %s", artifact.path.name, done.note)
     return done
+
+
+def _try_bf16(done: Optimization, artifact: Artifact) -> Optimization:
+    """Serve the passed FP32 OpenVINO copy computed in bfloat16 only when the CPU has it and the gate passes."""
+    if done.kind != "openvino":
+        return replace(done, int8_reason=f"bfloat16 copies run on OpenVINO only ({ENGINE_ENV}=openvino), not {done.kind}.")
+    bf16_kind, gate = f"{done.kind}-bf16", None
+    if runtimes.openvino_float_precision(reduced=True) != "bf16":
+        reason = "this CPU computes no bfloat16 (it needs AVX512-BF16 or AMX)."
+    else:
+        try:
+            fp32 = compiled_engine(artifact, done.compiled, done.kind)
+            bf16 = compiled_engine(artifact, done.compiled, bf16_kind)
+            gate = quantization.check_gate(fp32.outputs, bf16.outputs, _golden_batches(fp32), verdict_domains(fp32))
+            reason = "" if gate.passed else f"bfloat16 refused by its accuracy gate ({quantization.describe(gate)}): {gate.reason}."
+        except Exception as exc:  # only costs the bfloat16 copy
+            reason = f"Gating the bfloat16 copy failed: {type(exc).__name__}: {exc}"
+    _write_record(artifact, bf16_kind, done.compiled, gate.to_dict() if gate else None, reason)
+    return replace(done, engine=done.kind if reason else bf16_kind, gate=gate, int8_reason=reason)
 
 
 def _try_int8(done: Optimization, artifact: Artifact, calibration: Sequence) -> Optimization:
@@ -283,12 +307,14 @@ def _write_record(artifact: Artifact, kind: str, compiled: Path | None, report: 
         "kind": kind,
         "passed": not reason,
         "reason": reason,
-        "gate" if kind in INT8_KINDS else "parity": report,
+        "gate" if kind in REDUCED_KINDS else "parity": report,
         "artifact_sha256": artifact.manifest.sha256,
         "compiled_sha256": _compiled_sha256(compiled) if compiled and compiled.is_file() else "",
         "runtime": runtimes.runtime_version(base_kind(kind)),
         "format": COMPILED_FORMAT,
     }
+    if kind in REDUCED_KINDS and base_kind(kind) == "openvino":  # what the gate judged: the float layers' precision
+        record["float_precision"] = runtimes.openvino_float_precision(reduced=True)
     path = parity_record_path(artifact.path, kind)
     staged = path.with_name(f".{path.name}.tmp")
     staged.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -320,6 +346,11 @@ def unavailable_reason(artifact_path: str | Path, kind: str) -> str:
         return f"{compiled.name} was checked with {record.get('runtime')}, but {installed} is installed."
     if record.get("compiled_sha256") != _compiled_sha256(compiled):
         return f"{compiled.name} changed after its parity check."
+    if kind in REDUCED_KINDS and base_kind(kind) == "openvino":
+        judged, here = record.get("float_precision", "f32"), runtimes.openvino_float_precision(reduced=True)
+        if judged != here:
+            return (f"The {kind} copy passed its gate computing in {judged}, but this CPU computes it in {here}; "
+                    "register the version again on this machine to gate it here.")
     return ""
 
 
@@ -335,7 +366,7 @@ def load_engine(artifact_path: str | Path, kind: str | None = None) -> Engine:
             return compiled_engine_from_path(artifact_path, kind)
         except Exception as exc:  # a runtime that cannot load the file must not take the service down
             reason = f"The {kind} model did not load: {exc}"
-    if kind in INT8_KINDS:
+    if kind in REDUCED_KINDS:
         log.warning("%s: serving FP32 %s. %s", Path(artifact_path).name, base_kind(kind), reason)
         return load_engine(artifact_path, base_kind(kind))
     if kind != "keras":

@@ -23,7 +23,7 @@ import numpy as np
 from recognizer import runtimes
 
 PRECISION_ENV = "RECOGNIZER_PRECISION"
-PRECISIONS = ("fp32", "int8", "auto")
+PRECISIONS = ("fp32", "int8", "bf16", "auto")
 DEFAULT_PRECISION = "fp32"
 # The copy is served only when, on the evaluation photos, it keeps FP32's answers this well.
 MIN_TOP1_AGREEMENT = 0.97
@@ -36,7 +36,8 @@ Runner = Callable[[np.ndarray], np.ndarray]
 
 
 def precision() -> str:
-    """RECOGNIZER_PRECISION: fp32 (never INT8), int8 (INT8 when it passes its gate, warn when not) or auto (quietly)."""
+    """RECOGNIZER_PRECISION: fp32 (never reduced), int8 (INT8 when it passes its gate, warn when not), bf16 (OpenVINO's
+    copy computed in bfloat16 when the CPU has it and it passes the same gate, warn when not) or auto (INT8, quietly)."""
     return check_precision(os.environ.get(PRECISION_ENV, DEFAULT_PRECISION))
 
 
@@ -107,7 +108,7 @@ class _Reader:
 
 @dataclass(frozen=True)
 class GateReport:
-    """How closely the INT8 copy keeps FP32's answers on the evaluation photos."""
+    """How closely the INT8 or bfloat16 copy keeps FP32's answers on the evaluation photos."""
 
     passed: bool
     images: int

@@ -6,6 +6,7 @@ worker serving a compiled model never imports TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -86,15 +87,15 @@ def _export_openvino(model, path: Path) -> None:
     ov.save_model(converted, str(path), compress_to_fp16=False)
 
 
-def open_runner(path: Path, kind: str, threads: int, *, quantized: bool = False) -> Runner:
+def open_runner(path: Path, kind: str, threads: int, *, reduced: bool = False) -> Runner:
     """Load a compiled model for inference on `threads` intra-op threads. Not thread-safe: callers serialize.
 
-    `quantized`: an INT8 copy, which its accuracy gate judges as it runs here (see openvino_config).
+    `reduced`: an INT8 or bfloat16 copy, which its accuracy gate judges as it runs here (see openvino_config).
     """
     check_kind(kind)
     if not path.is_file():
         raise errors.ArtifactError(f"No compiled model at {path}.")
-    return _onnx_runner(path, threads) if kind == "onnxruntime" else _openvino_runner(path, threads, quantized)
+    return _onnx_runner(path, threads) if kind == "onnxruntime" else _openvino_runner(path, threads, reduced)
 
 
 def _onnx_runner(path: Path, threads: int) -> Runner:
@@ -125,14 +126,15 @@ def _probabilities_first(outputs) -> tuple[np.ndarray, np.ndarray]:
     return arrays[0], arrays[-1]
 
 
-def openvino_config(threads: int, *, quantized: bool, capabilities: Sequence[str]) -> dict:
+def openvino_config(threads: int, *, reduced: bool, capabilities: Sequence[str]) -> dict:
     """OpenVINO's CPU settings for a copy: FP32 copies compute in f32 (bfloat16 is ~5e-3 away from Keras, outside
-    parity). An INT8 copy computes its layers left in floating point in bfloat16 where the CPU has it (AVX512-BF16,
-    AMX): ResNet50's INT8 copy took 6.8 ms instead of 10.7 at 2 threads (2026-11-30), and the INT8 gate scores
-    the copy exactly as it runs, bfloat16 included."""
+    parity). A reduced copy (INT8, or the bfloat16 kind) computes its floating-point layers in bfloat16 where the
+    CPU has it (AVX512-BF16, AMX): ResNet50's INT8 copy took 6.8 ms instead of 10.7 at 2 threads, the default
+    model's FP32 copy 4.5 instead of 10.8 at 1 thread (2026-11-30); the accuracy gate scores each copy exactly
+    as it runs, bfloat16 included."""
     return {
         "INFERENCE_NUM_THREADS": threads,
-        "INFERENCE_PRECISION_HINT": "bf16" if quantized and "BF16" in capabilities else "f32",
+        "INFERENCE_PRECISION_HINT": "bf16" if reduced and "BF16" in capabilities else "f32",
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": 1,
         # Pinned threads of two workers can land on the same core.
@@ -140,12 +142,23 @@ def openvino_config(threads: int, *, quantized: bool, capabilities: Sequence[str
     }
 
 
-def _openvino_runner(path: Path, threads: int, quantized: bool) -> Runner:
+def openvino_float_precision(*, reduced: bool) -> str:
+    """The floating-point precision OpenVINO computes a copy in on this machine's CPU (see openvino_config)."""
+    return openvino_config(1, reduced=reduced, capabilities=_cpu_capabilities())["INFERENCE_PRECISION_HINT"]
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_capabilities() -> tuple[str, ...]:
     import openvino as ov
 
-    core = ov.Core()
-    capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    compiled = core.compile_model(str(path), "CPU", openvino_config(threads, quantized=quantized, capabilities=capabilities))
+    return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def _openvino_runner(path: Path, threads: int, reduced: bool) -> Runner:
+    import openvino as ov
+
+    config = openvino_config(threads, reduced=reduced, capabilities=_cpu_capabilities())
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
     request = compiled.create_infer_request()
     if len(compiled.outputs) > 1:
         return lambda batch: _probabilities_first(list(request.infer({0: batch}).values()))

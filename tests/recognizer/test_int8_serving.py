@@ -1,5 +1,6 @@
-"""INT8 copies at registration: calibrated on the parity photos, gated on the golden ones, served only when the
-record still matches the files and the runtime."""
+"""Reduced-precision copies at registration (INT8, and OpenVINO's copy computed in bfloat16): INT8 calibrated on
+the parity photos, both gated on the golden ones, served only when the record still matches the files, the
+runtime and the CPU's precision."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def test_precision_fp32_makes_no_int8_copy(tmp_path):
 
 def test_an_unknown_precision_is_refused_with_the_choices(tmp_path):
     h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
-    with pytest.raises(ValueError, match="choose one of fp32, int8, auto"):
+    with pytest.raises(ValueError, match="choose one of fp32, int8, bf16, auto"):
         optimize_artifact(Engine.from_path(h5), "onnxruntime", precision="int4")
 
 
@@ -120,21 +121,64 @@ def test_openvino_serves_the_int8_copy_it_gated_itself(tmp_path):
     assert "no readable parity record" in unavailable_reason(h5, INT8)  # ONNX Runtime never gated this copy
 
 
-def test_on_openvino_only_int8_copies_compute_their_float_layers_in_bfloat16_and_only_where_the_cpu_has_it():
-    with_bf16, without = ["FP32", "BF16", "INT8"], ["FP32", "INT8"]
-    hint = lambda quantized, capabilities: runtimes.openvino_config(  # noqa: E731
-        2, quantized=quantized, capabilities=capabilities)["INFERENCE_PRECISION_HINT"]
-    assert (hint(True, with_bf16), hint(True, without)) == ("bf16", "f32")
-    assert (hint(False, with_bf16), hint(False, without)) == ("f32", "f32")  # FP32 copies keep parity with Keras
-
-
 def test_the_int8_gate_scores_the_openvino_copy_as_it_serves(tmp_path, monkeypatch):
     """The gate and the served engine open the INT8 copy alike (quantized), so its bfloat16 is what was judged."""
     opened = []
     real = runtimes.open_runner
-    monkeypatch.setattr(runtimes, "open_runner", lambda *a, **k: opened.append((a[1], k.get("quantized"))) or real(*a, **k))
+    monkeypatch.setattr(runtimes, "open_runner", lambda *a, **k: opened.append((a[1], k.get("reduced"))) or real(*a, **k))
     h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
     assert optimize_artifact(Engine.from_path(h5), "openvino", precision="int8").engine == "openvino-int8"
     gated = [q for kind, q in opened if kind == "openvino"]
     load_engine(h5, "openvino-int8")
     assert True in gated and opened[-1] == ("openvino", True)
+
+
+def test_on_openvino_reduced_copies_compute_their_float_layers_in_bfloat16_and_only_where_the_cpu_has_it():
+    with_bf16, without = ["FP32", "BF16", "INT8"], ["FP32", "INT8"]
+    hint = lambda reduced, capabilities: runtimes.openvino_config(  # noqa: E731
+        2, reduced=reduced, capabilities=capabilities)["INFERENCE_PRECISION_HINT"]
+    assert (hint(True, with_bf16), hint(True, without)) == ("bf16", "f32")
+    assert (hint(False, with_bf16), hint(False, without)) == ("f32", "f32")  # FP32 copies keep parity with Keras
+
+
+def cpu_with(monkeypatch, *capabilities: str) -> None:
+    """OpenVINO told this CPU has `capabilities` (the hint it then gets is what the record and the checks read)."""
+    monkeypatch.setattr(runtimes, "_cpu_capabilities", lambda: ("FP32", "INT8", *capabilities))
+
+
+def test_an_openvino_int8_copy_gated_in_another_float_precision_than_this_cpu_uses_is_not_served(tmp_path, monkeypatch):
+    cpu_with(monkeypatch, "BF16")
+    h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
+    assert optimize_artifact(Engine.from_path(h5), "openvino", precision="int8").engine == "openvino-int8"
+    assert json.loads(parity_record_path(h5, "openvino-int8").read_text())["float_precision"] == "bf16"
+    cpu_with(monkeypatch)  # the same files served on a CPU without bfloat16
+    assert "register the version again on this machine" in unavailable_reason(h5, "openvino-int8")
+    assert load_engine(h5, "openvino-int8").kind == "openvino"
+
+
+def test_with_precision_bf16_openvino_serves_its_copy_in_bfloat16_once_the_gate_passed(tmp_path, monkeypatch):
+    cpu_with(monkeypatch, "BF16")
+    h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
+    done = optimize_artifact(Engine.from_path(h5), "openvino", precision="bf16")
+    assert done.engine == "openvino-bf16", done.note
+    assert done.note.startswith("bfloat16 passed its accuracy gate (49 golden photos")
+    record = json.loads(parity_record_path(h5, "openvino-bf16").read_text())
+    assert (record["passed"], record["float_precision"], record["gate"]["images"]) == (True, "bf16", 49)
+    assert compiled_path(h5, "openvino-bf16") == compiled_path(h5, "openvino")  # the FP32 copy's files
+    engine = load_engine(h5, "openvino-bf16")
+    assert engine.kind == "openvino-bf16"
+    assert engine.classify([photos.photo_paths("golden")[0]], top_k=1)[0][0].label
+    cpu_with(monkeypatch)
+    assert "computing in bf16, but this CPU computes it in f32" in unavailable_reason(h5, "openvino-bf16")
+    assert load_engine(h5, "openvino-bf16").kind == "openvino"
+
+
+def test_precision_bf16_serves_fp32_and_says_why_without_openvino_or_without_a_bfloat16_cpu(tmp_path, monkeypatch):
+    h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
+    on_onnx = optimize_artifact(Engine.from_path(h5), "onnxruntime", precision="bf16")
+    assert on_onnx.engine == "onnxruntime" and "OpenVINO only" in on_onnx.note
+    cpu_with(monkeypatch)
+    no_bf16 = optimize_artifact(Engine.from_path(h5), "openvino", precision="bf16")
+    assert no_bf16.engine == "openvino" and "computes no bfloat16" in no_bf16.note
+    assert json.loads(parity_record_path(h5, "openvino-bf16").read_text())["passed"] is False
+    assert load_engine(h5, "openvino-bf16").kind == "openvino"

@@ -92,5 +92,5 @@ def test_calibration_needs_photos(fp32_onnx):
 @pytest.mark.parametrize("value", ["fp16", "int4", ""])
 def test_an_unknown_precision_is_refused_with_the_choices(monkeypatch, value):
     monkeypatch.setenv(quantization.PRECISION_ENV, value)
-    with pytest.raises(ValueError, match="fp32, int8, auto"):
+    with pytest.raises(ValueError, match="fp32, int8, bf16, auto"):
         quantization.precision()

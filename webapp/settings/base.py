@@ -115,8 +115,9 @@ MODELS_DIR = Path(env_str("RECOGNIZER_MODELS_DIR", str(BASE_DIR / "models")))
 # The engine each new version is compiled for at registration (keras | onnxruntime | openvino); a version that
 # fails to compile or to match Keras' answers is served by Keras, and the reason is kept on the version.
 RECOGNIZER_ENGINE = env_str("RECOGNIZER_ENGINE", "onnxruntime")
-# fp32 | int8 | auto: with int8 or auto an ONNX copy is also quantized at registration and serves only when its
-# accuracy gate passes on the repository's golden photos; the version's engine note keeps the figures.
+# fp32 | int8 | bf16 | auto: with int8 or auto an ONNX copy is also quantized at registration, with bf16 (OpenVINO on a
+# CPU with bfloat16) the OpenVINO copy is also run in bfloat16; either serves only when its accuracy gate passes on
+# the repository's golden photos; the version's engine note keeps the figures.
 RECOGNIZER_PRECISION = env_str("RECOGNIZER_PRECISION", "fp32")
 # A file of the classes this deployment can meet (one label, WordNet id or index a line), applied to the
 # default model's answers before ranking; empty: every class.
