@@ -312,8 +312,9 @@ def report(rounds, rss, ready, answers, limit, args, model, load_before) -> None
     print(f"model: {model.name}; {args.clients} clients posting a 1 MP JPEG for {args.seconds:.0f} s; "
           f"{args.rounds} rounds, median shown; {os.cpu_count()} CPUs; "
           f"load average {before} before the run, {after} after it")
-    print(f"service engine: {served_kind(model)}; BentoML: {peer_file(model).name} on onnxruntime"
-          + ("" if peer_file(model) == compiled_path_of(model) else " (not the file the service serves)"))
+    peer = peer_file(model)
+    print(f"service engine: {served_kind(model)}; BentoML: {peer.name} on onnxruntime"
+          + ("" if peer == compiled_path_of(model) else " (not the file the service serves)"))
     print(f"{'server':<8} {'req/s':>7} {'rounds req/s':>20} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'ready s':>8} {'peak RSS/worker MB':>20}")
     medians = {name: _median(results) for name, results in rounds.items()}
     for name, r in medians.items():

@@ -58,7 +58,7 @@ def speeds(h5: Path, runs: int) -> list[list]:
     batch = load_batch(photo_paths("golden")[0], read_manifest(manifest_path(h5)).input)
     rows = []
     for threads in (1, 2):
-        found = {(kind, name): runtimes.open_runner(path, kind, threads, quantized=name == "int8")
+        found = {(kind, name): runtimes.open_runner(path, kind, threads, reduced=name == "int8")
                  for kind in ("onnxruntime", "openvino") for name, path in (("fp32", fp32), ("int8", int8))}
         times = {key: [] for key in found}
         # Blocks of BLOCK timed runs after an untimed one, taken in turn: a worker runs one model over and over, and

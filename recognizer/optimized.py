@@ -186,7 +186,7 @@ class Optimization:
     parity: ParityReport | None
     reason: str = ""
     gate: quantization.GateReport | None = None
-    int8_reason: str = ""
+    reduced_reason: str = ""
 
     @property
     def note(self) -> str:
@@ -196,7 +196,7 @@ class Optimization:
         if self.engine in REDUCED_KINDS:
             name = "INT8" if self.engine in INT8_KINDS else "bfloat16"
             return f"{name} passed its accuracy gate ({quantization.describe(self.gate)})."
-        return f"Serving FP32: {self.int8_reason}" if self.int8_reason else ""
+        return f"Serving FP32: {self.reduced_reason}" if self.reduced_reason else ""
 
 
 def optimize_artifact(
@@ -230,7 +230,7 @@ def optimize_artifact(
     if reason or precision == "fp32":
         return done
     done = _try_bf16(done, artifact) if precision == "bf16" else _try_int8(done, artifact, images)
-    if done.int8_reason:  # auto: FP32 is an expected outcome; int8 and bf16 asked for theirs
+    if done.reduced_reason:  # auto: FP32 is an expected outcome; int8 and bf16 asked for theirs
         log.log(logging.INFO if precision == "auto" else logging.WARNING, "%s: %s", artifact.path.name, done.note)
     return done
 
@@ -238,36 +238,41 @@ def optimize_artifact(
 def _try_bf16(done: Optimization, artifact: Artifact) -> Optimization:
     """Serve the passed FP32 OpenVINO copy computed in bfloat16 only when the CPU has it and the gate passes."""
     if done.kind != "openvino":
-        return replace(done, int8_reason=f"bfloat16 copies run on OpenVINO only ({ENGINE_ENV}=openvino), not {done.kind}.")
-    bf16_kind, gate = f"{done.kind}-bf16", None
+        return replace(done, reduced_reason=f"bfloat16 copies run on OpenVINO only ({ENGINE_ENV}=openvino), not {done.kind}.")
+    bf16_kind = f"{done.kind}-bf16"
     if runtimes.openvino_float_precision(reduced=True) != "bf16":
         reason = "this CPU computes no bfloat16 (it needs AVX512-BF16 or AMX)."
-    else:
-        try:
-            fp32 = compiled_engine(artifact, done.compiled, done.kind)
-            bf16 = compiled_engine(artifact, done.compiled, bf16_kind)
-            gate = quantization.check_gate(fp32.outputs, bf16.outputs, _golden_batches(fp32), verdict_domains(fp32))
-            reason = "" if gate.passed else f"bfloat16 refused by its accuracy gate ({quantization.describe(gate)}): {gate.reason}."
-        except Exception as exc:  # only costs the bfloat16 copy
-            reason = f"Gating the bfloat16 copy failed: {type(exc).__name__}: {exc}"
-    _write_record(artifact, bf16_kind, done.compiled, gate.to_dict() if gate else None, reason)
-    return replace(done, engine=done.kind if reason else bf16_kind, gate=gate, int8_reason=reason)
+        _write_record(artifact, bf16_kind, done.compiled, None, reason)
+        return replace(done, reduced_reason=reason)
+    return _gated(done, artifact, bf16_kind, done.compiled, "bfloat16")
 
 
 def _try_int8(done: Optimization, artifact: Artifact, calibration: Sequence) -> Optimization:
     """Quantize the passed FP32 copy and keep it only when the gate passes; the record says either way."""
     int8_kind = f"{done.kind}-int8"
-    gate, target = None, compiled_path(artifact.path, int8_kind)
+    target = compiled_path(artifact.path, int8_kind)
+
+    def quantize(fp32: Engine) -> None:
+        _quantize(done, artifact, target, [fp32.prepare(p) for p in quantization.calibration_pictures(calibration)])
+
+    return _gated(done, artifact, int8_kind, target, "INT8", make=quantize)
+
+
+def _gated(done: Optimization, artifact: Artifact, kind: str, target: Path, name: str, make=None) -> Optimization:
+    """Score the reduced `kind` copy at `target` (first built by `make(fp32 engine)`, when given) against the passed
+    FP32 copy on the golden photos; it serves only when the gate passed, and its record says either way."""
+    gate = None
     try:
         fp32 = compiled_engine(artifact, done.compiled, done.kind)
-        _quantize(done, artifact, target, [fp32.prepare(p) for p in quantization.calibration_pictures(calibration)])
-        int8 = compiled_engine(artifact, target, int8_kind)
-        gate = quantization.check_gate(fp32.outputs, int8.outputs, _golden_batches(fp32), verdict_domains(fp32))
-        reason = "" if gate.passed else f"INT8 refused by its accuracy gate ({quantization.describe(gate)}): {gate.reason}."
-    except Exception as exc:  # a quantizer failure only costs the INT8 copy
-        reason = f"Quantizing or gating the INT8 copy failed: {type(exc).__name__}: {exc}"
-    _write_record(artifact, int8_kind, target if target.is_file() else None, gate.to_dict() if gate else None, reason)
-    return replace(done, engine=done.kind if reason else int8_kind, gate=gate, int8_reason=reason)
+        if make is not None:
+            make(fp32)
+        reduced = compiled_engine(artifact, target, kind)
+        gate = quantization.check_gate(fp32.outputs, reduced.outputs, _golden_batches(fp32), verdict_domains(fp32))
+        reason = "" if gate.passed else f"{name} refused by its accuracy gate ({quantization.describe(gate)}): {gate.reason}."
+    except Exception as exc:  # a quantizer or runtime failure only costs the reduced copy
+        reason = f"{'Quantizing or gating' if make else 'Gating'} the {name} copy failed: {type(exc).__name__}: {exc}"
+    _write_record(artifact, kind, target if target.is_file() else None, gate.to_dict() if gate else None, reason)
+    return replace(done, engine=done.kind if reason else kind, gate=gate, reduced_reason=reason)
 
 
 def _quantize(done: Optimization, artifact: Artifact, target: Path, batches: list[np.ndarray]) -> None:
