@@ -80,3 +80,10 @@ def best_group(probabilities: np.ndarray, groups: tuple[Group, ...], *, domain: 
         return None, 0.0
     _, total, n = min(fitting)
     return groups[n], -total
+
+
+def largest_group_sum(probabilities: np.ndarray, groups: tuple[Group, ...], *, domain: str) -> float:
+    """The largest summed probability of a group of `domain`, NaN if it has none: best_group finds a group at
+    every threshold up to this sum and none above it."""
+    sums = [float(s) for g, s in zip(groups, _membership(groups, len(probabilities)) @ probabilities) if g.domain == domain]
+    return max(sums) if sums else float("nan")

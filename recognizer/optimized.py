@@ -13,7 +13,9 @@ runtimes read: kinds `onnxruntime-int8`, `openvino-int8`) and served only
 when its accuracy gate passed on that runtime
 (`<stem>.<kind>-int8.parity.json`); otherwise the FP32 copy serves. With
 bf16, OpenVINO's copy computed in bfloat16 (kind `openvino-bf16`, the same
-files) is gated and served the same way, on CPUs that have bfloat16.
+files) is gated and served the same way, on CPUs that have bfloat16. Those
+steps live in `recognizer.reduced_copies`; a reduced copy decides its verdicts
+at thresholds of its own, fitted by its gate (`recognizer.matched_thresholds`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -34,6 +35,7 @@ from recognizer.artifacts import Artifact, verify_sha256
 from recognizer.engine import BF16_KINDS, INT8_KINDS, KINDS, REDUCED_KINDS, Engine
 from recognizer.manifest import file_sha256, manifest_path, read_manifest
 from recognizer.preprocessing import Source
+from recognizer.verdict import Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,19 @@ def compiled_engine_from_path(h5_path: str | Path, kind: str | None = None, *, t
     manifest = read_manifest(manifest_path(h5_path))
     verify_sha256(h5_path, manifest.sha256, expected_by="its manifest")
     artifact = Artifact(model=None, manifest=manifest, path=h5_path)
-    return compiled_engine(artifact, compiled_path(h5_path, kind), kind, threads=threads)
+    engine = compiled_engine(artifact, compiled_path(h5_path, kind), kind, threads=threads)
+    if kind in REDUCED_KINDS:  # it decides at the thresholds its gate fitted to its own scores
+        engine.judge = engine.judge.with_thresholds(fitted_thresholds_of(h5_path, kind))
+    return engine
+
+
+def fitted_thresholds_of(artifact_path: str | Path, kind: str) -> Thresholds:
+    """The verdict thresholds the reduced `kind` copy's gate record holds."""
+    path = parity_record_path(artifact_path, kind)
+    try:
+        return Thresholds(**json.loads(path.read_text(encoding="utf-8"))["thresholds"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise errors.RecognizerError(f"{path.name} holds no verdict thresholds ({exc}); register the version again.") from None
 
 
 @dataclass(frozen=True)
@@ -225,89 +239,27 @@ def optimize_artifact(
         reason = "" if report.passed else f"Parity with Keras failed: {report.reason}"
     except Exception as exc:  # converters fail in many ways; serving falls back to Keras either way
         reason = f"Compiling or checking the {kind} model failed: {type(exc).__name__}: {exc}"
-    _write_record(artifact, kind, compiled, asdict(report) if report else None, reason)
+    write_record(artifact, kind, compiled, asdict(report) if report else None, reason)
     done = Optimization("keras" if reason else kind, kind, compiled, report, reason)
     if reason or precision == "fp32":
         return done
-    done = _try_bf16(done, artifact) if precision == "bf16" else _try_int8(done, artifact, images)
+    from recognizer import reduced_copies  # its steps build on this module's
+
+    if precision == "bf16":
+        done = reduced_copies.try_bf16(done, artifact, images)
+    else:
+        done = reduced_copies.try_int8(done, artifact, images)
     if done.reduced_reason:  # auto: FP32 is an expected outcome; int8 and bf16 asked for theirs
         log.log(logging.INFO if precision == "auto" else logging.WARNING, "%s: %s", artifact.path.name, done.note)
     return done
-
-
-def _try_bf16(done: Optimization, artifact: Artifact) -> Optimization:
-    """Serve the passed FP32 OpenVINO copy computed in bfloat16 only when the CPU has it and the gate passes."""
-    if done.kind != "openvino":
-        return replace(done, reduced_reason=f"bfloat16 copies run on OpenVINO only ({ENGINE_ENV}=openvino), not {done.kind}.")
-    bf16_kind = f"{done.kind}-bf16"
-    if runtimes.openvino_float_precision(reduced=True) != "bf16":
-        reason = "this CPU computes no bfloat16 (it needs AVX512-BF16 or AMX)."
-        _write_record(artifact, bf16_kind, done.compiled, None, reason)
-        return replace(done, reduced_reason=reason)
-    return _gated(done, artifact, bf16_kind, done.compiled, "bfloat16")
-
-
-def _try_int8(done: Optimization, artifact: Artifact, calibration: Sequence) -> Optimization:
-    """Quantize the passed FP32 copy and keep it only when the gate passes; the record says either way."""
-    int8_kind = f"{done.kind}-int8"
-    target = compiled_path(artifact.path, int8_kind)
-
-    def quantize(fp32: Engine) -> None:
-        _quantize(done, artifact, target, [fp32.prepare(p) for p in quantization.calibration_pictures(calibration)])
-
-    return _gated(done, artifact, int8_kind, target, "INT8", make=quantize)
-
-
-def _gated(done: Optimization, artifact: Artifact, kind: str, target: Path, name: str, make=None) -> Optimization:
-    """Score the reduced `kind` copy at `target` (first built by `make(fp32 engine)`, when given) against the passed
-    FP32 copy on the golden photos; it serves only when the gate passed, and its record says either way."""
-    gate = None
-    try:
-        fp32 = compiled_engine(artifact, done.compiled, done.kind)
-        if make is not None:
-            make(fp32)
-        reduced = compiled_engine(artifact, target, kind)
-        gate = quantization.check_gate(fp32.outputs, reduced.outputs, _golden_batches(fp32), verdict_domains(fp32))
-        reason = "" if gate.passed else f"{name} refused by its accuracy gate ({quantization.describe(gate)}): {gate.reason}."
-    except Exception as exc:  # a quantizer or runtime failure only costs the reduced copy
-        reason = f"{'Quantizing or gating' if make else 'Gating'} the {name} copy failed: {type(exc).__name__}: {exc}"
-    _write_record(artifact, kind, target if target.is_file() else None, gate.to_dict() if gate else None, reason)
-    return replace(done, engine=done.kind if reason else kind, gate=gate, reduced_reason=reason)
-
-
-def _quantize(done: Optimization, artifact: Artifact, target: Path, batches: list[np.ndarray]) -> None:
-    """Quantize the ONNX copy into `target`; for OpenVINO, from an ONNX export of its own that nothing serves."""
-    if done.kind == "onnxruntime":
-        quantization.quantize_onnx(done.compiled, target, batches)
-        return
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".int8-") as scratch:
-        quantization.quantize_onnx(compile_optimized(artifact, "onnxruntime", Path(scratch)), target, batches)
-
-
-def _golden_batches(engine: Engine, size: int = 16) -> list[np.ndarray]:
-    """The repository's evaluation photos (never the calibration ones) as batches of `engine`'s input."""
-    rows = [engine.prepare(p) for p in photos.photo_paths("golden")]
-    return [np.concatenate(rows[i : i + size]) for i in range(0, len(rows), size)]
-
-
-def verdict_domains(engine: Engine):
-    """Engine outputs (probabilities, feature map) -> each image's domain as the engine's verdict decides it."""
-    from recognizer.feature_maps import pooled
-    from recognizer.manifest import DOMAINS
-
-    def domains(outputs) -> list[str]:
-        probabilities, feature_map = outputs
-        chosen = engine.judge.domains(probabilities, None if feature_map is None else pooled(feature_map))
-        return [DOMAINS[i] for i in chosen.argmax(axis=1)]
-
-    return domains
 
 
 def _compiled_sha256(compiled: Path) -> str:
     return ":".join(file_sha256(f) for f in runtimes.compiled_files(compiled))
 
 
-def _write_record(artifact: Artifact, kind: str, compiled: Path | None, report: dict | None, reason: str) -> None:
+def write_record(artifact: Artifact, kind: str, compiled: Path | None, report: dict | None, reason: str, *,
+                  thresholds: dict | None = None) -> None:
     record = {
         "kind": kind,
         "passed": not reason,
@@ -318,6 +270,8 @@ def _write_record(artifact: Artifact, kind: str, compiled: Path | None, report: 
         "runtime": runtimes.runtime_version(base_kind(kind)),
         "format": COMPILED_FORMAT,
     }
+    if kind in REDUCED_KINDS:  # the verdict thresholds fitted to this copy's scores (recognizer.matched_thresholds)
+        record["thresholds"] = thresholds
     if kind in REDUCED_KINDS and base_kind(kind) == "openvino":  # what the gate judged: the float layers' precision
         record["float_precision"] = runtimes.openvino_float_precision(reduced=True)
     path = parity_record_path(artifact.path, kind)
@@ -351,6 +305,9 @@ def unavailable_reason(artifact_path: str | Path, kind: str) -> str:
         return f"{compiled.name} was checked with {record.get('runtime')}, but {installed} is installed."
     if record.get("compiled_sha256") != _compiled_sha256(compiled):
         return f"{compiled.name} changed after its parity check."
+    if kind in REDUCED_KINDS and not record.get("thresholds"):
+        return (f"The {kind} copy was gated without verdict thresholds fitted to its own scores; "
+                "register the version again to fit them.")
     if kind in REDUCED_KINDS and base_kind(kind) == "openvino":
         judged, here = record.get("float_precision", "f32"), runtimes.openvino_float_precision(reduced=True)
         if judged != here:

@@ -116,6 +116,10 @@ class GateReport:
     top5_shared: float
     domain_agreement: float
     reason: str = ""
+    # Shares of verdicts (domain, status, label) kept: deciding at FP32's thresholds, and at the copy's own
+    # (recognizer.matched_thresholds); reported, not gated: the domain floor above bounds how far they move.
+    verdicts_kept: float | None = None
+    verdicts_kept_fitted: float | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -157,7 +161,10 @@ def describe(report: GateReport | None, photos: str = "golden photos") -> str:
     """The gate's figures in one line, for version notes and logs."""
     if report is None:
         return "not scored"
+    kept = "" if report.verdicts_kept is None else (
+        f"; verdicts kept {report.verdicts_kept:.4f} at FP32's thresholds, {report.verdicts_kept_fitted:.4f} at its own"
+    )
     return (
         f"{report.images} {photos}: top-1 agreement {report.top1_agreement:.4f}, "
-        f"shared top-5 {report.top5_shared:.2f}, domain agreement {report.domain_agreement:.4f}"
+        f"shared top-5 {report.top5_shared:.2f}, domain agreement {report.domain_agreement:.4f}{kept}"
     )

@@ -9,13 +9,14 @@ manifest, where the calibration step wrote them.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
 
 from recognizer.errors import gettext_noop
-from recognizer.groups import Group, best_group
+from recognizer.groups import Group, best_group, largest_group_sum
 from recognizer.manifest import DOMAINS, ClassInfo
 
 STATUSES = ("confident", "uncertain", "not_wildlife")
@@ -139,6 +140,26 @@ class Judge:
         if self.head is not None and pooled is not None:
             return self.head.probabilities(pooled, probabilities, self.classes)
         return domain_mass(self.calibrated(probabilities), self.classes)
+
+    def with_thresholds(self, thresholds: Thresholds) -> "Judge":
+        """This judge deciding at other thresholds (a reduced-precision copy's, fitted to its own scores)."""
+        judge = copy.copy(self)
+        judge.thresholds = thresholds
+        return judge
+
+    def scores(self, probabilities: np.ndarray, pooled: np.ndarray | None = None) -> np.ndarray:
+        """(N, 3): per image, what `decide` compares with the domain, label and group thresholds: the chosen domain's
+        probability, the best class's calibrated probability within it, the largest group sum within it (these two
+        NaN for "other")."""
+        rows = []
+        for p, d in zip(self.calibrated(probabilities), self.domains(probabilities, pooled)):
+            domain = DOMAINS[int(np.argmax(d))]
+            inside = np.array([c.domain == domain for c in self.classes])
+            if domain == "other" or not inside.any():
+                rows.append((float(d.max()), np.nan, np.nan))
+            else:
+                rows.append((float(d.max()), float(p[inside].max()), largest_group_sum(p, self.groups, domain=domain)))
+        return np.array(rows, dtype=np.float64).reshape(-1, 3)
 
     def verdicts(self, probabilities: np.ndarray, pooled: np.ndarray | None = None) -> list[Verdict]:
         """One verdict per row of raw class probabilities (and pooled features, when the engine gives them)."""

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from recognizer import optimized, photos, quantization, runtimes
+from recognizer import matched_thresholds, optimized, photos, quantization, runtimes
 from recognizer.engine import Engine
 from recognizer.optimized import compiled_path, load_engine, optimize_artifact, parity_record_path, unavailable_reason
+from recognizer.verdict import Thresholds
 from tests.conftest import save_tiny
 
 INT8 = "onnxruntime-int8"
@@ -54,10 +55,18 @@ def test_the_gate_is_scored_on_the_golden_photos_and_never_on_the_calibration_on
     seen = {}
     real = quantization.quantize_onnx
     monkeypatch.setattr(quantization, "quantize_onnx", lambda fp32, target, batches: real(fp32, target, seen.setdefault("n", list(batches))))
+    real_fit = matched_thresholds.fitted_thresholds
+
+    def fit(judge, fp32, reduced):
+        seen["fitted on"] = sum(len(probabilities) for probabilities, _ in fp32)
+        return real_fit(judge, fp32, reduced)
+
+    monkeypatch.setattr(matched_thresholds, "fitted_thresholds", fit)
     h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
     done = optimize_artifact(Engine.from_path(h5), "onnxruntime", precision="auto")
     assert len(photos.photo_paths("parity")) == 12  # each calibrated on as it is and as a few scene versions
     assert len(seen["n"]) == 12 * (1 + quantization.CALIBRATION_SCENES)
+    assert seen["fitted on"] == len(seen["n"])  # the verdict thresholds are fitted on the same pictures
     assert done.gate.images == 49
     assert not set(photos.photo_paths("parity")) & set(photos.photo_paths("golden"))
 
@@ -72,6 +81,29 @@ def test_a_refused_int8_copy_leaves_fp32_serving_and_records_why(monkeypatch, tm
     record = json.loads(parity_record_path(h5, INT8).read_text())
     assert not record["passed"] and "below 1.01" in record["reason"] and record["gate"]["top1_agreement"] == 1.0
     assert "below 1.01" in unavailable_reason(h5, INT8)
+    assert load_engine(h5, INT8).kind == "onnxruntime"
+
+
+def test_the_served_int8_copy_decides_at_the_verdict_thresholds_its_gate_fitted_to_it(passed, copy_of):
+    h5 = copy_of(passed[0])
+    record_path = parity_record_path(h5, INT8)
+    record = json.loads(record_path.read_text())
+    assert set(record["thresholds"]) == {"domain", "label", "group"}
+    gate = record["gate"]
+    assert 0.0 <= gate["verdicts_kept"] <= 1.0 and 0.0 <= gate["verdicts_kept_fitted"] <= 1.0
+    assert "verdicts kept" in passed[1].note
+    own = Thresholds(domain=0.61, label=0.72, group=0.83)  # as a gate that moved every threshold would write
+    record_path.write_text(json.dumps({**record, "thresholds": own.__dict__}))
+    assert load_engine(h5, INT8).judge.thresholds == own
+    assert load_engine(h5, "onnxruntime").judge.thresholds == Thresholds()  # FP32 keeps the manifest's
+
+
+def test_a_reduced_copy_gated_without_its_own_verdict_thresholds_is_not_served(passed, copy_of):
+    h5 = copy_of(passed[0])
+    record_path = parity_record_path(h5, INT8)
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({key: value for key, value in record.items() if key != "thresholds"}))
+    assert "register the version again to fit them" in unavailable_reason(h5, INT8)
     assert load_engine(h5, INT8).kind == "onnxruntime"
 
 
@@ -164,6 +196,7 @@ def test_with_precision_bf16_openvino_serves_its_copy_in_bfloat16_once_the_gate_
     assert done.note.startswith("bfloat16 passed its accuracy gate (49 golden photos")
     record = json.loads(parity_record_path(h5, "openvino-bf16").read_text())
     assert (record["passed"], record["float_precision"], record["gate"]["images"]) == (True, "bf16", 49)
+    assert set(record["thresholds"]) == {"domain", "label", "group"}
     assert compiled_path(h5, "openvino-bf16") == compiled_path(h5, "openvino")  # the FP32 copy's files
     engine = load_engine(h5, "openvino-bf16")
     assert engine.kind == "openvino-bf16"
