@@ -2,8 +2,8 @@
 
 All three serve the same model on loopback, one after the other (never at the
 same time, so they do not share the two cores): the service under gunicorn;
-BentoML 1.4 serving the very ONNX file the service serves (bench/bentoml_peer.py,
-in its own virtualenv under var/bench/, made on first use); and a Django view
+BentoML 1.4 serving the very copy the service serves, on the same runtime
+(bench/bentoml_peer.py, in its own virtualenv under var/bench/, made on first use); and a Django view
 calling Keras' `model.predict`. N clients post the same 1 MP JPEG for a fixed
 time; the rounds repeat and the table prints each server's median round, the
 ratios, peak RSS per worker and the time from start to ready. Last, the
@@ -112,17 +112,21 @@ def start_naive(model: Path, port: int, env: dict) -> tuple[subprocess.Popen, fl
 
 PEER_VENV = ROOT / "var" / "bench" / "bentoml-venv"
 PEER_PACKAGES = ("bentoml==1.4.40",)
-PEER_SHARED = ("onnxruntime", "numpy", "pillow")  # at the versions the project pins, so only the server differs
+PEER_SHARED = ("onnxruntime", "openvino", "numpy", "pillow")  # at the project's pins, so only the server differs
 
 
 def peer_python() -> Path:
-    """The BentoML virtualenv's python, made on first use (never the project's own environment)."""
-    python = PEER_VENV / "bin" / "python"
+    """The BentoML virtualenv's python, made on first use and brought to new pins (never the project's own
+    environment)."""
+    python, stamp = PEER_VENV / "bin" / "python", PEER_VENV / "installed.txt"
+    pins = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+            if line.split("==")[0].strip().lower() in PEER_SHARED]
+    wanted = "\n".join([*PEER_PACKAGES, *pins])
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-        pins = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
-                if line.split("==")[0].strip().lower() in PEER_SHARED]
+    if not stamp.is_file() or stamp.read_text() != wanted:
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES, *pins], check=True)
+        stamp.write_text(wanted)
     return python
 
 
@@ -133,28 +137,23 @@ def served_kind(model: Path) -> str:
     return read_manifest(manifest_path(model)).engine
 
 
-def peer_file(model: Path) -> Path:
-    """The ONNX file the BentoML peer runs on ONNX Runtime: the one the service serves when it serves one (FP32 or
-    INT8); for an OpenVINO copy, the FP32 ONNX file, and the report says the two differ."""
-    from recognizer.optimized import base_kind, compiled_path
-
+def peer_kind(model: Path) -> str:
+    """What the BentoML peer runs: the service's own compiled copy; the FP32 ONNX copy when Keras serves."""
     kind = served_kind(model)
-    return compiled_path(model, kind if base_kind(kind) == "onnxruntime" else "onnxruntime")
+    return "onnxruntime" if kind == "keras" else kind
 
 
-def compiled_path_of(model: Path) -> Path | None:
-    """The file the service serves `model` from (None: Keras serves the H5)."""
+def peer_file(model: Path) -> Path:
     from recognizer.optimized import compiled_path
 
-    kind = served_kind(model)
-    return None if kind == "keras" else compiled_path(model, kind)
+    return compiled_path(model, peer_kind(model))
 
 
 def start_bentoml(model: Path, port: int, env: dict) -> tuple[subprocess.Popen, float]:
     from recognizer.manifest import manifest_path
 
     python = peer_python()
-    env = {**env, "PEER_MODEL": str(peer_file(model)), "PEER_MANIFEST": str(manifest_path(model)),
+    env = {**env, "PEER_MODEL": str(peer_file(model)), "PEER_KIND": peer_kind(model), "PEER_MANIFEST": str(manifest_path(model)),
            "BENTOML_HOME": str(PEER_VENV.parent / "bentoml-home"), "BENTOML_DO_NOT_TRACK": "true"}
     started = time.perf_counter()
     command = [str(python), "-m", "bentoml", "serve", "bentoml_peer:Recognizer", "--host", "127.0.0.1", "--port", str(port)]
@@ -312,9 +311,7 @@ def report(rounds, rss, ready, answers, limit, args, model, load_before) -> None
     print(f"model: {model.name}; {args.clients} clients posting a 1 MP JPEG for {args.seconds:.0f} s; "
           f"{args.rounds} rounds, median shown; {os.cpu_count()} CPUs; "
           f"load average {before} before the run, {after} after it")
-    peer = peer_file(model)
-    print(f"service engine: {served_kind(model)}; BentoML: {peer.name} on onnxruntime"
-          + ("" if peer == compiled_path_of(model) else " (not the file the service serves)"))
+    print(f"service engine: {served_kind(model)}; BentoML: {peer_file(model).name} as {peer_kind(model)}")
     print(f"{'server':<8} {'req/s':>7} {'rounds req/s':>20} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'ready s':>8} {'peak RSS/worker MB':>20}")
     medians = {name: _median(results) for name, results in rounds.items()}
     for name, r in medians.items():
