@@ -209,7 +209,8 @@ class Optimization:
             return self.reason
         if self.engine in REDUCED_KINDS:
             name = "INT8" if self.engine in INT8_KINDS else "bfloat16"
-            return f"{name} passed its accuracy gate ({quantization.describe(self.gate)})."
+            before = f" Tried before it: {self.reduced_reason}" if self.reduced_reason else ""  # auto: INT8's refusal
+            return f"{name} passed its accuracy gate ({quantization.describe(self.gate)}).{before}"
         return f"Serving FP32: {self.reduced_reason}" if self.reduced_reason else ""
 
 
@@ -245,10 +246,7 @@ def optimize_artifact(
         return done
     from recognizer import reduced_copies  # its steps build on this module's
 
-    if precision == "bf16":
-        done = reduced_copies.try_bf16(done, artifact, images)
-    else:
-        done = reduced_copies.try_int8(done, artifact, images)
+    done = reduced_copies.try_reduced(done, artifact, images, precision)
     if done.reduced_reason:  # auto: FP32 is an expected outcome; int8 and bf16 asked for theirs
         log.log(logging.INFO if precision == "auto" else logging.WARNING, "%s: %s", artifact.path.name, done.note)
     return done

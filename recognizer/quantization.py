@@ -37,7 +37,8 @@ Runner = Callable[[np.ndarray], np.ndarray]
 
 def precision() -> str:
     """RECOGNIZER_PRECISION: fp32 (never reduced), int8 (INT8 when it passes its gate, warn when not), bf16 (OpenVINO's
-    copy computed in bfloat16 when the CPU has it and it passes the same gate, warn when not) or auto (INT8, quietly)."""
+    copy computed in bfloat16 when the CPU has it and it passes the same gate, warn when not) or auto (INT8, and on
+    OpenVINO bfloat16 when INT8 is refused, quietly)."""
     return check_precision(os.environ.get(PRECISION_ENV, DEFAULT_PRECISION))
 
 

@@ -21,6 +21,19 @@ from recognizer.optimized import ENGINE_ENV, Optimization, compile_optimized, co
 from recognizer.verdict import Thresholds
 
 
+def try_reduced(done: Optimization, artifact: Artifact, calibration: Sequence, precision: str) -> Optimization:
+    """The reduced copy `precision` asks for. auto: INT8, and when its gate refuses it on OpenVINO, on a CPU that
+    computes bfloat16, the copy computed in bfloat16 (slower than INT8, nearer FP32); the note keeps both outcomes."""
+    if precision == "bf16":
+        return try_bf16(done, artifact, calibration)
+    int8 = try_int8(done, artifact, calibration)
+    bf16_possible = done.kind == "openvino" and runtimes.openvino_float_precision(reduced=True) == "bf16"
+    if precision != "auto" or not int8.reduced_reason or not bf16_possible:
+        return int8
+    bf16 = try_bf16(done, artifact, calibration)
+    return replace(bf16, reduced_reason=f"{int8.reduced_reason} {bf16.reduced_reason}".strip())
+
+
 def try_bf16(done: Optimization, artifact: Artifact, calibration: Sequence) -> Optimization:
     """Serve the passed FP32 OpenVINO copy computed in bfloat16 only when the CPU has it and the gate passes."""
     if done.kind != "openvino":

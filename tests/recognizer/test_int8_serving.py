@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from recognizer import matched_thresholds, optimized, photos, quantization, runtimes
+from recognizer.artifacts import load_artifact
 from recognizer.engine import Engine
-from recognizer.optimized import compiled_path, load_engine, optimize_artifact, parity_record_path, unavailable_reason
+from recognizer.optimized import (
+    compile_optimized, compiled_path, load_engine, optimize_artifact, parity_record_path, unavailable_reason,
+)
 from recognizer.verdict import Thresholds
 from tests.conftest import save_tiny
 
@@ -215,3 +218,31 @@ def test_precision_bf16_serves_fp32_and_says_why_without_openvino_or_without_a_b
     assert no_bf16.engine == "openvino" and "computes no bfloat16" in no_bf16.note
     assert json.loads(parity_record_path(h5, "openvino-bf16").read_text())["passed"] is False
     assert load_engine(h5, "openvino-bf16").kind == "openvino"
+
+
+def int8_step_quantizing_another_model(monkeypatch, tmp_path) -> None:
+    """The INT8 step quantizes a differently seeded model's ONNX export: a real INT8 copy that answers unlike the
+    FP32 one (top-1 agreement 0.69), as a quantization gone wrong would, so that its gate refuses it."""
+    other = compile_optimized(load_artifact(save_tiny(tmp_path / "other" / "tiny-wildlife-v1.h5", seed=0)), "onnxruntime")
+    real = quantization.quantize_onnx
+    monkeypatch.setattr(quantization, "quantize_onnx", lambda fp32, target, batches: real(other, target, batches))
+
+
+def test_auto_on_openvino_serves_the_bfloat16_copy_when_the_gate_refuses_int8(tmp_path, monkeypatch):
+    cpu_with(monkeypatch, "BF16")
+    int8_step_quantizing_another_model(monkeypatch, tmp_path)
+    h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
+    done = optimize_artifact(Engine.from_path(h5), "openvino", precision="auto")
+    assert done.engine == "openvino-bf16", done.note
+    assert done.note.startswith("bfloat16 passed its accuracy gate") and "Tried before it: INT8 refused" in done.note
+    assert json.loads(parity_record_path(h5, "openvino-int8").read_text())["passed"] is False
+    assert load_engine(h5, "openvino-bf16").kind == "openvino-bf16"
+
+
+def test_auto_keeps_fp32_when_int8_is_refused_and_the_cpu_has_no_bfloat16(tmp_path, monkeypatch):
+    cpu_with(monkeypatch)
+    int8_step_quantizing_another_model(monkeypatch, tmp_path)
+    h5 = save_tiny(tmp_path / "tiny-wildlife-v1.h5", seed=PASSING_SEED)
+    done = optimize_artifact(Engine.from_path(h5), "openvino", precision="auto")
+    assert done.engine == "openvino" and done.note.startswith("Serving FP32: INT8 refused by its accuracy gate")
+    assert not parity_record_path(h5, "openvino-bf16").exists()
