@@ -30,7 +30,7 @@ MASS_FLOOR = 1e-6  # log of a zero mass would be -inf; one in a million is "no e
 
 def domain_mass(probabilities: np.ndarray, classes: Sequence[ClassInfo]) -> np.ndarray:
     """(N, classes) probabilities -> (N, 4) summed per domain, in DOMAINS order."""
-    return np.asarray(probabilities, dtype=np.float64) @ _membership(classes)
+    return np.asarray(probabilities, dtype=np.float64) @ domain_membership(classes)
 
 
 # Built once per class list, which is on every request's path: keyed by the list object itself (a manifest's
@@ -38,8 +38,8 @@ def domain_mass(probabilities: np.ndarray, classes: Sequence[ClassInfo]) -> np.n
 _MEMBERSHIPS: dict[int, tuple[Sequence[ClassInfo], np.ndarray]] = {}
 
 
-def _membership(classes: Sequence[ClassInfo]) -> np.ndarray:
-    """(classes, 4) one-hot domain of each class."""
+def domain_membership(classes: Sequence[ClassInfo]) -> np.ndarray:
+    """(classes, 4) one-hot domain of each class, in DOMAINS order (read-only)."""
     known = _MEMBERSHIPS.get(id(classes))
     if known is not None and known[0] is classes:
         return known[1]

@@ -62,28 +62,45 @@ def groups_for(classes: Sequence[ClassInfo]) -> tuple[Group, ...]:
     return imagenet_groups() if tuple(c.id for c in classes) == tuple(c.id for c in imagenet_classes()) else ()
 
 
-@functools.cache
-def _membership(groups: tuple[Group, ...], num_classes: int) -> np.ndarray:
+# Built once per group list, which is on every request's path: keyed by the tuple itself (imagenet_groups() gives
+# the same one each time), since hashing its hundreds of groups on each request cost a tenth of a millisecond.
+_ARRAYS: dict[tuple[int, int], tuple] = {}
+
+
+def _arrays(groups: tuple[Group, ...], num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(groups, classes) membership, each group's size and each group's domain."""
+    known = _ARRAYS.get((id(groups), num_classes))
+    if known is not None and known[0] is groups:
+        return known[1]
     matrix = np.zeros((len(groups), num_classes))
     for row, group in enumerate(groups):
         matrix[row, list(group.members)] = 1.0
-    return matrix
+    arrays = (matrix, np.array([len(g.members) for g in groups]), np.array([g.domain for g in groups]))
+    if len(_ARRAYS) >= 16:
+        _ARRAYS.clear()
+    _ARRAYS[(id(groups), num_classes)] = (groups, arrays)  # holding the tuple keeps its id from being reused
+    return arrays
 
 
 def best_group(probabilities: np.ndarray, groups: tuple[Group, ...], *, domain: str, threshold: float):
-    """The smallest group of `domain` whose summed probability reaches `threshold`, with that sum; (None, 0.0) if none."""
+    """The smallest group of `domain` whose summed probability reaches `threshold`, with that sum; (None, 0.0) if none.
+    Of groups of one size, the one with the larger sum, then the one listed first."""
     if not groups:
         return None, 0.0
-    sums = _membership(groups, len(probabilities)) @ probabilities
-    fitting = [(len(g.members), -float(s), n) for n, (g, s) in enumerate(zip(groups, sums)) if g.domain == domain and s >= threshold]
-    if not fitting:
+    matrix, sizes, domains = _arrays(groups, len(probabilities))
+    sums = matrix @ probabilities
+    fitting = np.flatnonzero((domains == domain) & (sums >= threshold))
+    if not len(fitting):
         return None, 0.0
-    _, total, n = min(fitting)
-    return groups[n], -total
+    n = fitting[np.lexsort((fitting, -sums[fitting], sizes[fitting]))[0]]
+    return groups[n], float(sums[n])
 
 
 def largest_group_sum(probabilities: np.ndarray, groups: tuple[Group, ...], *, domain: str) -> float:
     """The largest summed probability of a group of `domain`, NaN if it has none: best_group finds a group at
     every threshold up to this sum and none above it."""
-    sums = [float(s) for g, s in zip(groups, _membership(groups, len(probabilities)) @ probabilities) if g.domain == domain]
-    return max(sums) if sums else float("nan")
+    if not groups:
+        return float("nan")
+    matrix, _, domains = _arrays(groups, len(probabilities))
+    sums = (matrix @ probabilities)[domains == domain]
+    return float(sums.max()) if len(sums) else float("nan")

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from recognizer.domain_head import domain_membership
 from recognizer.errors import gettext_noop
 from recognizer.groups import Group, best_group, largest_group_sum
 from recognizer.manifest import DOMAINS, ClassInfo
@@ -89,7 +90,7 @@ def decide(
     if p_domain < thresholds.domain:
         return Verdict(domain, p_domain, "uncertain", None, None, None,
                        Sentence(gettext_noop("This may be %(domain)s, but we are not sure of that."), domain=PLAIN[domain]))
-    in_domain = np.array([c.domain == domain for c in classes])
+    in_domain = domain_membership(classes)[:, d] > 0
     masked = np.where(in_domain, probabilities, -1.0)
     best = int(np.argmax(masked))
     if in_domain.any() and masked[best] >= thresholds.label:
@@ -154,7 +155,7 @@ class Judge:
         rows = []
         for p, d in zip(self.calibrated(probabilities), self.domains(probabilities, pooled)):
             domain = DOMAINS[int(np.argmax(d))]
-            inside = np.array([c.domain == domain for c in self.classes])
+            inside = domain_membership(self.classes)[:, int(np.argmax(d))] > 0
             if domain == "other" or not inside.any():
                 rows.append((float(d.max()), np.nan, np.nan))
             else:

@@ -66,6 +66,18 @@ def test_it_finds_no_group_outside_the_domain_or_below_the_threshold():
     assert best_group(p, imagenet_groups(), domain="animal", threshold=0.7)[0] is None
 
 
+def test_of_groups_of_one_size_the_larger_sum_wins_then_the_one_listed_first():
+    from recognizer.groups import Group
+
+    groups = (Group("a", "a", "", "animal", (0, 1)), Group("b", "b", "", "animal", (2, 3)),
+              Group("c", "c", "", "animal", (4, 5)), Group("d", "d", "", "animal", (0, 1, 2)))
+    p = np.array([0.2, 0.2, 0.3, 0.2, 0.05, 0.05])
+    assert best_group(p, groups, domain="animal", threshold=0.4)[0].id == "b"  # 0.5 over a's 0.4
+    p = np.array([0.25, 0.25, 0.25, 0.25, 0.0, 0.0])
+    assert best_group(p, groups, domain="animal", threshold=0.4)[0].id == "a"
+    assert best_group(p, groups, domain="animal", threshold=0.6)[0].id == "d"  # no pair reaches it
+
+
 def test_only_imagenet_models_get_the_groups(tmp_path):
     from tests.conftest import TINY_CLASSES
 
