@@ -57,8 +57,8 @@ def try_int8(done: Optimization, artifact: Artifact, calibration: Sequence) -> O
 def _gated(done: Optimization, artifact: Artifact, kind: str, target: Path, name: str, calibration: Sequence,
            make=None) -> Optimization:
     """Score the reduced `kind` copy at `target` (first built by `make(calibration batches)`, when given) against the
-    passed FP32 copy on the golden photos, after fitting its verdict thresholds on the calibration photos; it serves
-    only when the gate passed, and its record says either way."""
+    passed FP32 copy on the golden photos and fit its verdict thresholds on the calibration photos; it serves only
+    when the gate passed, and its record (thresholds included) says either way."""
     gate = thresholds = None
     try:
         fp32 = compiled_engine(artifact, done.compiled, done.kind)
