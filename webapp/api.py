@@ -183,7 +183,8 @@ def predict(request: HttpRequest):
     result = services.prediction_create(
         upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, explain=params.explain
     )
-    feedback.photo_keep(prediction_id=result.id, data=upload.data, picture=result.picture, owner=feedback.Owner.of_api(request))
+    owner = feedback.Owner.of_api(request)
+    feedback.photo_keep(prediction_id=result.id, sha256=result.input_sha256, picture=result.picture, owner=owner)
     shadow.shadow_sample_result(result=result, data=upload.data, domain=params.domain)
     return result.to_dict(lang=reply_language())
 
@@ -197,9 +198,10 @@ def predict_batch(request: HttpRequest):
     batch = services.prediction_create_batch(
         uploads=uploads, model_name=params.model, top_k=params.top_k, domain=params.domain, explain=params.explain
     )
-    for upload, item in zip(uploads, batch.items):
+    owner = feedback.Owner.of_api(request)
+    for item in batch.items:
         if isinstance(item, services.PredictionResult):
-            feedback.photo_keep(prediction_id=item.id, data=upload.data, picture=item.picture, owner=feedback.Owner.of_api(request))
+            feedback.photo_keep(prediction_id=item.id, sha256=item.input_sha256, picture=item.picture, owner=owner)
     lang = reply_language()
     results = [
         item.to_dict(lang=lang) if isinstance(item, services.PredictionResult) else to_api_error(item).body()

@@ -91,12 +91,13 @@ def photo_jpeg(*, picture: Image.Image, max_side: int) -> bytes:
     return out.getvalue()
 
 
-def photo_keep(*, prediction_id: int | None, data: bytes, picture: Image.Image | None, owner: Owner) -> KeptPhoto | None:
-    """Keep the photo of a prediction for feedback, when feedback is on; the file is shared by equal uploads."""
-    if not settings.FEEDBACK_ENABLED or prediction_id is None or picture is None:
+def photo_keep(*, prediction_id: int | None, sha256: str, picture: Image.Image | None, owner: Owner) -> KeptPhoto | None:
+    """Keep the photo of a prediction for feedback, when feedback is on; the file is shared by equal uploads, named by
+    `sha256`, the upload's digest as its prediction record has it."""
+    if not settings.FEEDBACK_ENABLED or prediction_id is None or picture is None or not sha256:
         return None
     photo = KeptPhoto(
-        prediction_id=prediction_id, sha256=hashlib.sha256(data).hexdigest(), source=owner.source,
+        prediction_id=prediction_id, sha256=sha256, source=owner.source,
         token_id=owner.token_id, user_id=owner.user_id, session_key=owner.session_key, client_sha256=owner.client_sha256,
         kept_until=timezone.now() + timedelta(days=settings.FEEDBACK_RETENTION_DAYS),
     )

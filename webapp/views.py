@@ -67,7 +67,8 @@ def _classify(request: HttpRequest) -> tuple[services.PredictionResult, str]:
         upload=upload, model_name=params.model, top_k=params.top_k, domain=params.domain, explain=params.explain,
         source="page",
     )
-    feedback.photo_keep(prediction_id=result.id, data=upload.data, picture=result.picture, owner=feedback.Owner.of_page(request))
+    owner = feedback.Owner.of_page(request)
+    feedback.photo_keep(prediction_id=result.id, sha256=result.input_sha256, picture=result.picture, owner=owner)
     shadow.shadow_sample_result(result=result, data=upload.data, domain=params.domain)
     return result, preview.url
 

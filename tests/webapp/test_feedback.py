@@ -208,7 +208,17 @@ def test_kept_photos_are_named_by_the_uploads_sha256_and_shared_by_equal_uploads
     a, b = KeptPhoto.objects.get(prediction_id=first), KeptPhoto.objects.get(prediction_id=second)
     digest = hashlib.sha256(jpeg_bytes).hexdigest()
     assert a.image.name == b.image.name == f"feedback/{digest[:2]}/{digest}.jpg"
+    assert a.sha256 == a.prediction.input_sha256 == digest  # the record's digest, not a second hash of the upload
     assert len([p for p in Path(keeping).rglob("*") if p.is_file()]) == 1
+
+
+def test_each_photo_of_a_batch_is_kept_under_its_own_uploads_sha256(client, keeping, jpeg_bytes, other_jpeg):
+    import hashlib
+
+    batch = client.post("/api/v1/predict/batch", {"images": [upload(jpeg_bytes), upload(other_jpeg)]}).json()
+    ids = [r["id"] for r in batch["results"]]
+    kept = [KeptPhoto.objects.get(prediction_id=i).sha256 for i in ids]
+    assert kept == [hashlib.sha256(jpeg_bytes).hexdigest(), hashlib.sha256(other_jpeg).hexdigest()]
 
 
 def test_purge_deletes_photos_past_retention_unless_feedback_arrived(client, keeping, jpeg_bytes, other_jpeg):
