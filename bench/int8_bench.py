@@ -86,8 +86,8 @@ def dev_agreement(h5: Path, folder: Path, kind: str) -> quantization.GateReport:
     copy = optimized.compiled_engine_from_path(h5, kind, threads=2)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     batches = [np.concatenate([fp32.prepare(f) for f in files[i : i + 16]]) for i in range(0, len(files), 16)]
-    gate = quantization.check_gate(fp32.outputs, copy.outputs, batches, reduced_copies.verdict_domains(fp32))
     wanted, got = [fp32.outputs(b) for b in batches], [copy.outputs(b) for b in batches]
+    gate = quantization.check_gate(wanted, got, reduced_copies.verdict_domains(fp32))
     return replace(gate, **matched_thresholds.kept_figures(fp32.judge, copy.judge.thresholds, wanted, got))
 
 

@@ -32,8 +32,6 @@ MIN_DOMAIN_AGREEMENT = 0.98
 KEPT_IN_FP32 = ("Gemm", "MatMul", "Softmax")
 CALIBRATION_SCENES = 5  # scene versions per calibration photo (recognizer.scenes), besides the photo itself
 
-Runner = Callable[[np.ndarray], np.ndarray]
-
 
 def precision() -> str:
     """RECOGNIZER_PRECISION: fp32 (never reduced), int8 (INT8 when it passes its gate, warn when not), bf16 (OpenVINO's
@@ -127,24 +125,24 @@ class GateReport:
 
 
 def check_gate(
-    fp32: Runner, int8: Runner, batches: Sequence[np.ndarray], domains_of: Callable[[object], Sequence[str]]
+    fp32: Sequence[object], reduced: Sequence[object], domains_of: Callable[[object], Sequence[str]]
 ) -> GateReport:
-    """Score INT8 against FP32 on `batches`: top-1 agreement, shared top-5 classes, unchanged domain.
+    """Score the reduced copy against FP32 on the same batches: top-1 agreement, shared top-5 classes, unchanged domain.
 
-    The runners return what a compiled model gives (the probabilities, or the probabilities and the feature
-    map); `domains_of` turns one batch's output into the domain of each image, as the verdict decides it.
+    `fp32` and `reduced` hold each batch's output, as a compiled model gives it (the probabilities, or the
+    probabilities and the feature map); `domains_of` turns one output into the domain of each image, as the
+    verdict decides it.
     """
-    if not batches:
+    if not fp32:
         return GateReport(False, 0, 0.0, 0.0, 0.0, "No evaluation photos to score the INT8 copy on.")
-    top1 = shared = domains = 0
-    for batch in batches:
-        outputs = fp32(batch), int8(batch)
+    top1 = shared = domains = n = 0
+    for outputs in zip(fp32, reduced):
         wanted, gotten = (np.asarray(runtimes.probabilities_of(out)) for out in outputs)
         for want, got in zip(wanted, gotten):
             top1 += int(want.argmax() == got.argmax())
             shared += len(set(np.argsort(-want)[:5].tolist()) & set(np.argsort(-got)[:5].tolist()))
         domains += sum(a == b for a, b in zip(*(domains_of(out) for out in outputs)))
-    n = sum(len(b) for b in batches)
+        n += len(wanted)
     report = (top1 / n, shared / n, domains / n)
     problems = [
         f"{name} {value:.4f} is below {floor}"

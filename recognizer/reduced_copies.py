@@ -18,7 +18,6 @@ from recognizer import matched_thresholds, photos, quantization, runtimes
 from recognizer.artifacts import Artifact
 from recognizer.engine import Engine
 from recognizer.optimized import ENGINE_ENV, Optimization, compile_optimized, compiled_engine, compiled_path, write_record
-from recognizer.verdict import Thresholds
 
 
 def try_reduced(done: Optimization, artifact: Artifact, calibration: Sequence, precision: str) -> Optimization:
@@ -67,9 +66,12 @@ def _gated(done: Optimization, artifact: Artifact, kind: str, target: Path, name
             make(pictures)
         reduced = compiled_engine(artifact, target, kind)
         golden = _golden_batches(fp32)
-        gate = quantization.check_gate(fp32.outputs, reduced.outputs, golden, verdict_domains(fp32))
-        thresholds, kept = _verdict_thresholds(fp32, reduced, _batched(pictures), golden)
-        gate = replace(gate, **kept)
+        wanted, got = _outputs(fp32, golden), _outputs(reduced, golden)  # one forward pass each, for every figure
+        gate = quantization.check_gate(wanted, got, verdict_domains(fp32))
+        calibrated = _batched(pictures)
+        thresholds = matched_thresholds.fitted_thresholds(
+            fp32.judge, _outputs(fp32, calibrated), _outputs(reduced, calibrated))
+        gate = replace(gate, **matched_thresholds.kept_figures(fp32.judge, thresholds, wanted, got))
         reason = "" if gate.passed else f"{name} refused by its accuracy gate ({quantization.describe(gate)}): {gate.reason}."
     except Exception as exc:  # a quantizer or runtime failure only costs the reduced copy
         reason = f"{'Quantizing or gating' if make else 'Gating'} the {name} copy failed: {type(exc).__name__}: {exc}"
@@ -78,12 +80,8 @@ def _gated(done: Optimization, artifact: Artifact, kind: str, target: Path, name
     return replace(done, engine=done.kind if reason else kind, gate=gate, reduced_reason=reason)
 
 
-def _verdict_thresholds(fp32: Engine, reduced: Engine, calibration: list, golden: list) -> tuple[Thresholds, dict]:
-    """The reduced copy's own thresholds, fitted on the calibration batches, and the shares of golden verdicts it
-    keeps at FP32's thresholds and at its own."""
-    on = lambda engine, batches: [engine.outputs(b) for b in batches]  # noqa: E731
-    thresholds = matched_thresholds.fitted_thresholds(fp32.judge, on(fp32, calibration), on(reduced, calibration))
-    return thresholds, matched_thresholds.kept_figures(fp32.judge, thresholds, on(fp32, golden), on(reduced, golden))
+def _outputs(engine: Engine, batches: list[np.ndarray]) -> list:
+    return [engine.outputs(b) for b in batches]
 
 
 def _quantize(done: Optimization, artifact: Artifact, target: Path, batches: list[np.ndarray]) -> None:

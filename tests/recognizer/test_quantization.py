@@ -48,7 +48,7 @@ def test_the_int8_copy_runs_and_keeps_the_tiny_models_answers(fp32_onnx, batches
     target = quantization.quantize_onnx(fp32_onnx, fp32_onnx.with_name("tiny.q.onnx"), batches[:6])
     fp32 = runtimes.open_runner(fp32_onnx, "onnxruntime", 1)
     int8 = runtimes.open_runner(target, "onnxruntime", 1)
-    report = quantization.check_gate(fp32, int8, batches[6:], _domain)
+    report = quantization.check_gate([fp32(b) for b in batches[6:]], [int8(b) for b in batches[6:]], _domain)
     assert report.images == len(batches[6:])
     assert report.top5_shared >= 3.0  # only 4 classes: every top-5 holds all of them
     probabilities = runtimes.probabilities_of(int8(batches[6]))  # a runner also gives the feature map
@@ -57,21 +57,22 @@ def test_the_int8_copy_runs_and_keeps_the_tiny_models_answers(fp32_onnx, batches
 
 def test_the_gate_passes_a_copy_that_answers_exactly_like_fp32(fp32_onnx, batches):
     fp32 = runtimes.open_runner(fp32_onnx, "onnxruntime", 1)
-    report = quantization.check_gate(fp32, fp32, batches, _domain)
+    outputs = [fp32(b) for b in batches]
+    report = quantization.check_gate(outputs, outputs, _domain)
     assert report.passed and report.top1_agreement == 1.0 and report.domain_agreement == 1.0 and not report.reason
 
 
 def test_the_gate_refuses_a_copy_whose_top_class_moves(fp32_onnx, batches):
     fp32 = runtimes.open_runner(fp32_onnx, "onnxruntime", 1)
     shifted = lambda batch: np.roll(runtimes.probabilities_of(fp32(batch)), 1, axis=1)  # every best class changes
-    report = quantization.check_gate(fp32, shifted, batches, _domain)
+    report = quantization.check_gate([fp32(b) for b in batches], [shifted(b) for b in batches], _domain)
     assert not report.passed
     assert report.top1_agreement == 0.0 and "top-1 agreement 0.0000 is below 0.97" in report.reason
     assert "domain agreement" in report.reason
 
 
 def test_the_gate_refuses_when_there_is_nothing_to_score():
-    report = quantization.check_gate(lambda b: b, lambda b: b, [], _domain)
+    report = quantization.check_gate([], [], _domain)
     assert not report.passed and "No evaluation photos" in report.reason
 
 
