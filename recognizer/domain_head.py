@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from recognizer import errors
+from recognizer.identity_cache import by_identity
 from recognizer.manifest import DOMAINS, ClassInfo, file_sha256
 
 MASS_FLOOR = 1e-6  # log of a zero mass would be -inf; one in a million is "no evidence"
@@ -33,21 +34,11 @@ def domain_mass(probabilities: np.ndarray, classes: Sequence[ClassInfo]) -> np.n
     return np.asarray(probabilities, dtype=np.float64) @ domain_membership(classes)
 
 
-# Built once per class list, which is on every request's path: keyed by the list object itself (a manifest's
-# classes), since hashing its thousand entries on each request cost a quarter of a millisecond.
-_MEMBERSHIPS: dict[int, tuple[Sequence[ClassInfo], np.ndarray]] = {}
-
-
+@by_identity
 def domain_membership(classes: Sequence[ClassInfo]) -> np.ndarray:
     """(classes, 4) one-hot domain of each class, in DOMAINS order (read-only)."""
-    known = _MEMBERSHIPS.get(id(classes))
-    if known is not None and known[0] is classes:
-        return known[1]
     member = np.array([[c.domain == d for d in DOMAINS] for c in classes], dtype=np.float64)
     member.flags.writeable = False
-    if len(_MEMBERSHIPS) >= 16:
-        _MEMBERSHIPS.clear()
-    _MEMBERSHIPS[id(classes)] = (classes, member)  # holding the list keeps its id from being reused
     return member
 
 

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from recognizer.identity_cache import by_identity
 from recognizer.manifest import ClassInfo
 
 
@@ -62,24 +63,13 @@ def groups_for(classes: Sequence[ClassInfo]) -> tuple[Group, ...]:
     return imagenet_groups() if tuple(c.id for c in classes) == tuple(c.id for c in imagenet_classes()) else ()
 
 
-# Built once per group list, which is on every request's path: keyed by the tuple itself (imagenet_groups() gives
-# the same one each time), since hashing its hundreds of groups on each request cost a tenth of a millisecond.
-_ARRAYS: dict[tuple[int, int], tuple] = {}
-
-
+@by_identity  # imagenet_groups() gives the same tuple each time
 def _arrays(groups: tuple[Group, ...], num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(groups, classes) membership, each group's size and each group's domain."""
-    known = _ARRAYS.get((id(groups), num_classes))
-    if known is not None and known[0] is groups:
-        return known[1]
     matrix = np.zeros((len(groups), num_classes))
     for row, group in enumerate(groups):
         matrix[row, list(group.members)] = 1.0
-    arrays = (matrix, np.array([len(g.members) for g in groups]), np.array([g.domain for g in groups]))
-    if len(_ARRAYS) >= 16:
-        _ARRAYS.clear()
-    _ARRAYS[(id(groups), num_classes)] = (groups, arrays)  # holding the tuple keeps its id from being reused
-    return arrays
+    return matrix, np.array([len(g.members) for g in groups]), np.array([g.domain for g in groups])
 
 
 def best_group(probabilities: np.ndarray, groups: tuple[Group, ...], *, domain: str, threshold: float):

@@ -154,8 +154,8 @@ class Judge:
         NaN for "other")."""
         rows = []
         for p, d in zip(self.calibrated(probabilities), self.domains(probabilities, pooled)):
-            domain = DOMAINS[int(np.argmax(d))]
-            inside = domain_membership(self.classes)[:, int(np.argmax(d))] > 0
+            chosen = int(np.argmax(d))
+            domain, inside = DOMAINS[chosen], domain_membership(self.classes)[:, chosen] > 0
             if domain == "other" or not inside.any():
                 rows.append((float(d.max()), np.nan, np.nan))
             else:
