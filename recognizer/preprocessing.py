@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import BinaryIO, Union
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from recognizer import errors
 from recognizer.errors import gettext_noop
@@ -276,11 +276,17 @@ def decode(image: Image.Image, spec: InputSpec) -> Image.Image:
     try:
         image.seek(0)  # animated images: the first frame
         image.load()
-        image = _reduce(image, side)
-        image = ImageOps.exif_transpose(image)
+        image = _upright(_reduce(image, side))
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise errors.UnreadableImage(gettext_noop("The image data is damaged or truncated (%(detail)s)."), detail=str(exc)) from None
     return _to_rgb(image)
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The picture turned as its EXIF orientation tag says; itself, not a copy, when there is nothing to turn."""
+    if image.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _reduce(image: Image.Image, side: int) -> Image.Image:

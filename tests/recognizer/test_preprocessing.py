@@ -265,6 +265,12 @@ def test_a_real_photo_stored_rotated_with_its_tag_gives_the_upright_pixels(photo
     assert np.abs(untagged - upright).mean() > 20  # the check can tell a turned picture apart
 
 
+
+def test_a_decoded_picture_with_nothing_to_turn_is_taken_back_as_it_is_not_copied():
+    # The service decodes an upload once and fits that picture; orienting it again must not copy a whole frame.
+    picture = decode(open_image(encode(Image.new("RGB", (300, 200), (0, 128, 0)), "JPEG")), InputSpec(96, 96))
+    assert decode(picture, InputSpec(96, 96)) is picture
+
 # --- JPEG draft decoding -------------------------------------------------------------------------------------
 
 
