@@ -154,8 +154,8 @@ def _allowed(request: HttpRequest) -> bool:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    if request.method != "GET":
-        return error_response(405, "method_not_allowed", "Use GET.")
+    if request.method not in ("GET", "HEAD"):
+        return error_response(405, "method_not_allowed", "Use GET.", {"Allow": "GET, HEAD"})
     if not _allowed(request):
         return error_response(403, "forbidden", "Metrics need METRICS_TOKEN as a bearer token or an allowed address.")
     from webapp import fleet

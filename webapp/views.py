@@ -17,7 +17,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import defaults
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 from PIL import Image
 
 from webapp import feedback, selectors, services, shadow
@@ -73,17 +73,17 @@ def _classify(request: HttpRequest) -> tuple[services.PredictionResult, str]:
     return result, preview.url
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def index(request: HttpRequest) -> HttpResponse:
     context = {
         "domains": DOMAIN_CHOICES,
         "models": selectors.model_names_active(),
         "selected_model": request.POST.get("model") or settings.DEFAULT_MODEL_NAME,
         "selected_domain": request.POST.get("domain", ""),
-        "max_mb": settings.UPLOAD_MAX_BYTES // 1_000_000,
+        "max_mb": f"{settings.UPLOAD_MAX_BYTES / 1e6:.3g}",  # as the 413 says it
         **page_context(),
     }
-    if request.method == "GET":
+    if request.method != "POST":
         return render(request, "index.html", context)
     try:
         result, preview = _classify(request)
@@ -101,13 +101,13 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "index.html", {**context, "result": reply, "preview": preview})
 
 
-@require_GET
+@require_safe  # GET, and HEAD for uptime checkers
 def healthz(request: HttpRequest) -> JsonResponse:
     """The process is up (no database, no model)."""
     return JsonResponse({"status": "ok"})
 
 
-@require_GET
+@require_safe  # GET, and HEAD for uptime checkers
 def readyz(request: HttpRequest) -> JsonResponse:
     """200 only when the default model's active version is loaded and warmed up in this process."""
     try:

@@ -218,6 +218,13 @@ def test_readyz_is_200_with_an_active_model(client, active_tiny):
     assert reply.json()["model"] == {"name": TINY_NAME, "version": 1}
 
 
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/"])
+def test_head_answers_where_get_does_for_uptime_checkers(client, active_tiny, path):
+    reply = client.head(path)
+    assert reply.status_code == 200, (path, reply.status_code)
+    assert reply.content == b"" and client.get(path).status_code == 200
+
 def test_readyz_is_503_without_an_active_model(client, db, fresh_runtime, settings, tiny_artifact):
     settings.DEFAULT_MODEL_NAME = TINY_NAME
     services.model_version_register(artifact_path=tiny_artifact)  # registered, never activated
