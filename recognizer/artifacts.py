@@ -179,6 +179,8 @@ def verify_sha256(h5_path: str | Path, expected: str, *, expected_by: str) -> No
 def load_artifact(h5_path: str | Path) -> Artifact:
     """Check and load an artifact: manifest, sha256, safe config, then Keras, then shapes."""
     h5_path = Path(h5_path)
+    if not h5_path.is_file():  # before the manifest: a mistyped path is about the model file, not its manifest
+        raise errors.ArtifactError(f"No model file at {h5_path}.")
     manifest = read_manifest(manifest_path(h5_path))
     verify_sha256(h5_path, manifest.sha256, expected_by="its manifest")
     check_config_is_safe(read_model_config(h5_path))

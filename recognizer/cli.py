@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Iterator, TextIO
@@ -120,6 +121,19 @@ def top_k_arg(value: str) -> int:
     return number
 
 
+def csv_out_arg(value: str) -> Path:
+    """A CSV file to write, checked before any photo is classified: a wrong path fails at once, in one line."""
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is a folder; name a file in it, e.g. {str(path / 'results.csv')!r}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"there is no folder {str(folder)!r} to write {path.name!r} in")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"{value!r} cannot be written (permission denied)")
+    return path
+
+
 def h5_arg(value: str) -> str:
     # Checked here: save_artifact would refuse it only after the model was built.
     if not value.endswith(".h5"):
@@ -147,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     classify.add_argument("--domain", choices=QUERY_DOMAINS)
     classify.add_argument("--model", help="an artifact .h5 (default: the default model)")
     classify.add_argument("--json", action="store_true", help="one JSON object per image")
-    classify.add_argument("--csv", type=Path, metavar="OUT.csv", help="write one row per photo (verdict, top-k) to this file")
+    classify.add_argument("--csv", type=csv_out_arg, metavar="OUT.csv", help="write one row per photo (verdict, top-k) to this file")
     classify.set_defaults(func=cmd_classify)
     return root
 

@@ -120,7 +120,8 @@ def _read_all(source: Source) -> bytes:
     return source.read()
 
 
-def _size(count: int) -> str:
+def size_text(count: int) -> str:
+    """A size in bytes as people read it: '10.5 MB', '812.0 KB'."""
     return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} KB"
 
 
@@ -128,7 +129,7 @@ def _check_bytes(data: bytes, max_bytes: int | None) -> None:
     if max_bytes is not None and len(data) > max_bytes:
         raise errors.FileTooLarge(
             gettext_noop("The file is %(size)s; the limit is %(limit)s. Send a smaller copy."),
-            size=_size(len(data)), limit=_size(max_bytes),
+            size=size_text(len(data)), limit=size_text(max_bytes),
         )
 
 

@@ -60,6 +60,8 @@ def _limits() -> dict:
 
 
 def _cost(upload, spec: InputSpec) -> int | core.ImageError:
+    if getattr(upload, "refused", None) is not None:
+        return upload.refused
     try:
         return header_cost(upload.data, spec, **_limits())
     except core.ImageError as exc:  # this image alone is refused; the others of a batch go on

@@ -139,6 +139,7 @@ class ModelVersionOut(Schema):
 
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 429: ErrorOut, 503: ErrorOut}
+PREDICT_ERRORS = {**ERRORS, 409: ErrorOut}  # explain_unavailable: a heat map asked of an engine that cannot draw one
 _PARAMETERS = {
     "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": 5},
     "domain": {"type": "string", "enum": list(QUERY_DOMAINS), "description": "only classes of this domain"},
@@ -177,7 +178,7 @@ BATCH_DESCRIPTION = (
 
 # ---- endpoints ------------------------------------------------------------------------------
 
-@api.post("/predict", response={200: PredictOut, **ERRORS}, openapi_extra=IMAGE_BODY, summary="Classify one photo")
+@api.post("/predict", response={200: PredictOut, **PREDICT_ERRORS}, openapi_extra=IMAGE_BODY, summary="Classify one photo")
 def predict(request: HttpRequest):
     upload, params = parse_single(request)
     result = services.prediction_create(
@@ -190,7 +191,7 @@ def predict(request: HttpRequest):
 
 
 @api.post(
-    "/predict/batch", response={200: BatchOut, **ERRORS}, openapi_extra=BATCH_BODY,
+    "/predict/batch", response={200: BatchOut, **PREDICT_ERRORS}, openapi_extra=BATCH_BODY,
     summary=f"Classify up to {_MAX} photos", description=BATCH_DESCRIPTION,
 )
 def predict_batch(request: HttpRequest):
@@ -268,8 +269,13 @@ def _invalid(request, exc: ValidationError):
     return error_response(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": where, "problem": parameter_problem(first)})
 
 
+BODY_UNREADABLE = "Cannot parse request body"  # django-ninja's HttpError when a JSON body does not parse
+
+
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
+    if exc.status_code == 400 and str(exc) == BODY_UNREADABLE:  # as predict says it: one code, in the reader's language
+        return error_response(400, "invalid_json", _("The request body is not valid JSON."))
     return error_response(exc.status_code, "http_error", str(exc))
 
 

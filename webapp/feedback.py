@@ -15,6 +15,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from PIL import Image
 
 from webapp.clients import client_address
@@ -149,11 +150,13 @@ def feedback_create(
     """Record what the person who made a prediction says of its answer; once per prediction."""
     label, comment = label.strip(), comment.strip()
     _check_text(correct=correct, label=label, comment=comment)
-    photo = KeptPhoto.objects.select_related("prediction").filter(prediction_id=prediction_id).first()
+    # An id no row can have (the database's integers stop at 2**63 - 1) is no prediction, not a database error.
+    fits = 0 < prediction_id < 2**63
+    photo = KeptPhoto.objects.select_related("prediction").filter(prediction_id=prediction_id).first() if fits else None
     if photo is None or not owner.owns(photo):
-        raise PredictionNotFound(f"No prediction {prediction_id} of yours is open for feedback.")
+        raise PredictionNotFound(_("No prediction %(id)s of yours is open for feedback.") % {"id": prediction_id})
     if photo.deleted_at is not None:
-        raise PhotoGone(f"The photo of prediction {prediction_id} was deleted; feedback can no longer be used.")
+        raise PhotoGone(_("The photo of prediction %(id)s was deleted; feedback can no longer be used.") % {"id": prediction_id})
     top = photo.prediction.top[0] if photo.prediction.top else {}
     try:
         with transaction.atomic():
@@ -162,13 +165,13 @@ def feedback_create(
                 domain=domain, comment=comment, model_label=top.get("label", ""), source=owner.source,
             )
     except IntegrityError:
-        raise FeedbackExists(f"Prediction {prediction_id} already has feedback.") from None
+        raise FeedbackExists(_("Prediction %(id)s already has feedback.") % {"id": prediction_id}) from None
 
 
 def _check_text(*, correct: bool, label: str, comment: str) -> None:
     if not correct and not label:
-        raise FeedbackError("Say what the photo shows: 'label' is needed when the answer is wrong.")
+        raise FeedbackError(_("Say what the photo shows: 'label' is needed when the answer is wrong."))
     if len(label) > LABEL_MAX:
-        raise FeedbackError(f"The label is {len(label)} characters long; at most {LABEL_MAX} are allowed.")
+        raise FeedbackError(_("The label is %(length)d characters long; at most %(limit)d are allowed.") % {"length": len(label), "limit": LABEL_MAX})
     if len(comment) > COMMENT_MAX:
-        raise FeedbackError(f"The comment is {len(comment)} characters long; at most {COMMENT_MAX} are allowed.")
+        raise FeedbackError(_("The comment is %(length)d characters long; at most %(limit)d are allowed.") % {"length": len(comment), "limit": COMMENT_MAX})

@@ -58,5 +58,5 @@ def feedback_page(request: HttpRequest, prediction_id: int) -> HttpResponse:
 
 def _domain(value: str) -> str:
     if value not in dict(FEEDBACK_DOMAINS):
-        raise feedback.FeedbackError(f"Unknown domain {value!r}; use animal, bird, plant or other.")
+        raise feedback.FeedbackError(_("Unknown domain %(domain)r; use animal, bird, plant or other.") % {"domain": value})
     return value

@@ -56,6 +56,12 @@ class JsonErrorsMiddleware:
             if _is_api(request):
                 return error_response(413, "request_too_large", message)
             return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        if self._chunked_without_length(request):
+            # WSGI gives Django no way to read a body of unknown length: it would see none and answer as if nothing was sent.
+            message = _("Send the body with a Content-Length header; chunked uploads are not read.")
+            if _is_api(request):
+                return error_response(411, "length_required", message)
+            return HttpResponse(message, status=411, content_type="text/plain; charset=utf-8")
         if request.method == "POST" and request.path == reverse("admin:login"):
             throttle = LoginRateThrottle()
             if not throttle.allow_request(request):
@@ -73,6 +79,10 @@ class JsonErrorsMiddleware:
         if match and match.url_name in READ_ONLY_VIEWS and request.method not in ("GET", "HEAD"):
             return self._not_allowed(request, "GET, HEAD")
         return None
+
+    @staticmethod
+    def _chunked_without_length(request) -> bool:
+        return "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get("CONTENT_LENGTH")
 
     @staticmethod
     def _declared_length(request) -> int:

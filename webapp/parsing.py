@@ -9,6 +9,8 @@ from typing import Literal, Optional
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.http.multipartparser import MultiPartParserError
+from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticError
@@ -16,7 +18,10 @@ from pydantic import ValidationError as PydanticError
 from recognizer.engine import MAX_TOP_K
 from recognizer.manifest import QUERY_DOMAINS
 from webapp import services
-from webapp.errors import ApiError
+from recognizer import errors as core
+from recognizer.errors import gettext_noop
+from recognizer.preprocessing import size_text
+from webapp.errors import ApiError, from_core
 from webapp.i18n import Lang, activate_reply_language, parameter_problem
 from webapp.throttling import ClientRateThrottle
 
@@ -64,18 +69,39 @@ def _json_body(request: HttpRequest) -> dict:
     return body
 
 
-def _decode_base64(value) -> bytes:
+class InvalidBase64(core.ImageError):
+    code = "invalid_base64"
+
+
+def _base64_bytes(value, field: str) -> bytes:
+    """The bytes of one base64 image (a data: URL too); InvalidBase64 or FileTooLarge (before decoding copies it)."""
     if not isinstance(value, str) or not value:
-        raise ApiError(400, "invalid_base64", _("image_base64 must be a non-empty base64 string."))
+        raise InvalidBase64(gettext_noop("%(field)s must be a non-empty base64 string."), field=field)
     if value.startswith("data:"):
         value = value.partition(",")[2]
-    if len(value.rstrip("=")) * 3 // 4 > settings.UPLOAD_MAX_BYTES:  # refused before decoding copies it
-        limit = f"{settings.UPLOAD_MAX_BYTES / 1e6:.3g}"
-        raise ApiError(413, "file_too_large", _("The file is larger than the %(limit)s MB limit.") % {"limit": limit})
+    size = len(value.rstrip("=")) * 3 // 4
+    if size > settings.UPLOAD_MAX_BYTES:
+        raise core.FileTooLarge(gettext_noop("%(field)s is larger than the %(limit)s limit."), field=field, limit=size_text(settings.UPLOAD_MAX_BYTES))
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(400, "invalid_base64", _("image_base64 is not valid base64.")) from None
+        raise InvalidBase64(gettext_noop("%(field)s is not valid base64."), field=field) from None
+
+
+def _decode_base64(value) -> bytes:
+    """The one image of a JSON predict request; a bad one is the request's error."""
+    try:
+        return _base64_bytes(value, "image_base64")
+    except core.ImageError as exc:
+        raise from_core(exc) from None
+
+
+def _base64_upload(value, index: int) -> services.Upload:
+    """One image of a JSON batch; a bad one is that image's own error, as a bad file of a multipart batch is."""
+    try:
+        return services.Upload(_base64_bytes(value, f"images_base64[{index}]"))
+    except core.ImageError as exc:
+        return services.Upload(b"", refused=exc)
 
 
 def parse_params(source: dict) -> PredictParams:
@@ -115,6 +141,15 @@ def _check_content_type(request: HttpRequest) -> None:
         )
 
 
+def _form(request: HttpRequest) -> tuple[dict, MultiValueDict]:
+    """The fields and files of a multipart (or urlencoded) body; a malformed one is the caller's 400, never a 500."""
+    try:
+        return request.POST.dict(), request.FILES
+    except (MultiPartParserError, UnicodeError) as exc:
+        message = _("The multipart body is malformed (%(detail)s).") % {"detail": exc}
+        raise ApiError(400, "invalid_multipart", message) from None
+
+
 def upload_from_file(file) -> services.Upload:
     # Its size is checked with its pixels, by the service: in a batch, one large file fails alone.
     return services.Upload(data=file.read(), filename=file.name or "")
@@ -129,8 +164,9 @@ def parse_single(request: HttpRequest) -> tuple[services.Upload, PredictParams]:
         if "image_base64" not in body:
             raise ApiError(400, "missing_image", _("The JSON body needs an 'image_base64' field."))
         return services.Upload(_decode_base64(body["image_base64"])), params
-    params = parse_params({**request.GET.dict(), **request.POST.dict()})
-    files = request.FILES.getlist("image")
+    fields, files = _form(request)
+    params = parse_params({**request.GET.dict(), **fields})
+    files = files.getlist("image")
     if not files:
         raise ApiError(400, "missing_image", _("Attach the photo as a multipart file field named 'image'."))
     if len(files) > 1:
@@ -148,8 +184,9 @@ def parse_batch(request: HttpRequest) -> tuple[list[services.Upload], PredictPar
         if not isinstance(items, list) or not items:
             raise ApiError(400, "missing_image", _("The JSON body needs 'images_base64': a list of base64 strings."))
     else:
-        params = parse_params({**request.GET.dict(), **request.POST.dict()})
-        items = request.FILES.getlist("images")
+        fields, files = _form(request)
+        params = parse_params({**request.GET.dict(), **fields})
+        items = files.getlist("images")
         if not items:
             raise ApiError(400, "missing_image", _("Attach the photos as multipart file fields named 'images'."))
     if len(items) > settings.BATCH_MAX_IMAGES:
@@ -157,7 +194,7 @@ def parse_batch(request: HttpRequest) -> tuple[list[services.Upload], PredictPar
         raise ApiError(413, "too_many_images", _("At most %(limit)d images per batch; got %(count)d.") % counts)
     _count_against_rate_limit(request, len(items) - 1)  # the request itself was counted already
     if is_json(request):
-        uploads = [services.Upload(_decode_base64(item)) for item in items]
+        uploads = [_base64_upload(item, n) for n, item in enumerate(items)]
     else:
         uploads = [upload_from_file(f) for f in items]
     return uploads, params

@@ -222,6 +222,7 @@ class Upload:
     data: bytes
     filename: str = ""
     on_decoded: Callable[[Image.Image], None] | None = None  # sees the one decoded image (the page's preview)
+    refused: core.ImageError | None = None  # refused as it was read (a batch item that is not base64): its own error
 
 
 @dataclass

@@ -99,7 +99,8 @@
     item.querySelector(".bar-fill").style.width = Math.round(prediction.probability * 100) + "%";
     const share = item.querySelector(".share");
     if (prediction.probability_in_domain !== null && prediction.probability_in_domain !== undefined) {
-      share.textContent = percent(prediction.probability_in_domain) + " within " + prediction.domain + "s";
+      share.textContent = interpolate(gettext("%(share)s among %(domain)s classes"),
+        { share: percent(prediction.probability_in_domain), domain: domainName(prediction.domain) }, true);
       share.hidden = false;
     }
     return item;

@@ -124,7 +124,7 @@ def test_changing_the_domain_filter_resubmits_and_keeps_only_that_domain(page, p
 
     expect(rows(page)).to_have_count(1)  # owl is the tiny model's only bird
     expect(rows(page).locator(".domain")).to_have_text(["bird"])
-    expect(rows(page).locator(".share")).to_have_text(["100% within birds"])  # the share within the filter
+    expect(rows(page).locator(".share")).to_have_text(["100% among bird classes"])  # the share within the filter
     expect(rows(page).locator(".probability")).not_to_have_text(["100%"])  # and the share of all classes
     expect(page.locator("#filter-used")).to_have_text("bird")
 

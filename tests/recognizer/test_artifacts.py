@@ -207,6 +207,11 @@ def test_a_manifest_whose_input_size_differs_from_the_model_is_refused(artifact)
 # --- manifest problems ---------------------------------------------------------------------------------------
 
 
+def test_a_missing_h5_is_named_as_the_missing_file_not_as_a_missing_manifest(tmp_path):
+    with pytest.raises(errors.ArtifactError, match=r"No model file at .*nowhere\.h5"):
+        load_artifact(tmp_path / "nowhere.h5")
+
+
 def test_an_h5_without_its_manifest_is_refused(artifact):
     manifest_path(artifact).unlink()
     with pytest.raises(errors.ManifestError, match=r"No manifest at .*tiny-wildlife-v1\.json"):

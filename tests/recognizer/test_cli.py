@@ -157,6 +157,16 @@ def test_it_exits_1_when_every_file_fails(capsys, tiny_artifact, inputs, tmp_pat
     ]
 
 
+
+@pytest.mark.parametrize("where", ["missing folder", "a folder"])
+def test_a_csv_path_that_cannot_be_written_is_a_one_line_usage_error(tmp_path, tiny_artifact, inputs, where):
+    target = tmp_path / "no" / "such" / "out.csv" if where == "missing folder" else tmp_path
+    done = run_cli("classify", "--model", str(tiny_artifact), "--csv", str(target), str(inputs["single"]))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("python -m recognizer classify: error: argument --csv:")
+    assert ("there is no folder" if where == "missing folder" else "is a folder") in last
+
 def test_csv_writes_one_row_per_photo_with_its_verdict_top_k_and_errors(tmp_path, tiny_artifact, inputs):
     import csv
 

@@ -262,6 +262,38 @@ def test_a_batch_whose_images_all_fail_is_still_answered_item_by_item(client):
     assert not Prediction.objects.exists()
 
 
+
+def test_a_json_batch_with_bad_base64_items_fails_those_items_alone_and_names_them(client, jpeg_bytes, settings):
+    settings.UPLOAD_MAX_BYTES = len(jpeg_bytes) + 10
+    oversized = b64(jpeg_bytes + bytes(100))
+    reply = post_json(client, {"images_base64": [b64(jpeg_bytes), "!!!", "", 5, oversized, b64(jpeg_bytes)]}, url=BATCH)
+    assert reply.status_code == 200, reply.content[:300]
+    results = reply.json()["results"]
+    assert [r["error"]["code"] if "error" in r else "ok" for r in results] == [
+        "ok", "invalid_base64", "invalid_base64", "invalid_base64", "file_too_large", "ok"
+    ]
+    assert [r["error"]["message"].split()[0] for r in results[1:5]] == [f"images_base64[{n}]" for n in range(1, 5)]
+    assert Prediction.objects.count() == 2
+
+
+def test_a_chunked_body_without_a_length_is_411_not_taken_for_a_request_without_an_image(client, jpeg_bytes):
+    # Django reads no body of unknown length: without this, the photo would be dropped and "missing_image" said.
+    chunked = {"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_LENGTH": ""}
+    reply = client.generic("POST", PREDICT, jpeg_bytes, content_type="image/jpeg", **chunked)
+    assert "Content-Length" in assert_error(reply, 411, "length_required")["message"]
+    page = client.generic("POST", "/", jpeg_bytes, content_type="multipart/form-data; boundary=x", **chunked)
+    assert page.status_code == 411 and b"Content-Length" in page.content
+    assert not Prediction.objects.exists()
+
+
+@pytest.mark.parametrize("url", [PREDICT, BATCH])
+@pytest.mark.parametrize("content_type", [
+    "multipart/form-data", "multipart/form-data; boundary=", "multipart/form-data; boundary=\u00e9t\u00e9",
+], ids=["no boundary", "empty boundary", "non-ASCII boundary"])
+def test_a_multipart_body_with_a_bad_boundary_is_400_not_500(client, url, content_type):
+    reply = client.generic("POST", url, b"--x\r\n\r\n", content_type=content_type)
+    assert "malformed" in assert_error(reply, 400, "invalid_multipart")["message"]
+
 # ---- polyglots --------------------------------------------------------------------------------
 
 def test_an_html_png_polyglot_is_never_served_back_as_html(client, photos, settings):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -40,7 +41,8 @@ def test_register_model_without_activate_leaves_the_active_version_alone(active_
 
 @pytest.mark.parametrize(
     "kind, reason",
-    [("truncated", "HDF5"), ("lambda", "Lambda"), ("sha-mismatch", "sha256"), ("missing", "No manifest")],
+    [("truncated", "HDF5"), ("lambda", "Lambda"), ("sha-mismatch", "sha256"), ("missing", "No model file"),
+     ("without manifest", "No manifest")],
 )
 def test_register_model_refuses_a_bad_artifact_in_one_line_and_stores_nothing(
     db, tmp_path, tiny_artifact, tiny_artifact_v2, kind, reason
@@ -50,6 +52,7 @@ def test_register_model_refuses_a_bad_artifact_in_one_line_and_stores_nothing(
         "lambda": lambda: lambda_artifact(tmp_path),
         "sha-mismatch": lambda: mismatched_artifact(tmp_path, tiny_artifact_v2, tiny_artifact),
         "missing": lambda: tmp_path / "nowhere.h5",
+        "without manifest": lambda: Path(shutil.copy(tiny_artifact, tmp_path / "lonely.h5")),
     }[kind]()
     with pytest.raises(CommandError) as raised:
         run("register_model", str(bad), "--activate")

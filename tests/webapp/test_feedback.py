@@ -53,6 +53,27 @@ def test_an_unknown_prediction_is_404(client, keeping):
     assert_error(send(client, 999_999), 404, "prediction_not_found")
 
 
+
+@pytest.mark.parametrize("prediction_id", [2**63, 10**23])
+def test_an_id_past_the_databases_integers_is_404_on_the_api_and_the_page(client, keeping, prediction_id):
+    assert_error(send(client, prediction_id), 404, "prediction_not_found")
+    reply = client.post(f"/predictions/{prediction_id}/feedback", {"label": "fox"}, headers={"Accept": "application/json"})
+    assert_error(reply, 404, "prediction_not_found")
+
+
+def test_feedback_errors_are_said_in_the_language_asked_for(client, predicted):
+    unknown = assert_error(client.post(
+        feedback_url(999_999) + "?lang=zh-hans", {"correct": False, "label": "fox"}, content_type="application/json"), 404)
+    assert "999999" in unknown["message"] and "反馈" in unknown["message"]
+    no_label = assert_error(client.post(feedback_url(predicted) + "?lang=zh-hans", {"correct": False},
+                                        content_type="application/json"), 400, "invalid_feedback")
+    assert "label" in no_label["message"] and "照片" in no_label["message"]
+
+
+def test_a_feedback_body_that_is_not_json_is_400_invalid_json_as_on_predict(client, predicted):
+    reply = client.post(feedback_url(predicted), "{not json", content_type="application/json")
+    assert "JSON" in assert_error(reply, 400, "invalid_json")["message"]
+
 def test_feedback_twice_on_one_prediction_is_409_and_nothing_is_written_twice(client, predicted):
     assert send(client, predicted).status_code == 201
     assert_error(send(client, predicted, label="grey fox"), 409, "feedback_exists")

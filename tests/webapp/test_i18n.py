@@ -179,6 +179,15 @@ def test_the_page_s_answer_uses_the_page_language(client, active, jpeg):
     assert sorted(labels(as_json.json())) == sorted(CLASSES.values())
 
 
+
+def test_the_page_s_answer_has_no_english_left_in_chinese_with_a_domain_filter(client, active, jpeg):
+    sent = {"image": upload(jpeg), "domain": "plant"}
+    rendered = page_text(client.post("/", sent, HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
+    for english in ("Show where the model looked", "The five most likely labels", "Where the model looked", " within "):
+        assert english not in rendered
+    assert "最可能的五个标签" in rendered and "显示模型看了哪里" in rendered
+    assert re.search(r"在植物类别中占 \d+%", rendered)
+
 def test_the_page_s_errors_are_in_the_page_language(client, active):
     reply = client.post("/", {}, HTTP_ACCEPT="application/json", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER)
     assert assert_error(reply, 400, "missing_image")["message"] == "请先选择一张照片。"

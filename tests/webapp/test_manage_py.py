@@ -63,3 +63,12 @@ def test_verbose_shows_tensorflows_log_lines_again(manage, tiny_artifact_v2):
     done = manage("register_model", "--verbose", str(tiny_artifact_v2))
     assert done.returncode == 0, done.stderr
     assert native_lines(done.stderr), done.stderr
+
+
+@pytest.mark.parametrize("where", ["missing folder", "a folder"])
+def test_classify_to_a_csv_that_cannot_be_written_fails_in_one_line_before_classifying(manage, photos, tmp_path, where):
+    target = tmp_path / "no" / "such" / "out.csv" if where == "missing folder" else tmp_path
+    done = manage("classify", str(photos / "bird/turkey.jpg"), "--csv", str(target))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "--csv" in done.stderr.strip().splitlines()[-1]
+    assert done.stdout == ""

@@ -1,9 +1,7 @@
-from pathlib import Path
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from recognizer.cli import classify_files, iter_files, top_k_arg, write_results
+from recognizer.cli import classify_files, csv_out_arg, iter_files, top_k_arg, write_results
 from recognizer.manifest import QUERY_DOMAINS
 from webapp.runtime import ModelNotReady, runtime
 
@@ -17,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--top-k", type=top_k_arg, default=5)
         parser.add_argument("--domain", choices=QUERY_DOMAINS)
         parser.add_argument("--json", action="store_true", help="one JSON object per image")
-        parser.add_argument("--csv", type=Path, metavar="OUT.csv", help="write one row per photo (verdict, top-k) to this file")
+        parser.add_argument("--csv", type=csv_out_arg, metavar="OUT.csv", help="write one row per photo (verdict, top-k) to this file")
 
     def handle(self, *args, paths, model, top_k, domain, json, csv, **options):
         name = model or settings.DEFAULT_MODEL_NAME

@@ -26,8 +26,8 @@ class Command(BaseCommand):
         name = model or settings.DEFAULT_MODEL_NAME
         chosen = selectors.model_version_get(name=name, number=version)
         if chosen is None:
-            what = f"version {version}" if version else "an active version"
-            raise CommandError(f"{name!r} has no {what}; see `python manage.py shell` or /api/v1/models.")
+            what = f"version {version}" if version else "active version"
+            raise CommandError(f"{name!r} has no {what}; `python manage.py models` lists the models and their versions.")
         try:
             run = runs.model_version_evaluate(
                 version=chosen, data=Path(data), out=Path(out) if out else None, progress=opts["verbosity"] > 0 and not json
