@@ -157,7 +157,9 @@ def _request_body(file_field: str, file_schema: dict, json_field: str, json_sche
         return {"schema": {"type": "object", "required": [field], "properties": {field: schema, **_PARAMETERS}}}
 
     content = {"multipart/form-data": form(file_field, file_schema), "application/json": form(json_field, json_schema)}
-    return {"requestBody": {"required": True, "content": content}}
+    # Every parameter may also go in the query string (the body wins when both give it).
+    query = [{"name": name, "in": "query", "required": False, "schema": schema} for name, schema in _PARAMETERS.items()]
+    return {"requestBody": {"required": True, "content": content}, "parameters": query}
 
 
 _BINARY = {"type": "string", "format": "binary"}

@@ -46,3 +46,18 @@ def test_the_docs_sample_json_with_a_pasted_photo_is_answered(client, active_tin
     body[field] = encoded if field == "image_base64" else [encoded]
     reply = client.post(path, json.dumps(body), content_type="application/json")
     assert reply.status_code == 200, (body.keys(), reply.content[:300])
+
+
+@pytest.mark.parametrize("path, field", [("/api/v1/predict", "image"), ("/api/v1/predict/batch", "images")])
+def test_the_schema_documents_every_parameter_in_the_query_and_its_samples_there_are_answered(
+    client, active_tiny, jpeg_bytes, path, field
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    operation = client.get("/api/v1/openapi.json").json()["paths"][path]["post"]
+    in_query = {p["name"]: p["schema"] for p in operation["parameters"] if p["in"] == "query"}
+    assert set(in_query) == set(filled_in(client, path, "multipart/form-data", field))
+    assert "409" in operation["responses"]  # explain_unavailable
+    query = "&".join(f"{name}={json.dumps(sample(s)).strip(chr(34)).lower()}" for name, s in in_query.items())
+    reply = client.post(f"{path}?{query}", {field: SimpleUploadedFile("turkey.jpg", jpeg_bytes, "image/jpeg")})
+    assert reply.status_code == 200, (query, reply.content[:300])
