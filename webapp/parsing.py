@@ -15,12 +15,12 @@ from django.utils.translation import gettext as _
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticError
 
-from recognizer.engine import MAX_TOP_K
-from recognizer.manifest import QUERY_DOMAINS
-from webapp import services
 from recognizer import errors as core
+from recognizer.engine import MAX_TOP_K
 from recognizer.errors import gettext_noop
+from recognizer.manifest import QUERY_DOMAINS
 from recognizer.preprocessing import size_text
+from webapp import services
 from webapp.errors import ApiError, from_core
 from webapp.i18n import Lang, activate_reply_language, parameter_problem
 from webapp.throttling import ClientRateThrottle
