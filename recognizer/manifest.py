@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +16,9 @@ FORMAT_VERSION = 1
 DOMAINS = ("animal", "bird", "plant", "other")
 # The domains a person can ask for: "other" holds the classes that are none of the three.
 QUERY_DOMAINS = tuple(d for d in DOMAINS if d != "other")
+# A model's name: part of URLs, admin lists and folder names under VAR_DIR, so nothing that could leave a folder.
+MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+MODEL_NAME_RULE = "lowercase letters, digits, '-', '_' or '.', starting with a letter or digit, at most 100 characters"
 
 
 @dataclass(frozen=True)

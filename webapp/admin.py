@@ -155,7 +155,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             else:
                 messages.success(request, _("Rolled back %(name)s to v%(version)d.") % {"name": name, "version": version.version})
 
-    @admin.action(description=gettext_lazy("Recompile for the optimized engine (after upgrading its runtime)"))
+    @admin.action(description=gettext_lazy("Recompile for the optimized engine (after upgrading its runtime)"), permissions=["change"])
     def recompile_selected(self, request, queryset):
         for version in queryset:
             try:
@@ -206,6 +206,17 @@ class PredictionAdmin(admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ("name", "prefix", "user", "is_active", "created_at", "last_used_at")
     fields = ("name", "user", "is_active")
+    actions = ["revoke_selected"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A token is revoked for good: once saved, "active" changes only through revocation, never back on.
+        return ("is_active",) if obj is not None else ()
+
+    @admin.action(description=gettext_lazy("Revoke the selected tokens (for good)"), permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        for token in queryset.filter(is_active=True):
+            services.api_token_revoke(token=token, by=request.user)
+        messages.success(request, _("The selected tokens are revoked; requests with them are refused."))
 
     def save_model(self, request, obj, form, change):
         if change:

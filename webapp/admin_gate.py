@@ -9,6 +9,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
@@ -70,20 +71,23 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
         return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[pk]))
 
     def _activate(self, request, version, force_reason: str = "") -> None:
+        if version.is_active:
+            messages.info(request, _("%(version)s is already the active version; nothing changed.") % {"version": version})
+            return
         try:
             version = services.model_version_activate(version=version, by=request.user, force_reason=force_reason)
         except services.ActivationError as exc:
             messages.error(request, str(exc))
             return
         check = version.gate_checks.first()
-        messages.success(request, f"{version} is now active; every worker switches within a few seconds.")
+        messages.success(request, _("%(version)s is now active; every worker switches within a few seconds.") % {"version": version})
         level = messages.WARNING if check is None else messages.INFO
         messages.add_message(request, level, promotion.gate_message(check, name=version.name))
 
     @admin.action(description=gettext_lazy("Activate the selected version"), permissions=["change"])
     def activate_selected(self, request, queryset):
         if queryset.count() != 1:
-            messages.error(request, "Select exactly one version to activate.")
+            messages.error(request, _("Select exactly one version to activate."))
             return
         self._activate(request, queryset.get())
 

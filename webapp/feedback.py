@@ -162,7 +162,9 @@ def feedback_create(
         with transaction.atomic():
             return Feedback.objects.create(
                 prediction_id=prediction_id, correct=correct, label=label or (top.get("label", "") if correct else ""),
-                domain=domain, comment=comment, model_label=top.get("label", ""), source=owner.source,
+                # "The model was right" says the domain too: that of the class it answered.
+                domain=domain or (top.get("domain", "") if correct else ""),
+                comment=comment, model_label=top.get("label", ""), source=owner.source,
             )
     except IntegrityError:
         raise FeedbackExists(_("Prediction %(id)s already has feedback.") % {"id": prediction_id}) from None

@@ -62,6 +62,8 @@ class AllowedClassListForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         names = sorted({*selectors.model_names_active(), *([self.instance.model_name] if self.instance.pk else [])})
         self.fields["model_name"].choices = [(n, n) for n in names]
+        # A list is its model's: saving it under another name would make a second list and leave this one applied.
+        self.fields["model_name"].disabled = bool(self.instance.pk)
 
     def clean(self):
         data = super().clean()

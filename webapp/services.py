@@ -28,7 +28,7 @@ from recognizer.artifacts import verify_sha256
 from recognizer.engine import Engine, Prediction as Ranked
 from recognizer.errors import Translatable, gettext_noop
 from recognizer.labels import display_label
-from recognizer.manifest import Manifest, manifest_path, write_manifest
+from recognizer.manifest import MODEL_NAME_PATTERN, MODEL_NAME_RULE, Manifest, manifest_path, write_manifest
 from recognizer.optimized import optimize_artifact
 from recognizer.verdict import Verdict
 from webapp import admission, answering, audit, metrics, selectors
@@ -88,6 +88,8 @@ def model_version_register(
     """
     artifact_path = Path(artifact_path).resolve()
     engine = model_version_validate(artifact_path=artifact_path)
+    if not MODEL_NAME_PATTERN.match(engine.manifest.name):
+        raise RegistrationError(f"The model name {engine.manifest.name!r} in its manifest must be {MODEL_NAME_RULE}.")
     optimization = optimize_artifact(engine, kind=settings.RECOGNIZER_ENGINE, precision=settings.RECOGNIZER_PRECISION)
     manifest = engine.manifest.with_updates(engine=optimization.engine)
     write_manifest(manifest, manifest_path(artifact_path))  # the artifact says which engine serves it

@@ -40,10 +40,10 @@ def training_job_start(
 ) -> TrainingJob:
     """Record a job and put it on the queue (once the transaction commits, so the worker finds the row)."""
     from webapp import tasks
-    from webapp.management.commands.train import NAME_PATTERN
+    from recognizer.manifest import MODEL_NAME_PATTERN, MODEL_NAME_RULE
 
-    if not NAME_PATTERN.match(model_name):
-        raise JobError("The model name must be lowercase letters, digits, '-', '_' or '.'.")
+    if not MODEL_NAME_PATTERN.match(model_name):
+        raise JobError(f"The model name must be {MODEL_NAME_RULE}.")
     if backbone not in NAMES:
         raise JobError(f"Unknown backbone {backbone!r}; choose one of {', '.join(NAMES)}.")
     if epochs < 1 or fine_tune_layers < 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 from django.db.models import ProtectedError
@@ -43,9 +44,13 @@ def test_staff_with_only_the_view_permission_can_neither_activate_nor_roll_back(
 
     act(client, "activate_selected", v2)
     act(client, "roll_back_selected", v1)
+    act(client, "recompile_selected", v1)
 
     assert ModelVersion.objects.get(is_active=True) == v1
     assert Activation.objects.count() == 1
+    assert not LogEntry.objects.filter(change_message__icontains="recompile").exists()
+    offered = client.get(CHANGELIST).content.decode()
+    assert "recompile_selected" not in offered and "activate_selected" not in offered
 
 
 def test_staff_with_the_change_permission_may_activate(client, django_user_model, two_versions):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import re
 from pathlib import Path
 
@@ -246,3 +247,35 @@ def test_a_token_made_inactive_in_the_admin_does_not_authenticate(admin_client, 
     assert ApiToken.objects.get().is_active is False
     reply = admin_client.post("/api/v1/predict", {"image": upload(jpeg_bytes)}, HTTP_AUTHORIZATION=f"Bearer {key}")
     assert_error(reply, 401, "unauthorized")
+
+
+
+def test_a_revoked_token_cannot_be_turned_back_on_in_the_admin(admin_client, active_tiny, jpeg_bytes, settings):
+    settings.API_ALLOW_ANONYMOUS = False
+    token, key = services.api_token_create(name="bot", user=None, is_active=True)
+    changelist = "/admin/webapp/apitoken/"
+    admin_client.post(changelist, {"action": "revoke_selected", "_selected_action": [token.pk]}, follow=True)
+    assert ApiToken.objects.get().is_active is False
+    admin_client.post(f"{changelist}{token.pk}/change/", {"name": "bot", "is_active": "on"}, follow=True)
+    assert ApiToken.objects.get().is_active is False
+    reply = admin_client.post("/api/v1/predict", {"image": upload(jpeg_bytes)}, HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert_error(reply, 401, "unauthorized")
+
+
+def test_activating_the_active_version_says_nothing_changed_and_audits_nothing(admin_client, active_tiny):
+    before = Activation.objects.count()
+    reply = action(admin_client, "activate_selected", active_tiny)
+    assert any("already the active version" in m for m in messages_of(reply))
+    assert Activation.objects.count() == before
+
+
+def test_a_manifest_whose_model_name_could_leave_a_folder_is_not_registered(admin_client, models_dir, tiny_artifact):
+    import json as json_module
+
+    h5 = models_dir / "odd.h5"
+    shutil.copy(tiny_artifact, h5)
+    manifest = json_module.loads(tiny_artifact.with_suffix(".json").read_text())
+    (models_dir / "odd.json").write_text(json_module.dumps({**manifest, "name": "Bad Name/../x"}))
+    with pytest.raises(services.RegistrationError, match="lowercase letters"):
+        services.model_version_register(artifact_path=h5)
+    assert not ModelVersion.objects.filter(name="Bad Name/../x").exists()

@@ -108,3 +108,14 @@ def test_a_new_version_with_none_of_the_listed_classes_is_a_clear_503(client, ot
     other_classes_v2()
     error = assert_error(predict(client, jpeg_bytes), 503)
     assert error["code"] == "allowed_classes_unusable" and "v2" in error["message"]
+
+
+def test_a_saved_list_keeps_its_model_so_editing_it_cannot_copy_it_to_another(admin_client, active_tiny, tmp_path):
+    from tests.imagenet_tiny import NAME as OTHER, save_imagenet_tiny
+
+    services.model_version_register(artifact_path=save_imagenet_tiny(tmp_path), activate=True)  # a second model, active
+    admin_client.post(ADD, {"model_name": TINY_NAME, "classes": "2\n", "enabled": "on"})  # class index 2: both have it
+    listed = AllowedClassList.objects.get()
+    change = f"/admin/webapp/allowedclasslist/{listed.pk}/change/"
+    admin_client.post(change, {"model_name": OTHER, "classes": "2\n", "enabled": "on"})
+    assert list(AllowedClassList.objects.values_list("model_name", flat=True)) == [TINY_NAME]

@@ -7,8 +7,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from tests.synthetic import picture
-from tests.webapp.helpers import encode
-from tests.webapp.learning import feedback_on, jpeg_bytes, keeping  # noqa: F401
+from tests.webapp.helpers import encode, predict
+from tests.webapp.learning import feedback_on, feedback_url, jpeg_bytes, keeping  # noqa: F401
 from webapp.models import Feedback, FeedbackReview
 
 QUEUE = "/admin/webapp/feedback/"
@@ -122,3 +122,14 @@ def test_the_review_audit_is_never_changed(admin_client, item):
         audit.save()
     with pytest.raises(HistoryIsAppendOnly):
         FeedbackReview.objects.all().delete()
+
+
+def test_a_right_answer_carries_the_domain_of_the_class_the_model_gave_so_bulk_accept_takes_it(admin_client, client, keeping, jpeg_bytes):
+    answer = predict(client, jpeg_bytes).json()
+    client.post(feedback_url(answer["id"]), {"correct": True}, content_type="application/json")
+    top = answer["predictions"][0]
+    item = Feedback.objects.get()
+    assert (item.label, item.domain) == (top["label_en"], top["domain"])
+    admin_client.post(QUEUE, {"action": "accept_as_said", "_selected_action": [item.pk]})
+    item.refresh_from_db()
+    assert (item.status, item.final_label, item.final_domain) == ("accepted", top["label_en"], top["domain"])

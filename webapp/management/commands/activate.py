@@ -19,6 +19,9 @@ class Command(BaseCommand):
         target = ModelVersion.objects.filter(name=name, version=version).first()
         if target is None:
             raise CommandError(f"no version {version} of a model named {name!r}; manage.py models lists them.")
+        if target.is_active:
+            self.stdout.write(f"{target} is already the active version; nothing changed.")
+            return
         try:
             services.model_version_activate(version=target, by=user)
         except services.ActivationError as exc:

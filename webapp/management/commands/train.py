@@ -1,4 +1,3 @@
-import re
 import time
 from pathlib import Path
 
@@ -7,11 +6,10 @@ from django.core.management.base import BaseCommand, CommandError
 from recognizer.backbones import NAMES
 from recognizer.errors import RecognizerError
 from recognizer.evaluation import format_table
-from recognizer.manifest import QUERY_DOMAINS
+from recognizer.manifest import MODEL_NAME_PATTERN, MODEL_NAME_RULE, QUERY_DOMAINS
 from recognizer.training import TrainConfig
 from webapp import runs, services
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 
 
 class Command(BaseCommand):
@@ -55,8 +53,8 @@ class Command(BaseCommand):
             self.stderr.write(f"skipped {path}: {reason}")
 
     def _check_options(self, opts):
-        if not NAME_PATTERN.match(opts["name"]):
-            raise CommandError("--name must be lowercase letters, digits, '-', '_' or '.', starting with a letter or digit.")
+        if not MODEL_NAME_PATTERN.match(opts["name"]):
+            raise CommandError(f"--name must be {MODEL_NAME_RULE}.")
         if not 0 <= opts["val_split"] < 1:
             raise CommandError("--val-split must be at least 0 and below 1.")
         if opts["epochs"] < 1 or opts["batch_size"] < 1 or opts["fine_tune_layers"] < 0:
