@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from webapp import promotion, services, shadow
 from webapp.admin import ModelVersionAdmin
 from webapp.admin_review import AuditTrailAdmin
+from webapp.forms import GoldenSetForm
 from webapp.models import GateCheck, GateOverride, GoldenSet, ModelVersion, Shadow
 
 
@@ -120,6 +121,7 @@ admin.site.register(ModelVersion, GatedModelVersionAdmin)
 
 @admin.register(GoldenSet)
 class GoldenSetAdmin(admin.ModelAdmin):
+    form = GoldenSetForm
     list_display = ("model_name", "path", "dataset", "created_at")
 
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from webapp import selectors, services
-from webapp.models import AllowedClassList
+from webapp.models import AllowedClassList, GoldenSet
 
 
 def artifact_choices() -> list[tuple[str, str]]:
@@ -72,4 +72,32 @@ class AllowedClassListForm(forms.ModelForm):
                 services.allowed_class_list_check(model_name=data["model_name"], classes=data["classes"])
             except services.AllowedListError as exc:
                 raise forms.ValidationError(str(exc)) from None
+        return data
+
+
+class GoldenSetForm(forms.ModelForm):
+    """A golden set is checked when saved: a bad one would refuse every activation of its model until removed."""
+
+    class Meta:
+        model = GoldenSet
+        fields = ("model_name", "path", "dataset")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["path"].required = False  # an exported dataset will do instead
+
+    def clean(self):
+        from webapp import promotion
+
+        data = super().clean()
+        name = data.get("model_name")
+        if name and not selectors.model_name_exists(name=name):
+            self.add_error("model_name", f"No model named {name!r} is registered.")
+        path, dataset = (data.get("path") or "").strip(), data.get("dataset")
+        if not path and dataset is None:
+            raise forms.ValidationError("Give the folder of the golden set, or choose an exported dataset.")
+        problem = promotion.golden_folder_problem(Path(dataset.path if dataset is not None else path))
+        if problem:
+            raise forms.ValidationError(problem)
+        data["path"] = path
         return data

@@ -24,6 +24,15 @@ def _golden_files(folder: Path) -> list[list[str]]:
     return _files(folder)
 
 
+def golden_folder_problem(folder: Path) -> str | None:
+    """Why `folder` cannot serve as a golden set, or None: it must hold photos in one subfolder per class."""
+    if not folder.is_dir():
+        return f"There is no folder at {folder}."
+    if not _golden_files(folder):
+        return f"{folder} holds no photos in class subfolders."
+    return None
+
+
 def _trained_on(candidate: ModelVersion) -> set[str]:
     """sha256 of every photo the candidate was trained on, when a training job of this service made it."""
     job = TrainingJob.objects.filter(version=candidate).select_related("dataset").first()

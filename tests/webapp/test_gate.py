@@ -157,3 +157,20 @@ def test_a_version_that_knows_none_of_the_golden_classes_scores_zero(versions, t
     services.model_version_activate(version=v2)  # 0% against 0%: not worse
     check = GateCheck.objects.get()
     assert (check.candidate_top1, check.active_top1) == (0.0, 0.0)
+
+
+def test_a_golden_set_is_checked_when_saved_in_the_admin_so_a_bad_one_cannot_block_activations(admin_client, versions, tmp_path):
+    v1, _ = versions
+    add = "/admin/webapp/goldenset/add/"
+    (tmp_path / "empty" / "owl").mkdir(parents=True)
+    for form, problem in [
+        ({"model_name": TINY_NAME, "path": str(tmp_path / "nowhere")}, "There is no folder"),
+        ({"model_name": TINY_NAME, "path": str(tmp_path / "empty")}, "holds no photos"),
+        ({"model_name": "no-such-model", "path": str(golden_by(v1, tmp_path / "golden"))}, "No model named"),
+        ({"model_name": TINY_NAME, "path": ""}, "or choose an exported dataset"),
+    ]:
+        reply = admin_client.post(add, form)
+        assert reply.status_code == 200 and problem in reply.content.decode(), form
+    assert not GoldenSet.objects.exists()
+    admin_client.post(add, {"model_name": TINY_NAME, "path": str(tmp_path / "golden")})
+    assert GoldenSet.objects.get().path == str(tmp_path / "golden")
