@@ -40,6 +40,12 @@ class ReviewForm(forms.Form):
         self.initial.setdefault("label", item.label)
         self.initial.setdefault("domain", item.domain)
 
+    def clean(self):
+        data = super().clean()
+        if data.get("decision") == "merge" and not data.get("class_id"):
+            self.add_error("class_id", "Choose the class of the model to merge this photo into.")
+        return data
+
     def apply(self, item: Feedback, by) -> Feedback:
         data = self.cleaned_data
         if data["decision"] == "reject":

@@ -99,6 +99,8 @@ def dataset_export(
     base = _existing(Path(include_base), classes) if include_base else []
     accepted = _accepted(since)
     if not accepted and not base and not (out.is_dir() and any(out.iterdir())):
+        if since is not None and _accepted(None):
+            raise ExportError(f"No feedback accepted since {since.isoformat()}: nothing to export (leave out --since for all of it).")
         raise ExportError("There is no accepted feedback to export yet (accept some in the admin's review queue).")
     out.mkdir(parents=True, exist_ok=True)
     for path, folder in base:

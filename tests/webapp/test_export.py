@@ -124,6 +124,13 @@ def test_since_keeps_only_later_feedback(accept, tmp_path):
     assert Dataset.objects.get().counts == {"fern": 1}
 
 
+def test_since_past_all_accepted_feedback_says_so_rather_than_that_there_is_none(accept, tmp_path):
+    accept(jpeg("red-stripes", 1), "Red fox")
+    later = (timezone.now() + timedelta(days=2)).date().isoformat()
+    with pytest.raises(CommandError, match=f"No feedback accepted since {later}"):
+        export(tmp_path / "data", "--since", later)
+    assert not Dataset.objects.exists()
+
 def test_deleted_photos_are_left_out(accept, tmp_path):
     gone = accept(jpeg("red-stripes", 1), "Red fox")
     accept(jpeg("blue-circle", 2), "Fern", "plant")

@@ -68,7 +68,7 @@ def test_rejecting_keeps_the_photo_out_and_is_audited(admin_client, item):
 @pytest.mark.parametrize("form, message", [
     ({"decision": "accept", "label": "fox", "domain": ""}, "Choose the domain"),
     ({"decision": "accept", "label": " ", "domain": "animal"}, "final label"),
-    ({"decision": "merge", "class_id": ""}, "has no class"),
+    ({"decision": "merge", "class_id": ""}, "Choose the class of the model"),
 ])
 def test_an_incomplete_decision_changes_nothing_and_says_why(admin_client, item, form, message):
     reply = admin_client.post(review_url(item), form, follow=True)
