@@ -160,7 +160,7 @@ def model_version_activate(
     *, version: ModelVersion, by=None, kind: str = Activation.ACTIVATE, force_reason: str = ""
 ) -> ModelVersion:
     """Make `version` the one active version of its name, and audit who did it; the promotion gate may refuse."""
-    _check_unchanged(version)
+    model_version_check_unchanged(version=version)
     if kind == Activation.ACTIVATE:  # rolling back restores a version that served before: no gate
         from webapp.promotion import GateRefused, gate_enforce
 
@@ -183,7 +183,7 @@ def model_version_activate(
     return version
 
 
-def _check_unchanged(version: ModelVersion) -> None:
+def model_version_check_unchanged(*, version: ModelVersion) -> None:
     """Refuse to activate an artifact that is missing or changed since it was registered."""
     try:
         model_version_verify(version=version)
@@ -206,7 +206,7 @@ def model_version_recompile(*, version: ModelVersion, by=None) -> ModelVersion:
 
     Workers serving it with Keras in the meantime switch back within MODEL_POLL_SECONDS (webapp/fleet.py).
     """
-    _check_unchanged(version)
+    model_version_check_unchanged(version=version)
     engine = model_version_validate(artifact_path=Path(version.artifact_path))
     kind = version.engine if version.engine != "keras" else settings.RECOGNIZER_ENGINE
     optimization = optimize_artifact(engine, kind=kind, precision=settings.RECOGNIZER_PRECISION, recompile=True)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from recognizer.optimized import parity_record_path
 from tests.conftest import TINY_NAME
@@ -73,3 +73,21 @@ def test_the_admin_action_recompiles_with_the_same_service(upgraded, admin_clien
     assert f"{TINY_NAME} v1 is served by onnxruntime." in shown, shown
     fleet.worker_heartbeat_record()
     assert runtime().get(TINY_NAME).engine.kind == "onnxruntime"
+
+
+@pytest.mark.parametrize("damage", ["changed", "deleted"])
+def test_recompile_says_an_artifact_changed_or_deleted_since_registration_instead_of_nothing_to_do(
+    settings, db, fresh_runtime, artifact_copy, damage
+):
+    settings.RECOGNIZER_ENGINE = "onnxruntime"
+    path = artifact_copy()
+    services.model_version_register(artifact_path=path)
+    if damage == "changed":
+        with open(path, "ab") as handle:
+            handle.write(b"\0")
+    else:
+        path.unlink()
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 1 versions could not be recompiled"):
+        call_command("recompile", stdout=io.StringIO(), stderr=err)
+    assert ("changed on disk" if damage == "changed" else "is missing") in err.getvalue()

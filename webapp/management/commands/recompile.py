@@ -22,11 +22,18 @@ class Command(BaseCommand):
         versions = ModelVersion.objects.filter(name=name) if name else ModelVersion.objects.all()
         if name and not versions.exists():
             raise CommandError(f"no model named {name!r}.")
-        stale = [v for v in versions.order_by("name", "version") if all or _needs_recompiling(v)]
-        if not stale:
+        broken = []
+        for version in versions.order_by("name", "version"):
+            try:
+                services.model_version_check_unchanged(version=version)
+            except services.ActivationError as exc:  # recompiling would only copy the damage; say it instead
+                self.stderr.write(str(exc))
+                broken.append(version)
+        stale = [v for v in versions.order_by("name", "version") if v not in broken and (all or _needs_recompiling(v))]
+        if not stale and not broken:
             self.stdout.write("nothing to recompile: every compiled copy matches its artifact and the installed runtime.")
             return
-        failed = 0
+        failed = len(broken)
         for version in stale:
             try:
                 done = services.model_version_recompile(version=version, by=user)
@@ -36,7 +43,7 @@ class Command(BaseCommand):
                 continue
             self.stdout.write(f"{done}: served by {done.engine}" + (f" ({done.engine_note})" if done.engine_note else ""))
         if failed:
-            raise CommandError(f"{failed} of {len(stale)} versions could not be recompiled.")
+            raise CommandError(f"{failed} of {len(stale) + len(broken)} versions could not be recompiled.")
 
 
 def _needs_recompiling(version) -> bool:
