@@ -22,14 +22,16 @@ class Command(BaseCommand):
         versions = ModelVersion.objects.filter(name=name) if name else ModelVersion.objects.all()
         if name and not versions.exists():
             raise CommandError(f"no model named {name!r}.")
-        broken = []
+        broken, stale = [], []
         for version in versions.order_by("name", "version"):
             try:
                 services.model_version_check_unchanged(version=version)
             except services.ActivationError as exc:  # recompiling would only copy the damage; say it instead
                 self.stderr.write(str(exc))
                 broken.append(version)
-        stale = [v for v in versions.order_by("name", "version") if v not in broken and (all or _needs_recompiling(v))]
+            else:
+                if all or _needs_recompiling(version):
+                    stale.append(version)
         if not stale and not broken:
             self.stdout.write("nothing to recompile: every compiled copy matches its artifact and the installed runtime.")
             return
