@@ -121,8 +121,9 @@ def _read_all(source: Source) -> bytes:
 
 
 def size_text(count: int) -> str:
-    """A size in bytes as people read it: '10.5 MB', '812.0 KB'."""
-    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} KB"
+    """A size in bytes as people read it, in decimal units: '10 MB', '10.5 MB', '812.3 KB'."""
+    value, unit = (count / 1e6, "MB") if count >= 1e6 else (count / 1e3, "KB")
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
 
 
 def _check_bytes(data: bytes, max_bytes: int | None) -> None:

@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.utils.translation import ngettext
 
 from webapp import fleet, selectors, services
 from webapp.admin_review import AuditTrailAdmin
@@ -31,7 +32,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("name", "version", "is_active", "backbone", "engine_in_use", "classes", "served", "created_at")
     list_filter = ("name", "is_active", "backbone")
-    actions = ["activate_selected", "roll_back_selected", "recompile_selected"]
+    actions = ["roll_back_selected", "recompile_selected"]
     readonly_fields = (
         "name", "version", "is_active", "activated_at", "artifact_path", "sha256", "backbone", "engine_in_use", "engine_note",
         "created_at", "created_by", "metrics_table", "pictures", "manifest_json",
@@ -133,18 +134,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
         handle.seek(0)
         return FileResponse(handle, content_type="image/png")
 
-    @admin.action(description=gettext_lazy("Activate the selected version"), permissions=["change"])
-    def activate_selected(self, request, queryset):
-        if queryset.count() != 1:
-            messages.error(request, _("Select exactly one version to activate."))
-            return
-        try:
-            version = services.model_version_activate(version=queryset.get(), by=request.user)
-        except services.ActivationError as exc:
-            messages.error(request, str(exc))
-            return
-        messages.success(request, _("%(version)s is now active; every worker switches within a few seconds.") % {"version": version})
-
     @admin.action(description=gettext_lazy("Roll back to the previously active version"), permissions=["change"])
     def roll_back_selected(self, request, queryset):
         for name in sorted(set(queryset.values_list("name", flat=True))):
@@ -214,9 +203,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description=gettext_lazy("Revoke the selected tokens (for good)"), permissions=["change"])
     def revoke_selected(self, request, queryset):
-        for token in queryset.filter(is_active=True):
-            services.api_token_revoke(token=token, by=request.user)
-        messages.success(request, _("The selected tokens are revoked; requests with them are refused."))
+        revoked = sum(services.api_token_revoke(token=token, by=request.user) for token in queryset)
+        if revoked:
+            messages.success(request, ngettext(
+                "Revoked %(count)d token; requests with it are refused.",
+                "Revoked %(count)d tokens; requests with them are refused.", revoked) % {"count": revoked})
+        if revoked < len(queryset):
+            messages.info(request, _("The other selected tokens were already revoked; nothing changed for them."))
 
     def save_model(self, request, obj, form, change):
         if change:

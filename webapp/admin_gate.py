@@ -23,7 +23,7 @@ from webapp.models import GateCheck, GateOverride, GoldenSet, ModelVersion, Shad
 class GatedModelVersionAdmin(ModelVersionAdmin):
     """The version admin, with the gate's figures and, for superusers, activation against the gate's advice."""
 
-    actions = ModelVersionAdmin.actions + ["shadow_selected"]
+    actions = ["activate_selected", *ModelVersionAdmin.actions, "shadow_selected"]
     readonly_fields = ModelVersionAdmin.readonly_fields + ("promotion_gate",)
     fields = ModelVersionAdmin.fields + ("promotion_gate",)
     change_form_template = "admin/webapp/modelversion/change_form.html"
@@ -72,11 +72,11 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
         return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[pk]))
 
     def _activate(self, request, version, force_reason: str = "") -> None:
-        if version.is_active:
-            messages.info(request, _("%(version)s is already the active version; nothing changed.") % {"version": version})
-            return
         try:
             version = services.model_version_activate(version=version, by=request.user, force_reason=force_reason)
+        except services.AlreadyActive:
+            messages.info(request, _("%(version)s is already the active version; nothing changed.") % {"version": version})
+            return
         except services.ActivationError as exc:
             messages.error(request, str(exc))
             return
@@ -164,6 +164,8 @@ class ShadowAdmin(AuditTrailAdmin):
 
     @admin.action(description="Stop the selected shadows")
     def stop_selected(self, request, queryset):
-        for item in queryset:
-            shadow.shadow_stop(shadow=item)
-        messages.success(request, f"Stopped {queryset.count()} shadow(s).")
+        stopped = sum(shadow.shadow_stop(shadow=item) for item in queryset)
+        if stopped:
+            messages.success(request, f"Stopped {stopped} shadow(s).")
+        if stopped < len(queryset):
+            messages.info(request, "The other selected shadows had already stopped; nothing changed for them.")

@@ -10,6 +10,7 @@ from django.http import Http404, HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from recognizer.preprocessing import size_text
 from webapp.errors import error_response
 from webapp.throttling import LoginRateThrottle
 
@@ -52,7 +53,7 @@ class JsonErrorsMiddleware:
         limit = _body_limit(request)
         if self._declared_length(request) > limit:
             # Refuse before reading a byte of the body, on every path: the page and the admin too.
-            message = _("The request body is over the %(limit)s MB limit.") % {"limit": f"{limit / 1e6:.3g}"}
+            message = _("The request body is over the %(limit)s limit.") % {"limit": size_text(limit)}
             if _is_api(request):
                 return error_response(413, "request_too_large", message)
             return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")

@@ -52,6 +52,10 @@ class ActivationError(Exception):
         self.version = version
 
 
+class AlreadyActive(ActivationError):
+    """The version asked for is the active one: nothing was changed, checked or audited."""
+
+
 class UnknownModel(Translatable, Exception):
     """No version of that model name was ever registered."""
 
@@ -159,7 +163,12 @@ def model_version_verify(*, version: ModelVersion) -> None:
 def model_version_activate(
     *, version: ModelVersion, by=None, kind: str = Activation.ACTIVATE, force_reason: str = ""
 ) -> ModelVersion:
-    """Make `version` the one active version of its name, and audit who did it; the promotion gate may refuse."""
+    """Make `version` the one active version of its name, and audit who did it; the promotion gate may refuse.
+
+    AlreadyActive if it is the active version already (then nothing is gated or audited).
+    """
+    if ModelVersion.objects.filter(pk=version.pk, is_active=True).exists():
+        raise AlreadyActive(f"{version} is already the active version; nothing changed.", version)
     model_version_check_unchanged(version=version)
     if kind == Activation.ACTIVATE:  # rolling back restores a version that served before: no gate
         from webapp.promotion import GateRefused, gate_enforce
@@ -170,8 +179,8 @@ def model_version_activate(
             raise ActivationError(str(exc), version) from None
     with transaction.atomic():
         current = ModelVersion.objects.select_for_update().filter(name=version.name, is_active=True).first()
-        if current and current.pk == version.pk:
-            return version
+        if current and current.pk == version.pk:  # activated by someone else since the check above
+            raise AlreadyActive(f"{version} is already the active version; nothing changed.", version)
         if current:
             ModelVersion.objects.filter(pk=current.pk).update(is_active=False)
         try:
@@ -408,12 +417,13 @@ def api_token_authenticate(*, key: str) -> ApiToken | None:
     return token
 
 
-def api_token_revoke(*, token: ApiToken, by=None) -> ApiToken:
-    """Turn the token off for good; it stays listed for the record."""
-    ApiToken.objects.filter(pk=token.pk).update(is_active=False)
+def api_token_revoke(*, token: ApiToken, by=None) -> bool:
+    """Turn the token off for good; it stays listed for the record. False (and nothing audited) if it already was."""
+    changed = ApiToken.objects.filter(pk=token.pk, is_active=True).update(is_active=False) == 1
     token.refresh_from_db()
-    audit.record(by=by, obj=token, message="revoked")
-    return token
+    if changed:
+        audit.record(by=by, obj=token, message="revoked")
+    return changed
 
 
 # ---- history maintenance --------------------------------------------------------------------

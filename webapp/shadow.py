@@ -37,10 +37,11 @@ def shadow_start(*, version: ModelVersion, by=None) -> Shadow:
     return Shadow.objects.create(version=version, started_by=by)
 
 
-def shadow_stop(*, shadow: Shadow) -> Shadow:
-    Shadow.objects.filter(pk=shadow.pk, stopped_at__isnull=True).update(stopped_at=timezone.now())
+def shadow_stop(*, shadow: Shadow) -> bool:
+    """Stop comparing; False if the shadow had already stopped (its stop time stays as it was)."""
+    changed = Shadow.objects.filter(pk=shadow.pk, stopped_at__isnull=True).update(stopped_at=timezone.now()) == 1
     shadow.refresh_from_db()
-    return shadow
+    return changed
 
 
 def shadow_agreement(*, shadow: Shadow) -> dict:

@@ -22,6 +22,7 @@ from PIL import Image
 
 from webapp import feedback, selectors, services, shadow
 from recognizer.manifest import QUERY_DOMAINS
+from recognizer.preprocessing import size_text
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
 from webapp.feedback_views import page_context
 from webapp.i18n import reply_language
@@ -80,7 +81,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "models": selectors.model_names_active(),
         "selected_model": request.POST.get("model") or settings.DEFAULT_MODEL_NAME,
         "selected_domain": request.POST.get("domain", ""),
-        "max_mb": f"{settings.UPLOAD_MAX_BYTES / 1e6:.3g}",  # as the 413 says it
+        "max_size": size_text(settings.UPLOAD_MAX_BYTES),  # as the 413 says it
         **page_context(),
     }
     if request.method != "POST":

@@ -262,6 +262,16 @@ def test_a_revoked_token_cannot_be_turned_back_on_in_the_admin(admin_client, act
     assert_error(reply, 401, "unauthorized")
 
 
+def test_the_revoke_action_counts_only_the_tokens_it_turned_off(admin_client):
+    on, _ = services.api_token_create(name="on", user=None, is_active=True)
+    off, _ = services.api_token_create(name="off", user=None, is_active=True)
+    services.api_token_revoke(token=off)
+    reply = admin_client.post("/admin/webapp/apitoken/", {"action": "revoke_selected", "_selected_action": [on.pk, off.pk]}, follow=True)
+    said = messages_of(reply)
+    assert any("Revoked 1 token;" in m for m in said) and any("already revoked" in m for m in said)
+    assert not ApiToken.objects.filter(is_active=True).exists()
+
+
 def test_activating_the_active_version_says_nothing_changed_and_audits_nothing(admin_client, active_tiny):
     before = Activation.objects.count()
     reply = action(admin_client, "activate_selected", active_tiny)

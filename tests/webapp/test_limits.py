@@ -71,7 +71,7 @@ def test_the_page_refuses_a_body_over_the_limit_before_reading_it(settings, monk
     read = []
     monkeypatch.setattr("django.http.multipartparser.MultiPartParser.parse", lambda self: read.append(1))
     reply = browser.post("/", {"csrfmiddlewaretoken": token, "image": upload(data)})
-    assert reply.status_code == 413 and b"over the 0.05 MB limit" in reply.content
+    assert reply.status_code == 413 and b"over the 50 KB limit" in reply.content
     assert read == []
 
 
@@ -87,6 +87,17 @@ def test_the_admin_refuses_a_body_over_the_limit_unless_staff_may_register_model
     settings.ADMIN_UPLOAD_MAX_BYTES = 100_000
     assert admin_client.post(register, {"h5_file": upload(data, "m.h5")}).status_code == 200  # the form, with its errors
     assert admin_client.post("/admin/webapp/apitoken/add/", {"name": "x" * 60_000}).status_code == 413
+
+
+
+def test_the_page_hint_and_every_413_state_the_default_limits_as_configured(admin_client, client):
+    """Sizes are decimal megabytes everywhere: a 10 MB default is '10 MB', not '10.5 MB' or '537 MB' for 512 MB."""
+    assert "up to 10 MB" in client.get("/").content.decode()
+    too_big = {"CONTENT_LENGTH": str(512_000_001)}
+    reply = admin_client.generic("POST", "/admin/webapp/modelversion/register/", b"", "multipart/form-data; boundary=x", **too_big)
+    assert reply.status_code == 413 and "over the 512 MB limit" in reply.content.decode()
+    reply = client.generic("POST", PREDICT, b"", "multipart/form-data; boundary=x", CONTENT_LENGTH=str(40_000_001))
+    assert "over the 40 MB limit" in assert_error(reply, 413, "request_too_large")["message"]
 
 
 # ---- rate limits ------------------------------------------------------------------------------

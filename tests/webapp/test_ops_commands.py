@@ -77,6 +77,14 @@ def test_a_created_token_works_until_it_is_revoked(client, active_tiny, settings
     assert [e.get_change_message() for e in LogEntry.objects.filter(object_id=str(token.pk)).order_by("pk")] == ["created", "revoked"]
 
 
+def test_revoking_a_revoked_token_again_says_nothing_changed_and_audits_nothing(staff):
+    run("tokens", "create", "twice", "--by", "ops")
+    token = ApiToken.objects.get(name="twice")
+    run("tokens", "revoke", str(token.pk), "--by", "ops")
+    assert "already revoked; nothing changed" in run("tokens", "revoke", str(token.pk), "--by", "ops")
+    assert [e.get_change_message() for e in LogEntry.objects.filter(object_id=str(token.pk)).order_by("pk")] == ["created", "revoked"]
+
+
 def test_revoking_an_unknown_token_says_so(db):
     with pytest.raises(CommandError, match="no token matches"):
         run("tokens", "revoke", "nosuchprefix")
@@ -93,6 +101,21 @@ def test_models_lists_versions_and_what_each_live_worker_serves(two_versions, se
     ]
     table = run("models")
     assert "host-a" in table and str(os.getpid()) in table and "warning" not in table
+
+
+@pytest.mark.parametrize("damage", ["changed", "deleted"])
+def test_models_flags_a_version_whose_artifact_changed_or_disappeared_since_registration(db, artifact_copy, damage):
+    path = artifact_copy()
+    services.model_version_register(artifact_path=path)
+    assert "register it again" not in json.loads(run("models", "--json"))["versions"][0]["problem"]
+    if damage == "changed":
+        with open(path, "ab") as handle:
+            handle.write(b"\0")
+    else:
+        path.unlink()
+    problem = json.loads(run("models", "--json"))["versions"][0]["problem"]
+    assert ("changed on disk" if damage == "changed" else "is missing") in problem and "register it again" in problem
+    assert "register it again" in run("models")
 
 
 def test_models_leaves_out_workers_that_stopped_reporting(active_tiny, settings):

@@ -82,6 +82,15 @@ def test_no_request_is_sampled_at_rate_zero_or_once_the_shadow_stops(client, in_
     assert not ShadowResult.objects.exists()
 
 
+def test_stopping_a_stopped_shadow_says_so_and_keeps_its_stop_time(admin_client, in_shadow):
+    assert shadow.shadow_stop(shadow=in_shadow) is True
+    stopped_at = Shadow.objects.get(pk=in_shadow.pk).stopped_at
+    reply = admin_client.post("/admin/webapp/shadow/", {"action": "stop_selected", "_selected_action": [in_shadow.pk]}, follow=True)
+    page = reply.content.decode()
+    assert "already stopped; nothing changed" in page and "Stopped 1" not in page
+    assert Shadow.objects.get(pk=in_shadow.pk).stopped_at == stopped_at
+
+
 def test_an_active_version_cannot_be_put_in_shadow(in_shadow):
     from webapp.models import ModelVersion
 

@@ -123,7 +123,7 @@ RECOGNIZER_PRECISION = env_str("RECOGNIZER_PRECISION", "fp32")
 # default model's answers before ranking; empty: every class.
 ALLOWED_CLASSES_FILE = env_str("ALLOWED_CLASSES_FILE", "")
 DEFAULT_MODEL_NAME = env_str("DEFAULT_MODEL_NAME", "imagenet-efficientnet_lite0")
-UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10_000_000)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
 
 # ---- decoding budgets (see README "Security") ----
@@ -159,7 +159,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES * 2
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES
 REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", UPLOAD_MAX_BYTES * 4)
 # Model uploads (H5 + manifest) in the admin's register form, for staff who may add versions: the one larger body.
-ADMIN_UPLOAD_MAX_BYTES = env_int("ADMIN_UPLOAD_MAX_BYTES", 512 * 1024 * 1024)
+ADMIN_UPLOAD_MAX_BYTES = env_int("ADMIN_UPLOAD_MAX_BYTES", 512_000_000)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
 DATA_UPLOAD_MAX_NUMBER_FILES = BATCH_MAX_IMAGES + 4
 

@@ -19,11 +19,11 @@ class Command(BaseCommand):
         target = ModelVersion.objects.filter(name=name, version=version).first()
         if target is None:
             raise CommandError(f"no version {version} of a model named {name!r}; manage.py models lists them.")
-        if target.is_active:
-            self.stdout.write(f"{target} is already the active version; nothing changed.")
-            return
         try:
             services.model_version_activate(version=target, by=user)
+        except services.AlreadyActive as exc:
+            self.stdout.write(str(exc))
+            return
         except services.ActivationError as exc:
             raise CommandError(f"not activated: {exc}") from None
         self.stdout.write(f"{target} is active; every worker switches within about {settings.MODEL_POLL_SECONDS} s.")

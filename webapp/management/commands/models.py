@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from recognizer.optimized import unavailable_reason
-from webapp import fleet, selectors
+from webapp import fleet, selectors, services
 
 
 class Command(BaseCommand):
@@ -39,7 +39,12 @@ class Command(BaseCommand):
 
 
 def _version(v) -> dict:
-    problem = unavailable_reason(v.artifact_path, v.engine) if v.engine != "keras" else v.engine_note
+    try:  # the check activation and recompile make: an .h5 changed or deleted since registration cannot serve again
+        services.model_version_check_unchanged(version=v)
+    except services.ActivationError as exc:
+        problem = str(exc)
+    else:
+        problem = unavailable_reason(v.artifact_path, v.engine) if v.engine != "keras" else v.engine_note
     return {
         "name": v.name, "version": v.version, "active": v.is_active, "engine": v.engine, "served": v.predictions_served,
         "created_at": v.created_at.strftime("%Y-%m-%d %H:%M"), "problem": problem,

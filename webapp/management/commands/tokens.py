@@ -52,5 +52,7 @@ class Command(BaseCommand):
         found = list(ApiToken.objects.filter(match)[:2])
         if len(found) != 1:
             raise CommandError(f"{'no' if not found else 'more than one'} token matches {token!r}; manage.py tokens list shows them.")
-        services.api_token_revoke(token=found[0], by=actor)
+        if not services.api_token_revoke(token=found[0], by=actor):
+            self.stdout.write(f"token {found[0].pk} ({found[0].name}) was already revoked; nothing changed.")
+            return
         self.stdout.write(f"revoked token {found[0].pk} ({found[0].name}); it is refused from now on.")
