@@ -18,7 +18,7 @@ DOMAINS = ("animal", "bird", "plant", "other")
 QUERY_DOMAINS = tuple(d for d in DOMAINS if d != "other")
 # A model's name: part of URLs, admin lists and folder names under VAR_DIR, so nothing that could leave a folder.
 MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
-MODEL_NAME_RULE = "lowercase letters, digits, '-', '_' or '.', starting with a letter or digit, at most 100 characters"
+MODEL_NAME_RULE = errors.gettext_noop("lowercase letters, digits, '-', '_' or '.', starting with a letter or digit, at most 100 characters")
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from webapp import promotion, services, shadow
 from webapp.admin import ModelVersionAdmin
 from webapp.admin_review import AuditTrailAdmin
+from webapp.errors import translated
 from webapp.forms import GoldenSetForm
 from webapp.models import GateCheck, GateOverride, GoldenSet, ModelVersion, Shadow
 
@@ -28,17 +29,19 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
     fields = ModelVersionAdmin.fields + ("promotion_gate",)
     change_form_template = "admin/webapp/modelversion/change_form.html"
 
-    @admin.display(description="promotion gate")
+    @admin.display(description=gettext_lazy("promotion gate"))
     def promotion_gate(self, obj):
         check = obj.gate_checks.select_related("active").first()
         if check is None:
             has_golden = GoldenSet.objects.filter(model_name=obj.name).exists()
-            return "Not scored yet: use 'Score on the golden set'." if has_golden else promotion.gate_message(None, name=obj.name)
-        active = f"v{check.active.version}: {check.active_top1:.1%}" if check.active_top1 is not None else "none"
+            return _("Not scored yet: use 'Score on the golden set'.") if has_golden else promotion.gate_message(None, name=obj.name)
+        active = f"v{check.active.version}: {check.active_top1:.1%}" if check.active_top1 is not None else _("none")
+        photos = ngettext("%(count)d photo", "%(count)d photos", check.images) % {"count": check.images}
         return format_html(
-            '<table id="gate-figures"><tr><th>golden set</th><th>candidate v{}</th><th>active version</th></tr>'
-            "<tr><td>{} photos, {}</td><td>{}</td><td>{}</td></tr></table><p>{}</p>",
-            obj.version, check.images, check.golden_path, f"{check.candidate_top1:.1%}", active, _verdict(check),
+            '<table id="gate-figures"><tr><th>{}</th><th>{} v{}</th><th>{}</th></tr>'
+            "<tr><td>{}, {}</td><td>{}</td><td>{}</td></tr></table><p>{}</p>",
+            _("golden set"), _("candidate"), obj.version, _("active version"),
+            photos, check.golden_path, f"{check.candidate_top1:.1%}", active, _verdict(check),
         )
 
     def get_urls(self):
@@ -66,7 +69,7 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
         version = get_object_or_404(ModelVersion, pk=pk)
         reason = request.POST.get("reason", "").strip()
         if not reason:
-            messages.error(request, "Give the reason for activating against the gate; it is kept in the audit.")
+            messages.error(request, _("Give the reason for activating against the gate; it is kept in the audit."))
         else:
             self._activate(request, version, force_reason=reason)
         return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[pk]))
@@ -95,24 +98,25 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
     @admin.action(description=gettext_lazy("Put the selected version in shadow (compare it on live requests)"), permissions=["change"])
     def shadow_selected(self, request, queryset):
         if queryset.count() != 1:
-            messages.error(request, "Select exactly one version to put in shadow.")
+            messages.error(request, _("Select exactly one version to put in shadow."))
             return
         try:
             item = shadow.shadow_start(version=queryset.get(), by=request.user)
         except shadow.ShadowError as exc:
-            messages.error(request, str(exc))
+            messages.error(request, translated(exc))
             return
-        rate = settings.SHADOW_SAMPLE_RATE
-        messages.success(request, f"{item}: it classifies {rate:.0%} of live requests in the background; see Shadows.")
+        said = _("%(shadow)s: it classifies %(rate)s of live requests in the background; see Shadows.")
+        messages.success(request, said % {"shadow": item, "rate": f"{settings.SHADOW_SAMPLE_RATE:.0%}"})
 
 
 def _verdict(check: GateCheck) -> str:
     if check.active_top1 is None:
-        return "No active version to compare with: activation is allowed."
+        return _("No active version to compare with: activation is allowed.")
     drop = (check.active_top1 - check.candidate_top1) * 100
     if drop > settings.PROMOTION_MAX_DROP_POINTS:
-        return f"Activation is refused: {drop:.1f} points lower (at most {settings.PROMOTION_MAX_DROP_POINTS:g}); a superuser may force it."
-    return "Activation is allowed."
+        said = _("Activation is refused: %(drop)s points lower (at most %(limit)s); a superuser may force it.")
+        return said % {"drop": f"{drop:.1f}", "limit": f"{settings.PROMOTION_MAX_DROP_POINTS:g}"}
+    return _("Activation is allowed.")
 
 
 admin.site.unregister(ModelVersion)
@@ -145,27 +149,29 @@ class ShadowAdmin(AuditTrailAdmin):
         actions = super().get_actions(request)
         return actions if request.user.has_perm("webapp.change_modelversion") else {}
 
-    @admin.display(description="requests compared")
+    @admin.display(description=gettext_lazy("requests compared"))
     def compared(self, obj):
         return shadow.shadow_agreement(shadow=obj)["compared"]
 
-    @admin.display(description="agrees with the active version")
+    @admin.display(description=gettext_lazy("agrees with the active version"))
     def agreement(self, obj):
         rate = shadow.shadow_agreement(shadow=obj)["agreement"]
         return "-" if rate is None else f"{rate:.1%}"
 
-    @admin.display(description="where it differs (active → shadow)")
+    @admin.display(description=gettext_lazy("where it differs (active → shadow)"))
     def differences(self, obj):
         rows = shadow.shadow_agreement(shadow=obj)["differences"]
         if not rows:
             return "-"
         body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", ((r["active_label"], r["shadow_label"], r["count"]) for r in rows))
-        return format_html('<table id="shadow-differences"><tr><th>active</th><th>shadow</th><th>requests</th></tr>{}</table>', body)
+        return format_html(
+            '<table id="shadow-differences"><tr><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>', _("active"), _("shadow"), _("requests"), body,
+        )
 
-    @admin.action(description="Stop the selected shadows")
+    @admin.action(description=gettext_lazy("Stop the selected shadows"))
     def stop_selected(self, request, queryset):
         stopped = sum(shadow.shadow_stop(shadow=item) for item in queryset)
         if stopped:
-            messages.success(request, f"Stopped {stopped} shadow(s).")
+            messages.success(request, ngettext("Stopped %(count)d shadow.", "Stopped %(count)d shadows.", stopped) % {"count": stopped})
         if stopped < len(queryset):
-            messages.info(request, "The other selected shadows had already stopped; nothing changed for them.")
+            messages.info(request, _("The other selected shadows had already stopped; nothing changed for them."))

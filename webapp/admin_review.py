@@ -9,9 +9,12 @@ from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from recognizer.manifest import DOMAINS
 from webapp import review
+from webapp.errors import translated
 from webapp.models import Feedback, FeedbackReview
 
 
@@ -29,10 +32,12 @@ class AuditTrailAdmin(admin.ModelAdmin):
 
 
 class ReviewForm(forms.Form):
-    decision = forms.ChoiceField(choices=[("accept", "Accept with this label"), ("merge", "Merge into a class"), ("reject", "Reject")])
-    label = forms.CharField(max_length=200, required=False)
-    domain = forms.ChoiceField(choices=[("", "---")] + [(d, d) for d in DOMAINS], required=False)
-    class_id = forms.ChoiceField(required=False, label="Class of the model")
+    decision = forms.ChoiceField(label=gettext_lazy("Decision"), choices=[
+        ("accept", gettext_lazy("Accept with this label")), ("merge", gettext_lazy("Merge into a class")), ("reject", gettext_lazy("Reject")),
+    ])
+    label = forms.CharField(label=gettext_lazy("Label"), max_length=200, required=False)
+    domain = forms.ChoiceField(label=gettext_lazy("Domain"), choices=[("", "---")] + [(d, d) for d in DOMAINS], required=False)
+    class_id = forms.ChoiceField(required=False, label=gettext_lazy("Class of the model"))
 
     def __init__(self, *args, item: Feedback, **kwargs):
         super().__init__(*args, **kwargs)
@@ -43,7 +48,7 @@ class ReviewForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("decision") == "merge" and not data.get("class_id"):
-            self.add_error("class_id", "Choose the class of the model to merge this photo into.")
+            self.add_error("class_id", _("Choose the class of the model to merge this photo into."))
         return data
 
     def apply(self, item: Feedback, by) -> Feedback:
@@ -78,27 +83,28 @@ class FeedbackAdmin(admin.ModelAdmin):
     def get_actions(self, request):
         return super().get_actions(request) if request.user.has_perm(review.PERMISSION) else {}
 
-    @admin.display(description="photo")
+    @admin.display(description=gettext_lazy("photo"))
     def thumbnail(self, obj):
         url = reverse("admin:webapp_feedback_photo", args=[obj.pk])
-        return format_html('<img src="{}" alt="photo of prediction {}" style="max-width:96px;max-height:96px">', url, obj.prediction_id)
+        alt = _("photo of prediction %(id)s") % {"id": obj.prediction_id}
+        return format_html('<img src="{}" alt="{}" style="max-width:96px;max-height:96px">', url, alt)
 
-    @admin.display(description="model said", ordering="model_label")
+    @admin.display(description=gettext_lazy("model said"), ordering="model_label")
     def model_answer(self, obj):
         return obj.model_label
 
-    @admin.display(description="user said", ordering="label")
+    @admin.display(description=gettext_lazy("user said"), ordering="label")
     def user_answer(self, obj):
-        said = obj.label if not obj.correct else f"{obj.label} (agrees)"
+        said = obj.label if not obj.correct else _("%(label)s (agrees)") % {"label": obj.label}
         return f"{said} [{obj.domain}]" if obj.domain else said
 
-    @admin.display(description="final")
+    @admin.display(description=gettext_lazy("final"))
     def final(self, obj):
         return f"{obj.final_label} [{obj.final_domain}]" if obj.final_label else "-"
 
-    @admin.display(description="review")
+    @admin.display(description=gettext_lazy("review"))
     def review_link(self, obj):
-        return format_html('<a href="{}">review</a>', reverse("admin:webapp_feedback_review", args=[obj.pk]))
+        return format_html('<a href="{}">{}</a>', reverse("admin:webapp_feedback_review", args=[obj.pk]), _("review"))
 
     def get_urls(self):
         extra = [
@@ -126,32 +132,35 @@ class FeedbackAdmin(admin.ModelAdmin):
             try:
                 done = form.apply(item, request.user)
             except review.ReviewError as exc:
-                messages.error(request, str(exc))
+                messages.error(request, translated(exc))
             else:
-                messages.success(request, f"Feedback {done.pk}: {done.status} {done.final_label}".strip())
+                said = _("Feedback %(id)s: %(status)s %(label)s") % {"id": done.pk, "status": done.status, "label": done.final_label}
+                messages.success(request, said.strip())
                 return HttpResponseRedirect(reverse("admin:webapp_feedback_changelist"))
         context = {
-            **self.admin_site.each_context(request), "opts": self.model._meta, "title": f"Review feedback {item.pk}",
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Review feedback %(id)s") % {"id": item.pk},
             "item": item, "form": form, "can_act": can_act, "history": item.reviews.select_related("by"),
             "photo_url": reverse("admin:webapp_feedback_photo", args=[item.pk]),
         }
         return render(request, "admin/webapp/review_feedback.html", context)
 
-    @admin.action(description="Accept with the user's label and domain")
+    @admin.action(description=gettext_lazy("Accept with the user's label and domain"))
     def accept_as_said(self, request, queryset):
         for item in queryset:
             try:
                 review.feedback_accept(feedback=item, label=item.label, domain=item.domain, by=request.user)
             except review.ReviewError as exc:
-                messages.error(request, f"Feedback {item.pk} not accepted: {exc} Review it on its own page.")
+                said = _("Feedback %(id)s not accepted: %(reason)s Review it on its own page.")
+                messages.error(request, said % {"id": item.pk, "reason": translated(exc)})
             else:
-                messages.success(request, f"Accepted feedback {item.pk} as {item.label!r}.")
+                messages.success(request, _("Accepted feedback %(id)s as %(label)r.") % {"id": item.pk, "label": item.label})
 
-    @admin.action(description="Reject the selected feedback")
+    @admin.action(description=gettext_lazy("Reject the selected feedback"))
     def reject_selected(self, request, queryset):
         for item in queryset:
             review.feedback_reject(feedback=item, by=request.user)
-        messages.success(request, f"Rejected {queryset.count()} item(s).")
+        count = len(queryset)
+        messages.success(request, ngettext("Rejected %(count)d item.", "Rejected %(count)d items.", count) % {"count": count})
 
 
 @admin.register(FeedbackReview)

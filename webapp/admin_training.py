@@ -10,10 +10,13 @@ from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from recognizer.backbones import NAMES
 from webapp import training_jobs
+from webapp.errors import translated
 from webapp.models import Dataset, TrainingJob
 
 
@@ -25,11 +28,13 @@ def progress_text(job: TrainingJob) -> str:
 
 
 class StartForm(forms.Form):
-    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all())
-    model_name = forms.CharField(max_length=100, help_text="An existing model's name trains its next version.")
-    backbone = forms.ChoiceField(choices=[(n, n) for n in NAMES], initial="efficientnet_lite0")
-    epochs = forms.IntegerField(min_value=1, max_value=1000, initial=40)
-    fine_tune_layers = forms.IntegerField(min_value=0, max_value=500, initial=0)
+    dataset = forms.ModelChoiceField(label=gettext_lazy("Dataset"), queryset=Dataset.objects.all())
+    model_name = forms.CharField(
+        label=gettext_lazy("Model name"), max_length=100, help_text=gettext_lazy("An existing model's name trains its next version."),
+    )
+    backbone = forms.ChoiceField(label=gettext_lazy("Backbone"), choices=[(n, n) for n in NAMES], initial="efficientnet_lite0")
+    epochs = forms.IntegerField(label=gettext_lazy("Epochs"), min_value=1, max_value=1000, initial=40)
+    fine_tune_layers = forms.IntegerField(label=gettext_lazy("Fine-tune layers"), min_value=0, max_value=500, initial=0)
 
 
 @admin.register(Dataset)
@@ -38,18 +43,18 @@ class DatasetAdmin(admin.ModelAdmin):
     readonly_fields = ("path", "created_at", "created_by", "since", "base_path", "images", "from_feedback", "counts", "digest")
     exclude = ("files", "feedback")
 
-    @admin.display(description="classes")
+    @admin.display(description=gettext_lazy("classes"))
     def classes(self, obj):
         return len(obj.counts)
 
-    @admin.display(description="digest")
+    @admin.display(description=gettext_lazy("digest"))
     def short_digest(self, obj):
         return obj.digest[:12]
 
     @admin.display(description="")
     def train_link(self, obj):
         url = reverse("admin:webapp_trainingjob_start") + f"?dataset={obj.pk}"
-        return format_html('<a href="{}">train a new version</a>', url)
+        return format_html('<a href="{}">{}</a>', url, _("train a new version"))
 
     def has_add_permission(self, request):
         return False  # made by `manage.py export_dataset`
@@ -65,7 +70,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in TrainingJob._meta.fields]
     change_form_template = "admin/webapp/trainingjob/change_form.html"
 
-    @admin.display(description="progress")
+    @admin.display(description=gettext_lazy("progress"))
     def progress_line(self, obj):
         return progress_text(obj)
 
@@ -96,11 +101,11 @@ class TrainingJobAdmin(admin.ModelAdmin):
             try:
                 job = training_jobs.training_job_start(**form.cleaned_data, by=request.user)
             except training_jobs.JobError as exc:
-                messages.error(request, str(exc))
+                messages.error(request, translated(exc))
             else:
-                messages.success(request, f"Queued {job}; this page follows its progress.")
+                messages.success(request, _("Queued %(job)s; this page follows its progress.") % {"job": job})
                 return HttpResponseRedirect(reverse("admin:webapp_trainingjob_change", args=[job.pk]))
-        context = {**self.admin_site.each_context(request), "form": form, "title": "Train a new version", "opts": self.model._meta}
+        context = {**self.admin_site.each_context(request), "form": form, "title": _("Train a new version"), "opts": self.model._meta}
         return render(request, "admin/webapp/trainingjob/start.html", context)
 
     def progress_view(self, request, pk: int):
@@ -119,7 +124,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
         try:
             job = training_jobs.training_job_cancel(job=get_object_or_404(TrainingJob, pk=pk))
         except training_jobs.JobError as exc:
-            messages.error(request, str(exc))
+            messages.error(request, translated(exc))
         else:
-            messages.success(request, f"Asked {job} to stop; it stops between two batches.")
+            messages.success(request, _("Asked %(job)s to stop; it stops between two batches.") % {"job": job})
         return HttpResponseRedirect(reverse("admin:webapp_trainingjob_change", args=[pk]))

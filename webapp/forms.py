@@ -92,10 +92,10 @@ class GoldenSetForm(forms.ModelForm):
         data = super().clean()
         name = data.get("model_name")
         if name and not selectors.model_name_exists(name=name):
-            self.add_error("model_name", f"No model named {name!r} is registered.")
+            self.add_error("model_name", _("No model named %(name)r is registered.") % {"name": name})
         path, dataset = (data.get("path") or "").strip(), data.get("dataset")
         if not path and dataset is None:
-            raise forms.ValidationError("Give the folder of the golden set, or choose an exported dataset.")
+            raise forms.ValidationError(_("Give the folder of the golden set, or choose an exported dataset."))
         problem = promotion.golden_folder_problem(Path(dataset.path if dataset is not None else path))
         if problem:
             raise forms.ValidationError(problem)

@@ -9,6 +9,7 @@ import hashlib
 from pathlib import Path
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from recognizer import errors as core
 from webapp.models import GateCheck, GateOverride, GoldenSet, ModelVersion, TrainingJob
@@ -25,11 +26,12 @@ def _golden_files(folder: Path) -> list[list[str]]:
 
 
 def golden_folder_problem(folder: Path) -> str | None:
-    """Why `folder` cannot serve as a golden set, or None: it must hold photos in one subfolder per class."""
+    """Why `folder` cannot serve as a golden set (in the reader's language), or None: it must hold photos in one
+    subfolder per class."""
     if not folder.is_dir():
-        return f"There is no folder at {folder}."
+        return gettext("There is no folder at %(folder)s.") % {"folder": folder}
     if not _golden_files(folder):
-        return f"{folder} holds no photos in class subfolders."
+        return gettext("%(folder)s holds no photos in class subfolders.") % {"folder": folder}
     return None
 
 

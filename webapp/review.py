@@ -6,6 +6,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from recognizer.errors import Translatable, gettext_noop
+
 from recognizer.manifest import DOMAINS
 from webapp.feedback import LABEL_MAX
 from webapp.models import Feedback, FeedbackReview
@@ -13,7 +15,7 @@ from webapp.models import Feedback, FeedbackReview
 PERMISSION = "webapp.review_feedback"
 
 
-class ReviewError(Exception):
+class ReviewError(Translatable, Exception):
     """The review decision is not possible as asked."""
 
 
@@ -37,9 +39,9 @@ def feedback_accept(*, feedback: Feedback, label: str, domain: str, by) -> Feedb
     """Accept the photo as training data under `label` (free text) in `domain`."""
     label = label.strip()
     if not label or len(label) > LABEL_MAX:
-        raise ReviewError(f"A final label of 1 to {LABEL_MAX} characters is needed to accept.")
+        raise ReviewError(gettext_noop("A final label of 1 to %(limit)d characters is needed to accept."), limit=LABEL_MAX)
     if domain not in DOMAINS:
-        raise ReviewError(f"Choose the domain of the label ({', '.join(DOMAINS)}).")
+        raise ReviewError(gettext_noop("Choose the domain of the label (%(domains)s)."), domains=", ".join(DOMAINS))
     return _decide(feedback, action=FeedbackReview.ACCEPT, status=Feedback.ACCEPTED, label=label, domain=domain, by=by)
 
 
@@ -53,7 +55,7 @@ def feedback_merge(*, feedback: Feedback, class_id: str, by) -> Feedback:
     classes = {c["id"]: c for c in feedback.prediction.model_version.manifest.get("classes", [])}
     chosen = classes.get(class_id)
     if chosen is None:
-        raise ReviewError(f"{feedback.prediction.model_version} has no class {class_id!r}.")
+        raise ReviewError(gettext_noop("%(version)s has no class %(class_id)r."), version=str(feedback.prediction.model_version), class_id=class_id)
     return _decide(
         feedback, action=FeedbackReview.MERGE, status=Feedback.ACCEPTED, label=chosen["label"], domain=chosen["domain"], by=by
     )

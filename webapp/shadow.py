@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from recognizer.errors import Translatable, gettext_noop
 from recognizer.optimized import load_engine
 from recognizer.preprocessing import open_image
 from webapp.models import ModelVersion, Shadow, ShadowResult
@@ -25,14 +26,14 @@ log = logging.getLogger(__name__)
 BACKLOG = 4
 
 
-class ShadowError(Exception):
+class ShadowError(Translatable, Exception):
     """The version cannot be put in (or taken out of) shadow as asked."""
 
 
 def shadow_start(*, version: ModelVersion, by=None) -> Shadow:
     """Put an inactive version in shadow; it replaces any other shadow of its model name."""
     if version.is_active:
-        raise ShadowError(f"{version} is active; put an inactive version in shadow.")
+        raise ShadowError(gettext_noop("%(version)s is active; put an inactive version in shadow."), version=str(version))
     Shadow.objects.filter(version__name=version.name, stopped_at__isnull=True).update(stopped_at=timezone.now())
     return Shadow.objects.create(version=version, started_by=by)
 

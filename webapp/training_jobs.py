@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from recognizer import errors as core
 from recognizer.backbones import NAMES
+from recognizer.errors import Translatable, gettext_noop
 from recognizer.progress import TrainingHooks
 from recognizer.training import TrainConfig
 from webapp.models import Dataset, TrainingJob
@@ -31,7 +32,7 @@ LOG_TAIL = 20_000  # characters of the child's output kept on the job
 REPORT_EVERY = 0.5  # seconds between progress writes and cancellation checks
 
 
-class JobError(Exception):
+class JobError(Translatable, Exception):
     """The job cannot be started or changed as asked."""
 
 
@@ -43,11 +44,11 @@ def training_job_start(
     from recognizer.manifest import MODEL_NAME_PATTERN, MODEL_NAME_RULE
 
     if not MODEL_NAME_PATTERN.match(model_name):
-        raise JobError(f"The model name must be {MODEL_NAME_RULE}.")
+        raise JobError(gettext_noop("The model name must be %(rule)s."), rule=MODEL_NAME_RULE)
     if backbone not in NAMES:
-        raise JobError(f"Unknown backbone {backbone!r}; choose one of {', '.join(NAMES)}.")
+        raise JobError(gettext_noop("Unknown backbone %(backbone)r; choose one of %(names)s."), backbone=backbone, names=", ".join(NAMES))
     if epochs < 1 or fine_tune_layers < 0:
-        raise JobError("Epochs must be at least 1 and fine-tune layers not negative.")
+        raise JobError(gettext_noop("Epochs must be at least 1 and fine-tune layers not negative."))
     job = TrainingJob.objects.create(
         dataset=dataset, model_name=model_name, backbone=backbone, epochs=epochs, fine_tune_layers=fine_tune_layers, created_by=by
     )
@@ -64,7 +65,7 @@ def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
     elif job.status == TrainingJob.RUNNING:
         TrainingJob.objects.filter(pk=job.pk).update(cancel_requested=True)
     else:
-        raise JobError(f"Job {job.pk} has already {job.status}.")
+        raise JobError(gettext_noop("Job %(id)s has already %(status)s."), id=job.pk, status=job.status)
     job.refresh_from_db()
     return job
 

@@ -133,3 +133,19 @@ def test_a_right_answer_carries_the_domain_of_the_class_the_model_gave_so_bulk_a
     admin_client.post(QUEUE, {"action": "accept_as_said", "_selected_action": [item.pk]})
     item.refresh_from_db()
     assert (item.status, item.final_label, item.final_domain) == ("accepted", top["label_en"], top["domain"])
+
+
+# ---- the reviewer's language -----------------------------------------------------------------
+
+def test_the_review_queue_its_page_and_its_errors_speak_the_reviewer_s_language(admin_client, item):
+    zh = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9,en;q=0.5"}
+    queue = admin_client.get(QUEUE, **zh).content.decode()
+    assert "按用户的标签和领域接受" in queue and "模型的回答" in queue
+    page = admin_client.get(review_url(item), **zh).content.decode()
+    assert "保存决定" in page and "并入一个类别" in page and "模型的类别" in page
+    refused = admin_client.post(review_url(item), {"decision": "merge"}, **zh).content.decode()
+    assert "请选择要把这张照片并入的模型类别。" in refused
+    refused = admin_client.post(review_url(item), {"decision": "accept", "label": "fox", "domain": ""}, follow=True, **zh)
+    assert "请选择标签的领域" in refused.content.decode()
+    english = admin_client.get(review_url(item)).content.decode()
+    assert "Save decision" in english and "保存决定" not in english

@@ -116,3 +116,13 @@ def test_the_admin_puts_a_version_in_shadow_and_shows_agreement_and_differences(
         first = summary["differences"][0]
         assert 'id="shadow-differences"' in page and f"<td>{first['active_label']}</td><td>{first['shadow_label']}</td>" in page
     assert not ModelVersion.objects.get(pk=v2.pk).is_active
+
+
+def test_the_shadow_pages_speak_the_admin_s_language(admin_client, in_shadow):
+    zh = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9,en;q=0.5"}
+    listing = admin_client.get("/admin/webapp/shadow/", **zh).content.decode()
+    assert "停止所选影子" in listing and "已比较的请求" in listing and "与当前版本一致" in listing
+    reply = admin_client.post("/admin/webapp/shadow/", {"action": "stop_selected", "_selected_action": [in_shadow.pk]}, follow=True, **zh)
+    assert "已停止 1 个影子。" in reply.content.decode()
+    version_page = admin_client.get(f"/admin/webapp/modelversion/{in_shadow.version.pk}/change/", **zh).content.decode()
+    assert "在黄金集上评分" in version_page and "上线把关" in version_page

@@ -148,3 +148,14 @@ def test_one_training_slot_per_machine(dataset, settings, tmp_path):
             assert not second
     with training_jobs.machine_lock(wait=False) as after:
         assert after
+
+
+def test_the_start_page_and_a_refused_job_speak_the_admin_s_language(admin_client, dataset):
+    zh = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9,en;q=0.5"}
+    page = admin_client.get("/admin/webapp/trainingjob/start/", **zh).content.decode()
+    assert "开始训练" in page and "训练轮数" in page and "任务在任务进程中运行" in page
+    job = job_for(dataset)
+    training_jobs.training_job_cancel(job=job)
+    reply = admin_client.post(f"/admin/webapp/trainingjob/{job.pk}/cancel/", follow=True, **zh)
+    assert f"任务 {job.pk} 已经是 cancelled 状态。" in reply.content.decode()
+    assert "Start training" in admin_client.get("/admin/webapp/trainingjob/start/").content.decode()
