@@ -34,6 +34,23 @@ def activation_last(*, name: str) -> Activation | None:
     return Activation.objects.filter(model_name=name).select_related("from_version", "to_version").first()
 
 
+def rollback_target(*, name: str) -> ModelVersion | None:
+    """The version a roll back of `name` returns to: the one active before the newest activation not yet undone.
+
+    Each roll back undoes one activation, so rolling back twice after activating v2 then v3 goes to v2, then v1,
+    instead of back to v3. None when nothing is left to undo (or the history that would say was pruned).
+    """
+    undone = 0
+    for step in Activation.objects.filter(model_name=name).select_related("from_version").iterator():
+        if step.kind == Activation.ROLLBACK:
+            undone += 1
+        elif undone:
+            undone -= 1
+        else:
+            return step.from_version
+    return None
+
+
 def model_version_get(*, name: str, number: int | None = None) -> ModelVersion | None:
     """Version `number` of `name`, or its active version when no number is given."""
     versions = ModelVersion.objects.filter(name=name)

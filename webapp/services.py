@@ -203,11 +203,11 @@ def model_version_check_unchanged(*, version: ModelVersion) -> None:
 
 
 def model_version_rollback(*, name: str, by=None) -> ModelVersion:
-    """Re-activate the version that was active before the last activation of `name`."""
-    last = selectors.activation_last(name=name)
-    if last is None or last.from_version is None:
+    """Undo the newest activation of `name` not yet undone: re-activate the version it replaced."""
+    target = selectors.rollback_target(name=name)
+    if target is None:
         raise ActivationError(f"{name} has no previously active version to roll back to.")
-    return model_version_activate(version=last.from_version, by=by, kind=Activation.ROLLBACK)
+    return model_version_activate(version=target, by=by, kind=Activation.ROLLBACK)
 
 
 def model_version_recompile(*, version: ModelVersion, by=None) -> ModelVersion:

@@ -57,6 +57,22 @@ def test_rollback_goes_back_to_the_previous_version_and_audits_it(two_versions, 
     assert (Activation.objects.first().kind, Activation.objects.first().by) == ("rollback", staff)
 
 
+def test_each_rollback_undoes_one_more_activation_instead_of_toggling_back(two_versions, tiny_artifact_v2):
+    services.model_version_register(artifact_path=tiny_artifact_v2)  # v3
+    run("activate", TINY_NAME, "2")
+    run("activate", TINY_NAME, "3")
+    active = lambda: ModelVersion.objects.get(is_active=True).version  # noqa: E731
+    run("rollback", TINY_NAME)
+    assert active() == 2
+    run("rollback", TINY_NAME)
+    assert active() == 1  # not back to v3, the version just rolled away from
+    with pytest.raises(CommandError, match="no previously active version"):
+        run("rollback", TINY_NAME)
+    run("activate", TINY_NAME, "3")
+    run("rollback", TINY_NAME)
+    assert active() == 1  # a new activation is undone first
+
+
 def test_rollback_without_a_previous_version_says_so(active_tiny):
     with pytest.raises(CommandError, match="no previously active version"):
         run("rollback", TINY_NAME)
