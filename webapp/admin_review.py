@@ -123,6 +123,8 @@ class FeedbackAdmin(admin.ModelAdmin):
         return FileResponse(photo.image.open("rb"), content_type="image/jpeg")
 
     def review_view(self, request, pk: int):
+        if not self.has_view_or_change_permission(request):  # the user's label and comment are not for every staff member
+            raise PermissionDenied
         item = get_object_or_404(self.get_queryset(request), pk=pk)
         can_act = self.has_change_permission(request, item)
         if request.method == "POST" and not can_act:

@@ -92,6 +92,10 @@ class TrainingJobAdmin(admin.ModelAdmin):
         training_jobs.training_jobs_reap()  # a job whose worker died shows as failed, not running forever
         return super().changelist_view(request, extra_context)
 
+    def has_add_permission(self, request):
+        # A job registers the version it trains: starting one needs the right to register versions too.
+        return super().has_add_permission(request) and request.user.has_perm("webapp.add_modelversion")
+
     def start_view(self, request):
         if not self.has_add_permission(request):
             raise PermissionDenied

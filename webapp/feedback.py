@@ -130,6 +130,11 @@ def photos_purge(*, now: datetime | None = None) -> int:
     return _delete(list(due))
 
 
+def photos_forget(*, predictions) -> int:
+    """Delete the photo files of these predictions (before the predictions themselves are deleted)."""
+    return _delete(list(KeptPhoto.objects.filter(prediction__in=predictions, deleted_at__isnull=True)))
+
+
 def photos_erase(*, username: str | None = None, since: datetime | None = None, until: datetime | None = None) -> int:
     """Erase one person's photos (their page sessions and their tokens) and/or one period's, feedback or not."""
     photos = KeptPhoto.objects.filter(deleted_at__isnull=True)

@@ -10,7 +10,7 @@ from recognizer.errors import Translatable, gettext_noop
 
 from recognizer.manifest import DOMAINS
 from webapp.feedback import LABEL_MAX
-from webapp.models import Feedback, FeedbackReview
+from webapp.models import Feedback, FeedbackReview, KeptPhoto
 
 PERMISSION = "webapp.review_feedback"
 
@@ -35,8 +35,19 @@ def _decide(feedback: Feedback, *, action: str, status: str, label: str, domain:
     return feedback
 
 
+def _check_photo(feedback: Feedback) -> None:
+    """Only a photo still kept can become training data."""
+    photo = KeptPhoto.objects.filter(prediction_id=feedback.prediction_id).first()
+    if photo is None or photo.deleted_at is not None or not photo.image:
+        raise ReviewError(
+            gettext_noop("The photo of prediction %(id)s was erased, so it cannot become training data; reject it instead."),
+            id=feedback.prediction_id,
+        )
+
+
 def feedback_accept(*, feedback: Feedback, label: str, domain: str, by) -> Feedback:
     """Accept the photo as training data under `label` (free text) in `domain`."""
+    _check_photo(feedback)
     label = label.strip()
     if not label or len(label) > LABEL_MAX:
         raise ReviewError(gettext_noop("A final label of 1 to %(limit)d characters is needed to accept."), limit=LABEL_MAX)
@@ -52,6 +63,7 @@ def feedback_reject(*, feedback: Feedback, by) -> Feedback:
 
 def feedback_merge(*, feedback: Feedback, class_id: str, by) -> Feedback:
     """Accept the photo as an example of an existing class of the model that answered (its label and domain)."""
+    _check_photo(feedback)
     classes = {c["id"]: c for c in feedback.prediction.model_version.manifest.get("classes", [])}
     chosen = classes.get(class_id)
     if chosen is None:

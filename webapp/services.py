@@ -32,7 +32,7 @@ from recognizer.manifest import MODEL_NAME_PATTERN, MODEL_NAME_RULE, Manifest, m
 from recognizer.optimized import optimize_artifact
 from recognizer.verdict import Verdict
 from webapp import admission, answering, audit, metrics, selectors
-from webapp.models import Activation, AllowedClassList, ApiToken, ModelVersion, Prediction, history_maintenance
+from webapp.models import Activation, AllowedClassList, ApiToken, ModelVersion, Prediction, Shadow, history_maintenance
 from webapp.runtime import ModelNotReady, runtime
 from webapp.verdicts import said, verdict_reply
 
@@ -188,6 +188,8 @@ def model_version_activate(
         except IntegrityError:
             raise ActivationError(f"Another activation of {version.name} happened at the same time; try again.", version) from None
         Activation.objects.create(model_name=version.name, from_version=current, to_version=version, kind=kind, by=by)
+        # A version in shadow that becomes active would only be compared with itself: its shadow ends here.
+        Shadow.objects.filter(version=version, stopped_at__isnull=True).update(stopped_at=timezone.now())
     version.refresh_from_db()
     return version
 
@@ -433,11 +435,19 @@ class NotASuperuser(Exception):
 
 
 def history_prune(*, before, by) -> tuple[int, int]:
-    """Delete predictions and activations older than `before` (keeping each model's last activation); superusers only."""
+    """Delete predictions and activations older than `before`; superusers only. Returns how many of each went.
+
+    Kept: each model's last activation, and every prediction someone gave feedback on (with its photo, that
+    feedback and its reviews are training data and their audit). The photo files of the deleted predictions go too.
+    """
+    from webapp.feedback import photos_forget
+
     if by is None or not (by.is_active and by.is_superuser):
         raise NotASuperuser("Only an active superuser may prune the history.")
     keep = {selectors.activation_last(name=name).pk for name in Activation.objects.values_list("model_name", flat=True).distinct()}
+    old = Prediction.objects.filter(created_at__lt=before, feedback__isnull=True)
     with history_maintenance(), transaction.atomic():
-        predictions, _ = Prediction.objects.filter(created_at__lt=before).delete()
-        activations, _ = Activation.objects.filter(at__lt=before).exclude(pk__in=keep).delete()
-    return predictions, activations
+        photos_forget(predictions=old)
+        _, deleted = old.delete()
+        _, gone = Activation.objects.filter(at__lt=before).exclude(pk__in=keep).delete()
+    return deleted.get(Prediction._meta.label, 0), gone.get(Activation._meta.label, 0)

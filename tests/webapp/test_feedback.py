@@ -291,3 +291,17 @@ def test_erase_removes_one_periods_photos(client, keeping, jpeg_bytes):
 def test_erase_refuses_unclear_requests(db, args, message):
     with pytest.raises(CommandError, match=message):
         call_command("erase_uploads", *args)
+
+
+def test_pruning_history_keeps_predictions_with_feedback_and_deletes_the_others_photo_files(client, keeping, jpeg_bytes, other_jpeg, admin_user):
+    kept = predict(client, jpeg_bytes).json()["id"]
+    assert send(client, kept).status_code == 201
+    pruned = predict(client, other_jpeg).json()["id"]
+    pruned_file = Path(KeptPhoto.objects.get(prediction_id=pruned).image.path)
+    tomorrow = (timezone.now() + timedelta(days=1)).strftime("%Y-%m-%d")
+    out = io.StringIO()
+    call_command("prune_history", "--before", tomorrow, "--superuser", admin_user.username, stdout=out)
+    assert out.getvalue().startswith("deleted 1 predictions")  # the prediction itself, not its cascade
+    assert list(Prediction.objects.values_list("pk", flat=True)) == [kept]
+    assert Feedback.objects.get().prediction_id == kept and Path(KeptPhoto.objects.get().image.path).is_file()
+    assert not pruned_file.exists()

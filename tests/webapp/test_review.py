@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
@@ -149,3 +151,21 @@ def test_the_review_queue_its_page_and_its_errors_speak_the_reviewer_s_language(
     assert "请选择标签的领域" in refused.content.decode()
     english = admin_client.get(review_url(item)).content.decode()
     assert "Save decision" in english and "保存决定" not in english
+
+
+def test_staff_without_a_feedback_permission_cannot_open_a_review_page(item, django_user_model):
+    nobody = staff(django_user_model, "nobody")
+    assert nobody.get(review_url(item)).status_code == 403
+    assert staff(django_user_model, "viewer", "view_feedback").get(review_url(item)).status_code == 200
+
+
+def test_feedback_whose_photo_was_erased_cannot_be_accepted_or_merged(admin_client, item):
+    from webapp.feedback import photos_erase
+
+    photos_erase(since=item.created_at - timedelta(days=1))
+    for decision in ({"decision": "accept", "label": "fox", "domain": "animal"}, {"decision": "merge", "class_id": "owl"}):
+        reply = admin_client.post(review_url(item), decision, follow=True)
+        assert "was erased, so it cannot become training data" in reply.content.decode()
+    item.refresh_from_db()
+    assert item.status == "pending"
+    assert admin_client.post(review_url(item), {"decision": "reject"}).status_code == 302

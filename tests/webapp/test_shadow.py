@@ -126,3 +126,8 @@ def test_the_shadow_pages_speak_the_admin_s_language(admin_client, in_shadow):
     assert "已停止 1 个影子。" in reply.content.decode()
     version_page = admin_client.get(f"/admin/webapp/modelversion/{in_shadow.version.pk}/change/", **zh).content.decode()
     assert "在黄金集上评分" in version_page and "上线把关" in version_page
+
+
+def test_activating_the_version_in_shadow_ends_its_shadow(in_shadow):
+    services.model_version_activate(version=in_shadow.version)
+    assert Shadow.objects.get(pk=in_shadow.pk).stopped_at is not None

@@ -159,3 +159,20 @@ def test_the_start_page_and_a_refused_job_speak_the_admin_s_language(admin_clien
     reply = admin_client.post(f"/admin/webapp/trainingjob/{job.pk}/cancel/", follow=True, **zh)
     assert f"任务 {job.pk} 已经是 cancelled 状态。" in reply.content.decode()
     assert "Start training" in admin_client.get("/admin/webapp/trainingjob/start/").content.decode()
+
+
+def test_starting_a_job_needs_the_right_to_register_versions_too(dataset, django_user_model):
+    from django.contrib.auth.models import Permission
+    from django.test import Client
+
+    user = django_user_model.objects.create_user("trainer", password="pw-for-tests", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=["add_trainingjob", "view_trainingjob", "view_dataset"]))
+    trainer = Client()
+    trainer.force_login(user)
+    fields = {"dataset": dataset.pk, "model_name": NAME, "backbone": "efficientnet_lite0", "epochs": 1, "fine_tune_layers": 0}
+    assert trainer.post("/admin/webapp/trainingjob/start/", fields).status_code == 403
+    assert not TrainingJob.objects.exists()
+    user.user_permissions.add(Permission.objects.get(codename="add_modelversion"))
+    trainer = Client()
+    trainer.force_login(user)
+    assert trainer.post("/admin/webapp/trainingjob/start/", fields).status_code == 302

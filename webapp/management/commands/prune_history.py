@@ -8,7 +8,8 @@ from webapp import services
 
 class Command(BaseCommand):
     help = (
-        "Delete predictions and activations recorded before a date (each model's last activation is kept). "
+        "Delete predictions (with their photos) and activations recorded before a date; each model's last activation "
+        "and every prediction with feedback are kept. "
         "History is otherwise append-only: this is the one way to delete it, in the name of a superuser."
     )
 
