@@ -20,9 +20,14 @@ class GateRefused(Exception):
 
 
 def _golden_files(folder: Path) -> list[list[str]]:
-    from webapp.exports import _files
+    """[relative path, sha256] of every readable image in the folder's class subfolders, as evaluation reads them."""
+    from recognizer.datasets import scan_dataset
 
-    return _files(folder)
+    try:
+        dataset = scan_dataset(folder, classes=())  # no class list: every folder counts, named or not
+    except core.DatasetError:
+        return []
+    return [[str(path.relative_to(folder)), hashlib.sha256(path.read_bytes()).hexdigest()] for path, _ in dataset.items]
 
 
 def golden_folder_problem(folder: Path) -> str | None:
@@ -56,20 +61,26 @@ def gate_check_run(*, candidate: ModelVersion) -> GateCheck | None:
     golden = GoldenSet.objects.filter(model_name=candidate.name).select_related("dataset").first()
     if golden is None:
         return None
+    if not golden.folder:  # its exported dataset was deleted, and no folder was given
+        raise GateRefused(f"The golden set of {candidate.name} lost its dataset (deleted); give it a folder or another dataset, or remove it.")
     folder = Path(golden.folder)
     files = _golden_files(folder) if folder.is_dir() else []
     if not files:
         raise GateRefused(f"The golden set of {candidate.name} at {folder} holds no photos; fix it or remove it.")
     digest = hashlib.sha256("\n".join(f"{p}\t{h}" for p, h in files).encode()).hexdigest()
     active = ModelVersion.objects.filter(name=candidate.name, is_active=True).exclude(pk=candidate.pk).first()
+    # Which photos trained it is read each time: a training job names its version only once it is registered.
+    overlap = len({h for _, h in files} & _trained_on(candidate))
     found = GateCheck.objects.filter(candidate=candidate, active=active, golden_digest=digest).first()
     if found:
+        if found.trained_on_golden != overlap:
+            GateCheck.objects.filter(pk=found.pk).update(trained_on_golden=overlap)
+            found.refresh_from_db()
         return found
     try:
         scores = {v.pk: _top1(v, folder) for v in (candidate, active) if v is not None}
     except core.RecognizerError as exc:
         raise GateRefused(f"The golden set could not be scored: {exc}") from None
-    overlap = len({h for _, h in files} & _trained_on(candidate))
     return GateCheck.objects.create(
         candidate=candidate, active=active, golden_path=str(folder), golden_digest=digest, images=len(files),
         candidate_top1=scores[candidate.pk], active_top1=scores.get(active.pk) if active else None, trained_on_golden=overlap,

@@ -80,7 +80,10 @@ def _finish(job_id: int, status: str, **fields) -> None:
 
 @contextmanager
 def machine_lock(*, wait: bool = True):
-    """The one training slot of this machine (an flock, released by the kernel if the holder dies)."""
+    """The one training slot of this machine: an flock, released by the kernel once every process holding it ends.
+
+    Yields the locked file (truthy), or False when `wait` is off and another process holds the slot.
+    """
     path = Path(settings.TRAINING_LOCK_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
@@ -90,27 +93,29 @@ def machine_lock(*, wait: bool = True):
             yield False
             return
         try:
-            yield True
+            yield handle
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def training_job_supervise(*, job_id: int) -> None:
     """The queue's task: wait for this machine's training slot, run the job in a child process, record the end."""
-    with machine_lock():
+    with machine_lock() as slot:
         started = TrainingJob.objects.filter(pk=job_id, status=TrainingJob.QUEUED).update(
             status=TrainingJob.RUNNING, host=socket.gethostname(), started_at=timezone.now()
         )
         if not started:
             return  # cancelled while queued
-        code, output = _run_child(job_id)
+        code, output = _run_child(job_id, slot=slot.fileno())
     if code != 0:
         lines = [line for line in output.splitlines() if line.strip()]
         reason = lines[-1] if lines else "no output"
         _finish(job_id, TrainingJob.FAILED, error=f"the training process exited with status {code}: {reason}")
 
 
-def _run_child(job_id: int) -> tuple[int, str]:
+def _run_child(job_id: int, *, slot: int) -> tuple[int, str]:
+    """Train in a child process that shares the machine's slot: if this worker dies, the child still holds it,
+    so the job is not called failed (nor a second one started) while it trains; it records its own end."""
     folder = Path(settings.VAR_DIR) / "training-jobs"
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / f"job-{job_id}.log"
@@ -120,7 +125,7 @@ def _run_child(job_id: int) -> tuple[int, str]:
     with open(log_path, "wb") as log:
         child = subprocess.Popen(
             [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "run_training_job", str(job_id)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR,
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR, pass_fds=(slot,),
             preexec_fn=lambda: os.nice(settings.TRAINING_NICE),  # web workers come first
         )
         while True:  # the admin shows the log as it grows
@@ -207,6 +212,7 @@ def training_job_execute(*, job_id: int, log=print) -> TrainingJob:
         version = trained.version
         version.notes = f"trained on dataset {job.dataset.pk} (digest {job.dataset.digest[:12]}) by training job {job_id}"
         version.save(update_fields=["notes"])
+        TrainingJob.objects.filter(pk=job_id).update(version=version)  # the gate reads which photos trained it from here
         _score(version, log)  # before the job says it is done, so its figures are there when it does
         _finish(job_id, TrainingJob.SUCCEEDED, version=version)
     job.refresh_from_db()

@@ -49,7 +49,9 @@ class Worker:
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+        except ProcessLookupError:
+            return  # the whole group has ended already
+        except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
@@ -205,6 +207,32 @@ def test_a_training_process_that_crashes_leaves_the_job_failed_with_its_log(make
     assert "exited with status -9" in job["error"]
     assert "computing features" in job["log"]  # the child's output up to the crash
     assert workers[0].process.poll() is None  # the worker itself lives on
+
+
+def test_a_job_whose_worker_dies_keeps_its_slot_and_ends_as_its_training_process_says(make_server, tiny_artifact, workers, tmp_path):
+    """Killing the worker alone leaves its training child running: the job is not called failed (nor the slot
+    given to another job) while the child trains, and the child records how the job ended."""
+    server, _ = make_server(tiny_artifact, env={"TRAINING_THREADS": "1"})
+    base = write_dataset(tmp_path / "base", {kind: 3 for kind in KINDS})
+    (base / "classes.csv").write_text("folder,label,domain\nred-stripes,Red stripes,animal\nblue-circle,Blue circle,plant\n")
+    server.manage("export_dataset", "--out", str(tmp_path / "data"), "--include-base", str(base))
+    job_id = int(shell(server, (
+        "from webapp import training_jobs; from webapp.models import Dataset; "
+        f"print(training_jobs.training_job_start(dataset=Dataset.objects.get(), model_name='orphan', backbone='efficientnet_lite0', epochs=500).pk)"
+    )))
+    workers.append(Worker(server))
+    child = _wait_for_child(workers[0])
+    os.kill(workers[0].process.pid, signal.SIGKILL)  # the worker only, not its child
+    workers[0].process.wait(timeout=10)
+    reaped = "from webapp import training_jobs; from webapp.models import TrainingJob; n = training_jobs.training_jobs_reap(); "
+    assert shell(server, reaped + "print(n, TrainingJob.objects.get(pk=%d).status)" % job_id) == "0 running"
+    shell(server, "from webapp import training_jobs; from webapp.models import TrainingJob; "
+                  "training_jobs.training_job_cancel(job=TrainingJob.objects.get(pk=%d))" % job_id)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and Path(f"/proc/{child}").exists():
+        time.sleep(0.5)
+    ended = "from webapp.models import ModelVersion, TrainingJob; print(TrainingJob.objects.get(pk=%d).status, ModelVersion.objects.filter(name='orphan').count())"
+    assert shell(server, ended % job_id) == "cancelled 0"
 
 
 def _wait_for_child(worker: Worker, seconds: float = 60) -> int:

@@ -174,3 +174,33 @@ def test_a_golden_set_is_checked_when_saved_in_the_admin_so_a_bad_one_cannot_blo
     assert not GoldenSet.objects.exists()
     admin_client.post(add, {"model_name": TINY_NAME, "path": str(tmp_path / "golden")})
     assert GoldenSet.objects.get().path == str(tmp_path / "golden")
+
+
+def test_only_readable_images_in_class_subfolders_make_a_golden_set(admin_client, versions, tmp_path):
+    v1, v2 = versions
+    loose = tmp_path / "loose"
+    (loose / "owl").mkdir(parents=True)
+    (loose / "a.jpg").write_text("not a photo, and not in a class folder")
+    (loose / "owl" / "notes.txt").write_text("not a photo")
+    reply = admin_client.post("/admin/webapp/goldenset/add/", {"model_name": TINY_NAME, "path": str(loose)})
+    assert "holds no photos in class subfolders" in reply.content.decode()
+    golden = golden_by(v1, tmp_path / "golden")
+    (next(p for p in golden.iterdir() if p.is_dir()) / "notes.txt").write_text("not a photo")
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden))
+    from webapp import promotion
+
+    assert promotion.gate_check_run(candidate=v2).images == 24
+
+
+def test_a_golden_set_whose_dataset_was_deleted_refuses_activation_instead_of_scoring_the_working_folder(versions, tmp_path):
+    from webapp.models import Dataset
+
+    v1, v2 = versions
+    folder = golden_by(v1, tmp_path / "golden")
+    dataset = Dataset.objects.create(path=str(folder), images=24, from_feedback=0, counts={}, files=[], digest="d" * 64)
+    GoldenSet.objects.create(model_name=TINY_NAME, dataset=dataset)
+    dataset.delete()
+    with pytest.raises(services.ActivationError, match="lost its dataset"):
+        services.model_version_activate(version=v2)
+    assert not GateCheck.objects.exists() and not ModelVersion.objects.get(pk=v2.pk).is_active
+

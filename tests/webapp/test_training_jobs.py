@@ -10,7 +10,7 @@ import pytest
 
 from tests.synthetic import write_dataset
 from webapp import exports, training_jobs
-from webapp.models import Dataset, ModelVersion, TrainingJob
+from webapp.models import Dataset, GateCheck, GoldenSet, ModelVersion, TrainingJob
 
 NAME = "tiny-job"
 
@@ -95,6 +95,7 @@ def test_a_job_trains_registers_a_version_naming_its_dataset_and_reports_progres
         reports.append(dict(fields))
         original(self, fields)
 
+    GoldenSet.objects.create(model_name=NAME, path=dataset.path)  # the very photos it trains on
     training_jobs._Reporter.report = spy
     try:
         job = training_jobs.training_job_execute(job_id=job_for(dataset).pk, log=lambda line: None)
@@ -103,6 +104,7 @@ def test_a_job_trains_registers_a_version_naming_its_dataset_and_reports_progres
     assert job.status == "succeeded", job.error
     assert job.version.name == NAME and not job.version.is_active
     assert f"dataset {dataset.pk} (digest dddddddddddd)" in job.version.notes
+    assert GateCheck.objects.get(candidate=job.version).trained_on_golden == 8  # the gate knew which job made it
     head = [r for r in reports if r["phase"] == "head"]
     assert head and set(head[-1]) >= {"epoch", "epochs", "loss", "accuracy", "seconds_left"} and head[-1]["epochs"] == 5
     assert job.progress["phase"] == "head" and job.progress["epoch"] == head[-1]["epoch"]
