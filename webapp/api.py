@@ -264,10 +264,20 @@ def _unauthorized(request, exc):
     return error_response(401, "unauthorized", _("Send a valid API token: 'Authorization: Bearer <token>'."))
 
 
+def _field(loc) -> str:
+    """The parameter as the caller names it: 'domain', not django-ninja's 'body.payload.domain'."""
+    parts = [str(p) for p in loc]
+    if parts[:1] == ["body"]:
+        parts = parts[2:] or parts[:1]  # ("body", <the view's argument>, field...)
+    elif parts[:1] in (["query"], ["path"]):
+        parts = parts[1:] or parts
+    return ".".join(parts)
+
+
 @api.exception_handler(ValidationError)
 def _invalid(request, exc: ValidationError):
     first = exc.errors[0] if exc.errors else {}
-    where = ".".join(str(p) for p in first.get("loc", ()))
+    where = _field(first.get("loc", ()))
     return error_response(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": where, "problem": parameter_problem(first)})
 
 

@@ -163,6 +163,8 @@ def feedback_create(
     if photo.deleted_at is not None:
         raise PhotoGone(_("The photo of prediction %(id)s was deleted; feedback can no longer be used.") % {"id": prediction_id})
     top = photo.prediction.top[0] if photo.prediction.top else {}
+    if correct:
+        _check_agrees(label=label, domain=domain, top=top)
     try:
         with transaction.atomic():
             return Feedback.objects.create(
@@ -175,7 +177,24 @@ def feedback_create(
         raise FeedbackExists(_("Prediction %(id)s already has feedback.") % {"id": prediction_id}) from None
 
 
+def _check_agrees(*, label: str, domain: str, top: dict) -> None:
+    """'The answer was right' with another label or domain says two things: refuse it rather than guess which."""
+    answered, answered_domain = top.get("label", ""), top.get("domain", "")
+    if label and label.casefold() != answered.casefold():
+        raise FeedbackError(_(
+            "'correct' is true but 'label' is %(label)r, not the answer %(answered)r: leave 'label' out, "
+            "or send 'correct': false with the right label."
+        ) % {"label": label, "answered": answered})
+    if domain and domain != answered_domain:
+        raise FeedbackError(_(
+            "'correct' is true but 'domain' is %(domain)r, not the answer's %(answered)r: leave 'domain' out, "
+            "or send 'correct': false."
+        ) % {"domain": domain, "answered": answered_domain})
+
+
 def _check_text(*, correct: bool, label: str, comment: str) -> None:
+    if "\x00" in label or "\x00" in comment:  # no database keeps them in text, and no folder name may hold one
+        raise FeedbackError(_("The label and the comment cannot hold NUL characters."))
     if not correct and not label:
         raise FeedbackError(_("Say what the photo shows: 'label' is needed when the answer is wrong."))
     if len(label) > LABEL_MAX:

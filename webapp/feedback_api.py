@@ -6,18 +6,21 @@ from typing import Literal, Optional
 
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
+from pydantic import StrictBool
 
 from webapp import feedback
 from webapp.api import ErrorOut
+from webapp.i18n import Lang, activate_reply_language
 
 router = Router(tags=["feedback"])
 
 
 class FeedbackIn(Schema):
-    correct: bool
+    correct: StrictBool = Field(..., description="true or false; strings and numbers are refused")
     label: str = Field("", max_length=feedback.LABEL_MAX, description="what the photo shows: free text or a class of the model")
     domain: Optional[Literal["animal", "bird", "plant", "other"]] = None
     comment: str = Field("", max_length=feedback.COMMENT_MAX)
+    lang: Optional[Lang] = Field(None, description="language of the error messages, as in the query")
 
 
 class FeedbackOut(Schema):
@@ -42,6 +45,8 @@ ERRORS = {code: ErrorOut for code in (400, 401, 404, 409, 410, 429)}
 
 @router.post("/{prediction_id}/feedback", response={201: FeedbackOut, **ERRORS}, summary="Say whether an answer was right")
 def feedback_post(request: HttpRequest, prediction_id: int, payload: FeedbackIn):
+    if payload.lang:
+        activate_reply_language(payload.lang)
     item = feedback.feedback_create(
         prediction_id=prediction_id, owner=feedback.Owner.of_api(request), correct=payload.correct,
         label=payload.label, domain=payload.domain or "", comment=payload.comment,

@@ -61,6 +61,7 @@ _PROBLEMS = {
     "string_type": gettext_noop("must be text"),
     "string_too_long": gettext_noop("must be at most %(max_length)s characters long"),
     "literal_error": gettext_noop("must be one of: %(expected)s"),
+    "bool_type": gettext_noop("must be true or false"),
 }
 
 

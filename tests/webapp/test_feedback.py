@@ -305,3 +305,37 @@ def test_pruning_history_keeps_predictions_with_feedback_and_deletes_the_others_
     assert list(Prediction.objects.values_list("pk", flat=True)) == [kept]
     assert Feedback.objects.get().prediction_id == kept and Path(KeptPhoto.objects.get().image.path).is_file()
     assert not pruned_file.exists()
+
+
+@pytest.mark.parametrize("body, problem", [
+    ({"correct": False, "label": "bear\u0000cub"}, "NUL characters"),
+    ({"correct": False, "label": "bear", "comment": "a\u0000b"}, "NUL characters"),
+    ({"correct": True, "label": "zebra"}, "'correct' is true but 'label' is 'zebra'"),
+    ({"correct": True, "domain": "NOT-THE-ANSWERS"}, "'correct' is true but 'domain' is"),
+])
+def test_feedback_that_could_not_be_stored_or_says_two_things_is_refused(client, predicted, body, problem):
+    if body.get("domain") == "NOT-THE-ANSWERS":
+        answered = Prediction.objects.get(pk=predicted).top[0]["domain"]
+        body = {**body, "domain": "bird" if answered != "bird" else "plant"}
+    reply = client.post(feedback_url(predicted), body, content_type="application/json")
+    assert problem in assert_error(reply, 400, "invalid_feedback")["message"]
+    assert not Feedback.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["yes", "off", 0, 1])
+def test_correct_must_be_a_json_boolean_and_the_error_names_the_field_as_sent(client, predicted, value):
+    reply = client.post(feedback_url(predicted), {"correct": value}, content_type="application/json")
+    assert assert_error(reply, 400, "invalid_parameter")["message"] == "correct: must be true or false."
+
+
+def test_right_with_the_answers_own_label_and_domain_is_accepted(client, predicted):
+    top = Prediction.objects.get(pk=predicted).top[0]
+    reply = client.post(feedback_url(predicted), {"correct": True, "label": top["label"].upper(), "domain": top["domain"]},
+                        content_type="application/json")
+    assert reply.status_code == 201
+
+
+def test_lang_in_the_feedback_body_chooses_the_language_of_its_errors(client, predicted):
+    reply = client.post(feedback_url(predicted), {"correct": False, "lang": "zh"}, content_type="application/json")
+    assert "请说明照片里是什么" in assert_error(reply, 400, "invalid_feedback")["message"]
+
