@@ -35,10 +35,19 @@ class Classes:
     def add(self, folder: str, label: str, domain: str) -> None:
         self.rows.setdefault(folder, (label, domain))
 
-    def folder_for(self, label: str, domain: str) -> str:
-        """The folder of the class with this label, or a new one whose name is made safe from the label."""
-        for folder, (known, _) in self.rows.items():
+    def folder_for(self, label: str, domain: str, *, source: str = "") -> str:
+        """The folder of the class with this label, or a new one whose name is made safe from the label.
+
+        A label already there under another domain is refused: one folder cannot be both, and picking one
+        would drop a reviewer's decision without a word.
+        """
+        for folder, (known, known_domain) in self.rows.items():
             if known.casefold() == label.casefold():
+                if known_domain != domain:
+                    raise ExportError(
+                        f"{source or 'A photo'} is accepted as {label!r} in {domain}, but the dataset already has "
+                        f"{known!r} in {known_domain}: review one of them again so that they agree."
+                    )
                 return folder
         folder = slugify(label, allow_unicode=True)[:80] or "label"
         if folder in self.rows:  # another label gave the same safe name ("Red fox" and "red-fox!")
@@ -93,6 +102,8 @@ def dataset_export(
     """Write the accepted feedback photos (and the base dataset, if given) to `out`, and record what went in."""
     out = Path(out).resolve()
     _check_out(out, append)
+    if include_base and Path(include_base).resolve() == out:
+        raise ExportError(f"--include-base is the output folder {out}; with --append its photos are kept already.")
     classes = Classes()
     if append and out.is_dir() and any(out.iterdir()):
         _existing(out, classes)
@@ -102,18 +113,36 @@ def dataset_export(
         if since is not None and _accepted(None):
             raise ExportError(f"No feedback accepted since {since.isoformat()}: nothing to export (leave out --since for all of it).")
         raise ExportError("There is no accepted feedback to export yet (accept some in the admin's review queue).")
+    # Everything that could refuse is decided before the first file is written.
+    targets = [(item, classes.folder_for(item.final_label, item.final_domain, source=f"Feedback {item.pk}")) for item in accepted]
+    missing = [item for item in accepted if not item.prediction.kept_photo.image.storage.exists(item.prediction.kept_photo.image.name)]
+    if missing:
+        ids = ", ".join(str(item.pk) for item in missing[:10])
+        raise ExportError(
+            f"The photos of {len(missing)} accepted feedback item(s) are missing from storage (feedback {ids}): "
+            "restore MEDIA_ROOT, or reject those items in the review queue."
+        )
+    created = not out.exists()
+    try:
+        _write(out, base, targets, classes)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise ExportError(f"Could not write the dataset to {out}: {exc.strerror or exc}.") from None
+    return _record(out, since, include_base, accepted, by)
+
+
+def _write(out: Path, base: list[tuple[Path, str]], targets: list, classes: Classes) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for path, folder in base:
         (out / folder).mkdir(exist_ok=True)
         shutil.copyfile(path, out / folder / path.name)
-    for item in accepted:
-        data = item.prediction.kept_photo.image.read()
-        item.prediction.kept_photo.image.close()
-        target = out / classes.folder_for(item.final_label, item.final_domain)
-        target.mkdir(exist_ok=True)
-        (target / f"{hashlib.sha256(data).hexdigest()}.jpg").write_bytes(data)
+    for item, folder in targets:
+        with item.prediction.kept_photo.image.open("rb") as handle:
+            data = handle.read()
+        (out / folder).mkdir(exist_ok=True)
+        (out / folder / f"{hashlib.sha256(data).hexdigest()}.jpg").write_bytes(data)
     classes.write(out)
-    return _record(out, since, include_base, accepted, by)
 
 
 def _record(out: Path, since, include_base, accepted, by) -> Dataset:

@@ -152,3 +152,36 @@ def test_unclear_exports_stop_with_a_message_and_record_nothing(db, tmp_path, se
     with pytest.raises(CommandError, match=message):
         export(out, *args)
     assert not Dataset.objects.exists()
+
+
+def test_a_label_accepted_in_two_domains_is_refused_before_anything_is_written(accept, tmp_path):
+    accept(jpeg("red-stripes", 1), "Daisy", "plant")
+    accept(jpeg("blue-circle", 2), "daisy", "bird")
+    with pytest.raises(CommandError, match="already has 'Daisy' in plant: review one of them again"):
+        export(tmp_path / "data")
+    assert not (tmp_path / "data").exists() and not Dataset.objects.exists()
+
+
+def test_an_accepted_photo_missing_from_storage_stops_the_export_naming_it(accept, tmp_path):
+    item = accept(jpeg("red-stripes", 1), "Red fox")
+    Path(item.prediction.kept_photo.image.path).unlink()
+    with pytest.raises(CommandError, match=f"missing from storage \\(feedback {item.pk}\\)"):
+        export(tmp_path / "data")
+    assert not (tmp_path / "data").exists() and not Dataset.objects.exists()
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_one_line_error(accept, tmp_path):
+    accept(jpeg("red-stripes", 1), "Red fox")
+    (tmp_path / "README.md").write_text("a file")
+    with pytest.raises(CommandError, match="Could not write the dataset to .*README.md/sub: Not a directory"):
+        export(tmp_path / "README.md" / "sub")
+    assert not Dataset.objects.exists()
+
+
+def test_including_the_output_folder_itself_as_the_base_is_refused(accept, tmp_path):
+    accept(jpeg("red-stripes", 1), "Red fox")
+    export(tmp_path / "data")
+    with pytest.raises(CommandError, match="--include-base is the output folder"):
+        export(tmp_path / "data", "--append", "--include-base", str(tmp_path / "data"))
+    assert Dataset.objects.count() == 1
+
