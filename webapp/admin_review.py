@@ -74,8 +74,11 @@ class FeedbackAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) or request.user.has_perm(review.PERMISSION)
+
     def has_change_permission(self, request, obj=None):
-        return request.user.has_perm(review.PERMISSION)
+        return False  # feedback is decided on its review page (and by the actions), never edited as a form
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -126,7 +129,7 @@ class FeedbackAdmin(admin.ModelAdmin):
         if not self.has_view_or_change_permission(request):  # the user's label and comment are not for every staff member
             raise PermissionDenied
         item = get_object_or_404(self.get_queryset(request), pk=pk)
-        can_act = self.has_change_permission(request, item)
+        can_act = request.user.has_perm(review.PERMISSION)
         if request.method == "POST" and not can_act:
             raise PermissionDenied
         form = ReviewForm(request.POST or None, item=item)

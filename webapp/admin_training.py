@@ -130,5 +130,8 @@ class TrainingJobAdmin(admin.ModelAdmin):
         except training_jobs.JobError as exc:
             messages.error(request, translated(exc))
         else:
-            messages.success(request, _("Asked %(job)s to stop; it stops between two batches.") % {"job": job})
+            if job.status == TrainingJob.CANCELLED:
+                messages.success(request, _("Cancelled job %(id)s before it started.") % {"id": job.pk})
+            else:
+                messages.success(request, _("Asked job %(id)s to stop; it stops between two batches.") % {"id": job.pk})
         return HttpResponseRedirect(reverse("admin:webapp_trainingjob_change", args=[pk]))

@@ -113,5 +113,6 @@ def gate_enforce(*, candidate: ModelVersion, by=None, force_reason: str = "") ->
         return f"{message} Forced by {by} ({drop:.1f} points lower): {force_reason.strip()}"
     raise GateRefused(
         f"{message} The candidate is {drop:.1f} points lower (at most {settings.PROMOTION_MAX_DROP_POINTS:g} allowed); "
-        "a superuser may force the activation with a reason."
+        "a superuser may force the activation with a reason (on the version's admin page, or "
+        "manage.py activate NAME VERSION --force REASON --by SUPERUSER)."
     )

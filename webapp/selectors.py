@@ -54,7 +54,7 @@ def rollback_target(*, name: str) -> ModelVersion | None:
 def model_version_get(*, name: str, number: int | None = None) -> ModelVersion | None:
     """Version `number` of `name`, or its active version when no number is given."""
     versions = ModelVersion.objects.filter(name=name)
-    return versions.filter(version=number).first() if number else versions.filter(is_active=True).first()
+    return versions.filter(version=number).first() if number is not None else versions.filter(is_active=True).first()
 
 
 def model_version_engine(*, version: ModelVersion) -> str:

@@ -62,6 +62,8 @@ def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
         TrainingJob.objects.filter(pk=job.pk, status=TrainingJob.QUEUED).update(
             status=TrainingJob.CANCELLED, cancel_requested=True, finished_at=timezone.now()
         )
+    elif job.status == TrainingJob.RUNNING and job.cancel_requested:
+        raise JobError(gettext_noop("Job %(id)s was already asked to stop; it stops between two batches."), id=job.pk)
     elif job.status == TrainingJob.RUNNING:
         TrainingJob.objects.filter(pk=job.pk).update(cancel_requested=True)
     else:

@@ -204,3 +204,23 @@ def test_a_golden_set_whose_dataset_was_deleted_refuses_activation_instead_of_sc
         services.model_version_activate(version=v2)
     assert not GateCheck.objects.exists() and not ModelVersion.objects.get(pk=v2.pk).is_active
 
+
+def test_the_activate_command_forces_a_refused_activation_only_for_a_superuser_and_audits_it(versions, tmp_path, admin_user, django_user_model):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    v1, v2 = versions
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden_by(v1, tmp_path / "golden")))
+    django_user_model.objects.create_user("staffer", is_staff=True)
+    run = lambda *args: call_command("activate", TINY_NAME, "2", *args, stdout=io.StringIO())  # noqa: E731
+    with pytest.raises(CommandError, match="manage.py activate NAME VERSION --force REASON --by SUPERUSER"):
+        run()
+    for by in ((), ("--by", "staffer")):
+        with pytest.raises(CommandError, match="--force needs --by naming an active superuser"):
+            run("--force", "because", *by)
+    assert not GateOverride.objects.exists() and not ModelVersion.objects.get(pk=v2.pk).is_active
+    run("--force", "v1 misses the new species", "--by", admin_user.username)
+    assert ModelVersion.objects.get(pk=v2.pk).is_active
+    assert (GateOverride.objects.get().by, GateOverride.objects.get().reason) == (admin_user, "v1 misses the new species")
+

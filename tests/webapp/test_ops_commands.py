@@ -142,3 +142,9 @@ def test_models_leaves_out_workers_that_stopped_reporting(active_tiny, settings)
     WorkerHeartbeat.objects.update(seen_at=timezone.now() - fleet.heartbeat_live_window() * 2)
     assert json.loads(run("models", "--json"))["workers"] == []
     assert "no worker has reported" in run("models")
+
+
+def test_evaluate_refuses_version_zero_instead_of_evaluating_the_active_one(active_tiny, tmp_path):
+    with pytest.raises(CommandError, match="has no version 0"):
+        run("evaluate", "--data", str(tmp_path), "--model", TINY_NAME, "--model-version", "0")
+

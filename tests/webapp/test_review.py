@@ -169,3 +169,12 @@ def test_feedback_whose_photo_was_erased_cannot_be_accepted_or_merged(admin_clie
     item.refresh_from_db()
     assert item.status == "pending"
     assert admin_client.post(review_url(item), {"decision": "reject"}).status_code == 302
+
+
+def test_the_feedback_record_page_is_read_only_so_no_save_can_claim_a_change(admin_client, item):
+    page = admin_client.get(f"{QUEUE}{item.pk}/change/")
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert admin_client.post(f"{QUEUE}{item.pk}/change/", {"status": "accepted", "final_label": "hack"}).status_code == 403
+    item.refresh_from_db()
+    assert (item.status, item.final_label) == ("pending", "")
+

@@ -178,3 +178,15 @@ def test_starting_a_job_needs_the_right_to_register_versions_too(dataset, django
     trainer = Client()
     trainer.force_login(user)
     assert trainer.post("/admin/webapp/trainingjob/start/", fields).status_code == 302
+
+
+def test_cancelling_says_what_happened_and_a_second_cancel_of_a_running_job_says_it_was_asked_already(admin_client, dataset):
+    queued = job_for(dataset)
+    reply = admin_client.post(f"/admin/webapp/trainingjob/{queued.pk}/cancel/", follow=True).content.decode()
+    assert f"Cancelled job {queued.pk} before it started." in reply
+    running = job_for(dataset, status="running")
+    reply = admin_client.post(f"/admin/webapp/trainingjob/{running.pk}/cancel/", follow=True).content.decode()
+    assert f"Asked job {running.pk} to stop" in reply
+    reply = admin_client.post(f"/admin/webapp/trainingjob/{running.pk}/cancel/", follow=True).content.decode()
+    assert f"Job {running.pk} was already asked to stop" in reply
+

@@ -12,15 +12,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument("version", type=int)
+        parser.add_argument(
+            "--force", metavar="REASON", default="",
+            help="activate although the promotion gate refuses, for this reason (audited; needs --by a superuser)",
+        )
         add_by_argument(parser)
 
-    def handle(self, *args, name, version, by, **options):
+    def handle(self, *args, name, version, by, force, **options):
         user = operator(by)
+        if force and (user is None or not user.is_superuser):
+            raise CommandError("--force needs --by naming an active superuser; the override is audited in their name.")
         target = ModelVersion.objects.filter(name=name, version=version).first()
         if target is None:
             raise CommandError(f"no version {version} of a model named {name!r}; manage.py models lists them.")
         try:
-            services.model_version_activate(version=target, by=user)
+            services.model_version_activate(version=target, by=user, force_reason=force)
         except services.AlreadyActive as exc:
             self.stdout.write(str(exc))
             return

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         name = model or settings.DEFAULT_MODEL_NAME
         chosen = selectors.model_version_get(name=name, number=version)
         if chosen is None:
-            what = f"version {version}" if version else "active version"
+            what = f"version {version}" if version is not None else "active version"
             raise CommandError(f"{name!r} has no {what}; `python manage.py models` lists the models and their versions.")
         try:
             run = runs.model_version_evaluate(
