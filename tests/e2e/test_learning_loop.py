@@ -179,14 +179,7 @@ def test_the_whole_loop_with_a_real_gunicorn_and_the_real_job_worker(make_server
 
 
 def test_a_training_process_that_crashes_leaves_the_job_failed_with_its_log(make_server, tiny_artifact, workers, tmp_path):
-    server, _ = make_server(tiny_artifact, env={"TRAINING_THREADS": "1"})
-    base = write_dataset(tmp_path / "base", {kind: 3 for kind in KINDS})
-    (base / "classes.csv").write_text("folder,label,domain\nred-stripes,Red stripes,animal\nblue-circle,Blue circle,plant\n")
-    server.manage("export_dataset", "--out", str(tmp_path / "data"), "--include-base", str(base))
-    job_id = int(shell(server, (
-        "from webapp import training_jobs; from webapp.models import Dataset; "
-        f"print(training_jobs.training_job_start(dataset=Dataset.objects.get(), model_name='crash', backbone='efficientnet_lite0', epochs=500).pk)"
-    )))
+    server, job_id = _long_job(make_server, tiny_artifact, tmp_path, "crash")
     workers.append(Worker(server))
     child = _wait_for_child(workers[0])
     progress = "from webapp.models import TrainingJob; print(bool(TrainingJob.objects.get(pk=%d).progress))" % job_id
@@ -212,14 +205,7 @@ def test_a_training_process_that_crashes_leaves_the_job_failed_with_its_log(make
 def test_a_job_whose_worker_dies_keeps_its_slot_and_ends_as_its_training_process_says(make_server, tiny_artifact, workers, tmp_path):
     """Killing the worker alone leaves its training child running: the job is not called failed (nor the slot
     given to another job) while the child trains, and the child records how the job ended."""
-    server, _ = make_server(tiny_artifact, env={"TRAINING_THREADS": "1"})
-    base = write_dataset(tmp_path / "base", {kind: 3 for kind in KINDS})
-    (base / "classes.csv").write_text("folder,label,domain\nred-stripes,Red stripes,animal\nblue-circle,Blue circle,plant\n")
-    server.manage("export_dataset", "--out", str(tmp_path / "data"), "--include-base", str(base))
-    job_id = int(shell(server, (
-        "from webapp import training_jobs; from webapp.models import Dataset; "
-        f"print(training_jobs.training_job_start(dataset=Dataset.objects.get(), model_name='orphan', backbone='efficientnet_lite0', epochs=500).pk)"
-    )))
+    server, job_id = _long_job(make_server, tiny_artifact, tmp_path, "orphan")
     workers.append(Worker(server))
     child = _wait_for_child(workers[0])
     os.kill(workers[0].process.pid, signal.SIGKILL)  # the worker only, not its child
@@ -233,6 +219,19 @@ def test_a_job_whose_worker_dies_keeps_its_slot_and_ends_as_its_training_process
         time.sleep(0.5)
     ended = "from webapp.models import ModelVersion, TrainingJob; print(TrainingJob.objects.get(pk=%d).status, ModelVersion.objects.filter(name='orphan').count())"
     assert shell(server, ended % job_id) == "cancelled 0"
+
+
+def _long_job(make_server, tiny_artifact, tmp_path, model_name: str):
+    """A server and a queued 500-epoch job on a small exported dataset: long enough to interrupt."""
+    server, _ = make_server(tiny_artifact, env={"TRAINING_THREADS": "1"})
+    base = write_dataset(tmp_path / "base", {kind: 3 for kind in KINDS})
+    (base / "classes.csv").write_text("folder,label,domain\nred-stripes,Red stripes,animal\nblue-circle,Blue circle,plant\n")
+    server.manage("export_dataset", "--out", str(tmp_path / "data"), "--include-base", str(base))
+    job_id = int(shell(server, (
+        "from webapp import training_jobs; from webapp.models import Dataset; "
+        f"print(training_jobs.training_job_start(dataset=Dataset.objects.get(), model_name={model_name!r}, backbone='efficientnet_lite0', epochs=500).pk)"
+    )))
+    return server, job_id
 
 
 def _wait_for_child(worker: Worker, seconds: float = 60) -> int:
