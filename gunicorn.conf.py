@@ -1,14 +1,23 @@
 """gunicorn settings. The model is loaded in each worker after fork, never in the master."""
 
 import os
+import sys
+
+
+def _count(name: str, default: str) -> int:
+    """A whole number of at least 1 from the environment, or a one-line refusal naming the variable."""
+    raw = os.environ.get(name, default)
+    if not raw.isdigit() or int(raw) < 1:
+        sys.exit(f"{name} must be a whole number of at least 1, not {raw!r}.")
+    return int(raw)
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 wsgi_app = "webapp.wsgi:application"
 # Two cores: two workers with one intra-op thread each keep workers x threads within the cores.
-workers = int(os.environ.get("WEB_WORKERS", "2"))
+workers = _count("WEB_WORKERS", "2")
 worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "16"))
-timeout = int(os.environ.get("WEB_TIMEOUT", "60"))
+threads = _count("WEB_THREADS", "16")
+timeout = _count("WEB_TIMEOUT", "60")
 graceful_timeout = 20
 preload_app = False  # TensorFlow is not fork-safe
 accesslog = os.environ.get("ACCESS_LOG", "-")
@@ -48,7 +57,10 @@ def on_starting(server):
     import glob
 
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        sys.exit(f"Cannot write the metrics folder {folder} ({exc.strerror}): VAR_DIR must be writable.")
     for kind in ("counter", "gauge", "histogram", "summary"):  # only prometheus-client's files, whatever the folder
         for path in glob.glob(os.path.join(glob.escape(folder), f"{kind}_*.db")):
             os.remove(path)

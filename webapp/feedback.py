@@ -5,6 +5,8 @@ The page and the API call these; the retention and erase commands call the photo
 
 from __future__ import annotations
 
+import logging
+
 import hashlib
 import io
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from webapp.models import ApiToken, Feedback, KeptPhoto
 LABEL_MAX = 200
 COMMENT_MAX = 2000
 
+
+log = logging.getLogger(__name__)
 
 class FeedbackError(Exception):
     """A feedback request that cannot be recorded; `status` and `code` say how the API answers it."""
@@ -103,39 +107,55 @@ def photo_keep(*, prediction_id: int | None, sha256: str, picture: Image.Image |
         kept_until=timezone.now() + timedelta(days=settings.FEEDBACK_RETENTION_DAYS),
     )
     name = photo.image.field.generate_filename(photo, "photo.jpg")
-    if photo.image.storage.exists(name):
-        photo.image.name = name
-    else:
-        stripped = photo_jpeg(picture=picture, max_side=settings.FEEDBACK_PHOTO_MAX_SIDE)
-        photo.image.save("photo.jpg", ContentFile(stripped), save=False)
+    try:
+        if photo.image.storage.exists(name):
+            photo.image.name = name
+        else:
+            stripped = photo_jpeg(picture=picture, max_side=settings.FEEDBACK_PHOTO_MAX_SIDE)
+            photo.image.save("photo.jpg", ContentFile(stripped), save=False)
+    except OSError as exc:  # a full or read-only MEDIA_ROOT costs this photo its feedback, never the answer
+        log.error("photo of prediction %s not kept for feedback: %s (MEDIA_ROOT %s)", prediction_id, exc, settings.MEDIA_ROOT)
+        return None
     photo.save()
     return photo
 
 
-def _delete(photos) -> int:
+@dataclass(frozen=True)
+class Deleted:
+    """Photos forgotten, and how many of their files were not found in MEDIA_ROOT (a different storage?)."""
+
+    count: int
+    missing: int = 0
+
+
+def _delete(photos) -> Deleted:
     """Forget the photos' files, keeping each file while another kept photo still needs it."""
-    count = 0
+    count = missing = 0
     for photo in photos:
         name = photo.image.name
         KeptPhoto.objects.filter(pk=photo.pk).update(image="", deleted_at=timezone.now())
         if name and not KeptPhoto.objects.filter(image=name).exists():
-            photo.image.storage.delete(name)
+            if photo.image.storage.exists(name):
+                photo.image.storage.delete(name)
+            else:
+                missing += 1
+                log.warning("photo file %s of prediction %s not found under MEDIA_ROOT %s", name, photo.prediction_id, settings.MEDIA_ROOT)
         count += 1
-    return count
+    return Deleted(count, missing)
 
 
-def photos_purge(*, now: datetime | None = None) -> int:
+def photos_purge(*, now: datetime | None = None) -> Deleted:
     """Delete the photos whose retention ran out and that nobody gave feedback on."""
     due = KeptPhoto.objects.filter(kept_until__lt=now or timezone.now(), deleted_at__isnull=True, prediction__feedback__isnull=True)
     return _delete(list(due))
 
 
-def photos_forget(*, predictions) -> int:
+def photos_forget(*, predictions) -> Deleted:
     """Delete the photo files of these predictions (before the predictions themselves are deleted)."""
     return _delete(list(KeptPhoto.objects.filter(prediction__in=predictions, deleted_at__isnull=True)))
 
 
-def photos_erase(*, username: str | None = None, since: datetime | None = None, until: datetime | None = None) -> int:
+def photos_erase(*, username: str | None = None, since: datetime | None = None, until: datetime | None = None) -> Deleted:
     """Erase one person's photos (their page sessions and their tokens) and/or one period's, feedback or not."""
     photos = KeptPhoto.objects.filter(deleted_at__isnull=True)
     if username is not None:

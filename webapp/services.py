@@ -206,6 +206,8 @@ def model_version_check_unchanged(*, version: ModelVersion) -> None:
 
 def model_version_rollback(*, name: str, by=None) -> ModelVersion:
     """Undo the newest activation of `name` not yet undone: re-activate the version it replaced."""
+    if not selectors.model_name_exists(name=name):
+        raise ActivationError(f"There is no model named {name!r}; manage.py models lists them.")
     target = selectors.rollback_target(name=name)
     if target is None:
         raise ActivationError(f"{name} has no previously active version to roll back to.")

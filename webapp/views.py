@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 from dataclasses import replace
 
 from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -30,6 +33,8 @@ from webapp.parsing import parse_params, upload_from_file
 from webapp.fleet import engine_fallback_warnings
 from webapp.runtime import ModelNotReady, runtime
 from webapp.throttling import PageRateThrottle
+
+log = logging.getLogger(__name__)
 
 _DOMAIN_NAMES = {"animal": gettext_lazy("Animals"), "bird": gettext_lazy("Birds"), "plant": gettext_lazy("Plants")}
 DOMAIN_CHOICES = [("", gettext_lazy("All"))] + [(domain, _DOMAIN_NAMES.get(domain, domain)) for domain in QUERY_DOMAINS]
@@ -111,10 +116,18 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_safe  # GET, and HEAD for uptime checkers
 def readyz(request: HttpRequest) -> JsonResponse:
     """200 only when the default model's active version is loaded and warmed up in this process."""
+    try:  # rate limits (and, with CACHE_URL, every host's shared counters) live in the cache
+        cache.get("readyz")
+    except Exception as exc:  # noqa: BLE001 - whichever backend, a cache that cannot answer fails requests
+        log.error("not ready: the cache cannot be reached: %s", exc)
+        return error_response(503, "cache_unavailable", _("The cache cannot be reached."), {"Retry-After": "5"})
     try:
         loaded = runtime().get(settings.DEFAULT_MODEL_NAME)
     except ModelNotReady as exc:
         return to_api_error(exc).response()
+    except DatabaseError as exc:  # every answer is recorded there: not ready, and say which dependency is down
+        log.error("not ready: the database cannot be reached: %s", exc)
+        return error_response(503, "database_unavailable", _("The database cannot be reached."), {"Retry-After": "5"})
     models = {name: item.version for name, item in runtime().loaded().items()}
     model = {"name": loaded.name, "version": loaded.version}
     # The engine really answering here: a compiled copy that failed to load is served by Keras.

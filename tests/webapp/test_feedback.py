@@ -339,3 +339,21 @@ def test_lang_in_the_feedback_body_chooses_the_language_of_its_errors(client, pr
     reply = client.post(feedback_url(predicted), {"correct": False, "lang": "zh"}, content_type="application/json")
     assert "请说明照片里是什么" in assert_error(reply, 400, "invalid_feedback")["message"]
 
+
+def test_a_media_root_that_cannot_be_written_costs_the_photo_not_the_answer(client, keeping, jpeg_bytes, settings, caplog):
+    (keeping.parent / "a-file").write_text("not a folder")
+    settings.MEDIA_ROOT = keeping.parent / "a-file" / "media"  # every write under it fails, as on a read-only disk
+    reply = predict(client, jpeg_bytes)
+    assert reply.status_code == 200 and reply.json()["id"] == Prediction.objects.get().pk
+    assert not KeptPhoto.objects.exists()
+    assert any("not kept for feedback" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+
+def test_erasing_says_when_photo_files_are_not_under_this_media_root(client, keeping, jpeg_bytes, settings, tmp_path):
+    predict(client, jpeg_bytes)
+    settings.MEDIA_ROOT = tmp_path / "another-media-root"  # as a command run with another host's settings would
+    out, err = io.StringIO(), io.StringIO()
+    call_command("erase_uploads", "--since", "2000-01-01", stdout=out, stderr=err)
+    assert "erased 1 photo" in out.getvalue()
+    assert "1 of those photo files were not found under MEDIA_ROOT" in err.getvalue()
+

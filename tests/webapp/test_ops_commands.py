@@ -148,3 +148,27 @@ def test_evaluate_refuses_version_zero_instead_of_evaluating_the_active_one(acti
     with pytest.raises(CommandError, match="has no version 0"):
         run("evaluate", "--data", str(tmp_path), "--model", TINY_NAME, "--model-version", "0")
 
+
+def test_a_token_needs_a_name_and_rollback_names_an_unknown_model(db):
+    with pytest.raises(CommandError, match="Give the token a name"):
+        run("tokens", "create", "  ")
+    assert not ApiToken.objects.exists()
+    with pytest.raises(CommandError, match="There is no model named 'nosuch'"):
+        run("rollback", "nosuch")
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WEB_WORKERS": "two"}, "WEB_WORKERS must be a whole number of at least 1, not 'two'."),
+    ({"WEB_WORKERS": "0"}, "WEB_WORKERS must be a whole number of at least 1, not '0'."),
+    ({"WEB_THREADS": "-3"}, "WEB_THREADS must be a whole number of at least 1, not '-3'."),
+])
+def test_gunicorn_settings_that_are_not_counts_stop_it_with_one_line(env, message):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    code = "import runpy; runpy.run_path('gunicorn.conf.py')"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **env})
+    assert done.returncode == 1 and done.stderr.strip() == message

@@ -7,6 +7,8 @@ import secrets
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO_ROOT
 
 
@@ -49,3 +51,47 @@ def test_probes_see_the_real_status_while_everything_else_is_redirected_to_https
                   VAR_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")  # its own empty database
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-4:] == ["200", "503", "301", "301"]
+
+
+GOOD = {"DJANGO_SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": "recognizer.example.org"}
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"DJANGO_SECRET_KEY": ""}, "Set the environment variable DJANGO_SECRET_KEY"),
+    ({"ALLOWED_HOSTS": ""}, "Set ALLOWED_HOSTS"),
+    ({"RECOGNIZER_ENGINE": "tensorrt"}, "RECOGNIZER_ENGINE must be one of keras, onnxruntime, openvino"),
+    ({"RECOGNIZER_PRECISION": "int4"}, "RECOGNIZER_PRECISION must be one of fp32, int8, bf16, auto"),
+    ({"CACHE_URL": "memcached://127.0.0.1:11211"}, "CACHE_URL must be a Redis URL"),
+    ({"DATABASE_URL": "garbage"}, "DATABASE_URL is not a database URL"),
+    ({"METRICS_ALLOWED_NETWORKS": "notanet"}, "METRICS_ALLOWED_NETWORKS: 'notanet' is not an IP network"),
+    ({"API_RATE_LIMIT": "lots"}, "API_RATE_LIMIT must be a rate like 120/m"),
+    ({"MODEL_POLL_SECONDS": "0"}, "MODEL_POLL_SECONDS must be at least 1"),
+    ({"TRUSTED_PROXY_COUNT": "-1"}, "TRUSTED_PROXY_COUNT must be at least 0"),
+    ({"SHADOW_SAMPLE_RATE": "abc"}, "SHADOW_SAMPLE_RATE must be a number"),
+    ({"PROMOTION_MAX_DROP_POINTS": "500"}, "PROMOTION_MAX_DROP_POINTS must be a number from 0.0 to 100.0"),
+    ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be one of DEBUG"),
+])
+def test_a_missing_or_malformed_setting_stops_the_start_with_one_line_naming_it(env, message):
+    done = subprocess.run(
+        [sys.executable, "-c", "import webapp.settings.production"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ALLOWED_HOSTS"))}, **GOOD, **env},
+    )
+    assert done.returncode != 0 and message in done.stderr.splitlines()[-1], done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("env, code", [
+    ({"DATABASE_URL": "postgres://nobody:pw@127.0.0.1:9/none"}, "database_unavailable"),
+    ({"CACHE_URL": "redis://127.0.0.1:9/0"}, "cache_unavailable"),
+])
+def test_readyz_is_a_json_503_naming_the_dependency_that_cannot_be_reached(tmp_path, env, code):
+    probe = (
+        "from django.core.management import call_command; import json\n"
+        "if 'CACHE_URL' in __import__('os').environ: call_command('migrate', verbosity=0)\n"
+        "from django.test import Client; r = Client().get('/readyz')\n"
+        "print(r.status_code, r['Retry-After'], json.loads(r.content)['error']['code'])"
+    )
+    done = manage("shell", "-c", probe, VAR_DIR=str(tmp_path), ALLOWED_HOSTS="testserver", DJANGO_SECRET_KEY="k" * 50,
+                  SECURE_SSL_REDIRECT="false", **env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-3:] == ["503", "5", code]
+

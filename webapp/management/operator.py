@@ -21,3 +21,14 @@ def operator(username: str):
     if user is None:
         raise CommandError(f"--by {username}: no active staff user of that name.")
     return user
+
+
+def missing_files_warning(command, deleted) -> None:
+    """Say when photo records were forgotten but their files were not where this process looked for them."""
+    if deleted.missing:
+        from django.conf import settings
+
+        command.stderr.write(
+            f"warning: {deleted.missing} of those photo files were not found under MEDIA_ROOT ({settings.MEDIA_ROOT}); "
+            "if the service keeps them elsewhere, run this with its MEDIA_ROOT (every host must share one)."
+        )

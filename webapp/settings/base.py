@@ -4,8 +4,9 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from webapp.settings.env import env_bool, env_int, env_list, env_str
+from webapp.settings.env import env_bool, env_choice, env_float, env_int, env_list, env_networks, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -60,13 +61,18 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.config(
-        env="DATABASE_URL",
-        default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-    )
-}
+try:
+    DATABASES = {
+        "default": dj_database_url.config(
+            env="DATABASE_URL",
+            default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+            # A kept connection that the server dropped (a restart, a failover) is replaced before use, not a 500.
+            conn_health_checks=True,
+        )
+    }
+except ValueError as exc:  # dj-database-url's unknown scheme or malformed URL
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL like postgres://user:password@host/name: {exc}") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several gunicorn workers write prediction records: WAL and a busy timeout keep them from failing.
     DATABASES["default"]["OPTIONS"] = {
@@ -76,7 +82,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 CACHE_URL = env_str("CACHE_URL", "")
-if CACHE_URL.startswith("redis://"):
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"CACHE_URL must be a Redis URL (redis://, rediss:// or unix://), not {CACHE_URL!r}.")
+if CACHE_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
 else:
     # Shared by the workers of one host, with exact counters (webapp/cache.py); hosts behind a balancer share
@@ -114,11 +122,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 MODELS_DIR = Path(env_str("RECOGNIZER_MODELS_DIR", str(BASE_DIR / "models")))
 # The engine each new version is compiled for at registration (keras | onnxruntime | openvino); a version that
 # fails to compile or to match Keras' answers is served by Keras, and the reason is kept on the version.
-RECOGNIZER_ENGINE = env_str("RECOGNIZER_ENGINE", "onnxruntime")
+RECOGNIZER_ENGINE = env_choice("RECOGNIZER_ENGINE", "onnxruntime", ("keras", "onnxruntime", "openvino"))
 # fp32 | int8 | bf16 | auto: with int8 or auto an ONNX copy is also quantized at registration, with bf16 (OpenVINO on a
 # CPU with bfloat16) the OpenVINO copy is also run in bfloat16; either serves only when its accuracy gate passes on
 # the repository's golden photos; the version's engine note keeps the figures.
-RECOGNIZER_PRECISION = env_str("RECOGNIZER_PRECISION", "fp32")
+RECOGNIZER_PRECISION = env_choice("RECOGNIZER_PRECISION", "fp32", ("fp32", "int8", "bf16", "auto"))
 # A file of the classes this deployment can meet (one label, WordNet id or index a line), applied to the
 # default model's answers before ranking; empty: every class.
 ALLOWED_CLASSES_FILE = env_str("ALLOWED_CLASSES_FILE", "")
@@ -140,19 +148,19 @@ ALLOWED_IMAGE_FORMATS = tuple(env_list("ALLOWED_IMAGE_FORMATS", ["JPEG", "PNG", 
 BATCH_MAX_IMAGES = env_int("BATCH_MAX_IMAGES", 16)
 STORE_UPLOADS = env_bool("STORE_UPLOADS", False)
 API_ALLOW_ANONYMOUS = env_bool("API_ALLOW_ANONYMOUS", True)
-API_RATE_LIMIT = env_str("API_RATE_LIMIT", "120/m")
+API_RATE_LIMIT = env_rate("API_RATE_LIMIT", "120/m")
 # ---- access (see README "Security") ----
 # The page is a public demo: one photo at a time, its own budget per client address, stricter than the API's.
-PAGE_RATE_LIMIT = env_str("PAGE_RATE_LIMIT", "10/m")
+PAGE_RATE_LIMIT = env_rate("PAGE_RATE_LIMIT", "10/m")
 # Password attempts at the admin's sign-in per client address.
-LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "10/m")
+LOGIN_RATE_LIMIT = env_rate("LOGIN_RATE_LIMIT", "10/m")
 # Reverse proxies in front of gunicorn that append to X-Forwarded-For; 0 (gunicorn serves clients directly) means
 # X-Forwarded-For and X-Forwarded-Proto are the client's own words and are ignored.
-TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
-MODEL_POLL_SECONDS = env_int("MODEL_POLL_SECONDS", 2)
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+MODEL_POLL_SECONDS = env_int("MODEL_POLL_SECONDS", 2, minimum=1)
 # Requests per worker being decoded or classified; more get a fast 503. Half of WEB_THREADS (16), so that spare
 # threads are there to say no quickly instead of queueing in gunicorn.
-INFERENCE_QUEUE_MAX = env_int("INFERENCE_QUEUE_MAX", 8)
+INFERENCE_QUEUE_MAX = env_int("INFERENCE_QUEUE_MAX", 8, minimum=1)
 
 # A request body holds at most a batch of full-size uploads (plus base64 overhead); larger bodies are 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES * 2
@@ -168,13 +176,13 @@ from webapp.logs import log_format, logging_config  # noqa: E402
 
 # LOG_FORMAT: plain here (development); the production settings default to json (one object per line).
 LOG_FORMAT = log_format("plain")
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
 # The request id and the request's metrics wrap everything else, error replies of other middleware included.
 MIDDLEWARE = ["webapp.logs.RequestIdMiddleware", "webapp.metrics.MetricsMiddleware", *MIDDLEWARE]
 # /metrics: open when both are empty (the embedded default); else a bearer token or an address in a network.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
-METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", [])
 # Names this host in the workers' heartbeats (manage.py models); the hostname when empty.
 INSTANCE_NAME = env_str("INSTANCE_NAME", "")
 
@@ -204,6 +212,6 @@ TRAINING_LOCK_FILE = env_str("TRAINING_LOCK_FILE", str(VAR_DIR / "training.lock"
 
 # ---- the learning loop: promotion gate ----
 # Activation is refused when a candidate's golden-set top-1 accuracy is this many points below the active version's.
-PROMOTION_MAX_DROP_POINTS = float(env_str("PROMOTION_MAX_DROP_POINTS", "1"))
+PROMOTION_MAX_DROP_POINTS = env_float("PROMOTION_MAX_DROP_POINTS", 1.0, minimum=0.0, maximum=100.0)
 # Share of live requests that a version in shadow also classifies, in the background.
-SHADOW_SAMPLE_RATE = float(env_str("SHADOW_SAMPLE_RATE", "0.1"))
+SHADOW_SAMPLE_RATE = env_float("SHADOW_SAMPLE_RATE", 0.1, minimum=0.0, maximum=1.0)

@@ -2,26 +2,78 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
 
 def env_str(name: str, default: str | None = None) -> str:
+    """The variable's text; without a default it is required, and an empty value counts as missing."""
     value = os.environ.get(name, default)
-    if value is None:
+    if value is None or (default is None and not value.strip()):
         raise ImproperlyConfigured(f"Set the environment variable {name}.")
     return value
 
 
-def env_int(name: str, default: int) -> int:
+def _at_least(name: str, value, minimum):
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}.")
+    return value
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from None
+    return _at_least(name, value, minimum)
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from None
+    if value != value or (maximum is not None and value > maximum):  # NaN, or above the range
+        raise ImproperlyConfigured(f"{name} must be a number from {minimum} to {maximum}, not {raw!r}.")
+    return _at_least(name, value, minimum)
+
+
+def env_choice(name: str, default: str, choices) -> str:
+    value = env_str(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
+
+
+RATE = re.compile(r"^\d+/(s|sec|m|min|h|hour|d|day)$")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate limit as the throttles read it: N/s, N/m, N/h or N/d."""
+    value = env_str(name, default)
+    if not RATE.match(value):
+        raise ImproperlyConfigured(f"{name} must be a rate like 120/m (per s, m, h or d), not {value!r}.")
+    return value
+
+
+def env_networks(name: str, default: list[str]) -> list[str]:
+    """IP networks such as 10.0.0.0/8 or ::1/128, comma-separated."""
+    networks = env_list(name, default)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {network!r} is not an IP network like 10.0.0.0/8.") from None
+    return networks
 
 
 def env_bool(name: str, default: bool) -> bool:

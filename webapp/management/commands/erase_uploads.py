@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from webapp import feedback
+from webapp.management.operator import missing_files_warning
 
 
 def day(value: str) -> datetime:
@@ -29,5 +30,6 @@ class Command(BaseCommand):
         start, end = (day(since) if since else None), (day(until) if until else None)
         if start and end and start >= end:
             raise CommandError("--since must come before --until.")
-        count = feedback.photos_erase(username=user, since=start, until=end)
-        self.stdout.write(f"erased {count} photo{'s' if count != 1 else ''}")
+        done = feedback.photos_erase(username=user, since=start, until=end)
+        self.stdout.write(f"erased {done.count} photo{'s' if done.count != 1 else ''}")
+        missing_files_warning(self, done)

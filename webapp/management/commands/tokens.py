@@ -27,6 +27,9 @@ class Command(BaseCommand):
         getattr(self, f"_{action}")(**options)
 
     def _create(self, *, name, user, by, **options):
+        name = name.strip()
+        if not name:
+            raise CommandError("Give the token a name that says who or what uses it (e.g. batch-job).")
         actor, owner = operator(by), None
         if user:
             owner = get_user_model().objects.filter(username=user).first()
