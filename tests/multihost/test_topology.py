@@ -62,6 +62,23 @@ def test_a_host_that_dies_under_load_costs_only_its_in_flight_requests(running):
     assert predictions_logged(host_b) > 0, "host B served nothing before it died: the test proved nothing"
 
 
+def test_a_database_that_drops_every_connection_costs_no_request(running):
+    """As a PostgreSQL restart or failover does: every kept connection is gone; each is replaced before use."""
+    topology = running(API_RATE_LIMIT="100000/m")
+    role = topology.postgres.role
+    with Load(topology, token_for(topology, "dropped"), clients=CLIENTS, max_requests=2000, max_seconds=40) as load:
+        load.wait_for(20)
+        topology.postgres.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
+        dropped = time.time()
+        after = load.count_ok()
+        load.wait_for(after + 40)
+    failed = [r for r in load.replies if r.status != 200]
+    # A request whose query was running when its connection went down fails (at most one per client); every
+    # request after that finds its thread's dead connection replaced instead of failing on it.
+    assert len(failed) <= CLIENTS and all(r.started <= dropped for r in failed), failed[:5]
+    assert sum(r.status == 200 for r in load.replies if r.started > dropped) >= 40
+
+
 def refused_since(host, seconds: float = 10) -> float:
     """The time from which the host's port refuses connections."""
     deadline = time.monotonic() + seconds
