@@ -79,5 +79,5 @@ def worker_exit(server, worker):
         from webapp.fleet import worker_heartbeat_forget
 
         worker_heartbeat_forget()
-    except Exception:  # the database may be gone already; the rows then age out
-        worker.log.warning("could not remove this worker's heartbeat rows")
+    except Exception as exc:  # the database may be gone already; the rows then age out
+        worker.log.warning("could not remove this worker's heartbeat rows (they age out): %s", exc)

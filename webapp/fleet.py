@@ -107,6 +107,7 @@ def _pick_up_recompiled(serving: list[dict]) -> bool:
 
 def worker_heartbeat_forget() -> None:
     """Delete this worker's rows (it is exiting)."""
+    close_old_connections()  # this thread's connection may be long dead (a database restart): check it first
     WorkerHeartbeat.objects.filter(instance=instance_name(), pid=os.getpid()).delete()
 
 
