@@ -23,27 +23,28 @@ def _at_least(name: str, value, minimum):
     return value
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def _number(name: str, convert, what: str):
+    """The variable converted, None when unset or empty, or a refusal naming it."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
-        return default
+        return None
     try:
-        value = int(raw)
+        return convert(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from None
-    return _at_least(name, value, minimum)
+        raise ImproperlyConfigured(f"{name} must be {what}, not {raw!r}.") from None
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    value = _number(name, int, "a whole number")
+    return default if value is None else _at_least(name, value, minimum)
 
 
 def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
+    value = _number(name, float, "a number")
+    if value is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from None
     if value != value or (maximum is not None and value > maximum):  # NaN, or above the range
-        raise ImproperlyConfigured(f"{name} must be a number from {minimum} to {maximum}, not {raw!r}.")
+        raise ImproperlyConfigured(f"{name} must be a number from {minimum} to {maximum}, not {value}.")
     return _at_least(name, value, minimum)
 
 
