@@ -5,10 +5,9 @@ The page and the API call these; the retention and erase commands call the photo
 
 from __future__ import annotations
 
-import logging
-
 import hashlib
 import io
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,8 +25,8 @@ from webapp.models import ApiToken, Feedback, KeptPhoto
 LABEL_MAX = 200
 COMMENT_MAX = 2000
 
-
 log = logging.getLogger(__name__)
+
 
 class FeedbackError(Exception):
     """A feedback request that cannot be recorded; `status` and `code` say how the API answers it."""
