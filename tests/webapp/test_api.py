@@ -15,6 +15,7 @@ from tests.conftest import TINY_NAME, TINY_SPEC, build_tiny_model, tiny_manifest
 from tests.webapp.helpers import BATCH, PREDICT, assert_error, predict, probabilities, upload
 from webapp import services
 from webapp.models import ApiToken, Prediction
+from webapp.throttling import ClientRateThrottle
 
 MANY_NAME = "tiny-many"
 MANY_CLASSES = tuple(ClassInfo(i, f"c{i}", f"class {i}", DOMAINS[i % 4]) for i in range(24))
@@ -353,6 +354,17 @@ def test_the_third_request_in_a_minute_is_429_with_retry_after(client, active_ti
     assert_error(reply, 429, "rate_limited")
     assert 1 <= int(reply["Retry-After"]) <= 60
     assert Prediction.objects.count() == 2
+
+
+def test_retry_after_is_the_time_left_in_the_window_not_its_length(client, active_tiny, jpeg_bytes, settings, monkeypatch):
+    settings.API_RATE_LIMIT = "1/m"
+    clock = [1_000_000.0]
+    monkeypatch.setattr(ClientRateThrottle, "timer", staticmethod(lambda: clock[0]))
+    assert predict(client, jpeg_bytes).status_code == 200
+    clock[0] += 45.2
+    reply = predict(client, jpeg_bytes)
+    assert_error(reply, 429, "rate_limited")
+    assert reply["Retry-After"] == "15"
 
 
 def test_each_token_has_its_own_rate_budget(client, active_tiny, jpeg_bytes, settings):
