@@ -83,6 +83,12 @@ def test_the_result_is_rendered_on_the_server(browser, client, jpeg_bytes):
     assert Prediction.objects.filter(source="page").count() == 1
 
 
+def test_a_result_without_a_domain_note_leaves_its_hidden_paragraph_empty(browser, jpeg_bytes):
+    text = submit(browser, jpeg_bytes).content.decode()
+    note = re.search(r'<p id="domain-note"[^>]*>(.*?)</p>', text, re.S)
+    assert note and "hidden" in note.group(0) and note.group(1).strip() == ""
+
+
 def test_the_page_honours_top_k_and_the_domain(browser, jpeg_bytes):
     assert len(shown_labels(submit(browser, jpeg_bytes, top_k="2"))) == 2
     page = submit(browser, jpeg_bytes, domain="plant")
