@@ -24,6 +24,7 @@ from gunicorn import glogging
 FORMATS = ("json", "plain")
 HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _request_id: ContextVar[str] = ContextVar("request_id", default="")
 _fields: ContextVar[dict | None] = ContextVar("request_log_fields", default=None)
 # Attributes every LogRecord has: anything else on a record was passed with `extra=` and goes into the JSON.
@@ -91,7 +92,12 @@ class PlainFormatter(logging.Formatter):
         rid = _record_request_id(record)
         if rid:
             extra = {"request_id": rid, **extra}
-        return line + "".join(f" {k}={v}" for k, v in extra.items())
+        return line + "".join(f" {k}={printable(v) if isinstance(v, str) else v}" for k, v in extra.items())
+
+
+def printable(text: str) -> str:
+    """Text from a client, with its control characters escaped: a path cannot start a forged line in a plain log."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def formatter(fmt: str) -> logging.Formatter:
@@ -175,4 +181,4 @@ class RequestIdMiddleware:
             **(_fields.get() or {}),
         }
         level = logging.WARNING if status >= 500 else logging.INFO  # 4xx are the clients' business, not ours
-        request_log.log(level, "%s %s %s", request.method, request.path, status, extra=fields)
+        request_log.log(level, "%s %s %s", request.method, printable(request.path), status, extra=fields)

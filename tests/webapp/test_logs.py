@@ -87,3 +87,16 @@ def test_a_misspelt_log_format_stops_the_boot(monkeypatch):
     monkeypatch.setenv("LOG_FORMAT", "jsonl")
     with pytest.raises(ValueError, match="LOG_FORMAT"):
         logs.log_format("json")
+
+
+def test_a_path_with_a_newline_cannot_forge_a_line_in_the_plain_log(client, db):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.PlainFormatter())
+    logging.getLogger("webapp.request").addHandler(handler)
+    try:
+        client.get("/api/v1/models/x%0A2026-12-01 00:00:00,000 INFO [1] webapp.request: FORGED%00")
+    finally:
+        logging.getLogger("webapp.request").removeHandler(handler)
+    (line,) = stream.getvalue().splitlines()
+    assert "\\x0a2026-12-01" in line and "\\x00" in line and "\x00" not in line
