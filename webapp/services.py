@@ -403,6 +403,8 @@ def allowed_class_list_check(*, model_name: str, classes: str) -> None:
 def api_token_create(*, name: str, user=None, is_active: bool = True) -> tuple[ApiToken, str]:
     """A new token; the clear key is returned once and never stored."""
     key = secrets.token_urlsafe(32)
+    while key.startswith("-"):  # its prefix names it on the command line (`tokens revoke PREFIX`), where a dash is an option
+        key = secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         name=name, user=user, is_active=is_active, prefix=key[:8], key_sha256=ApiToken.hash_key(key)
     )

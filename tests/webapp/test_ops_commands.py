@@ -172,3 +172,12 @@ def test_gunicorn_settings_that_are_not_counts_stop_it_with_one_line(env, messag
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
                           env={**os.environ, **env})
     assert done.returncode == 1 and done.stderr.strip() == message
+
+
+def test_a_token_key_never_starts_with_a_dash_so_revoke_prefix_is_not_read_as_an_option(staff, monkeypatch):
+    keys = iter(["-" + "a" * 42, "b" * 43])
+    monkeypatch.setattr(services.secrets, "token_urlsafe", lambda n: next(keys))
+    out = run("tokens", "create", "dashed", "--by", "ops")
+    token = ApiToken.objects.get(name="dashed")
+    assert token.prefix == "b" * 8 and out.split(": ", 1)[1].strip() == "b" * 43
+    assert "revoked token" in run("tokens", "revoke", token.prefix, "--by", "ops")
