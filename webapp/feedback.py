@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -16,6 +16,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils import translation
 from django.utils.translation import gettext as _
 from PIL import Image
 
@@ -176,39 +177,111 @@ def feedback_create(
     _check_text(correct=correct, label=label, comment=comment)
     # An id no row can have (the database's integers stop at 2**63 - 1) is no prediction, not a database error.
     fits = 0 < prediction_id < 2**63
-    photo = KeptPhoto.objects.select_related("prediction").filter(prediction_id=prediction_id).first() if fits else None
+    photo = KeptPhoto.objects.select_related("prediction__model_version").filter(prediction_id=prediction_id).first() if fits else None
     if photo is None or not owner.owns(photo):
         raise PredictionNotFound(_("No prediction %(id)s of yours is open for feedback.") % {"id": prediction_id})
     if photo.deleted_at is not None:
         raise PhotoGone(_("The photo of prediction %(id)s was deleted; feedback can no longer be used.") % {"id": prediction_id})
-    top = photo.prediction.top[0] if photo.prediction.top else {}
+    answer = answered(photo.prediction)
     if correct:
-        _check_agrees(label=label, domain=domain, top=top)
+        label = _check_agrees(label=label, domain=domain, answer=answer)
+    top = photo.prediction.top[0] if photo.prediction.top else {}
     try:
         with transaction.atomic():
             return Feedback.objects.create(
-                prediction_id=prediction_id, correct=correct, label=label or (top.get("label", "") if correct else ""),
-                # "The model was right" says the domain too: that of the class it answered.
-                domain=domain or (top.get("domain", "") if correct else ""),
+                prediction_id=prediction_id, correct=correct, label=label,
+                # "The answer was right" says the domain too: that of the answer given.
+                domain=domain or (answer.domain if correct else ""),
                 comment=comment, model_label=top.get("label", ""), source=owner.source,
             )
     except IntegrityError:
         raise FeedbackExists(_("Prediction %(id)s already has feedback.") % {"id": prediction_id}) from None
 
 
-def _check_agrees(*, label: str, domain: str, top: dict) -> None:
-    """'The answer was right' with another label or domain says two things: refuse it rather than guess which."""
-    answered, answered_domain = top.get("label", ""), top.get("domain", "")
-    if label and label.casefold() != answered.casefold():
-        raise FeedbackError(_(
-            "'correct' is true but 'label' is %(label)r, not the answer %(answered)r: leave 'label' out, "
-            "or send 'correct': false with the right label."
-        ) % {"label": label, "answered": answered})
-    if domain and domain != answered_domain:
+@dataclass(frozen=True)
+class Answered:
+    """The answer a prediction gave (its verdict), as a "yes, that is right" confirms it.
+
+    `label` is the class a bare confirmation stores ("" when the answer named a group or no kind), `domain` its
+    domain, `shown` the answer as each language said it. `fits` maps each label (casefolded, in any language) that
+    agrees with the answer to the class it stores: the class itself, a group's name or its members' names, or, when
+    the answer named no kind, any class of its domain. `named` says whether the answer named a kind, so that a label
+    the model does not know contradicts it.
+    """
+
+    label: str
+    domain: str
+    shown: dict = field(default_factory=dict)
+    fits: dict = field(default_factory=dict)
+    named: bool = True
+
+
+def answered(prediction) -> Answered:
+    """The answer `prediction` gave: its verdict; its top class for records made before verdicts were kept."""
+    from recognizer.groups import groups_for
+    from recognizer.manifest import Manifest
+
+    manifest = Manifest.from_dict(prediction.model_version.manifest)
+    verdict = prediction.verdict
+    if verdict is None:  # a record from before verdicts were kept: its top class was the answer
+        top = prediction.top[0] if prediction.top else {}
+        if "index" not in top:
+            return Answered(top.get("label", ""), top.get("domain", ""), named=bool(top))
+        verdict = {"domain": top["domain"], "level": "class", "index": top["index"], "label": top["label"]}
+    domain, names = verdict["domain"], _class_names(manifest)
+    if verdict["level"] == "class":
+        index = verdict["index"]
+        return Answered(verdict["label"], domain, names[index], _fitting(names, [index]))
+    if verdict["level"] == "group":
+        group = next((g for g in groups_for(manifest.classes) if g.display() == verdict["label"]), None)
+        if group is None:
+            return Answered("", domain, {"en": verdict["label"]}, {verdict["label"].casefold(): ""})
+        shown = {lang: group.display_in(lang) for lang in names[0]}
+        own = {n.casefold(): "" for n in (*shown.values(), group.name, group.name_zh) if n}
+        return Answered("", domain, shown, {**_fitting(names, group.members), **own})
+    # "an animal, not sure which", or "not an animal, bird or plant": a label says which, if it is of that domain
+    inside = [c.index for c in manifest.classes if c.domain == domain]
+    elsewhere = {spelling: None for spelling in _fitting(names, range(len(names)))}
+    return Answered("", domain, fits={**elsewhere, **_fitting(names, inside)}, named=False)
+
+
+def _class_names(manifest) -> list[dict]:
+    """Per class, its label in each language the service speaks."""
+    from recognizer.labels import display_label
+
+    languages = [code for code, _name in settings.LANGUAGES]
+    return [{lang: display_label(manifest, c.index, lang) for lang in languages} for c in manifest.classes]
+
+
+def _fitting(names: list[dict], indices) -> dict:
+    """Each spelling (casefolded) of these classes -> the English label stored for it."""
+    return {spelling.casefold(): names[i]["en"] for i in indices for spelling in names[i].values() if spelling}
+
+
+def _check_agrees(*, label: str, domain: str, answer: Answered) -> str:
+    """The label a confirmation stores. 'The answer was right' with another domain, or a label naming something
+    else, says two things: refuse it rather than guess which."""
+    if domain and domain != answer.domain:
         raise FeedbackError(_(
             "'correct' is true but 'domain' is %(domain)r, not the answer's %(answered)r: leave 'domain' out, "
             "or send 'correct': false."
-        ) % {"domain": domain, "answered": answered_domain})
+        ) % {"domain": domain, "answered": answer.domain})
+    if not label:
+        return answer.label
+    if answer.fits.get(label.casefold()) is not None:
+        return answer.fits[label.casefold()]
+    if label.casefold() in answer.fits:  # a class of another domain than the answer's
+        raise FeedbackError(_(
+            "'correct' is true but 'label' %(label)r names a class outside the answer's domain %(domain)r: "
+            "send 'correct': false with the label."
+        ) % {"label": label, "domain": answer.domain})
+    if answer.named:
+        shown = answer.shown.get(translation.get_language() or "en") or answer.shown.get("en", "")
+        raise FeedbackError(_(
+            "'correct' is true but 'label' is %(label)r, not the answer %(answered)r: leave 'label' out, "
+            "or send 'correct': false with the right label."
+        ) % {"label": label, "answered": shown})
+    return label  # the answer named no kind and the label is no class of the model: kept as said, for review
 
 
 def _check_text(*, correct: bool, label: str, comment: str) -> None:

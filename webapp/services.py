@@ -300,7 +300,7 @@ def prediction_create_batch(
         timing = {**answers.timing_ms, "decode": round(answers.timing_ms["decode"] + decoding_ms, 2),
                   "total": round(answers.timing_ms["total"] + decoding_ms, 2)}
         watch.answered([a.error for a in answers.items], timing)
-    answered = [(u, a.predictions) for u, a in zip(uploads, answers.items) if a.error is None]
+    answered = [(u, a) for u, a in zip(uploads, answers.items) if a.error is None]
     rows = iter(_record(loaded, answered, domain, timing["total"] / len(answered), source) if answered else [])
     items = [
         a.error if a.error is not None else _result(loaded, source, a, timing, next(rows), explain=explain, allowed=allowed)
@@ -342,11 +342,12 @@ def prediction_create(
 
 def _record(loaded, answered, domain, latency_ms, source) -> list[Prediction]:
     rows = []
-    for upload, predictions in answered:
+    for upload, answer in answered:
         digest = hashlib.sha256(upload.data).hexdigest()
         row = Prediction(
             model_version_id=loaded.version_id,
-            top=[p.to_dict() for p in predictions[:5]],
+            top=[p.to_dict() for p in answer.predictions[:5]],
+            verdict=_verdict_record(answer.verdict),
             domain=domain or "",
             input_sha256=digest,
             input_bytes=len(upload.data),
@@ -362,6 +363,15 @@ def _record(loaded, answered, domain, latency_ms, source) -> list[Prediction]:
                 row.image.save(f"{digest}.img", ContentFile(upload.data), save=False)
         rows.append(row)
     return Prediction.objects.bulk_create(rows)
+
+
+def _verdict_record(verdict) -> dict | None:
+    """What a prediction record keeps of its verdict: the answer, not the sentence that said it."""
+    if verdict is None:
+        return None
+    kept = verdict.to_dict()
+    del kept["explanation"]
+    return kept
 
 
 # ---- API tokens -----------------------------------------------------------------------------

@@ -46,3 +46,23 @@ def artifact_copy(tmp_path, tiny_artifact):
         return target
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def default_artifact(tmp_path_factory) -> Path:
+    """The real default model (ImageNet EfficientNet-Lite0), built once for the session; treat it as read-only."""
+    from recognizer.default_model import build_default
+
+    return build_default(out=tmp_path_factory.mktemp("default") / "imagenet-efficientnet_lite0-v1.h5")
+
+
+@pytest.fixture
+def default_served(settings, db, fresh_runtime, default_artifact):
+    """The default model active and the service's default, compiled for ONNX Runtime."""
+    from webapp import services
+
+    settings.RECOGNIZER_ENGINE = "onnxruntime"
+    settings.DEFAULT_MODEL_NAME = "imagenet-efficientnet_lite0"
+    version = services.model_version_register(artifact_path=default_artifact, activate=True)
+    assert version.engine == "onnxruntime", version.engine_note
+    return version

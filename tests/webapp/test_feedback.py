@@ -43,10 +43,13 @@ def test_feedback_is_recorded_once_with_the_models_answer(client, predicted):
     assert item.comment == "in the garden at dusk" and item.source == "api"
 
 
-def test_a_correct_answer_needs_no_label_and_records_the_models(client, predicted):
+def test_a_correct_answer_needs_no_label_and_records_the_verdicts_domain(client, predicted):
     assert client.post(feedback_url(predicted), {"correct": True}, content_type="application/json").status_code == 201
     item = Feedback.objects.get()
-    assert item.correct and item.label == item.model_label != ""
+    verdict = Prediction.objects.get(pk=predicted).verdict
+    assert verdict["status"] == "not_wildlife"  # the tiny model's answer for this picture: no kind named
+    assert (item.correct, item.label, item.domain) == (True, "", "other")
+    assert item.model_label == "teapot"  # its top class, which the answer did not claim
 
 
 def test_an_unknown_prediction_is_404(client, keeping):
@@ -310,7 +313,7 @@ def test_pruning_history_keeps_predictions_with_feedback_and_deletes_the_others_
 @pytest.mark.parametrize("body, problem", [
     ({"correct": False, "label": "bear\u0000cub"}, "NUL characters"),
     ({"correct": False, "label": "bear", "comment": "a\u0000b"}, "NUL characters"),
-    ({"correct": True, "label": "zebra"}, "'correct' is true but 'label' is 'zebra'"),
+    ({"correct": True, "label": "Cat"}, "'correct' is true but 'label' 'Cat' names a class outside the answer's domain 'other'"),
     ({"correct": True, "domain": "NOT-THE-ANSWERS"}, "'correct' is true but 'domain' is"),
 ])
 def test_feedback_that_could_not_be_stored_or_says_two_things_is_refused(client, predicted, body, problem):

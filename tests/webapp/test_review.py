@@ -126,15 +126,18 @@ def test_the_review_audit_is_never_changed(admin_client, item):
         FeedbackReview.objects.all().delete()
 
 
-def test_a_right_answer_carries_the_domain_of_the_class_the_model_gave_so_bulk_accept_takes_it(admin_client, client, keeping, jpeg_bytes):
-    answer = predict(client, jpeg_bytes).json()
-    client.post(feedback_url(answer["id"]), {"correct": True}, content_type="application/json")
-    top = answer["predictions"][0]
-    item = Feedback.objects.get()
-    assert (item.label, item.domain) == (top["label_en"], top["domain"])
-    admin_client.post(QUEUE, {"action": "accept_as_said", "_selected_action": [item.pk]})
-    item.refresh_from_db()
-    assert (item.status, item.final_label, item.final_domain) == ("accepted", top["label_en"], top["domain"])
+def test_a_right_answer_carries_the_answers_domain_so_bulk_accept_takes_it_with_a_class_and_asks_without(
+        admin_client, client, keeping, jpeg_bytes):
+    answered = [predict(client, jpeg_bytes).json() for _ in range(2)]
+    assert answered[0]["verdict"]["status"] == "not_wildlife"  # the tiny model's answer: "other", no kind named
+    client.post(feedback_url(answered[0]["id"]), {"correct": True, "label": "TEAPOT"}, content_type="application/json")
+    client.post(feedback_url(answered[1]["id"]), {"correct": True}, content_type="application/json")
+    named, bare = (Feedback.objects.get(prediction_id=a["id"]) for a in answered)
+    assert [(f.label, f.domain) for f in (named, bare)] == [("teapot", "other"), ("", "other")]
+    reply = admin_client.post(QUEUE, {"action": "accept_as_said", "_selected_action": [named.pk, bare.pk]}, follow=True)
+    named.refresh_from_db(), bare.refresh_from_db()
+    assert (named.status, named.final_label, named.final_domain) == ("accepted", "teapot", "other")
+    assert bare.status == "pending" and f"Feedback {bare.pk} not accepted" in reply.content.decode()
 
 
 # ---- the reviewer's language -----------------------------------------------------------------

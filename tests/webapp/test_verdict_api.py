@@ -12,7 +12,6 @@ from PIL import Image
 
 from recognizer.photos import role_dir
 from tests.webapp.helpers import predict, upload
-from webapp import services
 
 pytestmark = pytest.mark.slow
 
@@ -22,27 +21,11 @@ HAN = re.compile(r"[\u4e00-\u9fff]")
 ZH_BROWSER = "zh-CN,zh;q=0.9,en;q=0.5"
 
 
-@pytest.fixture(scope="module")
-def default_artifact(tmp_path_factory):
-    from recognizer.default_model import build_default
-
-    return build_default(out=tmp_path_factory.mktemp("default") / "imagenet-efficientnet_lite0-v1.h5")
-
-
-@pytest.fixture
-def served(settings, db, fresh_runtime, default_artifact):
-    settings.RECOGNIZER_ENGINE = "onnxruntime"
-    settings.DEFAULT_MODEL_NAME = "imagenet-efficientnet_lite0"
-    version = services.model_version_register(artifact_path=default_artifact, activate=True)
-    assert version.engine == "onnxruntime", version.engine_note
-    return version
-
-
 def photo(name: str) -> bytes:
     return (GOLDEN / name).read_bytes()
 
 
-def test_a_tiger_is_a_confident_tiger_of_the_animal_domain(client, served):
+def test_a_tiger_is_a_confident_tiger_of_the_animal_domain(client, default_served):
     body = predict(client, photo("animal/tiger.jpg")).json()
     verdict = body["verdict"]
     assert set(verdict) == VERDICT_KEYS
@@ -52,13 +35,13 @@ def test_a_tiger_is_a_confident_tiger_of_the_animal_domain(client, served):
     assert verdict["label_en"] == "tiger"
 
 
-def test_with_lang_zh_hans_the_tiger_s_verdict_is_said_in_chinese_with_its_english_label_beside(client, served):
+def test_with_lang_zh_hans_the_tiger_s_verdict_is_said_in_chinese_with_its_english_label_beside(client, default_served):
     verdict = predict(client, photo("animal/tiger.jpg"), lang="zh-hans").json()["verdict"]
     assert (verdict["label"], verdict["label_en"], verdict["level"], verdict["index"]) == ("老虎", "tiger", "class", 292)
     assert verdict["explanation"] == "很可能是老虎。"
 
 
-def test_a_group_verdict_names_the_group_in_the_language_asked_for(client, served):
+def test_a_group_verdict_names_the_group_in_the_language_asked_for(client, default_served):
     english = predict(client, photo("animal/pig.jpg")).json()["verdict"]
     chinese = predict(client, photo("animal/pig.jpg"), lang="zh").json()["verdict"]
     assert (english["level"], english["label"], english["label_en"]) == ("group", "an even-toed ungulate", "an even-toed ungulate")
@@ -68,7 +51,7 @@ def test_a_group_verdict_names_the_group_in_the_language_asked_for(client, serve
 
 
 @pytest.mark.parametrize("name", ["other/mailbox.jpg", "plant/thyme.jpg", "bird/toucan.jpg"])
-def test_a_verdict_without_a_label_is_explained_in_chinese_too(client, served, name):
+def test_a_verdict_without_a_label_is_explained_in_chinese_too(client, default_served, name):
     english = predict(client, photo(name)).json()["verdict"]
     chinese = predict(client, photo(name), lang="zh-hans").json()["verdict"]
     assert (chinese["label"], chinese["label_en"]) == (None, None)
@@ -76,7 +59,7 @@ def test_a_verdict_without_a_label_is_explained_in_chinese_too(client, served, n
     assert english["explanation"].startswith("This ")
 
 
-def test_the_page_in_chinese_shows_the_chinese_verdict_and_domain(client, served):
+def test_the_page_in_chinese_shows_the_chinese_verdict_and_domain(client, default_served):
     page = html.unescape(client.post("/", {"image": upload(photo("animal/tiger.jpg"), "tiger.jpg")},
                                      HTTP_ACCEPT_LANGUAGE=ZH_BROWSER).content.decode())
     assert ">很可能是老虎。<" in page and re.search(r"领域：动物（把握 \d+%）", page)
@@ -85,19 +68,19 @@ def test_the_page_in_chinese_shows_the_chinese_verdict_and_domain(client, served
 
 
 @pytest.mark.parametrize("name", ["other/mailbox.jpg", "other/pickup-truck.jpg", "other/hammer.jpg"])
-def test_everyday_things_are_not_wildlife_and_name_nothing(client, served, name):
+def test_everyday_things_are_not_wildlife_and_name_nothing(client, default_served, name):
     verdict = predict(client, photo(name)).json()["verdict"]
     assert (verdict["domain"], verdict["status"], verdict["label"], verdict["level"]) == ("other", "not_wildlife", None, None)
 
 
 @pytest.mark.parametrize("name", ["plant/thyme.jpg", "plant/lantana.jpg", "plant/eggplant.jpg"])
-def test_plants_whose_top_imagenet_class_is_a_thing_are_plants(client, served, name):
+def test_plants_whose_top_imagenet_class_is_a_thing_are_plants(client, default_served, name):
     body = predict(client, photo(name)).json()
     assert body["predictions"][0]["domain"] == "other"  # "plant pot", "hair clip": the ImageNet head alone is wrong
     assert (body["verdict"]["domain"], body["verdict"]["status"]) == ("plant", "uncertain")
 
 
-def test_a_filter_that_hides_most_of_the_belief_says_so_and_keeps_both_numbers(client, served):
+def test_a_filter_that_hides_most_of_the_belief_says_so_and_keeps_both_numbers(client, default_served):
     unfiltered = {p["index"]: p["probability"] for p in predict(client, photo("plant/thyme.jpg"), top_k="20").json()["predictions"]}
     body = predict(client, photo("plant/thyme.jpg"), domain="plant").json()
     assert "rescaled" in body["domain_note"]
@@ -110,7 +93,7 @@ def test_a_filter_that_hides_most_of_the_belief_says_so_and_keeps_both_numbers(c
         assert p["index"] not in unfiltered or p["probability"] == pytest.approx(unfiltered[p["index"]])
 
 
-def test_explain_returns_a_png_heat_map_of_the_model_input(client, served):
+def test_explain_returns_a_png_heat_map_of_the_model_input(client, default_served):
     plain = predict(client, photo("animal/tiger.jpg")).json()
     assert plain["heatmap_png_base64"] is None  # only when asked: it costs a PNG encode
     body = predict(client, photo("animal/tiger.jpg"), explain="true").json()
@@ -118,7 +101,7 @@ def test_explain_returns_a_png_heat_map_of_the_model_input(client, served):
     assert (picture.format, picture.size) == ("PNG", (224, 224))
 
 
-def test_a_version_compiled_without_its_feature_map_refuses_explain_with_409(client, served, monkeypatch):
+def test_a_version_compiled_without_its_feature_map_refuses_explain_with_409(client, default_served, monkeypatch):
     from webapp.runtime import runtime
 
     engine = runtime().get("imagenet-efficientnet_lite0").engine

@@ -1,0 +1,101 @@
+"""A "yes, that is right" confirms the answer the client was given: the verdict, in the language it was said."""
+
+from __future__ import annotations
+
+import pytest
+
+from recognizer.photos import role_dir
+from tests.webapp.helpers import assert_error, predict
+from tests.webapp.learning import feedback_url
+from webapp.models import Feedback, Prediction
+
+pytestmark = pytest.mark.slow
+
+GOLDEN = role_dir("golden")
+
+
+@pytest.fixture
+def kept(settings, media_root, default_served):
+    settings.FEEDBACK_ENABLED = True
+    settings.FEEDBACK_RETENTION_DAYS = 7
+    return default_served
+
+
+def answer(client, name: str, **params) -> dict:
+    reply = predict(client, (GOLDEN / name).read_bytes(), **params)
+    assert reply.status_code == 200, reply.content
+    return reply.json()
+
+
+def confirm(client, prediction_id: int, lang: str = "en", **body):
+    return client.post(feedback_url(prediction_id) + f"?lang={lang}", {"correct": True, **body}, content_type="application/json")
+
+
+def stored() -> tuple[str, str]:
+    item = Feedback.objects.get()
+    return item.label, item.domain
+
+
+def test_the_prediction_record_keeps_the_verdict_it_answered(client, kept):
+    body = answer(client, "animal/tiger.jpg", domain="bird")
+    kept_verdict = Prediction.objects.get(pk=body["id"]).verdict
+    said = body["verdict"]
+    assert kept_verdict["label"] == said["label_en"] == "tiger"
+    assert [kept_verdict[k] for k in ("domain", "status", "index", "level")] == [said[k] for k in ("domain", "status", "index", "level")]
+    assert "explanation" not in kept_verdict
+
+
+def test_a_chinese_client_confirming_its_chinese_answer_stores_the_english_class(client, kept):
+    body = answer(client, "animal/tiger.jpg", lang="zh-hans")
+    assert body["verdict"]["label"] == "老虎"
+    assert confirm(client, body["id"], "zh-hans", label="老虎").status_code == 201
+    assert stored() == ("tiger", "animal")
+
+
+def test_a_confirmation_naming_another_class_is_refused_naming_the_answer_in_the_clients_language(client, kept):
+    body = answer(client, "animal/tiger.jpg", lang="zh-hans")
+    refused = assert_error(confirm(client, body["id"], "zh-hans", label="狮子"), 400, "invalid_feedback")
+    assert "老虎" in refused["message"] and "狮子" in refused["message"]
+    assert not Feedback.objects.exists()
+
+
+def test_yes_to_an_answer_filtered_to_birds_confirms_the_tiger_it_said_not_the_bird_listed_first(client, kept):
+    body = answer(client, "animal/tiger.jpg", domain="bird")
+    assert body["predictions"][0]["domain"] == "bird" and body["verdict"]["label"] == "tiger"
+    assert confirm(client, body["id"]).status_code == 201
+    assert stored() == ("tiger", "animal")
+
+
+def test_yes_to_an_uncertain_verdict_confirms_its_domain_and_no_class(client, kept):
+    body = answer(client, "plant/thyme.jpg")
+    assert body["verdict"]["status"] == "uncertain" and body["predictions"][0]["domain"] == "other"
+    assert confirm(client, body["id"]).status_code == 201
+    assert stored() == ("", "plant")
+
+
+def test_a_label_added_to_an_uncertain_verdict_says_which_and_must_be_of_its_domain(client, kept):
+    thyme = answer(client, "plant/thyme.jpg")
+    refused = assert_error(confirm(client, thyme["id"], label="Tiger"), 400, "invalid_feedback")
+    assert "'plant'" in refused["message"]
+    assert confirm(client, thyme["id"], label="wild thyme").status_code == 201
+    assert stored() == ("wild thyme", "plant")
+
+
+def test_yes_to_a_group_verdict_stores_no_class_unless_the_label_names_one_of_its_members(client, kept):
+    pig = answer(client, "animal/pig.jpg", lang="zh-hans")
+    assert pig["verdict"]["level"] == "group"
+    assert confirm(client, pig["id"], "zh-hans", label="偶蹄动物").status_code == 201
+    assert stored() == ("", "animal")
+    Feedback.objects.all().delete()
+    assert confirm(client, pig["id"], label="Wild Boar").status_code == 201
+    assert stored() == ("wild boar", "animal")
+    Feedback.objects.all().delete()
+    assert_error(confirm(client, pig["id"], label="tiger"), 400, "invalid_feedback")
+
+
+def test_yes_to_not_wildlife_is_the_other_domain(client, kept):
+    body = answer(client, "other/mailbox.jpg")
+    assert body["verdict"]["status"] == "not_wildlife"
+    assert_error(confirm(client, body["id"], domain="animal"), 400, "invalid_feedback")
+    assert confirm(client, body["id"]).status_code == 201
+    assert stored() == ("", "other")
