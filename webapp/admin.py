@@ -111,6 +111,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[exc.version.pk]))
             else:
                 messages.success(request, (_("Registered %(version)s and activated it.") if version.is_active else _("Registered %(version)s.")) % {"version": version})
+                changed = selectors.model_version_class_changes(version=version)
+                if changed:
+                    messages.warning(request, changed)
                 return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[version.pk]))
         context = {**self.admin_site.each_context(request), "form": form, "title": _("Register a model version"), "opts": self.model._meta}
         return render(request, "admin/webapp/register_model.html", context)

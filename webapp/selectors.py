@@ -21,6 +21,28 @@ def model_version_list_active() -> list[ModelVersion]:
     return list(ModelVersion.objects.filter(is_active=True).order_by("name"))
 
 
+def model_version_class_changes(*, version: ModelVersion) -> str:
+    """How the classes of `version` differ from those of its name's active version (else the newest before it),
+    in one sentence; '' when they are the same, in the same order, or there is nothing to compare with."""
+    others = ModelVersion.objects.filter(name=version.name).exclude(pk=version.pk)
+    before = others.filter(is_active=True).first() or others.filter(version__lt=version.version).order_by("-version").first()
+    if before is None:
+        return ""
+    ours, theirs = ([c["label"] for c in v.manifest["classes"]] for v in (version, before))
+    if ours == theirs:
+        return ""
+    which = f"v{before.version}" + (" (active)" if before.is_active else "")
+    if sorted(ours) == sorted(theirs):
+        return f"{version} has the classes of {which} in another order: class indices in lists and clients differ."
+    new, gone = [c for c in ours if c not in set(theirs)], [c for c in theirs if c not in set(ours)]
+
+    def some(labels: list[str]) -> str:
+        return ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+
+    parts = ([f"{len(new)} new ({some(new)})"] if new else []) + ([f"{len(gone)} gone ({some(gone)})"] if gone else [])
+    return f"{version} has {len(ours)} classes where {which} has {len(theirs)}: {'; '.join(parts) or 'same labels, other ids'}."
+
+
 def allowed_class_lists_enabled() -> dict[str, AllowedClassList]:
     """Model name -> its allowed-class list, for the lists in force."""
     return {a.model_name: a for a in AllowedClassList.objects.filter(enabled=True)}

@@ -170,6 +170,7 @@ def model_version_activate(
     if ModelVersion.objects.filter(pk=version.pk, is_active=True).exists():
         raise AlreadyActive(f"{version} is already the active version; nothing changed.", version)
     model_version_check_unchanged(version=version)
+    _check_allowed_classes_fit(version)
     if kind == Activation.ACTIVATE:  # rolling back restores a version that served before: no gate
         from webapp.promotion import GateRefused, gate_enforce
 
@@ -192,6 +193,23 @@ def model_version_activate(
         Shadow.objects.filter(version=version, stopped_at__isnull=True).update(stopped_at=timezone.now())
     version.refresh_from_db()
     return version
+
+
+def _check_allowed_classes_fit(version: ModelVersion) -> None:
+    """Refuse a version the allowed classes of its name do not fit (as saving the list refuses such a list): served,
+    it would answer among fewer classes than listed, or refuse every answer when none is left."""
+    from recognizer.allowed import checked_allowed, read_allowed
+
+    classes = Manifest.from_dict(version.manifest).classes
+    listed = selectors.allowed_class_lists_enabled().get(version.name)
+    try:
+        if listed is not None:
+            checked_allowed(listed.lines, classes, f"The allowed-class list of {version.name}")
+        elif settings.ALLOWED_CLASSES_FILE and version.name == settings.DEFAULT_MODEL_NAME:
+            read_allowed(settings.ALLOWED_CLASSES_FILE, classes)
+    except core.DatasetError as exc:
+        where = "change or untick the list in the admin" if listed is not None else "change ALLOWED_CLASSES_FILE"
+        raise ActivationError(f"{exc} To serve {version}, {where} first.", version) from None
 
 
 def model_version_check_unchanged(*, version: ModelVersion) -> None:

@@ -80,34 +80,55 @@ def test_the_admin_list_wins_over_the_settings_file(client, active_tiny, jpeg_by
 
 @pytest.fixture
 def other_classes_v2(active_tiny, tmp_path):
-    """Version 2 of the tiny model with classes of its own, only 'cat' in common with v1."""
+    """Version 2 of the tiny model with classes of its own, only 'cat' in common with v1: its path."""
     from recognizer.artifacts import save_artifact
 
     classes = (ClassInfo(0, "cat", "cat", "animal"), ClassInfo(1, "wren", "wren", "bird"),
                ClassInfo(2, "moss", "moss", "plant"), ClassInfo(3, "kettle", "kettle", "other"))
     path = tmp_path / f"{TINY_NAME}-v2.h5"
     save_artifact(build_tiny_model(seed=3), tiny_manifest(classes=classes), path)
-
-    def activate():
-        services.model_version_register(artifact_path=path, activate=True)
-        runtime().refresh()  # the worker's next poll
-
-    return activate
+    return path
 
 
-def test_a_new_version_answers_among_the_listed_classes_it_has(client, other_classes_v2, jpeg_bytes):
-    services.allowed_class_list_save(model_name=TINY_NAME, classes="cat\nowl\n")
-    other_classes_v2()
+@pytest.mark.parametrize("listed", ["cat\nowl\n", "owl\nfern\n"])
+def test_a_version_lacking_listed_classes_is_not_activated_and_the_old_one_keeps_answering(
+        client, other_classes_v2, jpeg_bytes, listed):
+    services.allowed_class_list_save(model_name=TINY_NAME, classes=listed)
+    with pytest.raises(services.ActivationError, match="owl") as refused:
+        services.model_version_register(artifact_path=other_classes_v2, activate=True)
+    assert "change or untick the list" in str(refused.value) and not refused.value.version.is_active
+    runtime().refresh()
     body = predict(client, jpeg_bytes).json()
-    assert body["model"]["version"] == 2
+    assert body["model"]["version"] == 1 and body["allowed_classes"]["source"] == "admin"
+
+
+def test_once_the_list_fits_the_new_version_it_activates_and_answers_among_the_listed_classes(client, other_classes_v2, jpeg_bytes):
+    listed = services.allowed_class_list_save(model_name=TINY_NAME, classes="cat\nowl\n")
+    version = services.model_version_register(artifact_path=other_classes_v2)
+    services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\n", enabled=False)
+    services.model_version_activate(version=version)
+    runtime().refresh()
+    assert predict(client, jpeg_bytes).json()["model"]["version"] == 2
+    with pytest.raises(services.AllowedListError, match="owl"):  # and the list cannot be turned on again as it was
+        services.allowed_class_list_save(model_name=TINY_NAME, classes=listed.classes)
+    services.allowed_class_list_save(model_name=TINY_NAME, classes="cat\n")
+    body = predict(client, jpeg_bytes).json()
     assert body["allowed_classes"]["count"] == 1 and labels(body) == ["cat"]
 
 
-def test_a_new_version_with_none_of_the_listed_classes_is_a_clear_503(client, other_classes_v2, jpeg_bytes):
-    services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\nfern\n")
-    other_classes_v2()
-    error = assert_error(predict(client, jpeg_bytes), 503)
-    assert error["code"] == "allowed_classes_unusable" and "v2" in error["message"]
+def test_rolling_back_to_a_version_the_list_does_not_fit_is_refused_too(other_classes_v2):
+    services.model_version_register(artifact_path=other_classes_v2, activate=True)
+    services.allowed_class_list_save(model_name=TINY_NAME, classes="wren\n")
+    with pytest.raises(services.ActivationError, match="wren"):
+        services.model_version_rollback(name=TINY_NAME)
+
+
+def test_the_settings_file_is_checked_for_the_default_model_too(other_classes_v2, settings, tmp_path):
+    allowed = tmp_path / "farm.txt"
+    allowed.write_text("owl\n")
+    settings.ALLOWED_CLASSES_FILE = str(allowed)
+    with pytest.raises(services.ActivationError, match="change ALLOWED_CLASSES_FILE"):
+        services.model_version_register(artifact_path=other_classes_v2, activate=True)
 
 
 def test_a_saved_list_keeps_its_model_so_editing_it_cannot_copy_it_to_another(admin_client, active_tiny, tmp_path):
@@ -119,3 +140,34 @@ def test_a_saved_list_keeps_its_model_so_editing_it_cannot_copy_it_to_another(ad
     change = f"/admin/webapp/allowedclasslist/{listed.pk}/change/"
     admin_client.post(change, {"model_name": OTHER, "classes": "2\n", "enabled": "on"})
     assert list(AllowedClassList.objects.values_list("model_name", flat=True)) == [TINY_NAME]
+
+
+# ---- a version whose classes differ from the name's earlier ones ------------------------------
+
+def test_registering_a_version_with_other_classes_warns_in_the_command_and_the_admin(admin_client, other_classes_v2, tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from tests.webapp.test_admin import REGISTER, upload_form
+
+    out, err = StringIO(), StringIO()
+    call_command("register_model", str(other_classes_v2), stdout=out, stderr=err)
+    assert out.getvalue().startswith(f"registered {TINY_NAME} v2")
+    assert err.getvalue().strip() == (
+        f"warning: {TINY_NAME} v2 has 4 classes where v1 (active) has 4: 3 new (wren, moss, kettle); 3 gone (owl, fern, teapot).")
+    reply = admin_client.post(REGISTER, upload_form(other_classes_v2), follow=True)
+    said = [str(m) for m in reply.context["messages"]]
+    assert any(m.startswith(f"{TINY_NAME} v3 has 4 classes where v1 (active) has 4: 3 new") for m in said), said
+
+
+def test_the_same_classes_in_another_order_are_said_to_move_indices(active_tiny, tmp_path):
+    from recognizer.artifacts import save_artifact
+    from webapp import selectors
+
+    reordered = tuple(ClassInfo(i, c.id, c.label, c.domain) for i, c in enumerate(reversed(tiny_manifest().classes)))
+    path = tmp_path / f"{TINY_NAME}-reordered.h5"
+    save_artifact(build_tiny_model(seed=4), tiny_manifest(classes=reordered), path)
+    version = services.model_version_register(artifact_path=path)
+    assert "in another order" in selectors.model_version_class_changes(version=version)
+    assert selectors.model_version_class_changes(version=active_tiny) == ""

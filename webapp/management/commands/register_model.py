@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp import services
+from webapp import selectors, services
 
 
 class Command(BaseCommand):
@@ -22,3 +22,6 @@ class Command(BaseCommand):
             raise CommandError(f"registered {exc.version}, but it is not active: {exc}") from None
         state = "active" if version.is_active else "inactive"
         self.stdout.write(f"registered {version} ({state}, sha256 {version.sha256[:12]})")
+        changed = selectors.model_version_class_changes(version=version)
+        if changed:
+            self.stderr.write(f"warning: {changed}")
