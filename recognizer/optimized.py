@@ -73,6 +73,11 @@ def base_kind(kind: str) -> str:
     return REDUCED_KINDS.get(kind, kind)
 
 
+def precision_of(kind: str) -> str:
+    """The precision a kind serves in: 'int8' for 'onnxruntime-int8', 'bf16' for 'openvino-bf16', else 'fp32'."""
+    return "int8" if kind in INT8_KINDS else "bf16" if kind in BF16_KINDS else "fp32"
+
+
 def compiled_path(artifact_path: str | Path, kind: str, out_dir: Path | None = None) -> Path:
     """Where the `kind` copy of an artifact lives: beside it (or in out_dir), named after its stem."""
     artifact_path = Path(artifact_path)

@@ -29,7 +29,7 @@ from recognizer.engine import Engine, Prediction as Ranked
 from recognizer.errors import Translatable, gettext_noop
 from recognizer.labels import display_label
 from recognizer.manifest import MODEL_NAME_PATTERN, MODEL_NAME_RULE, Manifest, manifest_path, write_manifest
-from recognizer.optimized import optimize_artifact
+from recognizer.optimized import base_kind, optimize_artifact, precision_of
 from recognizer.verdict import Verdict
 from webapp import admission, answering, audit, metrics, selectors
 from webapp.models import Activation, AllowedClassList, ApiToken, ModelVersion, Prediction, Shadow, history_maintenance
@@ -94,6 +94,13 @@ def model_version_register(
     engine = model_version_validate(artifact_path=artifact_path)
     if not MODEL_NAME_PATTERN.match(engine.manifest.name):
         raise RegistrationError(f"The model name {engine.manifest.name!r} in its manifest must be {MODEL_NAME_RULE}.")
+    registered = ModelVersion.objects.filter(artifact_path=str(artifact_path)).first()
+    if registered is not None:  # one version per file: the manifest and compiled copies beside it are that version's
+        raise RegistrationError(
+            f"{artifact_path} is already registered as {registered}; activate that version, or run "
+            f"manage.py recompile {registered.name} --all to compile it again (a copy of the file elsewhere can be a "
+            "version of its own)."
+        )
     optimization = optimize_artifact(engine, kind=settings.RECOGNIZER_ENGINE, precision=settings.RECOGNIZER_PRECISION)
     manifest = engine.manifest.with_updates(engine=optimization.engine)
     write_manifest(manifest, manifest_path(artifact_path))  # the artifact says which engine serves it
@@ -232,19 +239,22 @@ def model_version_rollback(*, name: str, by=None) -> ModelVersion:
     return model_version_activate(version=target, by=by, kind=Activation.ROLLBACK)
 
 
-def model_version_recompile(*, version: ModelVersion, by=None) -> ModelVersion:
+def model_version_recompile(*, version: ModelVersion, by=None, precision: str | None = None) -> ModelVersion:
     """Compile the version again for its optimized engine and check parity (after upgrading that runtime).
 
-    Workers serving it with Keras in the meantime switch back within MODEL_POLL_SECONDS (webapp/fleet.py).
+    The precision is the one the version is served in (its engine says it: `onnxruntime-int8` is INT8), never the
+    shell's RECOGNIZER_PRECISION, unless `precision` asks for another. Workers serving it with Keras in the
+    meantime switch back within MODEL_POLL_SECONDS (webapp/fleet.py).
     """
     model_version_check_unchanged(version=version)
     engine = model_version_validate(artifact_path=Path(version.artifact_path))
     kind = version.engine if version.engine != "keras" else settings.RECOGNIZER_ENGINE
-    optimization = optimize_artifact(engine, kind=kind, precision=settings.RECOGNIZER_PRECISION, recompile=True)
+    precision = precision or precision_of(version.engine)
+    optimization = optimize_artifact(engine, kind=kind, precision=precision, recompile=True)
     write_manifest(engine.manifest.with_updates(engine=optimization.engine), manifest_path(Path(version.artifact_path)))
     ModelVersion.objects.filter(pk=version.pk).update(engine=optimization.engine, engine_note=optimization.note)
     version.refresh_from_db()
-    audit.record(by=by, obj=version, message=f"recompiled for {kind}: {optimization.engine} serves it. {optimization.note}".strip())
+    audit.record(by=by, obj=version, message=f"recompiled for {base_kind(kind)} in {precision}: {optimization.engine} serves it. {optimization.note}".strip())
     return version
 
 

@@ -57,8 +57,8 @@ def test_rollback_goes_back_to_the_previous_version_and_audits_it(two_versions, 
     assert (Activation.objects.first().kind, Activation.objects.first().by) == ("rollback", staff)
 
 
-def test_each_rollback_undoes_one_more_activation_instead_of_toggling_back(two_versions, tiny_artifact_v2):
-    services.model_version_register(artifact_path=tiny_artifact_v2)  # v3
+def test_each_rollback_undoes_one_more_activation_instead_of_toggling_back(two_versions, tiny_artifact_v2, artifact_copy):
+    services.model_version_register(artifact_path=artifact_copy(tiny_artifact_v2))  # v3
     run("activate", TINY_NAME, "2")
     run("activate", TINY_NAME, "3")
     active = lambda: ModelVersion.objects.get(is_active=True).version  # noqa: E731

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -81,3 +82,37 @@ def test_a_version_whose_int8_copy_passed_is_reported_as_int8_everywhere(onnx_se
     assert client.get("/readyz").json()["engine"] == "onnxruntime-int8"
     assert client.get(f"/api/v1/models/{TINY_NAME}").json()["engine"] == "onnxruntime-int8"
     assert 'engine="onnxruntime-int8"' in client.get("/metrics").content.decode()
+
+
+def test_recompiling_keeps_the_precision_a_version_is_served_in_whatever_the_shell_says(onnx_settings, tmp_path, monkeypatch, caplog):
+    from django.core.management import call_command
+
+    from tests.conftest import save_tiny
+
+    onnx_settings.RECOGNIZER_PRECISION = "int8"
+    path = save_tiny(tmp_path / "int8" / f"{TINY_NAME}-v1.h5", seed=1)  # its INT8 copy passes the gate
+    version = services.model_version_register(artifact_path=path, activate=True)
+    assert version.engine == "onnxruntime-int8", version.engine_note
+    onnx_settings.RECOGNIZER_PRECISION = "fp32"  # a plain shell
+    monkeypatch.setenv("RECOGNIZER_PRECISION", "fp32")
+    done = services.model_version_recompile(version=version)
+    assert done.engine == "onnxruntime-int8", done.engine_note
+    int8_note = done.engine_note
+    assert json.loads(manifest_path(path).read_text())["engine"] == "onnxruntime-int8"
+    call_command("recompile", TINY_NAME, "--precision", "fp32", stdout=io.StringIO())  # asked for: FP32 from now on
+    version.refresh_from_db()
+    assert version.engine == "onnxruntime"
+    audited = [r.action for r in caplog.records if r.name == "webapp.audit"]
+    assert audited == ["recompiled for onnxruntime in int8: onnxruntime-int8 serves it. " + int8_note,
+                       "recompiled for onnxruntime in fp32: onnxruntime serves it."]
+
+
+def test_the_same_file_is_registered_once_so_its_manifest_stays_that_versions(onnx_settings, artifact_copy, settings):
+    path = artifact_copy()
+    first = services.model_version_register(artifact_path=path)
+    assert first.engine == "onnxruntime"
+    settings.RECOGNIZER_ENGINE = "keras"
+    with pytest.raises(services.RegistrationError, match=rf"already registered as {TINY_NAME} v1; activate that version"):
+        services.model_version_register(artifact_path=path)
+    assert json.loads(manifest_path(path).read_text())["engine"] == "onnxruntime"  # not rewritten for keras
+    assert services.model_version_register(artifact_path=artifact_copy(stem="copy")).version == 2  # a copy is its own

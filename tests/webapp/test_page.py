@@ -56,9 +56,9 @@ def test_the_page_renders_the_upload_form(browser):
 
 
 def test_the_model_selector_appears_with_two_active_model_names(browser, other_artifact):
-    services.model_version_register(artifact_path=other_artifact)
+    other = services.model_version_register(artifact_path=other_artifact)
     assert '<select id="model"' not in browser.get("/").content.decode()  # registered, not active
-    services.model_version_register(artifact_path=other_artifact, activate=True)
+    services.model_version_activate(version=other)
     text = browser.get("/").content.decode()
     assert '<select id="model"' in text
     assert re.findall(r'<option value="([^"]+)"', text) == sorted([TINY_NAME, OTHER_NAME])

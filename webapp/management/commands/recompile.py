@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from recognizer.optimized import unavailable_reason
+from recognizer.quantization import PRECISIONS
 from webapp import services
 from webapp.management.operator import add_by_argument, operator
 from webapp.models import ModelVersion
@@ -15,9 +16,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name", nargs="?", help="only versions of this model name")
         parser.add_argument("--all", action="store_true", help="also versions whose compiled copy is still valid")
+        parser.add_argument(
+            "--precision", choices=PRECISIONS,
+            help="serve in this precision from now on (default: the one each version is served in; the shell's "
+            "RECOGNIZER_PRECISION is not read)",
+        )
         add_by_argument(parser)
 
-    def handle(self, *args, name, all: bool, by, **options):
+    def handle(self, *args, name, all: bool, by, precision, **options):
         user = operator(by)
         versions = ModelVersion.objects.filter(name=name) if name else ModelVersion.objects.all()
         if name and not versions.exists():
@@ -30,7 +36,7 @@ class Command(BaseCommand):
                 self.stderr.write(str(exc))
                 broken.append(version)
             else:
-                if all or _needs_recompiling(version):
+                if all or precision or _needs_recompiling(version):
                     stale.append(version)
         if not stale and not broken:
             self.stdout.write("nothing to recompile: every compiled copy matches its artifact and the installed runtime.")
@@ -38,7 +44,7 @@ class Command(BaseCommand):
         failed = len(broken)
         for version in stale:
             try:
-                done = services.model_version_recompile(version=version, by=user)
+                done = services.model_version_recompile(version=version, by=user, precision=precision)
             except (services.ActivationError, services.RegistrationError) as exc:
                 self.stderr.write(f"{version}: not recompiled: {exc}")
                 failed += 1
