@@ -178,6 +178,7 @@ def model_version_activate(
         raise AlreadyActive(f"{version} is already the active version; nothing changed.", version)
     model_version_check_unchanged(version=version)
     _check_allowed_classes_fit(version)
+    judged_against = ModelVersion.objects.filter(name=version.name, is_active=True).values_list("pk", flat=True).first()
     if kind == Activation.ACTIVATE:  # rolling back restores a version that served before: no gate
         from webapp.promotion import GateRefused, gate_enforce
 
@@ -189,6 +190,10 @@ def model_version_activate(
         current = ModelVersion.objects.select_for_update().filter(name=version.name, is_active=True).first()
         if current and current.pk == version.pk:  # activated by someone else since the check above
             raise AlreadyActive(f"{version} is already the active version; nothing changed.", version)
+        if (current.pk if current else None) != judged_against:  # the gate compared it with a version no longer active
+            raise ActivationError(
+                f"{current or 'No version'} became the active version of {version.name} while {version} was being "
+                "checked; activate it again to check it against that one.", version)
         if current:
             ModelVersion.objects.filter(pk=current.pk).update(is_active=False)
         try:

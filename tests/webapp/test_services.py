@@ -45,6 +45,29 @@ def test_a_refused_activation_after_registration_leaves_the_version_registered_a
     assert not version.is_active and not version.activations.exists()
 
 
+def test_an_activation_checked_against_a_version_replaced_meanwhile_is_refused(
+        active_tiny, tiny_artifact_v2, artifact_copy, monkeypatch):
+    from webapp import promotion
+
+    v2 = services.model_version_register(artifact_path=tiny_artifact_v2)
+    v3 = services.model_version_register(artifact_path=artifact_copy(tiny_artifact_v2))
+    gate = promotion.gate_enforce
+
+    def slow_gate(*, candidate, **kwargs):  # another admin activates v2 while v3 is being scored against v1
+        gate(candidate=candidate, **kwargs)
+        if candidate == v3:
+            services.model_version_activate(version=v2)
+
+    monkeypatch.setattr(promotion, "gate_enforce", slow_gate)
+    with pytest.raises(services.ActivationError, match=f"{TINY_NAME} v2 became the active version") as refused:
+        services.model_version_activate(version=v3)
+    assert refused.value.version == v3
+    assert ModelVersion.objects.get(is_active=True) == v2
+    assert list(v3.activations.all()) == []
+    monkeypatch.setattr(promotion, "gate_enforce", gate)
+    assert services.model_version_activate(version=v3).is_active  # asked again, it is checked against v2
+
+
 def test_an_upload_whose_activation_is_refused_keeps_its_files(db, fresh_runtime, models_dir, tiny_artifact, monkeypatch):
     _refuse_every_activation(monkeypatch)
     h5, manifest = (upload(p.read_bytes(), p.name) for p in (tiny_artifact, tiny_artifact.with_suffix(".json")))
