@@ -27,6 +27,10 @@ PICTURES = {
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
+admin.site.site_header = gettext_lazy("Wildlife recognizer administration")
+admin.site.site_title = gettext_lazy("Wildlife recognizer")
+admin.site.index_title = gettext_lazy("Models, feedback and access")
+
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
@@ -98,7 +102,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def register_view(self, request):
         if not self.has_add_permission(request):
-            raise Http404
+            raise PermissionDenied
         form = RegisterModelForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -159,8 +163,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 messages.success(request, f"{served} {done.engine_note}".strip())
 
     def changelist_view(self, request, extra_context=None):
-        for warning in fleet.engine_fallback_fleet_warnings():  # a silent slowdown is worth a banner
-            messages.warning(request, warning)
+        if request.method == "GET":  # once: an action's POST is followed by this page's GET
+            for warning in fleet.engine_fallback_fleet_warnings():  # a silent slowdown is worth a banner
+                messages.warning(request, warning)
         return super().changelist_view(request, extra_context)
 
 

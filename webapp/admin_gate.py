@@ -84,7 +84,13 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
             messages.error(request, str(exc))
             return
         check = version.gate_checks.first()
-        messages.success(request, _("%(version)s is now active; every worker switches within a few seconds.") % {"version": version})
+        override = promotion.gate_override_last(candidate=version, by=request.user) if force_reason else None
+        if override is not None:  # the gate refused it: say that this activation overrode it, and why
+            said = _("%(version)s is now active, forced against the gate (reason kept in the audit: %(reason)s); "
+                     "every worker switches within a few seconds.")
+            messages.warning(request, said % {"version": version, "reason": override.reason})
+        else:
+            messages.success(request, _("%(version)s is now active; every worker switches within a few seconds.") % {"version": version})
         level = messages.WARNING if check is None else messages.INFO
         messages.add_message(request, level, promotion.gate_message(check, name=version.name))
 

@@ -120,15 +120,16 @@ def worker_heartbeat_list(*, live_within: timedelta | None = None) -> list[Worke
 
 
 def engine_fallback_fleet_warnings() -> list[str]:
-    """One sentence per model version that some live worker serves with Keras instead of its compiled engine."""
+    """One sentence per model version and engine that some live workers run instead of the version's compiled one."""
     slow: dict[tuple, list[str]] = {}
     for beat in worker_heartbeat_list(live_within=heartbeat_live_window()):
         if beat.engine != beat.wanted_engine:
-            slow.setdefault((beat.model_name, beat.version, beat.wanted_engine), []).append(f"{beat.instance}:{beat.pid}")
+            key = (beat.model_name, beat.version, beat.wanted_engine, beat.engine)
+            slow.setdefault(key, []).append(f"{beat.instance}:{beat.pid}")
     return [
-        f"{name} v{version} is served by Keras, not {wanted}, on {', '.join(workers)} (slower): recompile it "
+        f"{name} v{version} is served by {engine}, not {wanted}, on {', '.join(workers)} (slower): recompile it "
         f"(action below, or manage.py recompile {name})."
-        for (name, version, wanted), workers in sorted(slow.items())
+        for (name, version, wanted, engine), workers in sorted(slow.items())
     ]
 
 

@@ -99,6 +99,12 @@ def gate_message(check: GateCheck | None, *, name: str) -> str:
     return said + "."
 
 
+def gate_override_last(*, candidate: ModelVersion, by) -> GateOverride | None:
+    """The override `by` gave on the candidate's newest gate check: set when their last activation of it was forced."""
+    check = candidate.gate_checks.first()
+    return check.overrides.filter(by=by).first() if check is not None and by is not None else None
+
+
 def gate_enforce(*, candidate: ModelVersion, by=None, force_reason: str = "") -> str:
     """Allow the activation (returning what the gate says) or raise GateRefused with the figures."""
     check = gate_check_run(candidate=candidate)

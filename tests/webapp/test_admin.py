@@ -205,10 +205,27 @@ def test_a_user_who_is_not_staff_cannot_reach_the_admin(client, django_user_mode
 def test_staff_without_permissions_cannot_register_a_model(client, django_user_model, models_dir, tiny_artifact):
     user = django_user_model.objects.create_user("helper", password="pw-helper-123", is_staff=True)
     client.force_login(user)
-    assert client.get(REGISTER).status_code == 404
-    assert client.post(REGISTER, upload_form(tiny_artifact)).status_code == 404
+    assert client.get(REGISTER).status_code == 403
+    assert client.post(REGISTER, upload_form(tiny_artifact)).status_code == 403
     assert client.get(CHANGELIST).status_code == 403
     assert not ModelVersion.objects.exists()
+
+
+def test_view_only_staff_read_a_version_without_the_gate_buttons_they_may_not_use(client, django_user_model, active_tiny):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("reader", password="pw-reader-123", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_modelversion"))
+    client.force_login(user)
+    page = client.get(f"{CHANGELIST}{active_tiny.pk}/change/")
+    assert page.status_code == 200 and TINY_NAME in page.content.decode()
+    assert 'id="gate-actions"' not in page.content.decode()
+    assert client.post(f"{CHANGELIST}{active_tiny.pk}/gate/").status_code == 403
+    assert client.get(REGISTER).status_code == 403
+
+
+def test_staff_who_may_change_versions_see_the_gate_buttons(admin_client, active_tiny):
+    assert 'id="gate-actions"' in admin_client.get(f"{CHANGELIST}{active_tiny.pk}/change/").content.decode()
 
 
 # ---- predictions and tokens -------------------------------------------------------------------

@@ -67,7 +67,7 @@ def test_without_a_golden_set_the_gate_lets_the_activation_through_and_says_so(a
     v1, v2 = versions
     reply = admin_client.post("/admin/webapp/modelversion/", {"action": "activate_selected", "_selected_action": [v2.pk]}, follow=True)
     assert ModelVersion.objects.get(pk=v2.pk).is_active
-    assert f"{TINY_NAME.capitalize()} has no golden set" in reply.content.decode()  # the admin capitalizes messages
+    assert f"{TINY_NAME} has no golden set" in reply.content.decode()  # said as written, model name in lower case
 
 
 def test_a_worse_candidate_is_refused_with_both_figures(versions, tmp_path):
@@ -109,8 +109,11 @@ def test_a_superuser_forces_a_refused_activation_with_a_reason_that_is_audited(a
     refused = admin_client.post("/admin/webapp/modelversion/", {"action": "activate_selected", "_selected_action": [v2.pk]}, follow=True)
     assert "points lower" in refused.content.decode() and not ModelVersion.objects.get(pk=v2.pk).is_active
     assert "Give the reason" in admin_client.post(f"{page}force/", {"reason": " "}, follow=True).content.decode()
-    admin_client.post(f"{page}force/", {"reason": "v1 misses the new species entirely"})
+    forced = admin_client.post(f"{page}force/", {"reason": "v1 misses the new species entirely"}, follow=True)
     assert ModelVersion.objects.get(pk=v2.pk).is_active
+    assert [str(m) for m in forced.context["messages"]][0] == (
+        f"{TINY_NAME} v2 is now active, forced against the gate (reason kept in the audit: v1 misses the new species "
+        "entirely); every worker switches within a few seconds.")
     override = GateOverride.objects.get()
     assert (override.by, override.reason, override.check_run.candidate) == (admin_user, "v1 misses the new species entirely", v2)
 
@@ -213,7 +216,8 @@ def test_the_activate_command_forces_a_refused_activation_only_for_a_superuser_a
     v1, v2 = versions
     GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden_by(v1, tmp_path / "golden")))
     django_user_model.objects.create_user("staffer", is_staff=True)
-    run = lambda *args: call_command("activate", TINY_NAME, "2", *args, stdout=io.StringIO())  # noqa: E731
+    out = io.StringIO()
+    run = lambda *args: call_command("activate", TINY_NAME, "2", *args, stdout=out)  # noqa: E731
     with pytest.raises(CommandError, match="manage.py activate NAME VERSION --force REASON --by SUPERUSER"):
         run()
     for by in ((), ("--by", "staffer")):
@@ -222,5 +226,6 @@ def test_the_activate_command_forces_a_refused_activation_only_for_a_superuser_a
     assert not GateOverride.objects.exists() and not ModelVersion.objects.get(pk=v2.pk).is_active
     run("--force", "v1 misses the new species", "--by", admin_user.username)
     assert ModelVersion.objects.get(pk=v2.pk).is_active
+    assert out.getvalue().startswith(f"{TINY_NAME} v2 is active, forced against the gate (audited: v1 misses the new species);")
     assert (GateOverride.objects.get().by, GateOverride.objects.get().reason) == (admin_user, "v1 misses the new species")
 

@@ -52,7 +52,27 @@ def test_a_fallback_to_keras_is_reported_in_readyz_metrics_heartbeats_and_the_ad
     assert "checked with 1.0.0" in json.loads(run("models", "--json"))["versions"][0]["problem"]
     assert "warning:" in run("models")
     page = admin_client.get("/admin/webapp/modelversion/").content.decode()
-    assert "is served by Keras, not onnxruntime" in page
+    assert page.count(f"{TINY_NAME} v1 is served by keras, not onnxruntime") == 1
+
+
+def test_the_fleet_banner_names_the_engine_each_worker_runs_and_shows_once_after_an_action(active_tiny, admin_client):
+    from django.utils import timezone
+
+    from webapp.models import WorkerHeartbeat
+
+    now = timezone.now()
+    for pid, engine in [(1, "onnxruntime"), (2, "onnxruntime"), (3, "keras"), (4, "onnxruntime-int8")]:
+        WorkerHeartbeat.objects.create(instance="h1", pid=pid, model_name="m", version=2, engine=engine,
+                                       wanted_engine="onnxruntime-int8", started_at=now, seen_at=now)
+    assert fleet.engine_fallback_fleet_warnings() == [
+        "m v2 is served by keras, not onnxruntime-int8, on h1:3 (slower): recompile it (action below, or manage.py recompile m).",
+        "m v2 is served by onnxruntime, not onnxruntime-int8, on h1:1, h1:2 (slower): recompile it "
+        "(action below, or manage.py recompile m).",
+    ]
+    reply = admin_client.post("/admin/webapp/modelversion/", {"action": "roll_back_selected", "_selected_action": [active_tiny.pk]}, follow=True)
+    page = reply.content.decode()
+    assert "has no previously active version" in page  # the action ran, then the list was shown once
+    assert page.count("m v2 is served by onnxruntime, not") == 1
 
 
 def test_recompile_restores_the_optimized_engine_in_running_workers(upgraded, client):

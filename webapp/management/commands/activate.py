@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp import services
+from webapp import promotion, services
 from webapp.management.operator import add_by_argument, operator
 from webapp.models import ModelVersion
 
@@ -32,4 +32,6 @@ class Command(BaseCommand):
             return
         except services.ActivationError as exc:
             raise CommandError(f"not activated: {exc}") from None
-        self.stdout.write(f"{target} is active; every worker switches within about {settings.MODEL_POLL_SECONDS} s.")
+        override = promotion.gate_override_last(candidate=target, by=user) if force else None
+        forced = f", forced against the gate (audited: {override.reason})" if override else ""
+        self.stdout.write(f"{target} is active{forced}; every worker switches within about {settings.MODEL_POLL_SECONDS} s.")
