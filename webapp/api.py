@@ -19,7 +19,7 @@ from recognizer.engine import MAX_TOP_K
 from recognizer.manifest import QUERY_DOMAINS
 from webapp import feedback, selectors, services, shadow
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
-from webapp.i18n import parameter_problem, reply_language
+from webapp.i18n import activate_body_language, parameter_problem, reply_language
 from webapp.parsing import parse_batch, parse_single
 from webapp.throttling import ClientRateThrottle
 
@@ -261,7 +261,8 @@ def _throttled(request, exc: Throttled):
 
 @api.exception_handler(AuthenticationError)
 def _unauthorized(request, exc):
-    return error_response(401, "unauthorized", _("Send a valid API token: 'Authorization: Bearer <token>'."))
+    return error_response(401, "unauthorized", _("Send a valid API token: 'Authorization: Bearer <token>'."),
+                          {"WWW-Authenticate": 'Bearer realm="api"'})
 
 
 def _field(loc) -> str:
@@ -276,6 +277,7 @@ def _field(loc) -> str:
 
 @api.exception_handler(ValidationError)
 def _invalid(request, exc: ValidationError):
+    activate_body_language(request)  # a body's lang applies to the errors about that body's own fields
     first = exc.errors[0] if exc.errors else {}
     where = _field(first.get("loc", ()))
     return error_response(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": where, "problem": parameter_problem(first)})

@@ -14,6 +14,7 @@ from django.utils import translation
 from django.utils.translation import gettext, gettext_noop
 
 Lang = Literal["en", "zh-hans", "zh"]
+LANGS = ("en", "zh-hans", "zh")
 API_DEFAULT = "en"
 _ALIASES = {"zh": "zh-hans"}
 API_PREFIX = "/api/"
@@ -45,7 +46,7 @@ class ApiLanguageMiddleware:
         if request.path.startswith(API_PREFIX):
             asked = request.GET.get("lang", "").lower()
             # An unknown value is refused later, with the other parameters, in the default language.
-            code = language_code(asked) if asked in ("en", "zh", "zh-hans") else API_DEFAULT
+            code = language_code(asked) if asked in LANGS else API_DEFAULT
             translation.activate(code)
             request.LANGUAGE_CODE = code
         return self.get_response(request)
@@ -62,7 +63,24 @@ _PROBLEMS = {
     "string_too_long": gettext_noop("must be at most %(max_length)s characters long"),
     "literal_error": gettext_noop("must be one of: %(expected)s"),
     "bool_type": gettext_noop("must be true or false"),
+    "bool_parsing": gettext_noop("must be true or false"),
+    "int_parsing_size": gettext_noop("must be a whole number"),
+    "missing": gettext_noop("is required"),
 }
+
+
+def activate_body_language(request) -> None:
+    """Answer in the `lang` a JSON body names, when it names one the service speaks (the query's is already on)."""
+    import json
+
+    if not request.content_type == "application/json":
+        return
+    try:
+        lang = json.loads(request.body).get("lang")
+    except (ValueError, AttributeError):  # not JSON, or not an object: its errors say so in the query's language
+        return
+    if isinstance(lang, str) and lang.lower() in LANGS:
+        activate_reply_language(lang.lower())
 
 
 def parameter_problem(error: dict) -> str:

@@ -7,7 +7,7 @@ import logging
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFilesSent, TooManyFieldsSent
 from django.http import Http404, HttpResponse
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils.translation import gettext as _
 
 from recognizer.preprocessing import size_text
@@ -17,6 +17,7 @@ from webapp.throttling import LoginRateThrottle
 log = logging.getLogger(__name__)
 API_PREFIXES = ("/api/",)
 READ_ONLY_VIEWS = {"openapi-json", "openapi-view"}  # django-ninja's schema and docs views answer any method
+GET_VIEWS = {"models_list", "models_active", *READ_ONLY_VIEWS}  # HEAD answers as GET does, without the body
 
 
 def _is_api(request) -> bool:
@@ -34,6 +35,13 @@ def _body_limit(request) -> int:
     return settings.REQUEST_MAX_BYTES
 
 
+def _url_name(request) -> str | None:
+    try:
+        return resolve(request.path_info).url_name
+    except Resolver404:
+        return None
+
+
 class JsonErrorsMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -42,7 +50,13 @@ class JsonErrorsMiddleware:
         refused = self._refusal(request)
         if refused is not None:
             return refused
+        head = request.method == "HEAD" and _is_api(request) and _url_name(request) in GET_VIEWS
+        if head:  # django-ninja routes GET only
+            request.method = "GET"
         response = self.get_response(request)
+        if head and not response.streaming:
+            response["Content-Length"] = str(len(response.content))
+            response.content = b""
         is_json = response.get("Content-Type", "").startswith("application/json")
         if _is_api(request) and response.status_code == 405 and not is_json:  # django-ninja answers these in HTML
             return self._not_allowed(request, response.get("Allow", ""))
@@ -63,6 +77,9 @@ class JsonErrorsMiddleware:
             if _is_api(request):
                 return error_response(411, "length_required", message)
             return HttpResponse(message, status=411, content_type="text/plain; charset=utf-8")
+        if request.method not in ("GET", "HEAD") and _is_api(request) and _url_name(request) in READ_ONLY_VIEWS:
+            # Here, before CsrfViewMiddleware would answer a PUT with its HTML 403 page.
+            return self._not_allowed(request, "GET, HEAD")
         if request.method == "POST" and request.path == reverse("admin:login"):
             throttle = LoginRateThrottle()
             if not throttle.allow_request(request):
@@ -74,12 +91,6 @@ class JsonErrorsMiddleware:
     def _not_allowed(request, allow: str):
         message = _("%(method)s is not allowed on %(path)s; use %(allowed)s.") % {"method": request.method, "path": request.path, "allowed": allow}
         return error_response(405, "method_not_allowed", message, {"Allow": allow})
-
-    def process_view(self, request, view_func, view_args, view_kwargs):
-        match = request.resolver_match
-        if match and match.url_name in READ_ONLY_VIEWS and request.method not in ("GET", "HEAD"):
-            return self._not_allowed(request, "GET, HEAD")
-        return None
 
     @staticmethod
     def _chunked_without_length(request) -> bool:

@@ -22,7 +22,7 @@ from recognizer.manifest import QUERY_DOMAINS
 from recognizer.preprocessing import size_text
 from webapp import services
 from webapp.errors import ApiError, from_core
-from webapp.i18n import Lang, activate_reply_language, parameter_problem
+from webapp.i18n import LANGS, Lang, activate_reply_language, parameter_problem
 from webapp.throttling import ClientRateThrottle
 
 Domain = Literal[QUERY_DOMAINS]
@@ -109,6 +109,8 @@ def parse_params(source: dict) -> PredictParams:
     raw = {k: source.get(k) for k in ("top_k", "domain", "model", "explain", "lang") if source.get(k) not in (None, "")}
     if isinstance(raw.get("lang"), str):
         raw["lang"] = raw["lang"].lower()
+        if raw["lang"] in LANGS:  # first: the errors about the other parameters are said in it too
+            activate_reply_language(raw["lang"])
     top_k = raw.get("top_k")
     if isinstance(top_k, str) and len(top_k) > MAX_NUMBER_CHARS:  # int() of thousands of digits costs, then fails
         problem = _("must be a whole number from 1 to %(maximum)d") % {"maximum": MAX_TOP_K}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import TINY_NAME
 from tests.webapp.helpers import assert_error
 
 UNKNOWN = ["/api/", "/api/v1/", "/api/v1/nope", "/api/v2/predict", "/api/v1/models/x/y", "/api/v1/predict/"]
@@ -45,3 +46,29 @@ def test_the_api_root_without_its_slash_leads_to_the_json_404(client):
 @pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/api/v1/docs"])
 def test_the_schema_and_the_docs_still_answer_get(client, path):
     assert client.get(path).status_code == 200
+
+
+# ---- methods on the read-only paths -----------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/api/v1/models", f"/api/v1/models/{TINY_NAME}", "/api/v1/openapi.json", "/api/v1/docs"])
+def test_head_on_the_apis_read_paths_answers_as_get_without_a_body(client, active_tiny, path):
+    got, head = client.get(path), client.head(path)
+    assert (got.status_code, head.status_code) == (200, 200)
+    assert head.content == b"" and head["Content-Length"] == str(len(got.content))
+    assert head["Content-Type"] == got["Content-Type"]
+
+
+@pytest.mark.parametrize("method", ["put", "post", "delete", "patch"])
+@pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/api/v1/docs"])
+def test_writing_to_the_schema_or_the_docs_is_a_json_405_not_a_csrf_page(db, method, path):
+    from django.test import Client
+
+    reply = getattr(Client(enforce_csrf_checks=True), method)(path)
+    assert reply.status_code == 405 and reply["Allow"] == "GET, HEAD"
+    assert reply.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_401_says_which_scheme_to_use(client, active_tiny, settings):
+    settings.API_ALLOW_ANONYMOUS = False
+    reply = client.get("/api/v1/models")
+    assert reply.status_code == 401 and reply["WWW-Authenticate"] == 'Bearer realm="api"'

@@ -104,6 +104,22 @@ def test_a_bad_parameter_is_explained_in_either_language(client, active, jpeg, f
     assert (in_english["message"], in_chinese["message"]) == (english, chinese)
 
 
+def test_a_lang_in_the_body_speaks_the_errors_about_that_body_s_other_fields(client, active, jpeg):
+    as_form = assert_error(client.post(PREDICT, {"image": upload(jpeg), "top_k": "abc", "lang": "zh"}), 400, "invalid_parameter")
+    as_json = assert_error(client.post(PREDICT, {"image_base64": base64.b64encode(jpeg).decode(), "top_k": "abc", "lang": "zh"},
+                                       content_type="application/json"), 400, "invalid_parameter")
+    assert as_form["message"] == as_json["message"] == "参数 top_k 无效：必须是整数。"
+
+
+@pytest.mark.parametrize("body, chinese", [
+    ({"correct": "yes"}, "参数 correct 无效：必须是 true 或 false。"),
+    ({"label": "fox"}, "参数 correct 无效：是必填项。"),
+])
+def test_feedback_field_errors_follow_the_body_s_lang_with_no_english_left(client, active, body, chinese):
+    reply = client.post("/api/v1/predictions/1/feedback", {**body, "lang": "zh"}, content_type="application/json")
+    assert assert_error(reply, 400, "invalid_parameter")["message"] == chinese
+
+
 def test_errors_keep_their_english_code_and_speak_the_language_asked_for(client, active):
     english = assert_error(client.post(PREDICT, {"image": upload(b"", "empty.jpg")}), 400, "empty_image")
     chinese = assert_error(client.post(PREDICT, {"image": upload(b"", "empty.jpg"), "lang": "zh"}), 400, "empty_image")
