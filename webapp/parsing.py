@@ -79,6 +79,8 @@ def _base64_bytes(value, field: str) -> bytes:
         raise InvalidBase64(gettext_noop("%(field)s must be a non-empty base64 string."), field=field)
     if value.startswith("data:"):
         value = value.partition(",")[2]
+    if any(space in value for space in "\n\r \t"):  # line-wrapped, as `base64 photo.jpg` and MIME write it
+        value = "".join(value.split())
     size = len(value.rstrip("=")) * 3 // 4
     if size > settings.UPLOAD_MAX_BYTES:
         raise core.FileTooLarge(gettext_noop("%(field)s is larger than the %(limit)s limit."), field=field, limit=size_text(settings.UPLOAD_MAX_BYTES))

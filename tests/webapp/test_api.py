@@ -70,9 +70,13 @@ def test_it_uses_the_model_named_in_the_request(client, active_many, jpeg_bytes)
     assert predict(client, jpeg_bytes).json()["model"] == {"name": TINY_NAME, "version": 1}
 
 
-def test_base64_json_and_a_data_url_give_the_multipart_answer(client, active_tiny, jpeg_bytes):
+def test_base64_json_a_data_url_and_line_wrapped_base64_give_the_multipart_answer(client, active_tiny, jpeg_bytes):
+    import base64
+
     expected = probabilities(predict(client, jpeg_bytes).json())
-    for value in (b64(jpeg_bytes), "data:image/jpeg;base64," + b64(jpeg_bytes)):
+    wrapped = base64.encodebytes(jpeg_bytes).decode()  # 76 characters a line, as `base64 photo.jpg` prints it
+    assert "\n" in wrapped
+    for value in (b64(jpeg_bytes), "data:image/jpeg;base64," + b64(jpeg_bytes), wrapped, wrapped.replace("\n", "\r\n")):
         reply = client.post(PREDICT, {"image_base64": value, "top_k": 4}, content_type="application/json")
         assert reply.status_code == 200, reply.content
         assert probabilities(reply.json()) == pytest.approx(expected, abs=1e-6)
