@@ -174,7 +174,7 @@ def parse_single(request: HttpRequest) -> tuple[services.Upload, PredictParams]:
     if not files:
         raise ApiError(400, "missing_image", _("Attach the photo as a multipart file field named 'image'."))
     if len(files) > 1:
-        raise ApiError(400, "too_many_images", _("Send one 'image' here; use /api/v1/predict/batch for several."))
+        raise ApiError(400, "one_image_expected", _("Send one 'image' here; use /api/v1/predict/batch for several."))
     return upload_from_file(files[0]), params
 
 

@@ -150,7 +150,7 @@ def test_a_misnamed_file_field_is_400(client, jpeg_bytes):
 
 def test_two_images_on_the_single_endpoint_are_400(client, jpeg_bytes):
     reply = client.post(PREDICT, {"image": [upload(jpeg_bytes, "a.jpg"), upload(jpeg_bytes, "b.jpg")]})
-    assert_error(reply, 400, "too_many_images")
+    assert_error(reply, 400, "one_image_expected")
 
 
 @pytest.mark.parametrize(
