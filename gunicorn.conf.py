@@ -11,6 +11,21 @@ def _count(name: str, default: str) -> int:
         sys.exit(f"{name} must be a whole number of at least 1, not {raw!r}.")
     return int(raw)
 
+def _check_settings() -> None:
+    """Read the Django settings here, in the master: a bad one stops the start with its one line, not a worker's
+    traceback."""
+    import importlib
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.dev")
+    try:
+        importlib.import_module(os.environ["DJANGO_SETTINGS_MODULE"])
+    except ImproperlyConfigured as exc:
+        sys.exit(str(exc))
+
+
+_check_settings()
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 wsgi_app = "webapp.wsgi:application"
 # Two cores: two workers with one intra-op thread each keep workers x threads within the cores.

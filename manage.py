@@ -23,6 +23,10 @@ def quiet_unless_verbose(argv: list[str]) -> list[str]:
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.dev")
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(quiet_unless_verbose(sys.argv))
+    try:
+        execute_from_command_line(quiet_unless_verbose(sys.argv))
+    except ImproperlyConfigured as exc:  # a bad setting: its one line, which names it, without a traceback
+        sys.exit(f"manage.py: {exc}")

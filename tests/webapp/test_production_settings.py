@@ -70,6 +70,13 @@ GOOD = {"DJANGO_SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": "recognizer.example.org"
     ({"SHADOW_SAMPLE_RATE": "abc"}, "SHADOW_SAMPLE_RATE must be a number"),
     ({"PROMOTION_MAX_DROP_POINTS": "500"}, "PROMOTION_MAX_DROP_POINTS must be a number from 0.0 to 100.0"),
     ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be one of DEBUG"),
+    ({"BATCH_MAX_IMAGES": "0"}, "BATCH_MAX_IMAGES must be at least 1, not 0"),
+    ({"UPLOAD_MAX_BYTES": "-5"}, "UPLOAD_MAX_BYTES must be at least 1, not -5"),
+    ({"MAX_IMAGE_PIXELS": "0"}, "MAX_IMAGE_PIXELS must be at least 1"),
+    ({"REQUEST_MAX_BYTES": "0"}, "REQUEST_MAX_BYTES must be at least 1"),
+    ({"FEEDBACK_RETENTION_DAYS": "0"}, "FEEDBACK_RETENTION_DAYS must be at least 1"),
+    ({"SECURE_HSTS_SECONDS": "-1"}, "SECURE_HSTS_SECONDS must be at least 0"),
+    ({"ALLOWED_IMAGE_FORMATS": "jpeg,JPG"}, "ALLOWED_IMAGE_FORMATS must list image formats Pillow opens, like JPEG,PNG,WEBP,GIF,BMP; not JPG."),
 ])
 def test_a_missing_or_malformed_setting_stops_the_start_with_one_line_naming_it(env, message):
     done = subprocess.run(
@@ -96,3 +103,39 @@ def test_readyz_is_a_json_503_naming_the_dependency_that_cannot_be_reached(tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-3:] == ["503", "5", code]
 
+
+
+def settings_of(code: str, **env: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", f"import webapp.settings.production as s; print({code})"], cwd=REPO_ROOT, capture_output=True,
+        text=True, timeout=60,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ALLOWED_HOSTS", "RECOGNIZER_DEFAULT"))}, **GOOD, **env},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+def test_image_formats_are_read_in_any_case():
+    assert settings_of("s.ALLOWED_IMAGE_FORMATS", ALLOWED_IMAGE_FORMATS="jpeg, Png,webp") == "('JPEG', 'PNG', 'WEBP')"
+
+
+def test_the_default_model_name_follows_the_default_backbone_unless_set():
+    assert settings_of("s.DEFAULT_MODEL_NAME") == "imagenet-efficientnet_lite0"
+    assert settings_of("s.DEFAULT_MODEL_NAME", RECOGNIZER_DEFAULT_BACKBONE="efficientnet_lite2") == "imagenet-efficientnet_lite2"
+    assert settings_of("s.DEFAULT_MODEL_NAME", RECOGNIZER_DEFAULT_BACKBONE="efficientnet_lite2", DEFAULT_MODEL_NAME="mine") == "mine"
+
+
+def test_a_json_body_may_be_as_large_as_any_body():
+    assert settings_of("s.DATA_UPLOAD_MAX_MEMORY_SIZE == s.REQUEST_MAX_BYTES", REQUEST_MAX_BYTES="90000000") == "True"
+
+
+@pytest.mark.parametrize("command", [["manage.py", "check"], ["-m", "gunicorn", "-c", "gunicorn.conf.py"]])
+def test_manage_py_and_gunicorn_stop_on_a_bad_setting_with_its_one_line_alone(command):
+    done = subprocess.run(
+        [sys.executable, *command], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ALLOWED_HOSTS"))}, **GOOD,
+             "DJANGO_SETTINGS_MODULE": "webapp.settings.production", "BATCH_MAX_IMAGES": "0"},
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        ("manage.py: " if "manage.py" in command else "") + "BATCH_MAX_IMAGES must be at least 1, not 0."], done.stderr

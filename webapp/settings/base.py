@@ -6,7 +6,9 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from webapp.settings.env import env_bool, env_choice, env_float, env_int, env_list, env_networks, env_rate, env_str
+from webapp.settings.env import (
+    env_bool, env_choice, env_float, env_image_formats, env_int, env_list, env_networks, env_rate, env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -130,22 +132,23 @@ RECOGNIZER_PRECISION = env_choice("RECOGNIZER_PRECISION", "fp32", ("fp32", "int8
 # A file of the classes this deployment can meet (one label, WordNet id or index a line), applied to the
 # default model's answers before ranking; empty: every class.
 ALLOWED_CLASSES_FILE = env_str("ALLOWED_CLASSES_FILE", "")
-DEFAULT_MODEL_NAME = env_str("DEFAULT_MODEL_NAME", "imagenet-efficientnet_lite0")
-UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10_000_000)
-MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
+# The default model's name follows the backbone `make run` builds (RECOGNIZER_DEFAULT_BACKBONE) unless set.
+DEFAULT_MODEL_NAME = env_str("DEFAULT_MODEL_NAME", f"imagenet-{env_str('RECOGNIZER_DEFAULT_BACKBONE', 'efficientnet_lite0')}")
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10_000_000, minimum=1)
+MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
 
 # ---- decoding budgets (see README "Security") ----
 # JPEG decodes at a reduced scale (a 40 MP JPEG costs about 4 MB); every other format decodes whole, so its limit
 # is lower: a 16 MP RGBA PNG takes 128 MB at its peak, a 16 MP WebP 320 MB (libwebp holds about five frames).
 # For scale: one 40 MP RGBA image is 160 MB decoded.
-MAX_FULL_DECODE_PIXELS = env_int("MAX_FULL_DECODE_PIXELS", 16_000_000)
+MAX_FULL_DECODE_PIXELS = env_int("MAX_FULL_DECODE_PIXELS", 16_000_000, minimum=1)
 # Peak decoding memory one request may need (its images together, estimated from their headers): 413 beyond.
-DECODE_REQUEST_MAX_BYTES = env_int("DECODE_REQUEST_MAX_BYTES", 384 * 2**20)
+DECODE_REQUEST_MAX_BYTES = env_int("DECODE_REQUEST_MAX_BYTES", 384 * 2**20, minimum=1)
 # Decoding memory in flight per worker (each request holds its largest image's cost): a fast 503 beyond. With a
 # worker at about 210-260 MB serving, 384 MB keeps its peak under the 700 MB per-worker target.
-DECODE_WORKER_MAX_BYTES = env_int("DECODE_WORKER_MAX_BYTES", 384 * 2**20)
-ALLOWED_IMAGE_FORMATS = tuple(env_list("ALLOWED_IMAGE_FORMATS", ["JPEG", "PNG", "WEBP", "GIF", "BMP"]))
-BATCH_MAX_IMAGES = env_int("BATCH_MAX_IMAGES", 16)
+DECODE_WORKER_MAX_BYTES = env_int("DECODE_WORKER_MAX_BYTES", 384 * 2**20, minimum=1)
+ALLOWED_IMAGE_FORMATS = env_image_formats("ALLOWED_IMAGE_FORMATS", ("JPEG", "PNG", "WEBP", "GIF", "BMP"))
+BATCH_MAX_IMAGES = env_int("BATCH_MAX_IMAGES", 16, minimum=1)
 STORE_UPLOADS = env_bool("STORE_UPLOADS", False)
 API_ALLOW_ANONYMOUS = env_bool("API_ALLOW_ANONYMOUS", True)
 API_RATE_LIMIT = env_rate("API_RATE_LIMIT", "120/m")
@@ -163,11 +166,12 @@ MODEL_POLL_SECONDS = env_int("MODEL_POLL_SECONDS", 2, minimum=1)
 INFERENCE_QUEUE_MAX = env_int("INFERENCE_QUEUE_MAX", 8, minimum=1)
 
 # A request body holds at most a batch of full-size uploads (plus base64 overhead); larger bodies are 413.
-DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES * 2
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES
-REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", UPLOAD_MAX_BYTES * 4)
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", UPLOAD_MAX_BYTES * 4, minimum=1)
+# A JSON body (base64 images) may be as large as any other body: the limit above, checked before it is read.
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
 # Model uploads (H5 + manifest) in the admin's register form, for staff who may add versions: the one larger body.
-ADMIN_UPLOAD_MAX_BYTES = env_int("ADMIN_UPLOAD_MAX_BYTES", 512_000_000)
+ADMIN_UPLOAD_MAX_BYTES = env_int("ADMIN_UPLOAD_MAX_BYTES", 512_000_000, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
 DATA_UPLOAD_MAX_NUMBER_FILES = BATCH_MAX_IMAGES + 4
 
@@ -190,8 +194,8 @@ INSTANCE_NAME = env_str("INSTANCE_NAME", "")
 # While feedback is on, each upload is kept (metadata stripped) for FEEDBACK_RETENTION_DAYS, and longer only if
 # feedback arrives for it; `manage.py purge_uploads` deletes the rest.
 FEEDBACK_ENABLED = env_bool("FEEDBACK_ENABLED", True)
-FEEDBACK_RETENTION_DAYS = env_int("FEEDBACK_RETENTION_DAYS", 7)
-FEEDBACK_PHOTO_MAX_SIDE = env_int("FEEDBACK_PHOTO_MAX_SIDE", 1024)
+FEEDBACK_RETENTION_DAYS = env_int("FEEDBACK_RETENTION_DAYS", 7, minimum=1)
+FEEDBACK_PHOTO_MAX_SIDE = env_int("FEEDBACK_PHOTO_MAX_SIDE", 1024, minimum=32)
 # Kept photos live under MEDIA_ROOT/feedback: with several hosts, point it at storage they share.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(MEDIA_ROOT)))
 
@@ -202,12 +206,12 @@ TASKS_BROKER_URL = env_str("TASKS_BROKER_URL", "")
 INSTALLED_APPS += ["django_tasks", "django_tasks_db"]
 if TASKS_BROKER_URL:
     INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
-    RQ_QUEUES = {"default": {"URL": TASKS_BROKER_URL, "DEFAULT_TIMEOUT": env_int("TRAINING_TIMEOUT_SECONDS", 6 * 3600)}}
+    RQ_QUEUES = {"default": {"URL": TASKS_BROKER_URL, "DEFAULT_TIMEOUT": env_int("TRAINING_TIMEOUT_SECONDS", 6 * 3600, minimum=1)}}
     TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
 else:
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
-TRAINING_THREADS = env_int("TRAINING_THREADS", max(1, len(os.sched_getaffinity(0)) // 2))
-TRAINING_NICE = env_int("TRAINING_NICE", 10)
+TRAINING_THREADS = env_int("TRAINING_THREADS", max(1, len(os.sched_getaffinity(0)) // 2), minimum=1)
+TRAINING_NICE = env_int("TRAINING_NICE", 10, minimum=0)
 TRAINING_LOCK_FILE = env_str("TRAINING_LOCK_FILE", str(VAR_DIR / "training.lock"))
 
 # ---- the learning loop: promotion gate ----
