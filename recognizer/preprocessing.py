@@ -204,10 +204,11 @@ def open_image(
     except Image.DecompressionBombError:  # not an OSError: it would escape as a bare Pillow error
         raise errors.ImageTooLarge(
             gettext_noop(
-                "The image has more than %(megapixels).0f megapixels; the limit is %(limit).0f megapixels. "
-                "Send a smaller copy."
+                "The image has more than %(megapixels).0f megapixels; the limit is %(limit).0f megapixels for JPEG "
+                "and %(full_limit).0f for other formats. Send a smaller copy."
             ),
             megapixels=2 * Image.MAX_IMAGE_PIXELS / 1e6, limit=max_pixels / 1e6,
+            full_limit=min(max_pixels, max_full_decode_pixels) / 1e6,
         ) from None
     except UnidentifiedImageError:
         kind = describe_bytes(data[:64])
