@@ -14,7 +14,10 @@ def day(value: str) -> date:
 
 
 class Command(BaseCommand):
-    help = "Write accepted feedback photos as an image folder (DIR/<label>/<sha256>.jpg + classes.csv) for `train`."
+    help = (
+        "Write the accepted feedback photos as an image folder for `train`: OUT/<folder>/<sha256>.jpg, one folder per "
+        "final label (a file-safe name of it), and OUT/classes.csv giving each folder's label and domain."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--out", required=True, help="the folder to write (empty, unless --append)")
