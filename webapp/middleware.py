@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import sys
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFilesSent, TooManyFieldsSent
@@ -114,3 +117,24 @@ class JsonErrorsMiddleware:
             log.exception("unhandled error on %s", request.path)
             return error_response(500, "internal_error", _("Something went wrong on our side; it has been logged."))
         return None
+
+
+class WorkerMemoryMiddleware:
+    """Under gunicorn, a worker whose request loaded TensorFlow hands its place to a fresh worker once it answered.
+
+    Serving needs no TensorFlow (the versions run on ONNX Runtime or OpenVINO); registering, compiling or scoring a
+    version in the admin loads it, and a worker then keeps 1-2 GB it never gives back. SIGTERM is gunicorn's
+    graceful stop: the worker finishes its requests in flight (this reply too) and the master starts another.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        loaded_before = "tensorflow" in sys.modules
+        response = self.get_response(request)
+        if not loaded_before and "tensorflow" in sys.modules and request.META.get("SERVER_SOFTWARE", "").startswith("gunicorn/"):
+            log.info("worker %s loaded TensorFlow for %s %s; it stops after this reply and gunicorn starts a fresh one",
+                     os.getpid(), request.method, request.path)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return response

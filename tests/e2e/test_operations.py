@@ -88,3 +88,36 @@ def test_each_worker_reports_what_it_serves_to_manage_py_models(make_server, tin
         ("host-a", pid, 1, version["engine"]) for pid in probe.conns
     )
     assert version["engine"] == "onnxruntime" and version["problem"] == ""
+
+
+def _maps_tensorflow(pid: int) -> bool:
+    try:
+        return "tensorflow" in open(f"/proc/{pid}/maps").read()
+    except OSError:  # the worker is gone
+        return False
+
+
+def test_a_worker_that_registered_a_version_in_the_admin_hands_its_place_to_one_without_tensorflow(
+        make_server, tiny_artifact, tiny_artifact_v2):
+    from tests.e2e.test_learning_loop import admin_session
+
+    server, probe = make_server(tiny_artifact, static=True)  # the admin's pages need the collected static files
+    before = server.worker_pids()
+    assert not any(_maps_tensorflow(pid) for pid in before)  # serving on ONNX Runtime needs none
+    session = admin_session(server)
+    with open(tiny_artifact_v2, "rb") as h5, open(tiny_artifact_v2.with_suffix(".json"), "rb") as manifest:
+        reply = session.post(server.url("/admin/webapp/modelversion/register/"), timeout=120, data={
+            "notes": "", "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+            files={"h5_file": ("model.h5", h5), "manifest_file": ("model.json", manifest)})
+    assert reply.status_code == 200 and f"Registered {TINY_NAME} v2" in reply.text, reply.text[-3000:]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # one worker retires gracefully; the master starts another
+        now = server.worker_pids()
+        if len(now) == WORKERS and now != before and requests.get(server.url("/readyz"), timeout=10).status_code == 200:
+            break
+        time.sleep(0.2)
+    now = server.worker_pids()
+    assert len(now) == WORKERS and len(now - before) == 1, (before, now, server.output())
+    assert not any(_maps_tensorflow(pid) for pid in now)
+    assert "loaded TensorFlow for POST /admin/webapp/modelversion/register/" in server.output()
+    assert sorted(v["version"] for v in requests.get(server.url("/api/v1/models"), timeout=10).json()) == [1, 2]

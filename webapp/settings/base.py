@@ -43,6 +43,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "webapp.middleware.JsonErrorsMiddleware",
+    "webapp.middleware.WorkerMemoryMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
