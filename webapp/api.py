@@ -231,6 +231,13 @@ def version_out(version) -> dict:
     }
 
 
+@api.get("/", auth=None, include_in_schema=False)
+def index(request: HttpRequest):
+    """Where a developer who opens /api/v1/ goes next."""
+    return {"docs": request.build_absolute_uri("docs"), "openapi": request.build_absolute_uri("openapi.json"),
+            "predict": request.build_absolute_uri("predict"), "models": request.build_absolute_uri("models")}
+
+
 @api.get("/models", response={200: list[ModelVersionOut], **ERRORS}, summary="Every registered model version")
 def models_list(request: HttpRequest):
     return [version_out(v) for v in selectors.model_version_list()]

@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import TINY_NAME
 from tests.webapp.helpers import assert_error
 
-UNKNOWN = ["/api/", "/api/v1/", "/api/v1/nope", "/api/v2/predict", "/api/v1/models/x/y", "/api/v1/predict/"]
+UNKNOWN = ["/api/", "/api/v1/nope", "/api/v2/predict", "/api/v1/models/x/y", "/api/v1/predict/"]
 WRONG_METHOD = [
     ("get", "/api/v1/predict", "POST"),
     ("put", "/api/v1/predict", "POST"),
@@ -37,11 +37,6 @@ def test_a_wrong_method_on_an_api_path_is_a_json_405_with_allow(client, method, 
 
 
 @pytest.mark.django_db
-def test_the_api_root_without_its_slash_leads_to_the_json_404(client):
-    reply = client.get("/api/v1", follow=True)
-    assert_error(reply, 404, "not_found")
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/api/v1/docs"])
 def test_the_schema_and_the_docs_still_answer_get(client, path):
@@ -72,3 +67,10 @@ def test_a_401_says_which_scheme_to_use(client, active_tiny, settings):
     settings.API_ALLOW_ANONYMOUS = False
     reply = client.get("/api/v1/models")
     assert reply.status_code == 401 and reply["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+def test_the_api_root_points_to_the_docs_and_the_schema_and_its_bare_path_leads_there(client, db, settings):
+    settings.API_ALLOW_ANONYMOUS = False  # no token needed to find the docs
+    body = client.get("/api/v1/").json()
+    assert body["docs"] == "http://testserver/api/v1/docs" and body["openapi"] == "http://testserver/api/v1/openapi.json"
+    assert client.get("/api/v1", follow=True).json() == body
