@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -36,6 +37,12 @@ def _body_limit(request) -> int:
     ):
         return settings.ADMIN_UPLOAD_MAX_BYTES
     return settings.REQUEST_MAX_BYTES
+
+
+@functools.cache
+def _read_only_paths() -> frozenset[str]:
+    """The paths of READ_ONLY_VIEWS (no resolving on every POST to know a prediction is none of them)."""
+    return frozenset(reverse(f"api:{name}") for name in READ_ONLY_VIEWS)
 
 
 def _url_name(request) -> str | None:
@@ -80,7 +87,7 @@ class JsonErrorsMiddleware:
             if _is_api(request):
                 return error_response(411, "length_required", message)
             return HttpResponse(message, status=411, content_type="text/plain; charset=utf-8")
-        if request.method not in ("GET", "HEAD") and _is_api(request) and _url_name(request) in READ_ONLY_VIEWS:
+        if request.method not in ("GET", "HEAD") and request.path_info in _read_only_paths():
             # Here, before CsrfViewMiddleware would answer a PUT with its HTML 403 page.
             return self._not_allowed(request, "GET, HEAD")
         if request.method == "POST" and request.path == reverse("admin:login"):
