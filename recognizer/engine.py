@@ -193,9 +193,11 @@ class Engine:
         from recognizer.allowed import restrict
         from recognizer.feature_maps import pooled
 
-        if allowed is not None:  # before ranking and the verdict: both see the allowed classes only
+        every = rows
+        if allowed is not None:  # before ranking and the verdict's class: both see the allowed classes only
             rows = restrict(rows, allowed)
-        verdicts = self.judge.verdicts(rows, None if maps is None else pooled(maps))
+        # The domain is judged on every class: a list of animals does not make a car an animal.
+        verdicts = self.judge.verdicts(rows, None if maps is None else pooled(maps), domain_from=every)
         ranked = self.rank(rows, top_k=top_k, domain=domain, allowed=allowed)
         notes = [filter_note(row, self._domain_masks[domain], domain) if domain else "" for row in rows]
         return [

@@ -162,10 +162,15 @@ class Judge:
                 rows.append((float(d.max()), float(p[inside].max()), largest_group_sum(p, self.groups, domain=domain)))
         return np.array(rows, dtype=np.float64).reshape(-1, 3)
 
-    def verdicts(self, probabilities: np.ndarray, pooled: np.ndarray | None = None) -> list[Verdict]:
-        """One verdict per row of raw class probabilities (and pooled features, when the engine gives them)."""
+    def verdicts(self, probabilities: np.ndarray, pooled: np.ndarray | None = None, *,
+                 domain_from: np.ndarray | None = None) -> list[Verdict]:
+        """One verdict per row of raw class probabilities (and pooled features, when the engine gives them).
+
+        `domain_from`: the rows the domain is judged on, when `probabilities` are restricted to some classes (an
+        allowed-class list chooses among the classes, it does not make a car an animal).
+        """
         calibrated = self.calibrated(probabilities)
-        domains = self.domains(probabilities, pooled)
+        domains = self.domains(probabilities if domain_from is None else domain_from, pooled)
         return [decide(p, d, self.classes, self.groups, self.thresholds) for p, d in zip(calibrated, domains)]
 
 

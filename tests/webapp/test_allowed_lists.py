@@ -26,7 +26,7 @@ def test_a_list_saved_in_the_admin_limits_the_answers_of_that_model(admin_client
     assert body["allowed_classes"] == {"applied": True, "count": 2, "source": "admin"}
     assert labels(body) == ["fern", "owl"]
     assert sum(p["probability"] for p in body["predictions"]) == pytest.approx(1.0, abs=1e-6)
-    assert body["verdict"]["domain"] in ("bird", "plant")  # the verdict is computed over the allowed classes too
+    assert body["verdict"]["domain"] == "other"  # judged on every class: the list chooses among classes, not the domain
 
 
 def test_the_admin_refuses_a_list_naming_a_class_the_active_version_lacks(admin_client, active_tiny):
@@ -171,3 +171,17 @@ def test_the_same_classes_in_another_order_are_said_to_move_indices(active_tiny,
     version = services.model_version_register(artifact_path=path)
     assert "in another order" in selectors.model_version_class_changes(version=version)
     assert selectors.model_version_class_changes(version=active_tiny) == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, domain", [("other/sedan.jpg", "other"), ("other/teapot.jpg", "other"), ("bird/flamingo.jpg", "bird")])
+def test_a_list_of_animals_does_not_make_a_car_or_a_bird_an_animal(client, default_served, name, domain):
+    from recognizer.photos import role_dir
+
+    photo = (role_dir("golden") / name).read_bytes()
+    before = predict(client, photo).json()["verdict"]
+    services.allowed_class_list_save(model_name="imagenet-efficientnet_lite0", classes="tiger\nn02119022\n340\n")
+    after = predict(client, photo).json()
+    assert after["allowed_classes"]["count"] == 3
+    assert before["domain"] == after["verdict"]["domain"] == domain
+    assert after["verdict"]["label"] is None  # no listed class is a sedan, a teapot or a flamingo
