@@ -185,6 +185,8 @@ def feedback_create(
     answer = answered(photo.prediction)
     if correct:
         label = _check_agrees(label=label, domain=domain, answer=answer)
+    else:
+        label, domain = _check_differs(label=label, domain=domain, answer=answer)
     top = photo.prediction.top[0] if photo.prediction.top else {}
     try:
         with transaction.atomic():
@@ -214,6 +216,7 @@ class Answered:
     shown: dict = field(default_factory=dict)
     fits: dict = field(default_factory=dict)
     named: bool = True
+    known: dict = field(default_factory=dict)  # every class's spellings (casefolded) -> (English label, domain)
 
 
 def answered(prediction) -> Answered:
@@ -229,20 +232,25 @@ def answered(prediction) -> Answered:
             return Answered(top.get("label", ""), top.get("domain", ""), named=bool(top))
         verdict = {"domain": top["domain"], "level": "class", "index": top["index"], "label": top["label"]}
     domain, names = verdict["domain"], _class_names(manifest)
+    known = {spelling: (names[c.index]["en"], c.domain) for c in manifest.classes for spelling in _spellings(names[c.index])}
     if verdict["level"] == "class":
         index = verdict["index"]
-        return Answered(verdict["label"], domain, names[index], _fitting(names, [index]))
+        return Answered(verdict["label"], domain, names[index], _fitting(names, [index]), known=known)
     if verdict["level"] == "group":
         group = next((g for g in groups_for(manifest.classes) if g.display() == verdict["label"]), None)
         if group is None:
-            return Answered("", domain, {"en": verdict["label"]}, {verdict["label"].casefold(): ""})
+            return Answered("", domain, {"en": verdict["label"]}, {verdict["label"].casefold(): ""}, known=known)
         shown = {lang: group.display_in(lang) for lang in names[0]}
         own = {n.casefold(): "" for n in (*shown.values(), group.name, group.name_zh) if n}
-        return Answered("", domain, shown, {**_fitting(names, group.members), **own})
+        return Answered("", domain, shown, {**_fitting(names, group.members), **own}, known=known)
     # "an animal, not sure which", or "not an animal, bird or plant": a label says which, if it is of that domain
     inside = [c.index for c in manifest.classes if c.domain == domain]
-    elsewhere = {spelling: None for spelling in _fitting(names, range(len(names)))}
-    return Answered("", domain, fits={**elsewhere, **_fitting(names, inside)}, named=False)
+    elsewhere = {spelling: None for spelling in known}
+    return Answered("", domain, fits={**elsewhere, **_fitting(names, inside)}, named=False, known=known)
+
+
+def _spellings(names: dict) -> set[str]:
+    return {name.casefold() for name in names.values() if name}
 
 
 def _class_names(manifest) -> list[dict]:
@@ -282,6 +290,27 @@ def _check_agrees(*, label: str, domain: str, answer: Answered) -> str:
             "or send 'correct': false with the right label."
         ) % {"label": label, "answered": shown})
     return label  # the answer named no kind and the label is no class of the model: kept as said, for review
+
+
+def _check_differs(*, label: str, domain: str, answer: Answered) -> tuple[str, str]:
+    """The label and domain a correction stores: a class of the model named in any language is stored as its English
+    label, with its domain. Naming the answer itself, or a class with another domain, says two things: refused."""
+    known = answer.known.get(label.casefold())
+    if known is None:  # free text: a kind the model does not know, kept as said for review
+        return label, domain
+    english, class_domain = known
+    if answer.label and english == answer.label:
+        shown = answer.shown.get(translation.get_language() or "en") or english
+        raise FeedbackError(_(
+            "'correct' is false but 'label' %(label)r is the answer %(answered)r itself: send 'correct': true, "
+            "or the right label."
+        ) % {"label": label, "answered": shown})
+    if domain and domain != class_domain:
+        raise FeedbackError(_(
+            "'label' %(label)r is a class of the %(class_domain)r domain, not %(domain)r: leave 'domain' out, or "
+            "correct the label."
+        ) % {"label": label, "class_domain": class_domain, "domain": domain})
+    return english, class_domain
 
 
 def _check_text(*, correct: bool, label: str, comment: str) -> None:

@@ -50,7 +50,7 @@ def classes_csv(folder: Path) -> list[dict]:
 def test_accepted_photos_become_an_image_folder_that_train_reads(accept, client, tmp_path):
     fox = [accept(jpeg("red-stripes", i), "Red fox") for i in range(2)]
     accept(jpeg("blue-circle", 10), "Fern", "plant")
-    rejected = feedback_on(client, jpeg("green-blocks", 20), label="teapot")  # pending: never exported
+    rejected = feedback_on(client, jpeg("green-blocks", 20), label="kettle")  # pending: never exported
     out = tmp_path / "data"
     printed = export(out)
     assert "3 images in 2 classes (3 from feedback)" in printed

@@ -99,3 +99,24 @@ def test_yes_to_not_wildlife_is_the_other_domain(client, kept):
     assert_error(confirm(client, body["id"], domain="animal"), 400, "invalid_feedback")
     assert confirm(client, body["id"]).status_code == 201
     assert stored() == ("", "other")
+
+
+def correct_it(client, prediction_id: int, lang: str = "en", **body):
+    return client.post(feedback_url(prediction_id) + f"?lang={lang}", {"correct": False, **body}, content_type="application/json")
+
+
+def test_a_correction_naming_a_class_in_chinese_stores_its_english_label_and_domain(client, kept):
+    body = answer(client, "animal/tiger.jpg", lang="zh-hans")
+    assert correct_it(client, body["id"], "zh-hans", label="赤狐").status_code == 201
+    assert stored() == ("red fox", "animal")
+
+
+def test_a_correction_naming_the_answer_itself_or_a_class_of_another_domain_is_refused(client, kept):
+    body = answer(client, "animal/tiger.jpg", lang="zh-hans")
+    itself = assert_error(correct_it(client, body["id"], "zh-hans", label="老虎"), 400, "invalid_feedback")
+    assert "老虎" in itself["message"] and "true" in itself["message"]
+    other = assert_error(correct_it(client, body["id"], label="Red Fox", domain="bird"), 400, "invalid_feedback")
+    assert "'animal'" in other["message"] and "'bird'" in other["message"]
+    assert not Feedback.objects.exists()
+    assert correct_it(client, body["id"], label="a tiger in a zoo", domain="animal").status_code == 201  # free text, as said
+    assert stored() == ("a tiger in a zoo", "animal")
