@@ -26,7 +26,7 @@ def _check_settings() -> None:
 
 
 _check_settings()
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{_count('PORT', '8000')}"
 wsgi_app = "webapp.wsgi:application"
 # Two cores: two workers with one intra-op thread each keep workers x threads within the cores.
 workers = _count("WEB_WORKERS", "2")

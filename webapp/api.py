@@ -234,8 +234,9 @@ def version_out(version) -> dict:
 @api.get("/", auth=None, include_in_schema=False)
 def index(request: HttpRequest):
     """Where a developer who opens /api/v1/ goes next."""
-    return {"docs": request.build_absolute_uri("docs"), "openapi": request.build_absolute_uri("openapi.json"),
-            "predict": request.build_absolute_uri("predict"), "models": request.build_absolute_uri("models")}
+    link = request.build_absolute_uri
+    return {"docs": link("docs"), "openapi": link("openapi.json"), "predict": link("predict"),
+            "predict_batch": link("predict/batch"), "feedback": link("predictions/") + "{id}/feedback", "models": link("models")}
 
 
 @api.get("/models", response={200: list[ModelVersionOut], **ERRORS}, summary="Every registered model version")
@@ -296,6 +297,8 @@ BODY_UNREADABLE = "Cannot parse request body"  # django-ninja's HttpError when a
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
     if exc.status_code == 400 and str(exc) == BODY_UNREADABLE:  # as predict says it: one code, in the reader's language
+        if request.content_type != "application/json":  # a form or no type: the body was never meant as JSON
+            return error_response(415, "unsupported_media_type", _("Send this body as JSON, with Content-Type: application/json."))
         return error_response(400, "invalid_json", _("The request body is not valid JSON."))
     return error_response(exc.status_code, "http_error", str(exc))
 

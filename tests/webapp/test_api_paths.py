@@ -74,3 +74,14 @@ def test_the_api_root_points_to_the_docs_and_the_schema_and_its_bare_path_leads_
     body = client.get("/api/v1/").json()
     assert body["docs"] == "http://testserver/api/v1/docs" and body["openapi"] == "http://testserver/api/v1/openapi.json"
     assert client.get("/api/v1", follow=True).json() == body
+
+
+def test_a_feedback_body_sent_as_a_form_is_a_415_saying_to_send_json(client, db):
+    reply = client.post("/api/v1/predictions/1/feedback", {"correct": "true"})  # multipart, as a form posts it
+    assert assert_error(reply, 415, "unsupported_media_type")["message"] == "Send this body as JSON, with Content-Type: application/json."
+
+
+def test_the_api_root_links_every_endpoint(client, db):
+    body = client.get("/api/v1/").json()
+    assert body["predict_batch"] == "http://testserver/api/v1/predict/batch"
+    assert body["feedback"] == "http://testserver/api/v1/predictions/{id}/feedback"

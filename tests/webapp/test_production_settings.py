@@ -73,7 +73,7 @@ GOOD = {"DJANGO_SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": "recognizer.example.org"
     ({"BATCH_MAX_IMAGES": "0"}, "BATCH_MAX_IMAGES must be at least 1, not 0"),
     ({"UPLOAD_MAX_BYTES": "-5"}, "UPLOAD_MAX_BYTES must be at least 1, not -5"),
     ({"MAX_IMAGE_PIXELS": "0"}, "MAX_IMAGE_PIXELS must be at least 1"),
-    ({"REQUEST_MAX_BYTES": "0"}, "REQUEST_MAX_BYTES must be at least 1"),
+    ({"REQUEST_MAX_BYTES": "100"}, "REQUEST_MAX_BYTES must be at least 10000000, not 100"),
     ({"FEEDBACK_RETENTION_DAYS": "0"}, "FEEDBACK_RETENTION_DAYS must be at least 1"),
     ({"SECURE_HSTS_SECONDS": "-1"}, "SECURE_HSTS_SECONDS must be at least 0"),
     ({"ALLOWED_IMAGE_FORMATS": "jpeg,JPG"}, "ALLOWED_IMAGE_FORMATS must list image formats Pillow opens, like JPEG,PNG,WEBP,GIF,BMP; not JPG."),

@@ -168,7 +168,7 @@ INFERENCE_QUEUE_MAX = env_int("INFERENCE_QUEUE_MAX", 8, minimum=1)
 
 # A request body holds at most a batch of full-size uploads (plus base64 overhead); larger bodies are 413.
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES
-REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", UPLOAD_MAX_BYTES * 4, minimum=1)
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", UPLOAD_MAX_BYTES * 4, minimum=UPLOAD_MAX_BYTES)  # a whole photo fits
 # A JSON body (base64 images) may be as large as any other body: the limit above, checked before it is read.
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
 # Model uploads (H5 + manifest) in the admin's register form, for staff who may add versions: the one larger body.
