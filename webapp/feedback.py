@@ -122,26 +122,34 @@ def photo_keep(*, prediction_id: int | None, sha256: str, picture: Image.Image |
 
 @dataclass(frozen=True)
 class Deleted:
-    """Photos forgotten, and how many of their files were not found in MEDIA_ROOT (a different storage?)."""
+    """The photos of `count` predictions forgotten; `files` removed (equal uploads share one file, kept while another
+    prediction still needs it), and how many were not found in MEDIA_ROOT (a different storage?)."""
 
     count: int
     missing: int = 0
+    files: int = 0
+
+    def said(self) -> str:
+        """'the photos of 2 predictions (1 file removed)'."""
+        return (f"the photo{'s' if self.count != 1 else ''} of {self.count} prediction{'s' if self.count != 1 else ''} "
+                f"({self.files} file{'s' if self.files != 1 else ''} removed)")
 
 
 def _delete(photos) -> Deleted:
     """Forget the photos' files, keeping each file while another kept photo still needs it."""
-    count = missing = 0
+    count = missing = files = 0
     for photo in photos:
         name = photo.image.name
         KeptPhoto.objects.filter(pk=photo.pk).update(image="", deleted_at=timezone.now())
         if name and not KeptPhoto.objects.filter(image=name).exists():
             if photo.image.storage.exists(name):
                 photo.image.storage.delete(name)
+                files += 1
             else:
                 missing += 1
                 log.warning("photo file %s of prediction %s not found under MEDIA_ROOT %s", name, photo.prediction_id, settings.MEDIA_ROOT)
         count += 1
-    return Deleted(count, missing)
+    return Deleted(count, missing, files)
 
 
 def photos_purge(*, now: datetime | None = None) -> Deleted:

@@ -252,7 +252,7 @@ def test_purge_deletes_photos_past_retention_unless_feedback_arrived(client, kee
     KeptPhoto.objects.exclude(prediction_id=fresh).update(kept_until=timezone.now() - timedelta(seconds=1))
     out = io.StringIO()
     call_command("purge_uploads", stdout=out)
-    assert "deleted 2 photos" in out.getvalue()
+    assert "deleted the photos of 2 predictions (1 file removed) past" in out.getvalue()  # `shared`'s file stays
     gone = {p.prediction_id for p in KeptPhoto.objects.filter(deleted_at__isnull=False)}
     assert gone == {without, shared}
     for kept in KeptPhoto.objects.filter(prediction_id__in=[with_feedback, fresh]):
@@ -269,7 +269,7 @@ def test_erase_removes_one_persons_photos_feedback_or_not(client, keeping, jpeg_
     anyone = predict(client, other_jpeg).json()["id"]
     out = io.StringIO()
     call_command("erase_uploads", "--user", "alice", stdout=out)
-    assert "erased 1 photo" in out.getvalue()
+    assert out.getvalue().strip() == "erased the photo of 1 prediction (1 file removed)"
     assert KeptPhoto.objects.get(prediction_id=hers).deleted_at is not None
     assert not Path(keeping, KeptPhoto.objects.get(prediction_id=hers).image.name or "none").is_file()
     assert KeptPhoto.objects.get(prediction_id=anyone).deleted_at is None
@@ -357,6 +357,6 @@ def test_erasing_says_when_photo_files_are_not_under_this_media_root(client, kee
     settings.MEDIA_ROOT = tmp_path / "another-media-root"  # as a command run with another host's settings would
     out, err = io.StringIO(), io.StringIO()
     call_command("erase_uploads", "--since", "2000-01-01", stdout=out, stderr=err)
-    assert "erased 1 photo" in out.getvalue()
+    assert "erased the photo of 1 prediction (0 files removed)" in out.getvalue()
     assert "1 of those photo files were not found under MEDIA_ROOT" in err.getvalue()
 

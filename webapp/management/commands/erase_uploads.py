@@ -31,5 +31,5 @@ class Command(BaseCommand):
         if start and end and start >= end:
             raise CommandError("--since must come before --until.")
         done = feedback.photos_erase(username=user, since=start, until=end)
-        self.stdout.write(f"erased {done.count} photo{'s' if done.count != 1 else ''}")
+        self.stdout.write(f"erased {done.said()}")
         missing_files_warning(self, done)

@@ -9,5 +9,5 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         done = feedback.photos_purge()
-        self.stdout.write(f"deleted {done.count} photo{'s' if done.count != 1 else ''} past retention without feedback")
+        self.stdout.write(f"deleted {done.said()} past retention without feedback")
         missing_files_warning(self, done)
