@@ -96,10 +96,10 @@ def model_version_register(
         raise RegistrationError(f"The model name {engine.manifest.name!r} in its manifest must be {MODEL_NAME_RULE}.")
     registered = ModelVersion.objects.filter(artifact_path=str(artifact_path)).first()
     if registered is not None:  # one version per file: the manifest and compiled copies beside it are that version's
+        state = "the active version" if registered.is_active else "inactive: activate it to serve it"
         raise RegistrationError(
-            f"{artifact_path} is already registered as {registered}; activate that version, or run "
-            f"manage.py recompile {registered.name} --all to compile it again (a copy of the file elsewhere can be a "
-            "version of its own)."
+            f"{artifact_path} is already registered as {registered} ({state}); to compile it again, run "
+            f"manage.py recompile {registered.name} --all (a copy of the file elsewhere can be a version of its own)."
         )
     optimization = optimize_artifact(engine, kind=settings.RECOGNIZER_ENGINE, precision=settings.RECOGNIZER_PRECISION)
     manifest = engine.manifest.with_updates(engine=optimization.engine)

@@ -112,7 +112,7 @@ def test_the_same_file_is_registered_once_so_its_manifest_stays_that_versions(on
     first = services.model_version_register(artifact_path=path)
     assert first.engine == "onnxruntime"
     settings.RECOGNIZER_ENGINE = "keras"
-    with pytest.raises(services.RegistrationError, match=rf"already registered as {TINY_NAME} v1; activate that version"):
+    with pytest.raises(services.RegistrationError, match=rf"already registered as {TINY_NAME} v1 \(inactive: activate it to serve it\)"):
         services.model_version_register(artifact_path=path)
     assert json.loads(manifest_path(path).read_text())["engine"] == "onnxruntime"  # not rewritten for keras
     assert services.model_version_register(artifact_path=artifact_copy(stem="copy")).version == 2  # a copy is its own
