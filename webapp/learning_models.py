@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from webapp.models import AppendOnly  # defined before webapp.models imports this module
 
@@ -44,10 +45,10 @@ class Feedback(models.Model):
 
     prediction = models.OneToOneField("webapp.Prediction", on_delete=models.CASCADE, related_name="feedback")
     correct = models.BooleanField()
-    label = models.CharField(max_length=200, blank=True, help_text="The user's answer (free text or a class).")
+    label = models.CharField(max_length=200, blank=True, help_text=_("The user's answer (free text or a class)."))
     domain = models.CharField(max_length=10, blank=True)
     comment = models.TextField(blank=True)
-    model_label = models.CharField(max_length=200, help_text="The model's top-1 answer.")
+    model_label = models.CharField(max_length=200, help_text=_("The model's top-1 answer."))
     source = models.CharField(max_length=10)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     status = models.CharField(max_length=10, choices=STATUSES, default=PENDING, db_index=True)
@@ -90,13 +91,13 @@ class Dataset(models.Model):
     path = models.CharField(max_length=500)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    since = models.DateField(null=True, blank=True, help_text="Only feedback from this day on.")
-    base_path = models.CharField(max_length=500, blank=True, help_text="The existing dataset merged in, if any.")
-    images = models.PositiveIntegerField(help_text="Image files in the folder.")
-    from_feedback = models.PositiveIntegerField(help_text="Of which accepted feedback photos.")
-    counts = models.JSONField(help_text="Images per class folder.")
-    files = models.JSONField(help_text="[relative path, sha256] of every image.")
-    digest = models.CharField(max_length=64, help_text="sha256 over the sorted file list: equal digests, equal data.")
+    since = models.DateField(null=True, blank=True, help_text=_("Only feedback from this day on."))
+    base_path = models.CharField(max_length=500, blank=True, help_text=_("The existing dataset merged in, if any."))
+    images = models.PositiveIntegerField(help_text=_("Image files in the folder."))
+    from_feedback = models.PositiveIntegerField(help_text=_("Of which accepted feedback photos."))
+    counts = models.JSONField(help_text=_("Images per class folder."))
+    files = models.JSONField(help_text=_("[relative path, sha256] of every image."))
+    digest = models.CharField(max_length=64, help_text=_("sha256 over the sorted file list: equal digests, equal data."))
     feedback = models.ManyToManyField(Feedback, blank=True, related_name="datasets")
 
     class Meta:
@@ -119,11 +120,11 @@ class TrainingJob(models.Model):
     epochs = models.PositiveIntegerField()
     fine_tune_layers = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED, db_index=True)
-    progress = models.JSONField(default=dict, blank=True, help_text="The last report: phase, epoch, loss, accuracy, time left.")
+    progress = models.JSONField(default=dict, blank=True, help_text=_("The last report: phase, epoch, loss, accuracy, time left."))
     cancel_requested = models.BooleanField(default=False)
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)
-    host = models.CharField(max_length=100, blank=True, help_text="The machine running it.")
+    host = models.CharField(max_length=100, blank=True, help_text=_("The machine running it."))
     version = models.ForeignKey("webapp.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="training_jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -142,8 +143,8 @@ class GoldenSet(models.Model):
     """Photos of a model's own classes, never trained on, that every candidate version is scored on."""
 
     model_name = models.CharField(max_length=100, unique=True)
-    path = models.CharField(max_length=500, help_text="A folder with one subfolder per class, named by class id.")
-    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, help_text="Or an exported dataset.")
+    path = models.CharField(max_length=500, help_text=_("A folder with one subfolder per class, named by class id."))
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, help_text=_("Or an exported dataset."))
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -164,7 +165,7 @@ class GateCheck(models.Model):
     images = models.PositiveIntegerField()
     candidate_top1 = models.FloatField()
     active_top1 = models.FloatField(null=True, blank=True)
-    trained_on_golden = models.PositiveIntegerField(default=0, help_text="Golden photos found in the candidate's training data.")
+    trained_on_golden = models.PositiveIntegerField(default=0, help_text=_("Golden photos found in the candidate's training data."))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -8,6 +8,7 @@ import threading
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from django.db.models import Q
 
 _maintenance = threading.local()
@@ -65,12 +66,12 @@ class ModelVersion(models.Model):
 
     name = models.CharField(max_length=100)
     version = models.PositiveIntegerField()
-    artifact_path = models.CharField(max_length=500, help_text="The .h5 file; its manifest is the .json beside it.")
+    artifact_path = models.CharField(max_length=500, help_text=_("The .h5 file; its manifest is the .json beside it."))
     sha256 = models.CharField(max_length=64)
     backbone = models.CharField(max_length=50)
     manifest = models.JSONField()
-    engine = models.CharField(max_length=30, default="keras", help_text="The runtime that serves this version.")
-    engine_note = models.TextField(blank=True, help_text="Why the optimized engine is not used, if it is not.")
+    engine = models.CharField(max_length=30, default="keras", help_text=_("The runtime that serves this version."))
+    engine_note = models.TextField(blank=True, help_text=_("Why the optimized engine is not used, if it is not."))
     notes = models.TextField(blank=True)
     is_active = models.BooleanField(default=False)
     activated_at = models.DateTimeField(null=True, blank=True)
@@ -120,9 +121,9 @@ class Prediction(AppendOnly):
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
-    top = models.JSONField(help_text="The predictions returned, best first.")
-    verdict = models.JSONField(null=True, blank=True, help_text="The verdict returned (in English), the answer feedback confirms.")
-    domain = models.CharField(max_length=10, blank=True, help_text="The domain the predictions were filtered to, if any.")
+    top = models.JSONField(help_text=_("The predictions returned, best first."))
+    verdict = models.JSONField(null=True, blank=True, help_text=_("The verdict returned (in English), the answer feedback confirms."))
+    domain = models.CharField(max_length=10, blank=True, help_text=_("The domain the predictions were filtered to, if any."))
     input_sha256 = models.CharField(max_length=64)
     input_bytes = models.PositiveIntegerField()
     latency_ms = models.FloatField()
@@ -141,7 +142,7 @@ class ApiToken(models.Model):
     """A secret for programs calling the API; only its sha256 is stored."""
 
     name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=8, help_text="First characters of the token, to recognise it.")
+    prefix = models.CharField(max_length=8, help_text=_("First characters of the token, to recognise it."))
     key_sha256 = models.CharField(max_length=64, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
     is_active = models.BooleanField(default=True)
@@ -159,12 +160,12 @@ class ApiToken(models.Model):
 class WorkerHeartbeat(models.Model):
     """What one worker process serves, as it last reported (every MODEL_POLL_SECONDS): one row per model name."""
 
-    instance = models.CharField(max_length=255, help_text="INSTANCE_NAME of the host (its hostname by default).")
+    instance = models.CharField(max_length=255, help_text=_("INSTANCE_NAME of the host (its hostname by default)."))
     pid = models.PositiveIntegerField()
     model_name = models.CharField(max_length=100)
     version = models.PositiveIntegerField()
-    engine = models.CharField(max_length=30, help_text="The runtime that really runs the forward pass.")
-    wanted_engine = models.CharField(max_length=30, help_text="The engine the version was compiled for.")
+    engine = models.CharField(max_length=30, help_text=_("The runtime that really runs the forward pass."))
+    wanted_engine = models.CharField(max_length=30, help_text=_("The engine the version was compiled for."))
     started_at = models.DateTimeField()
     seen_at = models.DateTimeField(db_index=True)
 
@@ -181,10 +182,10 @@ class AllowedClassList(models.Model):
 
     model_name = models.CharField(max_length=100, unique=True)
     classes = models.TextField(
-        help_text="One class per line: its label (red fox), WordNet id (n02119022) or index (277). "
-        "Lines starting with # are comments."
+        help_text=_("One class per line: its label (red fox), WordNet id (n02119022) or index (277). "
+        "Lines starting with # are comments.")
     )
-    enabled = models.BooleanField(default=True, help_text="Untick to answer over all classes again, keeping the list.")
+    enabled = models.BooleanField(default=True, help_text=_("Untick to answer over all classes again, keeping the list."))
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 

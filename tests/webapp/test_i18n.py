@@ -231,6 +231,12 @@ def test_the_admin_s_own_actions_and_columns_are_translated(admin_client, active
     assert "Activate the selected version" in page_text(admin_client.get("/admin/webapp/modelversion/"))
 
 
+def test_the_admin_s_help_texts_are_translated(admin_client, active):
+    chinese = page_text(admin_client.get("/admin/webapp/allowedclasslist/add/", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
+    assert "每行一个类别" in chinese and "One class per line" not in chinese
+    assert "One class per line" in page_text(admin_client.get("/admin/webapp/allowedclasslist/add/"))
+
+
 def test_the_page_s_own_error_pages_are_in_the_page_language(client, db):
     missing = client.get("/no-such-page", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER)
     assert missing.status_code == 404 and "找不到页面" in page_text(missing)
