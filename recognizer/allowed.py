@@ -1,10 +1,11 @@
 """Allowed classes: the species a deployment (a reserve, a farm) can meet, as a list of lines.
 
 The list comes from a plain text file or from the admin. One class per line,
-by label ("red fox"), WordNet id ("n02119022") or index ("277"); blank lines
-and lines starting with '#' are ignored. The answer is then computed over
-those classes only: probabilities renormalized over them before ranking and
-before the verdict.
+by label ("red fox", or for an ImageNet class its Chinese label "赤狐"), WordNet
+id ("n02119022") or index ("277"); blank lines and lines starting with '#' are
+ignored. The answer is then computed over those classes only: probabilities
+renormalized over them before ranking and before the verdict chooses a class
+(its domain is judged on every class).
 """
 
 from __future__ import annotations
@@ -20,9 +21,14 @@ from recognizer.manifest import ClassInfo
 
 def parse_allowed(lines: Sequence[str], classes: Sequence[ClassInfo]) -> tuple[np.ndarray, list[str]]:
     """A boolean mask over `classes` from the listed lines, and the lines that name no class of them."""
-    keys = {}
+    from recognizer.labels import imagenet_chinese
+
+    chinese, keys = imagenet_chinese(), {}
     for c in classes:
         keys.update({c.label.lower(): c.index, c.id.lower(): c.index, str(c.index): c.index})
+        english, label_zh = chinese.get(c.id, ("", ""))
+        if label_zh and english == c.label:  # the Chinese label the replies give this class
+            keys[label_zh.lower()] = c.index
     wanted = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
     mask = np.zeros(len(classes), dtype=bool)
     mask[[keys[w.lower()] for w in wanted if w.lower() in keys]] = True

@@ -24,3 +24,10 @@ def test_a_line_that_is_no_class_is_refused_by_name(tmp_path):
 def test_probabilities_are_renormalized_over_the_allowed_classes_only():
     mask = np.array([True, False, True])
     assert restrict(np.array([[0.2, 0.6, 0.2]]), mask).tolist() == [[0.5, 0.0, 0.5]]
+
+
+def test_an_imagenet_class_may_be_listed_by_the_chinese_label_the_replies_give_it(tmp_path):
+    path = tmp_path / "allowed.txt"
+    path.write_text("赤狐\n老虎\n", encoding="utf-8")
+    mask = read_allowed(path, imagenet_classes())
+    assert list(np.flatnonzero(mask)) == [277, 292]
