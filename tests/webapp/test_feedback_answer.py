@@ -27,8 +27,9 @@ def answer(client, name: str, **params) -> dict:
     return reply.json()
 
 
-def confirm(client, prediction_id: int, lang: str = "en", **body):
-    return client.post(feedback_url(prediction_id) + f"?lang={lang}", {"correct": True, **body}, content_type="application/json")
+def tell(client, prediction_id: int, correct: bool, lang: str = "en", **body):
+    """Feedback on a prediction, with `lang` in the query."""
+    return client.post(feedback_url(prediction_id) + f"?lang={lang}", {"correct": correct, **body}, content_type="application/json")
 
 
 def stored() -> tuple[str, str]:
@@ -48,13 +49,13 @@ def test_the_prediction_record_keeps_the_verdict_it_answered(client, kept):
 def test_a_chinese_client_confirming_its_chinese_answer_stores_the_english_class(client, kept):
     body = answer(client, "animal/tiger.jpg", lang="zh-hans")
     assert body["verdict"]["label"] == "老虎"
-    assert confirm(client, body["id"], "zh-hans", label="老虎").status_code == 201
+    assert tell(client, body["id"], True, "zh-hans", label="老虎").status_code == 201
     assert stored() == ("tiger", "animal")
 
 
 def test_a_confirmation_naming_another_class_is_refused_naming_the_answer_in_the_clients_language(client, kept):
     body = answer(client, "animal/tiger.jpg", lang="zh-hans")
-    refused = assert_error(confirm(client, body["id"], "zh-hans", label="狮子"), 400, "invalid_feedback")
+    refused = assert_error(tell(client, body["id"], True, "zh-hans", label="狮子"), 400, "invalid_feedback")
     assert "老虎" in refused["message"] and "狮子" in refused["message"]
     assert not Feedback.objects.exists()
 
@@ -62,61 +63,57 @@ def test_a_confirmation_naming_another_class_is_refused_naming_the_answer_in_the
 def test_yes_to_an_answer_filtered_to_birds_confirms_the_tiger_it_said_not_the_bird_listed_first(client, kept):
     body = answer(client, "animal/tiger.jpg", domain="bird")
     assert body["predictions"][0]["domain"] == "bird" and body["verdict"]["label"] == "tiger"
-    assert confirm(client, body["id"]).status_code == 201
+    assert tell(client, body["id"], True).status_code == 201
     assert stored() == ("tiger", "animal")
 
 
 def test_yes_to_an_uncertain_verdict_confirms_its_domain_and_no_class(client, kept):
     body = answer(client, "plant/thyme.jpg")
     assert body["verdict"]["status"] == "uncertain" and body["predictions"][0]["domain"] == "other"
-    assert confirm(client, body["id"]).status_code == 201
+    assert tell(client, body["id"], True).status_code == 201
     assert stored() == ("", "plant")
 
 
 def test_a_label_added_to_an_uncertain_verdict_says_which_and_must_be_of_its_domain(client, kept):
     thyme = answer(client, "plant/thyme.jpg")
-    refused = assert_error(confirm(client, thyme["id"], label="Tiger"), 400, "invalid_feedback")
+    refused = assert_error(tell(client, thyme["id"], True, label="Tiger"), 400, "invalid_feedback")
     assert "'plant'" in refused["message"]
-    assert confirm(client, thyme["id"], label="wild thyme").status_code == 201
+    assert tell(client, thyme["id"], True, label="wild thyme").status_code == 201
     assert stored() == ("wild thyme", "plant")
 
 
 def test_yes_to_a_group_verdict_stores_no_class_unless_the_label_names_one_of_its_members(client, kept):
     pig = answer(client, "animal/pig.jpg", lang="zh-hans")
     assert pig["verdict"]["level"] == "group"
-    assert confirm(client, pig["id"], "zh-hans", label="偶蹄动物").status_code == 201
+    assert tell(client, pig["id"], True, "zh-hans", label="偶蹄动物").status_code == 201
     assert stored() == ("", "animal")
     Feedback.objects.all().delete()
-    assert confirm(client, pig["id"], label="Wild Boar").status_code == 201
+    assert tell(client, pig["id"], True, label="Wild Boar").status_code == 201
     assert stored() == ("wild boar", "animal")
     Feedback.objects.all().delete()
-    assert_error(confirm(client, pig["id"], label="tiger"), 400, "invalid_feedback")
+    assert_error(tell(client, pig["id"], True, label="tiger"), 400, "invalid_feedback")
 
 
 def test_yes_to_not_wildlife_is_the_other_domain(client, kept):
     body = answer(client, "other/mailbox.jpg")
     assert body["verdict"]["status"] == "not_wildlife"
-    assert_error(confirm(client, body["id"], domain="animal"), 400, "invalid_feedback")
-    assert confirm(client, body["id"]).status_code == 201
+    assert_error(tell(client, body["id"], True, domain="animal"), 400, "invalid_feedback")
+    assert tell(client, body["id"], True).status_code == 201
     assert stored() == ("", "other")
-
-
-def correct_it(client, prediction_id: int, lang: str = "en", **body):
-    return client.post(feedback_url(prediction_id) + f"?lang={lang}", {"correct": False, **body}, content_type="application/json")
 
 
 def test_a_correction_naming_a_class_in_chinese_stores_its_english_label_and_domain(client, kept):
     body = answer(client, "animal/tiger.jpg", lang="zh-hans")
-    assert correct_it(client, body["id"], "zh-hans", label="赤狐").status_code == 201
+    assert tell(client, body["id"], False, "zh-hans", label="赤狐").status_code == 201
     assert stored() == ("red fox", "animal")
 
 
 def test_a_correction_naming_the_answer_itself_or_a_class_of_another_domain_is_refused(client, kept):
     body = answer(client, "animal/tiger.jpg", lang="zh-hans")
-    itself = assert_error(correct_it(client, body["id"], "zh-hans", label="老虎"), 400, "invalid_feedback")
+    itself = assert_error(tell(client, body["id"], False, "zh-hans", label="老虎"), 400, "invalid_feedback")
     assert "老虎" in itself["message"] and "true" in itself["message"]
-    other = assert_error(correct_it(client, body["id"], label="Red Fox", domain="bird"), 400, "invalid_feedback")
+    other = assert_error(tell(client, body["id"], False, label="Red Fox", domain="bird"), 400, "invalid_feedback")
     assert "'animal'" in other["message"] and "'bird'" in other["message"]
     assert not Feedback.objects.exists()
-    assert correct_it(client, body["id"], label="a tiger in a zoo", domain="animal").status_code == 201  # free text, as said
+    assert tell(client, body["id"], False, label="a tiger in a zoo", domain="animal").status_code == 201  # free text, as said
     assert stored() == ("a tiger in a zoo", "animal")
