@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from PIL import Image
 
 from webapp.clients import client_address
@@ -25,6 +26,11 @@ from webapp.models import ApiToken, Feedback, KeptPhoto
 
 LABEL_MAX = 200
 COMMENT_MAX = 2000
+# The domains as a sentence names them ("Jaguar is an animal, not a bird").
+KINDS = {
+    "animal": gettext_noop("an animal"), "bird": gettext_noop("a bird"), "plant": gettext_noop("a plant"),
+    "other": gettext_noop("neither an animal, a bird nor a plant"),
+}
 
 log = logging.getLogger(__name__)
 
@@ -195,14 +201,13 @@ def feedback_create(
         label = _check_agrees(label=label, domain=domain, answer=answer)
     else:
         label, domain = _check_differs(label=label, domain=domain, answer=answer)
-    top = photo.prediction.top[0] if photo.prediction.top else {}
     try:
         with transaction.atomic():
             return Feedback.objects.create(
                 prediction_id=prediction_id, correct=correct, label=label,
                 # "The answer was right" says the domain too: that of the answer given.
                 domain=domain or (answer.domain if correct else ""),
-                comment=comment, model_label=top.get("label", ""), source=owner.source,
+                comment=comment, model_label=answer.said, source=owner.source,
             )
     except IntegrityError:
         raise FeedbackExists(_("Prediction %(id)s already has feedback.") % {"id": prediction_id}) from None
@@ -226,6 +231,13 @@ class Answered:
     named: bool = True
     known: dict = field(default_factory=dict)  # every class's spellings (casefolded) -> (English label, domain)
 
+    @property
+    def said(self) -> str:
+        """The answer in English, as a reviewer reads it: the class or group, else what the verdict said of the domain."""
+        if self.shown.get("en"):
+            return self.shown["en"]
+        return "not an animal, bird or plant" if self.domain == "other" else f"{self.domain}, kind not named"
+
 
 def answered(prediction) -> Answered:
     """The answer `prediction` gave: its verdict; its top class for records made before verdicts were kept."""
@@ -237,7 +249,7 @@ def answered(prediction) -> Answered:
     if verdict is None:  # a record from before verdicts were kept: its top class was the answer
         top = prediction.top[0] if prediction.top else {}
         if "index" not in top:
-            return Answered(top.get("label", ""), top.get("domain", ""), named=bool(top))
+            return Answered(top.get("label", ""), top.get("domain", ""), {"en": top["label"]} if top else {}, named=bool(top))
         verdict = {"domain": top["domain"], "level": "class", "index": top["index"], "label": top["label"]}
     domain, names = verdict["domain"], _class_names(manifest)
     known = {spelling: (names[c.index]["en"], c.domain) for c in manifest.classes for spelling in _spellings(names[c.index])}
@@ -310,14 +322,12 @@ def _check_differs(*, label: str, domain: str, answer: Answered) -> tuple[str, s
     if answer.label and english == answer.label:
         shown = answer.shown.get(translation.get_language() or "en") or english
         raise FeedbackError(_(
-            "'correct' is false but 'label' %(label)r is the answer %(answered)r itself: send 'correct': true, "
-            "or the right label."
+            "“%(label)s” is the answer we gave (%(answered)s). If it is right, confirm it instead (the page's "
+            "“Yes, it is right” button, or \"correct\": true in the API); if not, say what the photo shows."
         ) % {"label": label, "answered": shown})
     if domain and domain != class_domain:
-        raise FeedbackError(_(
-            "'label' %(label)r is a class of the %(class_domain)r domain, not %(domain)r: leave 'domain' out, or "
-            "correct the label."
-        ) % {"label": label, "class_domain": class_domain, "domain": domain})
+        raise FeedbackError(_("“%(label)s” is %(class_kind)s, not %(kind)s: choose that kind, or leave the kind out.") % {
+            "label": label, "class_kind": _(KINDS[class_domain]), "kind": _(KINDS[domain])})
     return english, class_domain
 
 
@@ -325,7 +335,7 @@ def _check_text(*, correct: bool, label: str, comment: str) -> None:
     if "\x00" in label or "\x00" in comment:  # no database keeps them in text, and no folder name may hold one
         raise FeedbackError(_("The label and the comment cannot hold NUL characters."))
     if not correct and not label:
-        raise FeedbackError(_("Say what the photo shows: 'label' is needed when the answer is wrong."))
+        raise FeedbackError(_("Say what the photo shows: a label is needed when the answer is wrong."))
     if len(label) > LABEL_MAX:
         raise FeedbackError(_("The label is %(length)d characters long; at most %(limit)d are allowed.") % {"length": len(label), "limit": LABEL_MAX})
     if len(comment) > COMMENT_MAX:

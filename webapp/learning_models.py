@@ -48,7 +48,7 @@ class Feedback(models.Model):
     label = models.CharField(max_length=200, blank=True, help_text=_("The user's answer (free text or a class)."))
     domain = models.CharField(max_length=10, blank=True)
     comment = models.TextField(blank=True)
-    model_label = models.CharField(max_length=200, help_text=_("The model's top-1 answer."))
+    model_label = models.CharField(max_length=200, help_text=_("The answer the model gave (its verdict), in English."))
     source = models.CharField(max_length=10)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     status = models.CharField(max_length=10, choices=STATUSES, default=PENDING, db_index=True)
