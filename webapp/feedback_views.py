@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from webapp import feedback, selectors
 from webapp.errors import ApiError, expected_errors, to_api_error
+from webapp.i18n import reply_language
 from webapp.throttling import ClientRateThrottle
 
 FEEDBACK_DOMAINS = [
@@ -19,9 +20,23 @@ FEEDBACK_DOMAINS = [
 ]
 
 
+def _suggestions(version) -> list[str]:
+    """The class labels offered as suggestions: in the page's language first (a Chinese reader gets the Chinese ones),
+    then in English."""
+    from recognizer.labels import display_label
+    from recognizer.manifest import Manifest
+
+    manifest = Manifest.from_dict(version.manifest)
+    english = sorted({c.label for c in manifest.classes})
+    if reply_language() == "en":
+        return english
+    own = sorted({display_label(manifest, c.index, reply_language()) for c in manifest.classes} - set(english))
+    return own + english
+
+
 def page_context() -> dict:
     """What the page needs to offer feedback: whether it is on, how long photos are kept, each model's labels."""
-    labels = {v.name: sorted({c["label"] for c in v.manifest.get("classes", [])}) for v in selectors.model_version_list_active()}
+    labels = {v.name: _suggestions(v) for v in selectors.model_version_list_active()}
     return {
         "feedback_on": settings.FEEDBACK_ENABLED,
         "retention_days": settings.FEEDBACK_RETENTION_DAYS,
@@ -41,10 +56,11 @@ def feedback_page(request: HttpRequest, prediction_id: int) -> HttpResponse:
     wants_json = "application/json" in request.headers.get("Accept", "")
     try:
         _throttle(request)
+        correct = request.POST.get("correct") == "true"  # the "Yes, it is right" button: the label field is not its
         item = feedback.feedback_create(
-            prediction_id=prediction_id, owner=feedback.Owner.of_page(request),
-            correct=request.POST.get("correct") == "true", label=request.POST.get("label", ""),
-            domain=_domain(request.POST.get("domain", "")), comment=request.POST.get("comment", ""),
+            prediction_id=prediction_id, owner=feedback.Owner.of_page(request), correct=correct,
+            label="" if correct else request.POST.get("label", ""),
+            domain="" if correct else _domain(request.POST.get("domain", "")), comment=request.POST.get("comment", ""),
         )
     except expected_errors() as exc:
         error = to_api_error(exc)

@@ -153,7 +153,7 @@
     feedbackForm.hidden = !body.id;
     feedbackForm.action = "/predictions/" + body.id + "/feedback";
     feedbackForm.reset();
-    feedbackForm.querySelector("button").disabled = false;
+    feedbackForm.querySelectorAll("button").forEach((button) => { button.disabled = false; });
     $("feedback-status").textContent = "";
     const slug = body.model.name.toLowerCase().replace(/[^a-z0-9_\s-]/g, "").replace(/[\s_-]+/g, "-").replace(/^-+|-+$/g, "");
     $("feedback-label").setAttribute("list", "labels-" + slug);
@@ -162,17 +162,19 @@
   async function sendFeedback(event) {
     event.preventDefault();
     const said = $("feedback-status");
+    const data = new FormData(feedbackForm);
+    if (event.submitter && event.submitter.name) data.set(event.submitter.name, event.submitter.value);  // "Yes, it is right"
     try {
       const response = await fetch(feedbackForm.action, {
         method: "POST",
-        body: new FormData(feedbackForm),
+        body: data,
         headers: { "Accept": "application/json", "X-CSRFToken": form.elements.csrfmiddlewaretoken.value },
         credentials: "same-origin",
       });
       const reply = await response.json().catch(() => null);
       if (response.ok) {
         said.textContent = gettext("Thank you: an expert will look at it.");
-        feedbackForm.querySelector("button").disabled = true;
+        feedbackForm.querySelectorAll("button").forEach((button) => { button.disabled = true; });
       } else {
         said.textContent = failureMessage(response, reply);
       }

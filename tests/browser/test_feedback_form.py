@@ -40,3 +40,20 @@ def test_a_wrong_answer_is_reported_from_the_page_without_reloading_it(keeping, 
     assert (item.label, item.domain, item.comment, item.source) == ("Red fox", "animal", "in the meadow", "page")
     assert KeptPhoto.objects.get(prediction=item.prediction).image
     expect(page.locator(".privacy-note")).to_contain_text("kept for 7 days")
+
+
+@pytest.mark.browser
+def test_yes_it_is_right_confirms_the_answer_in_place_whatever_the_label_field_holds(keeping, page, tmp_path):
+    from webapp.models import Feedback
+
+    photo = tmp_path / "stripes.jpg"
+    picture("red-stripes", seed=3, size=320).save(photo, quality=92)
+    choose_with_file_chooser(page, photo)
+    expect(rows(page)).to_have_count(4)
+    page.locator("#feedback-label").fill("Red fox")  # typed, then the person decides the answer was right after all
+    page.get_by_role("button", name="Yes, it is right").click()
+    expect(page.locator("#feedback-status")).to_have_text("Thank you: an expert will look at it.")
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    item = Feedback.objects.get()
+    assert (item.correct, item.label, item.source) == (True, "", "page")
+    assert item.domain == item.prediction.verdict["domain"]

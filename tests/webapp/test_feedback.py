@@ -39,7 +39,7 @@ def test_feedback_is_recorded_once_with_the_models_answer(client, predicted):
     item = Feedback.objects.get()
     assert reply.json()["id"] == item.pk and reply.json()["status"] == "pending"
     assert (item.prediction_id, item.correct, item.label, item.domain) == (predicted, False, "red fox", "animal")
-    assert item.model_label == Prediction.objects.get(pk=predicted).top[0]["label"]
+    assert item.model_label == "not an animal, bird or plant"  # the verdict the tiny model gave this picture
     assert item.comment == "in the garden at dusk" and item.source == "api"
 
 
@@ -49,7 +49,7 @@ def test_a_correct_answer_needs_no_label_and_records_the_verdicts_domain(client,
     verdict = Prediction.objects.get(pk=predicted).verdict
     assert verdict["status"] == "not_wildlife"  # the tiny model's answer for this picture: no kind named
     assert (item.correct, item.label, item.domain) == (True, "", "other")
-    assert item.model_label == "teapot"  # its top class, which the answer did not claim
+    assert item.model_label == "not an animal, bird or plant"  # the answer, not its top class (teapot), never claimed
 
 
 def test_an_unknown_prediction_is_404(client, keeping):
@@ -70,7 +70,7 @@ def test_feedback_errors_are_said_in_the_language_asked_for(client, predicted):
     assert "999999" in unknown["message"] and "反馈" in unknown["message"]
     no_label = assert_error(client.post(feedback_url(predicted) + "?lang=zh-hans", {"correct": False},
                                         content_type="application/json"), 400, "invalid_feedback")
-    assert "label" in no_label["message"] and "照片" in no_label["message"]
+    assert no_label["message"] == "请说明照片里是什么：答案错误时需要填写标签。"
 
 
 def test_a_feedback_body_that_is_not_json_is_400_invalid_json_as_on_predict(client, predicted):
@@ -360,3 +360,13 @@ def test_erasing_says_when_photo_files_are_not_under_this_media_root(client, kee
     assert "erased the photo of 1 prediction (0 files removed)" in out.getvalue()
     assert "1 of those photo files were not found under MEDIA_ROOT" in err.getvalue()
 
+
+
+def test_the_page_s_yes_button_confirms_without_javascript_and_ignores_the_label_field(client, keeping, jpeg_bytes):
+    page = client.post("/", {"image": upload(jpeg_bytes)}).content.decode()
+    assert "Yes, it is right" in page
+    prediction = Prediction.objects.get()
+    done = client.post(f"/predictions/{prediction.pk}/feedback", {"correct": "true", "label": "Red fox", "domain": "bird"})
+    assert done.status_code == 201 and "Thank you for confirming the answer" in done.content.decode()
+    item = Feedback.objects.get()
+    assert (item.correct, item.label, item.domain) == (True, "", prediction.verdict["domain"])

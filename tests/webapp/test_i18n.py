@@ -262,3 +262,11 @@ def test_a_genus_verdict_reads_in_chinese_with_the_latin_genus_and_unchanged_in_
     assert chinese["explanation"] == "大概是狐（Vulpes 属），但分辨不出是哪一种。"
     assert english["label"] == english["label_en"] == "a fox (genus Vulpes)"
     assert english["explanation"] == "Probably a fox (genus Vulpes), but we cannot tell which kind."
+
+
+def test_the_chinese_page_suggests_the_chinese_class_labels_first_then_the_english(client, active, settings):
+    settings.FEEDBACK_ENABLED = True
+    chinese = client.get("/", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER).context["class_labels"][NAME]
+    english = client.get("/").context["class_labels"][NAME]
+    assert english == sorted(label for label, _zh in CLASSES.values())
+    assert HAN.search(chinese[0]) and chinese[-len(english):] == english
