@@ -192,4 +192,4 @@ def filter_note(probabilities: np.ndarray, mask: np.ndarray, domain: str) -> Sen
     return Sentence(gettext_noop(
         "Only %(share)s of the model's probability is on %(domain)s classes; the shares within %(domains)s are "
         "rescaled to add up to 100%%, so a high share there does not mean the model is sure."
-    ), share=f"{inside:.0%}", domain=one, domains=many)
+    ), share=f"{inside:.0%}" if inside >= 0.005 else "<1%", domain=one, domains=many)  # not "0%": some is there

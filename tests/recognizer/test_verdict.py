@@ -54,3 +54,14 @@ def test_thresholds_come_from_the_manifest_extra():
     extra = {"calibration": {"thresholds": {"domain": 0.7, "label": 0.55, "group": 0.65}}}
     assert Thresholds.from_manifest_extra(extra) == Thresholds(0.7, 0.55, 0.65)
     assert Thresholds.from_manifest_extra({}) == Thresholds()
+
+
+def test_a_filter_note_says_less_than_one_percent_rather_than_none_of_the_probability():
+    import numpy as np
+
+    from recognizer.verdict import filter_note
+
+    probabilities = np.array([0.997, 0.003])
+    note = filter_note(probabilities, np.array([False, True]), "bird")
+    assert note.startswith("Only <1% of the model's probability is on bird classes")
+    assert filter_note(np.array([0.7, 0.3]), np.array([False, True]), "bird").startswith("Only 30% ")

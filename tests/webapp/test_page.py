@@ -186,3 +186,13 @@ def test_the_page_has_a_rate_limit_of_its_own(browser, jpeg_bytes, settings):
     assert int(page["Retry-After"]) >= 1
     assert "Too many requests" in page.content.decode()
     assert Prediction.objects.count() == 1
+
+
+def test_the_page_and_its_error_pages_name_an_icon_that_is_served(client, db):
+    import re
+
+    from django.contrib.staticfiles import finders
+
+    for html in (client.get("/").content.decode(), client.get("/no-such-page").content.decode()):
+        (href,) = re.findall(r'<link rel="icon" href="([^"]+)"', html)
+        assert finders.find(href.removeprefix("/static/"))

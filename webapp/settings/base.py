@@ -155,7 +155,7 @@ API_ALLOW_ANONYMOUS = env_bool("API_ALLOW_ANONYMOUS", True)
 API_RATE_LIMIT = env_rate("API_RATE_LIMIT", "120/m")
 # ---- access (see README "Security") ----
 # The page is a public demo: one photo at a time, its own budget per client address, stricter than the API's.
-PAGE_RATE_LIMIT = env_rate("PAGE_RATE_LIMIT", "10/m")
+PAGE_RATE_LIMIT = env_rate("PAGE_RATE_LIMIT", "30/m")
 # Password attempts at the admin's sign-in per client address.
 LOGIN_RATE_LIMIT = env_rate("LOGIN_RATE_LIMIT", "10/m")
 # Reverse proxies in front of gunicorn that append to X-Forwarded-For; 0 (gunicorn serves clients directly) means
