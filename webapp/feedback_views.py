@@ -69,7 +69,17 @@ def feedback_page(request: HttpRequest, prediction_id: int) -> HttpResponse:
         return render(request, "feedback_done.html", {"error": error.message}, status=error.status)
     if wants_json:
         return JsonResponse({"id": item.pk, "prediction_id": prediction_id, "status": item.status}, status=201)
-    return render(request, "feedback_done.html", {"feedback": item}, status=201)
+    return render(request, "feedback_done.html", {"feedback": item, "label": _label_for_reader(item)}, status=201)
+
+
+def _label_for_reader(item) -> str:
+    """The stored label as the reader's language names it (a class stored in English is 赤狐 on the Chinese page)."""
+    from recognizer.labels import display_label
+    from recognizer.manifest import Manifest
+
+    manifest = Manifest.from_dict(item.prediction.model_version.manifest)
+    index = next((c.index for c in manifest.classes if c.label == item.label), None)
+    return item.label if index is None else display_label(manifest, index, reply_language())
 
 
 def _domain(value: str) -> str:

@@ -270,3 +270,16 @@ def test_the_chinese_page_suggests_the_chinese_class_labels_first_then_the_engli
     english = client.get("/").context["class_labels"][NAME]
     assert english == sorted(label for label, _zh in CLASSES.values())
     assert HAN.search(chinese[0]) and chinese[-len(english):] == english
+
+
+def test_the_chinese_thank_you_page_names_the_class_in_chinese(client, active, jpeg, settings, tmp_path):
+    from webapp.models import Feedback, Prediction
+
+    settings.FEEDBACK_ENABLED, settings.MEDIA_ROOT = True, tmp_path / "media"
+    client.post("/", {"image": upload(jpeg)}, HTTP_ACCEPT_LANGUAGE=ZH_BROWSER)
+    prediction = Prediction.objects.get()
+    answer = prediction.verdict["label"] or prediction.top[0]["label"]
+    said = "萨摩耶" if answer != "Samoyed" else "雏菊"
+    done = page_text(client.post(f"/predictions/{prediction.pk}/feedback", {"label": said}, HTTP_ACCEPT_LANGUAGE=ZH_BROWSER))
+    assert Feedback.objects.get().label in ("Samoyed", "daisy")  # stored in English
+    assert f"（{said}）" in done and "Samoyed" not in done and "daisy" not in done
