@@ -91,9 +91,6 @@ def model_version_register(
     says so and carries the version, which stays registered and inactive.
     """
     artifact_path = Path(artifact_path).resolve()
-    engine = model_version_validate(artifact_path=artifact_path)
-    if not MODEL_NAME_PATTERN.match(engine.manifest.name):
-        raise RegistrationError(f"The model name {engine.manifest.name!r} in its manifest must be {MODEL_NAME_RULE}.")
     registered = ModelVersion.objects.filter(artifact_path=str(artifact_path)).first()
     if registered is not None:  # one version per file: the manifest and compiled copies beside it are that version's
         state = "the active version" if registered.is_active else "inactive: activate it to serve it"
@@ -101,6 +98,9 @@ def model_version_register(
             f"{artifact_path} is already registered as {registered} ({state}); to compile it again, run "
             f"manage.py recompile {registered.name} --all (a copy of the file elsewhere can be a version of its own)."
         )
+    engine = model_version_validate(artifact_path=artifact_path)
+    if not MODEL_NAME_PATTERN.match(engine.manifest.name):
+        raise RegistrationError(f"The model name {engine.manifest.name!r} in its manifest must be {MODEL_NAME_RULE}.")
     optimization = optimize_artifact(engine, kind=settings.RECOGNIZER_ENGINE, precision=settings.RECOGNIZER_PRECISION)
     manifest = engine.manifest.with_updates(engine=optimization.engine)
     write_manifest(manifest, manifest_path(artifact_path))  # the artifact says which engine serves it
