@@ -21,14 +21,13 @@ from recognizer.manifest import ClassInfo
 
 def parse_allowed(lines: Sequence[str], classes: Sequence[ClassInfo]) -> tuple[np.ndarray, list[str]]:
     """A boolean mask over `classes` from the listed lines, and the lines that name no class of them."""
-    from recognizer.labels import imagenet_chinese
+    from recognizer.labels import imagenet_chinese_label
 
-    chinese, keys = imagenet_chinese(), {}
+    keys = {}
     for c in classes:
         keys.update({c.label.lower(): c.index, c.id.lower(): c.index, str(c.index): c.index})
-        english, label_zh = chinese.get(c.id, ("", ""))
-        if label_zh and english == c.label:  # the Chinese label the replies give this class
-            keys[label_zh.lower()] = c.index
+        if chinese := imagenet_chinese_label(c):  # the Chinese label the replies give this class
+            keys[chinese.lower()] = c.index
     wanted = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
     mask = np.zeros(len(classes), dtype=bool)
     mask[[keys[w.lower()] for w in wanted if w.lower() in keys]] = True

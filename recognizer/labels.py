@@ -28,6 +28,12 @@ def imagenet_chinese() -> dict[str, tuple[str, str]]:
     return {row["id"]: (row["label"], row["label_zh"]) for row in rows}
 
 
+def imagenet_chinese_label(info) -> str:
+    """The shipped Chinese label of a class that is an ImageNet-1k class (same WordNet id and English label), else ''."""
+    english, chinese = imagenet_chinese().get(info.id, ("", ""))
+    return chinese if english == info.label else ""
+
+
 def display_label(manifest: Manifest, index: int, lang: str) -> str:
     """The label of class `index` for readers of `lang`.
 
@@ -40,7 +46,5 @@ def display_label(manifest: Manifest, index: int, lang: str) -> str:
     if names:
         return names[index]
     if lang == "zh-hans":
-        english, chinese = imagenet_chinese().get(info.id, ("", ""))
-        if english == info.label:
-            return chinese
+        return imagenet_chinese_label(info) or info.label
     return info.label
