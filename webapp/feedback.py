@@ -219,9 +219,9 @@ class Answered:
 
     `label` is the class a bare confirmation stores ("" when the answer named a group or no kind), `domain` its
     domain, `shown` the answer as each language said it. `fits` maps each label (casefolded, in any language) that
-    agrees with the answer to the class it stores: the class itself, a group's name or its members' names, or, when
-    the answer named no kind, any class of its domain. `named` says whether the answer named a kind, so that a label
-    the model does not know contradicts it.
+    agrees with an answer naming a kind to the class it stores: the class itself, or a group's name (no class) or its
+    members' names. `named` says whether the answer named a kind: then any other label contradicts it; when it named
+    none, a class of its domain (from `known`) says which.
     """
 
     label: str
@@ -264,9 +264,7 @@ def answered(prediction) -> Answered:
         own = {n.casefold(): "" for n in (*shown.values(), group.name, group.name_zh) if n}
         return Answered("", domain, shown, {**_fitting(names, group.members), **own}, known=known)
     # "an animal, not sure which", or "not an animal, bird or plant": a label says which, if it is of that domain
-    inside = [c.index for c in manifest.classes if c.domain == domain]
-    elsewhere = {spelling: None for spelling in known}
-    return Answered("", domain, fits={**elsewhere, **_fitting(names, inside)}, named=False, known=known)
+    return Answered("", domain, named=False, known=known)
 
 
 def _spellings(names: dict) -> set[str]:
@@ -296,9 +294,12 @@ def _check_agrees(*, label: str, domain: str, answer: Answered) -> str:
         ) % {"domain": domain, "answered": answer.domain})
     if not label:
         return answer.label
-    if answer.fits.get(label.casefold()) is not None:
+    if label.casefold() in answer.fits:
         return answer.fits[label.casefold()]
-    if label.casefold() in answer.fits:  # a class of another domain than the answer's
+    english, class_domain = answer.known.get(label.casefold(), ("", ""))
+    if not answer.named and class_domain == answer.domain:  # the answer named no kind: a class of its domain says which
+        return english
+    if not answer.named and class_domain:  # a class of another domain than the answer's
         raise FeedbackError(_(
             "'correct' is true but 'label' %(label)r names a class outside the answer's domain %(domain)r: "
             "send 'correct': false with the label."
