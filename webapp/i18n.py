@@ -8,13 +8,13 @@ English, so under /api/ only an explicit `lang` (query or body) changes it.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from django.utils import translation
 from django.utils.translation import gettext, gettext_noop
 
 Lang = Literal["en", "zh-hans", "zh"]
-LANGS = ("en", "zh-hans", "zh")
+LANGS = get_args(Lang)
 API_DEFAULT = "en"
 _ALIASES = {"zh": "zh-hans"}
 API_PREFIX = "/api/"
@@ -73,7 +73,7 @@ def activate_body_language(request) -> None:
     """Answer in the `lang` a JSON body names, when it names one the service speaks (the query's is already on)."""
     import json
 
-    if not request.content_type == "application/json":
+    if request.content_type != "application/json":
         return
     try:
         lang = json.loads(request.body).get("lang")

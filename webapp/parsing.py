@@ -124,8 +124,6 @@ def parse_params(source: dict) -> PredictParams:
         field = ".".join(str(p) for p in first["loc"]) or "parameters"
         problem = parameter_problem(first)
         raise ApiError(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": field, "problem": problem}) from None
-    if params.lang:
-        activate_reply_language(params.lang)
     return params
 
 
