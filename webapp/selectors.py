@@ -34,7 +34,8 @@ def model_version_class_changes(*, version: ModelVersion) -> str:
     which = f"v{before.version}" + (" (active)" if before.is_active else "")
     if sorted(ours) == sorted(theirs):
         return f"{version} has the classes of {which} in another order: class indices in lists and clients differ."
-    new, gone = [c for c in ours if c not in set(theirs)], [c for c in theirs if c not in set(ours)]
+    ours_set, theirs_set = set(ours), set(theirs)
+    new, gone = [c for c in ours if c not in theirs_set], [c for c in theirs if c not in ours_set]
 
     def some(labels: list[str]) -> str:
         return ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")

@@ -97,16 +97,16 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 def env_image_formats(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     """Pillow format names (any case: jpeg is JPEG), each one Pillow can open here."""
-    raw = os.environ.get(name)
-    if raw is None:
+    if name not in os.environ:
         return default
     from PIL import Image
 
     Image.init()
-    formats = tuple(dict.fromkeys(item.strip().upper() for item in raw.split(",") if item.strip()))
+    formats = tuple(dict.fromkeys(item.upper() for item in env_list(name, [])))
     unknown = [f for f in formats if f not in Image.OPEN]
     if unknown or not formats:
         raise ImproperlyConfigured(
-            f"{name} must list image formats Pillow opens, like JPEG,PNG,WEBP,GIF,BMP; not {', '.join(unknown) or repr(raw)}."
+            f"{name} must list image formats Pillow opens, like JPEG,PNG,WEBP,GIF,BMP; "
+            f"not {', '.join(unknown) or repr(os.environ[name])}."
         )
     return formats
