@@ -281,7 +281,7 @@ def _class_names(manifest) -> list[dict]:
 
 def _fitting(names: list[dict], indices) -> dict:
     """Each spelling (casefolded) of these classes -> the English label stored for it."""
-    return {spelling.casefold(): names[i]["en"] for i in indices for spelling in names[i].values() if spelling}
+    return {spelling: names[i]["en"] for i in indices for spelling in _spellings(names[i])}
 
 
 def _check_agrees(*, label: str, domain: str, answer: Answered) -> str:
