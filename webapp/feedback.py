@@ -189,9 +189,7 @@ def feedback_create(
     """Record what the person who made a prediction says of its answer; once per prediction."""
     label, comment = label.strip(), comment.strip()
     _check_text(correct=correct, label=label, comment=comment)
-    # An id no row can have (the database's integers stop at 2**63 - 1) is no prediction, not a database error.
-    fits = 0 < prediction_id < 2**63
-    photo = KeptPhoto.objects.select_related("prediction__model_version").filter(prediction_id=prediction_id).first() if fits else None
+    photo = _kept_photo(prediction_id)
     if photo is None or not owner.owns(photo):
         raise PredictionNotFound(_("No prediction %(id)s of yours is open for feedback.") % {"id": prediction_id})
     if photo.deleted_at is not None:
@@ -211,6 +209,22 @@ def feedback_create(
             )
     except IntegrityError:
         raise FeedbackExists(_("Prediction %(id)s already has feedback.") % {"id": prediction_id}) from None
+
+
+def _kept_photo(prediction_id: int) -> KeptPhoto | None:
+    # An id no row can have (the database's integers stop at 2**63 - 1) is no prediction, not a database error.
+    if not 0 < prediction_id < 2**63:
+        return None
+    return KeptPhoto.objects.select_related("prediction__model_version").filter(prediction_id=prediction_id).first()
+
+
+def feedback_open_version(*, prediction_id: int, owner: Owner):
+    """The model version that answered `owner`'s prediction while it is open for feedback (its photo kept, no
+    feedback yet), else None."""
+    photo = _kept_photo(prediction_id)
+    if photo is None or photo.deleted_at is not None or not owner.owns(photo) or Feedback.objects.filter(prediction_id=prediction_id).exists():
+        return None
+    return photo.prediction.model_version
 
 
 @dataclass(frozen=True)

@@ -66,10 +66,26 @@ def feedback_page(request: HttpRequest, prediction_id: int) -> HttpResponse:
         error = to_api_error(exc)
         if wants_json:
             return error.response()
-        return render(request, "feedback_done.html", {"error": error.message}, status=error.status)
+        return _refused_page(request, prediction_id, error)
     if wants_json:
         return JsonResponse({"id": item.pk, "prediction_id": prediction_id, "status": item.status}, status=201)
     return render(request, "feedback_done.html", {"feedback": item, "label": _label_for_reader(item)}, status=201)
+
+
+def _refused_page(request: HttpRequest, prediction_id: int, error: ApiError) -> HttpResponse:
+    """The refusal, and the form again with what was typed while the prediction is still open for feedback, so a
+    reader without JavaScript can correct the label instead of starting over with a new upload."""
+    context = {"error": error.message}
+    version = feedback.feedback_open_version(prediction_id=prediction_id, owner=feedback.Owner.of_page(request))
+    if version is not None:
+        context.update(
+            prediction_id=prediction_id, model_name=version.name, labels=_suggestions(version),
+            feedback_domains=FEEDBACK_DOMAINS, given={key: request.POST.get(key, "") for key in ("label", "domain", "comment")},
+        )
+    response = render(request, "feedback_done.html", context, status=error.status)
+    for key, value in error.headers.items():
+        response[key] = value
+    return response
 
 
 def _label_for_reader(item) -> str:

@@ -370,3 +370,28 @@ def test_the_page_s_yes_button_confirms_without_javascript_and_ignores_the_label
     assert done.status_code == 201 and "Thank you for confirming the answer" in done.content.decode()
     item = Feedback.objects.get()
     assert (item.correct, item.label, item.domain) == (True, "", prediction.verdict["domain"])
+
+
+def test_a_correction_refused_without_javascript_shows_the_form_again_with_what_was_typed(client, keeping, jpeg_bytes):
+    client.post("/", {"image": upload(jpeg_bytes)})
+    prediction = Prediction.objects.get()
+    typed = {"label": "owl", "domain": "plant", "comment": "seen at dusk"}  # an owl is no plant: refused
+    refused = client.post(f"/predictions/{prediction.pk}/feedback", typed)
+    page = refused.content.decode()
+    assert refused.status_code == 400 and 'role="alert"' in page
+    assert f'action="/predictions/{prediction.pk}/feedback"' in page
+    assert 'value="owl"' in page and '<option value="plant" selected>' in page and ">seen at dusk</textarea>" in page
+    assert 'list="labels-tiny-wildlife"' in page and '<option value="fern">' in page  # the classes are suggested again
+    fixed = client.post(f"/predictions/{prediction.pk}/feedback", {**typed, "domain": ""})
+    assert fixed.status_code == 201 and Feedback.objects.get().label == "owl"
+
+
+def test_a_refusal_for_a_prediction_closed_to_feedback_offers_no_form(client, keeping, jpeg_bytes):
+    client.post("/", {"image": upload(jpeg_bytes)})
+    prediction = Prediction.objects.get()
+    assert client.post(f"/predictions/{prediction.pk}/feedback", {"correct": "true"}).status_code == 201
+    again = client.post(f"/predictions/{prediction.pk}/feedback", {"label": "Cat"})
+    assert again.status_code == 409 and "feedback-form" not in again.content.decode()
+    stranger = type(client)()  # another browser: no session
+    other = stranger.post(f"/predictions/{prediction.pk}/feedback", {"label": "x\u0000"})
+    assert other.status_code == 400 and "feedback-form" not in other.content.decode()
