@@ -11,6 +11,7 @@ import sys
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFilesSent, TooManyFieldsSent
 from django.http import Http404, HttpResponse
+from django.shortcuts import render
 from django.urls import Resolver404, resolve, reverse
 from django.utils.translation import gettext as _
 
@@ -26,6 +27,17 @@ GET_VIEWS = {"models_list", "models_active", *READ_ONLY_VIEWS}  # HEAD answers a
 
 def _is_api(request) -> bool:
     return request.path.startswith(API_PREFIXES)
+
+
+def _refused(request, status: int, code: str, message: str, headers: dict | None = None) -> HttpResponse:
+    """A request refused before its view: the API's JSON error for the API and for clients asking for JSON (the
+    page's script), a page saying why for a person (the page without JavaScript, the admin)."""
+    if _is_api(request) or "application/json" in request.headers.get("Accept", ""):
+        return error_response(status, code, message, headers)
+    response = render(request, "refused.html", {"message": message}, status=status)
+    for key, value in (headers or {}).items():
+        response[key] = value
+    return response
 
 
 def _body_limit(request) -> int:
@@ -78,15 +90,11 @@ class JsonErrorsMiddleware:
         if self._declared_length(request) > limit:
             # Refuse before reading a byte of the body, on every path: the page and the admin too.
             message = _("The request body is over the %(limit)s limit.") % {"limit": size_text(limit)}
-            if _is_api(request):
-                return error_response(413, "request_too_large", message)
-            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+            return _refused(request, 413, "request_too_large", message)
         if self._chunked_without_length(request):
             # WSGI gives Django no way to read a body of unknown length: it would see none and answer as if nothing was sent.
             message = _("Send the body with a Content-Length header; chunked uploads are not read.")
-            if _is_api(request):
-                return error_response(411, "length_required", message)
-            return HttpResponse(message, status=411, content_type="text/plain; charset=utf-8")
+            return _refused(request, 411, "length_required", message)
         if request.method not in ("GET", "HEAD") and request.path_info in _read_only_paths():
             # Here, before CsrfViewMiddleware would answer a PUT with its HTML 403 page.
             return self._not_allowed(request, "GET, HEAD")
@@ -94,7 +102,7 @@ class JsonErrorsMiddleware:
             throttle = LoginRateThrottle()
             if not throttle.allow_request(request):
                 message = _("Too many sign-in attempts from your address; wait a minute and try again.")
-                return HttpResponse(message, status=429, headers={"Retry-After": str(int(throttle.wait() or 60))})
+                return _refused(request, 429, "rate_limited", message, {"Retry-After": str(int(throttle.wait() or 60))})
         return None
 
     @staticmethod
@@ -115,9 +123,9 @@ class JsonErrorsMiddleware:
 
     def process_exception(self, request, exception):
         if isinstance(exception, RequestDataTooBig):
-            return error_response(413, "request_too_large", _("The request body is too large."))
+            return _refused(request, 413, "request_too_large", _("The request body is too large."))
         if isinstance(exception, (TooManyFilesSent, TooManyFieldsSent)):
-            return error_response(413, "too_many_parts", _("The request has too many files or fields."))
+            return _refused(request, 413, "too_many_parts", _("The request has too many files or fields."))
         if _is_api(request) and isinstance(exception, Http404):
             return error_response(404, "not_found", _("No API endpoint at this path."))
         if _is_api(request):

@@ -100,6 +100,18 @@ def test_the_page_hint_and_every_413_state_the_default_limits_as_configured(admi
     assert "over the 40 MB limit" in assert_error(reply, 413, "request_too_large")["message"]
 
 
+def test_a_body_over_the_limit_on_the_page_is_a_page_saying_why_for_a_person_and_json_for_its_script(client):
+    too_big = {"CONTENT_LENGTH": str(40_000_001)}
+    page = client.generic("POST", "/", b"", "multipart/form-data; boundary=x", HTTP_ACCEPT="text/html", **too_big)
+    assert page.status_code == 413 and page["Content-Type"].startswith("text/html")
+    html = page.content.decode()
+    assert "over the 40 MB limit" in html and 'href="/"' in html  # a way back to the recognizer
+    chinese = client.generic("POST", "/", b"", "multipart/form-data; boundary=x", HTTP_ACCEPT_LANGUAGE="zh-CN", **too_big)
+    assert chinese.status_code == 413 and 'lang="zh-hans"' in chinese.content.decode()
+    script = client.generic("POST", "/", b"", "multipart/form-data; boundary=x", HTTP_ACCEPT="application/json", **too_big)
+    assert "over the 40 MB limit" in assert_error(script, 413, "request_too_large")["message"]
+
+
 # ---- rate limits ------------------------------------------------------------------------------
 
 def test_each_image_of_a_batch_counts_against_the_rate_limit(client, jpeg_bytes, settings):
