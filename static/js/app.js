@@ -126,7 +126,7 @@
     heatmap.hidden = !body.heatmap_png_base64;
   }
 
-  function render(body, domain) {
+  function render(body, domain, photo) {
     renderVerdict(body);
     list.replaceChildren(...body.predictions.map(row));
     $("model-info").textContent = body.model.name + " v" + body.model.version;
@@ -137,7 +137,7 @@
     errorBox.hidden = true;
     empty.hidden = true;
     result.hidden = false;
-    showFeedbackForm(body);
+    showFeedbackForm(body, photo);
     const top = body.predictions[0];
     status.textContent = body.verdict ? body.verdict.explanation
       : top ? interpolate(gettext("Top match: %(label)s, %(percent)s."), { label: top.label, percent: percent(top.probability) }, true)
@@ -147,14 +147,20 @@
 
   // "Wrong? Tell us what it is": posted for the prediction just shown, answered in place.
   const feedbackForm = $("feedback-form");
+  let feedbackPhoto = null;  // the photo the form was last shown for
 
-  function showFeedbackForm(body) {
+  function showFeedbackForm(body, photo) {
     if (!feedbackForm) return;
     feedbackForm.hidden = !body.id;
     feedbackForm.action = "/predictions/" + body.id + "/feedback";
-    feedbackForm.reset();
-    feedbackForm.querySelectorAll("button").forEach((button) => { button.disabled = false; });
-    $("feedback-status").textContent = "";
+    // A new answer for the same photo (another filter, model or heat map) keeps what was typed, and a sent
+    // feedback stays sent; only a new photo starts the form afresh.
+    if (photo !== feedbackPhoto) {
+      feedbackForm.reset();
+      feedbackForm.querySelectorAll("button").forEach((button) => { button.disabled = false; });
+      $("feedback-status").textContent = "";
+      feedbackPhoto = photo;
+    }
     const slug = body.model.name.toLowerCase().replace(/[^a-z0-9_\s-]/g, "").replace(/[\s_-]+/g, "-").replace(/^-+|-+$/g, "");
     $("feedback-label").setAttribute("list", "labels-" + slug);
   }
@@ -208,8 +214,9 @@
     if (inflight) inflight.abort();
     const controller = new AbortController();
     inflight = controller;
+    const photo = chosen;
     const data = new FormData(form);
-    data.set("image", chosen, chosen.name || "pasted-image");
+    data.set("image", photo, photo.name || "pasted-image");
     const domain = data.get("domain") || "";
     setBusy(true);
     try {
@@ -225,7 +232,7 @@
       });
       const body = await response.json().catch(() => null);
       if (controller !== inflight) return;
-      if (response.ok && body && Array.isArray(body.predictions)) render(body, domain);
+      if (response.ok && body && Array.isArray(body.predictions)) render(body, domain, photo);
       else showError(failureMessage(response, body));
     } catch (err) {
       if (err.name === "AbortError") return;
@@ -244,6 +251,9 @@
   });
 
   input.addEventListener("change", () => choose(input.files[0]));
+  // Emptied as the chooser opens, so choosing the same file again (after editing it, or after an error) sends it
+  // again: a file input fires "change" only when its value changes. A cancelled chooser keeps `chosen`.
+  input.addEventListener("click", () => { input.value = ""; });
 
   form.addEventListener("change", (event) => {
     const name = event.target.name;

@@ -57,3 +57,26 @@ def test_yes_it_is_right_confirms_the_answer_in_place_whatever_the_label_field_h
     item = Feedback.objects.get()
     assert (item.correct, item.label, item.source) == (True, "", "page")
     assert item.domain == item.prediction.verdict["domain"]
+
+
+@pytest.mark.browser
+def test_another_filter_for_the_same_photo_keeps_what_was_typed_and_sends_it_for_the_new_answer(keeping, page, photos):
+    from webapp.models import Feedback, Prediction
+
+    choose_with_file_chooser(page, photos / "bird" / "turkey.jpg")
+    expect(rows(page)).to_have_count(4)
+    page.locator("#feedback-label").fill("wild turkey")
+    page.locator("#feedback-comment").fill("in the garden")
+    page.locator("label[for=domain-bird]").click()  # a second look, among birds only
+    expect(rows(page)).to_have_count(1)
+    expect(page.locator("#feedback-label")).to_have_value("wild turkey")
+    expect(page.locator("#feedback-comment")).to_have_value("in the garden")
+    newest = Prediction.objects.order_by("-pk").first()
+    expect(page.locator("#feedback-form")).to_have_attribute("action", f"/predictions/{newest.pk}/feedback")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#feedback-status")).to_have_text("Thank you: an expert will look at it.")
+    item = Feedback.objects.get()
+    assert (item.prediction_id, item.label, item.comment) == (newest.pk, "wild turkey", "in the garden")
+    choose_with_file_chooser(page, photos / "plant" / "rose.jpg")  # a new photo: a fresh form
+    expect(page.locator("#feedback-label")).to_have_value("")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()

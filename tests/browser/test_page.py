@@ -130,6 +130,18 @@ def test_changing_the_domain_filter_resubmits_and_keeps_only_that_domain(page, p
 
 
 @pytest.mark.browser
+def test_choosing_the_same_file_again_sends_it_again(page, photos):
+    from webapp.models import Prediction
+
+    choose_with_file_chooser(page, photos / "bird" / "turkey.jpg")
+    expect(rows(page)).to_have_count(TINY_CLASS_COUNT)
+    with page.expect_response(lambda response: response.request.method == "POST") as sent:
+        choose_with_file_chooser(page, photos / "bird" / "turkey.jpg")  # edited on disk, or simply tried again
+    assert sent.value.ok
+    assert Prediction.objects.count() == 2
+
+
+@pytest.mark.browser
 def test_it_says_when_the_sites_allowed_class_list_limited_the_answer(page, photos, live_tiny):
     from tests.conftest import TINY_NAME
     from webapp import services
@@ -139,7 +151,7 @@ def test_it_says_when_the_sites_allowed_class_list_limited_the_answer(page, phot
     expect(page.locator("#allowed-note")).to_be_hidden()
 
     services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\nfern\n")
-    choose_with_file_chooser(page, photos / "plant" / "rose.jpg")  # another file: choosing the same one again changes nothing
+    choose_with_file_chooser(page, photos / "plant" / "rose.jpg")
     expect(rows(page)).to_have_count(2)
     expect(page.locator("#allowed-note")).to_have_text("Only the classes on this site's allowed list were considered (2 in all).")
 
