@@ -196,4 +196,7 @@ def test_password_guessing_at_the_admin_sign_in_is_rate_limited(client, admin_us
     settings.LOGIN_RATE_LIMIT = "3/m"
     guesses = [client.post("/admin/login/", {"username": "admin", "password": f"guess-{n}"}).status_code for n in range(5)]
     assert guesses == [200, 200, 200, 429, 429]
+    refused = client.post("/admin/login/", {"username": "admin", "password": "guess-5"})
+    assert refused["Content-Type"].startswith("text/html") and int(refused["Retry-After"]) >= 1
+    assert "Too many sign-in attempts" in refused.content.decode()
     assert client.get("/admin/login/").status_code == 200  # the form still shows
