@@ -220,3 +220,14 @@ def test_it_matches_keras_on_real_photos_with_the_default_model(default_keras, p
     golden = [p.path for p in photos("golden")]
     verdicts = [(a.verdict.domain, a.verdict.status) for a in engine.predict(golden).items]
     assert verdicts == [(a.verdict.domain, a.verdict.status) for a in default_keras.predict(golden).items]
+
+
+@pytest.mark.slow
+def test_the_default_models_int8_copy_passes_its_gate_and_keeps_every_golden_verdicts_domain(default_keras, parity_photos):
+    from recognizer import quantization
+
+    done = optimize_artifact(default_keras, "onnxruntime", parity_photos, precision="int8")
+    assert done.engine == "onnxruntime-int8", done.note
+    assert done.gate.images == 49 and done.gate.domain_agreement == 1.0, done.note
+    assert done.gate.top1_agreement >= quantization.MIN_TOP1_AGREEMENT and done.gate.top5_shared >= quantization.MIN_TOP5_SHARED
+    assert load_engine(default_keras.artifact.path, "onnxruntime-int8").kind == "onnxruntime-int8"

@@ -95,3 +95,20 @@ def test_an_unknown_precision_is_refused_with_the_choices(monkeypatch, value):
     monkeypatch.setenv(quantization.PRECISION_ENV, value)
     with pytest.raises(ValueError, match="fp32, int8, bf16, auto"):
         quantization.precision()
+
+
+def test_the_first_two_convolutions_of_a_deeper_model_stay_fp32_and_the_rest_are_quantized(tmp_path, batches):
+    import keras
+    import onnx
+
+    inputs = keras.Input((TINY_SPEC.height, TINY_SPEC.width, 3))
+    x = inputs
+    for n in range(4):
+        x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name=f"conv{n}")(x)
+    outputs = keras.layers.Dense(4, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    deeper = tmp_path / "deeper.onnx"
+    runtimes.export(keras.Model(inputs, outputs), "onnxruntime", deeper)
+    nodes = onnx.load(str(quantization.quantize_onnx(deeper, tmp_path / "deeper.int8.onnx", batches[:4]))).graph.node
+    dequantized = {n.output[0] for n in nodes if n.op_type == "DequantizeLinear"}
+    convs = [n for n in nodes if n.op_type == "Conv"]
+    assert [c.input[1] in dequantized for c in convs] == [False, False, True, True]
