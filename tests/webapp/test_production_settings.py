@@ -64,7 +64,12 @@ GOOD = {"DJANGO_SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": "recognizer.example.org"
     ({"CACHE_URL": "memcached://127.0.0.1:11211"}, "CACHE_URL must be a Redis URL"),
     ({"DATABASE_URL": "garbage"}, "DATABASE_URL is not a database URL"),
     ({"METRICS_ALLOWED_NETWORKS": "notanet"}, "METRICS_ALLOWED_NETWORKS: 'notanet' is not an IP network"),
-    ({"API_RATE_LIMIT": "lots"}, "API_RATE_LIMIT must be a rate like 120/m"),
+    ({"API_RATE_LIMIT": "lots"}, "API_RATE_LIMIT must be a rate of at least 1 like 120/m"),
+    ({"API_RATE_LIMIT": "0/m"}, "API_RATE_LIMIT must be a rate of at least 1 like 120/m (per s, m, h or d), not '0/m'"),
+    ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of json, plain, not 'xml'"),
+    ({"RECOGNIZER_INTRA_THREADS": "0"}, "RECOGNIZER_INTRA_THREADS must be at least 1, not 0"),
+    ({"TRAINING_TIMEOUT_SECONDS": "0"}, "TRAINING_TIMEOUT_SECONDS must be at least 1, not 0"),
+    ({"TRAINING_NICE": "50"}, "TRAINING_NICE must be at most 19, not 50"),
     ({"MODEL_POLL_SECONDS": "0"}, "MODEL_POLL_SECONDS must be at least 1"),
     ({"TRUSTED_PROXY_COUNT": "-1"}, "TRUSTED_PROXY_COUNT must be at least 0"),
     ({"SHADOW_SAMPLE_RATE": "abc"}, "SHADOW_SAMPLE_RATE must be a number"),
@@ -129,13 +134,16 @@ def test_a_json_body_may_be_as_large_as_any_body():
     assert settings_of("s.DATA_UPLOAD_MAX_MEMORY_SIZE == s.REQUEST_MAX_BYTES", REQUEST_MAX_BYTES="90000000") == "True"
 
 
+@pytest.mark.parametrize("bad, line", [
+    ({"BATCH_MAX_IMAGES": "0"}, "BATCH_MAX_IMAGES must be at least 1, not 0."),
+    ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of json, plain, not 'xml'."),  # read by the logging module
+])
 @pytest.mark.parametrize("command", [["manage.py", "check"], ["-m", "gunicorn", "-c", "gunicorn.conf.py"]])
-def test_manage_py_and_gunicorn_stop_on_a_bad_setting_with_its_one_line_alone(command):
+def test_manage_py_and_gunicorn_stop_on_a_bad_setting_with_its_one_line_alone(command, bad, line):
     done = subprocess.run(
         [sys.executable, *command], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
         env={**{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ALLOWED_HOSTS"))}, **GOOD,
-             "DJANGO_SETTINGS_MODULE": "webapp.settings.production", "BATCH_MAX_IMAGES": "0"},
+             "DJANGO_SETTINGS_MODULE": "webapp.settings.production", **bad},
     )
     assert done.returncode != 0
-    assert done.stderr.strip().splitlines() == [
-        ("manage.py: " if "manage.py" in command else "") + "BATCH_MAX_IMAGES must be at least 1, not 0."], done.stderr
+    assert done.stderr.strip().splitlines() == [("manage.py: " if "manage.py" in command else "") + line], done.stderr

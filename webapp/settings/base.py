@@ -7,7 +7,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from webapp.settings.env import (
-    env_bool, env_choice, env_float, env_image_formats, env_int, env_list, env_networks, env_rate, env_str,
+    env_bool, env_choice, env_float, env_image_formats, env_int, env_list, env_log_format, env_networks, env_rate,
+    env_str,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -129,6 +130,8 @@ RECOGNIZER_ENGINE = env_choice("RECOGNIZER_ENGINE", "onnxruntime", ("keras", "on
 # fp32 | int8 | bf16 | auto: with int8 or auto an ONNX copy is also quantized at registration, with bf16 (OpenVINO on a
 # CPU with bfloat16) the OpenVINO copy is also run in bfloat16; either serves only when its accuracy gate passes on
 # the repository's golden photos; the version's engine note keeps the figures.
+# Checked here so a bad value stops the start; recognizer.optimized.intra_threads reads it where the engine runs.
+env_int("RECOGNIZER_INTRA_THREADS", 1, minimum=1)
 RECOGNIZER_PRECISION = env_choice("RECOGNIZER_PRECISION", "fp32", ("fp32", "int8", "bf16", "auto"))
 # A file of the classes this deployment can meet (one label, WordNet id or index a line), applied to the
 # default model's answers before ranking; empty: every class.
@@ -177,10 +180,10 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
 DATA_UPLOAD_MAX_NUMBER_FILES = BATCH_MAX_IMAGES + 4
 
 # ---- operations: logs, metrics, several hosts ----
-from webapp.logs import log_format, logging_config  # noqa: E402
+from webapp.logs import logging_config  # noqa: E402
 
 # LOG_FORMAT: plain here (development); the production settings default to json (one object per line).
-LOG_FORMAT = log_format("plain")
+LOG_FORMAT = env_log_format("plain")
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
 # The request id and the request's metrics wrap everything else, error replies of other middleware included.
@@ -205,14 +208,15 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(MEDIA_ROOT)))
 # when TASKS_BROKER_URL is set (then run `manage.py task_worker` on any machine that should train).
 TASKS_BROKER_URL = env_str("TASKS_BROKER_URL", "")
 INSTALLED_APPS += ["django_tasks", "django_tasks_db"]
+TRAINING_TIMEOUT_SECONDS = env_int("TRAINING_TIMEOUT_SECONDS", 6 * 3600, minimum=1)  # read (and checked) either way
 if TASKS_BROKER_URL:
     INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
-    RQ_QUEUES = {"default": {"URL": TASKS_BROKER_URL, "DEFAULT_TIMEOUT": env_int("TRAINING_TIMEOUT_SECONDS", 6 * 3600, minimum=1)}}
+    RQ_QUEUES = {"default": {"URL": TASKS_BROKER_URL, "DEFAULT_TIMEOUT": TRAINING_TIMEOUT_SECONDS}}
     TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
 else:
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 TRAINING_THREADS = env_int("TRAINING_THREADS", max(1, len(os.sched_getaffinity(0)) // 2), minimum=1)
-TRAINING_NICE = env_int("TRAINING_NICE", 10, minimum=0)
+TRAINING_NICE = env_int("TRAINING_NICE", 10, minimum=0, maximum=19)  # the kernel's lowest priority is 19
 TRAINING_LOCK_FILE = env_str("TRAINING_LOCK_FILE", str(VAR_DIR / "training.lock"))
 
 # ---- the learning loop: promotion gate ----

@@ -34,8 +34,10 @@ def _number(name: str, convert, what: str):
         raise ImproperlyConfigured(f"{name} must be {what}, not {raw!r}.") from None
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     value = _number(name, int, "a whole number")
+    if value is not None and maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, not {value}.")
     return default if value is None else _at_least(name, value, minimum)
 
 
@@ -55,15 +57,25 @@ def env_choice(name: str, default: str, choices) -> str:
     return value
 
 
-RATE = re.compile(r"^\d+/(s|sec|m|min|h|hour|d|day)$")
+RATE = re.compile(r"^[1-9]\d*/(s|sec|m|min|h|hour|d|day)$")
 
 
 def env_rate(name: str, default: str) -> str:
     """A rate limit as the throttles read it: N/s, N/m, N/h or N/d."""
     value = env_str(name, default)
     if not RATE.match(value):
-        raise ImproperlyConfigured(f"{name} must be a rate like 120/m (per s, m, h or d), not {value!r}.")
+        raise ImproperlyConfigured(f"{name} must be a rate of at least 1 like 120/m (per s, m, h or d), not {value!r}.")
     return value
+
+
+def env_log_format(default: str) -> str:
+    """LOG_FORMAT as webapp.logs reads it (json or plain)."""
+    from webapp.logs import log_format
+
+    try:
+        return log_format(default)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
 
 
 def env_networks(name: str, default: list[str]) -> list[str]:

@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from webapp.settings.base import *  # noqa: F401,F403
-from webapp.settings.env import env_bool, env_int, env_list, env_networks, env_str
+from webapp.settings.env import env_bool, env_int, env_list, env_log_format, env_networks, env_str
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 DEBUG = False
@@ -25,9 +25,9 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # ---- operations ----
-from webapp.logs import log_format, logging_config  # noqa: E402
+from webapp.logs import logging_config  # noqa: E402
 
-LOG_FORMAT = log_format("json")
+LOG_FORMAT = env_log_format("json")
 LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)  # noqa: F405
 # Scrapers reach a host directly, not through the balancer: loopback only unless told otherwise.
 METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
