@@ -320,7 +320,7 @@ def prediction_create_batch(
     explain: bool = False, source: str = "api",
 ) -> BatchResult:
     """Classify the uploads with the active version of the model, in one batch, and record each one answered."""
-    loaded = _loaded(model_name or settings.DEFAULT_MODEL_NAME)
+    loaded = _loaded(model_name)
     # Decoding costs CPU too: the bound covers it, so load beyond capacity is shed before any work.
     spec = loaded.engine.manifest.input
     watch = metrics.PredictionWatch(loaded, images=len(uploads))
@@ -351,11 +351,13 @@ def _result(loaded, image, answer, timing_ms: dict, row: Prediction, *, explain:
     )
 
 
-def _loaded(name: str):
+def _loaded(name: str | None):
+    """The loaded model `name` asks for (the default model when None). A name never registered is the caller's
+    mistake (400); the default model not there yet, a service not ready (503), as /readyz says."""
     try:
-        return runtime().get(name)
+        return runtime().get(name or settings.DEFAULT_MODEL_NAME)
     except ModelNotReady:
-        if not selectors.model_name_exists(name=name):
+        if name and not selectors.model_name_exists(name=name):
             raise UnknownModel(gettext_noop("There is no model named %(name)r; GET /api/v1/models lists them."), name=name) from None
         raise
 

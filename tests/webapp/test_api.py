@@ -246,6 +246,15 @@ def test_predict_is_503_when_the_model_has_no_active_version(client, db, fresh_r
     assert reply["Retry-After"]
 
 
+def test_predict_naming_no_model_is_503_not_ready_before_the_default_model_is_registered(client, db, fresh_runtime, jpeg_bytes):
+    # The caller named no model: the service is not ready, as /readyz says, rather than the caller being wrong.
+    assert_error(client.get("/readyz"), 503, "model_not_ready")
+    reply = predict(client, jpeg_bytes)
+    assert_error(reply, 503, "model_not_ready")
+    assert reply["Retry-After"]
+    assert_error(predict(client, jpeg_bytes, model="no-such-model"), 400, "unknown_model")
+
+
 # ---- OpenAPI and the docs page ----------------------------------------------------------------
 
 def _refs(node):

@@ -159,11 +159,11 @@ def test_a_post_without_a_photo_says_so(browser):
     assert "Choose a photo first." in page.content.decode()
 
 
-def test_the_page_says_when_the_model_is_unknown(db, fresh_runtime, settings, jpeg_bytes):
+def test_the_page_says_the_service_is_not_ready_before_its_default_model_is_registered(db, fresh_runtime, settings, jpeg_bytes):
     settings.DEFAULT_MODEL_NAME = "never-registered"
     page = submit(Client(enforce_csrf_checks=True), jpeg_bytes)
-    assert page.status_code == 400
-    assert "never-registered" in html.unescape(page.content.decode())
+    assert page.status_code == 503  # the person chose no model: not their mistake
+    assert "No active version of the model 'never-registered' is loaded." in html.unescape(page.content.decode())
 
 
 def test_the_page_says_when_the_model_is_not_ready(db, fresh_runtime, settings, tiny_artifact, jpeg_bytes):
