@@ -132,7 +132,8 @@ def is_json(request: HttpRequest) -> bool:
 
 
 def is_multipart(request: HttpRequest) -> bool:
-    return request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded")
+    # Not application/x-www-form-urlencoded: such a body can carry no file, so it could only end in missing_image.
+    return request.content_type == "multipart/form-data"
 
 
 def _check_content_type(request: HttpRequest) -> None:
@@ -144,7 +145,7 @@ def _check_content_type(request: HttpRequest) -> None:
 
 
 def _form(request: HttpRequest) -> tuple[dict, MultiValueDict]:
-    """The fields and files of a multipart (or urlencoded) body; a malformed one is the caller's 400, never a 500."""
+    """The fields and files of a multipart body; a malformed one is the caller's 400, never a 500."""
     try:
         return request.POST.dict(), request.FILES
     except (MultiPartParserError, UnicodeError) as exc:

@@ -193,6 +193,13 @@ def test_a_body_that_is_neither_multipart_nor_json_is_415(client, jpeg_bytes, co
     assert_error(client.post(PREDICT, jpeg_bytes, content_type=content_type), 415, "unsupported_media_type")
 
 
+@pytest.mark.parametrize("url", [PREDICT, BATCH])
+def test_a_url_encoded_form_which_can_carry_no_file_is_415_not_missing_image(client, jpeg_bytes, url):
+    body = "image_base64=" + base64.b64encode(jpeg_bytes).decode().replace("+", "%2B").replace("/", "%2F")
+    reply = client.post(url, body, content_type="application/x-www-form-urlencoded")
+    assert "multipart/form-data" in assert_error(reply, 415, "unsupported_media_type")["message"]
+
+
 # ---- sizes and counts -------------------------------------------------------------------------
 
 def test_a_body_over_the_request_limit_is_413_before_it_is_read(client, jpeg_bytes, settings):
