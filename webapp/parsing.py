@@ -12,8 +12,9 @@ from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParserError
 from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic import ValidationError as PydanticError
+from pydantic_core import PydanticCustomError
 
 from recognizer import errors as core
 from recognizer.engine import MAX_TOP_K
@@ -34,6 +35,14 @@ class PredictParams(BaseModel):
     model: Optional[str] = Field(None, max_length=100)
     explain: bool = False
     lang: Optional[Lang] = None
+
+    @field_validator("top_k", mode="before")
+    @classmethod
+    def _no_bool(cls, value):
+        # pydantic's lax mode reads JSON true as 1: a client sending a boolean meant something else.
+        if isinstance(value, bool):
+            raise PydanticCustomError("int_type", "Input should be a valid integer")
+        return value
 
 
 # No parameter needs more digits; Python itself refuses to convert more than 4300 into an int.

@@ -432,10 +432,15 @@ def test_a_bad_top_k_is_400(client, jpeg_bytes, top_k):
     assert "top_k" in error["message"]
 
 
-@pytest.mark.parametrize("top_k", [0, 21, -1, "abc", [5], {"k": 1}])
+@pytest.mark.parametrize("top_k", [0, 21, -1, "abc", [5], {"k": 1}, True, False])
 def test_a_bad_top_k_in_json_is_400(client, jpeg_bytes, top_k):
     reply = post_json(client, {"image_base64": b64(jpeg_bytes), "top_k": top_k})
     assert "top_k" in assert_error(reply, 400, "invalid_parameter")["message"]
+
+
+def test_a_boolean_top_k_is_refused_as_no_whole_number_in_the_callers_language(client, jpeg_bytes):
+    reply = post_json(client, {"image_base64": b64(jpeg_bytes), "top_k": True, "lang": "zh"})
+    assert assert_error(reply, 400, "invalid_parameter")["message"] == "参数 top_k 无效：必须是整数。"
 
 
 @pytest.mark.parametrize("domain", ["fish", "other", "ANIMAL", "plant;drop table"])
