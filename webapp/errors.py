@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.utils.translation import gettext
 
 from recognizer import errors as core
@@ -29,6 +30,10 @@ class ApiError(Exception):
         for key, value in self.headers.items():
             reply[key] = value
         return reply
+
+    def page(self, request, template: str, context: dict) -> HttpResponse:
+        """The same refusal for a person: `template` rendered with its status and headers (Retry-After...)."""
+        return HttpResponse(render_to_string(template, context, request), status=self.status, headers=self.headers)
 
 
 def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JsonResponse:

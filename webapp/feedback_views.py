@@ -54,11 +54,12 @@ def _throttle(request: HttpRequest) -> None:
 @require_POST
 def feedback_page(request: HttpRequest, prediction_id: int) -> HttpResponse:
     wants_json = "application/json" in request.headers.get("Accept", "")
+    owner = feedback.Owner.of_page(request)
     try:
         _throttle(request)
         correct = request.POST.get("correct") == "true"  # the "Yes, it is right" button: the label field is not its
         item = feedback.feedback_create(
-            prediction_id=prediction_id, owner=feedback.Owner.of_page(request), correct=correct,
+            prediction_id=prediction_id, owner=owner, correct=correct,
             label="" if correct else request.POST.get("label", ""),
             domain="" if correct else _domain(request.POST.get("domain", "")), comment=request.POST.get("comment", ""),
         )
@@ -66,26 +67,23 @@ def feedback_page(request: HttpRequest, prediction_id: int) -> HttpResponse:
         error = to_api_error(exc)
         if wants_json:
             return error.response()
-        return _refused_page(request, prediction_id, error)
+        return _refused_page(request, prediction_id, owner, error)
     if wants_json:
         return JsonResponse({"id": item.pk, "prediction_id": prediction_id, "status": item.status}, status=201)
     return render(request, "feedback_done.html", {"feedback": item, "label": _label_for_reader(item)}, status=201)
 
 
-def _refused_page(request: HttpRequest, prediction_id: int, error: ApiError) -> HttpResponse:
+def _refused_page(request: HttpRequest, prediction_id: int, owner: feedback.Owner, error: ApiError) -> HttpResponse:
     """The refusal, and the form again with what was typed while the prediction is still open for feedback, so a
     reader without JavaScript can correct the label instead of starting over with a new upload."""
     context = {"error": error.message}
-    version = feedback.feedback_open_version(prediction_id=prediction_id, owner=feedback.Owner.of_page(request))
+    version = feedback.feedback_open_version(prediction_id=prediction_id, owner=owner)
     if version is not None:
         context.update(
             prediction_id=prediction_id, model_name=version.name, labels=_suggestions(version),
             feedback_domains=FEEDBACK_DOMAINS, given={key: request.POST.get(key, "") for key in ("label", "domain", "comment")},
         )
-    response = render(request, "feedback_done.html", context, status=error.status)
-    for key, value in error.headers.items():
-        response[key] = value
-    return response
+    return error.page(request, "feedback_done.html", context)
 
 
 def _label_for_reader(item) -> str:

@@ -11,12 +11,11 @@ import sys
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFilesSent, TooManyFieldsSent
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
 from django.urls import Resolver404, resolve, reverse
 from django.utils.translation import gettext as _
 
 from recognizer.preprocessing import size_text
-from webapp.errors import error_response
+from webapp.errors import ApiError, error_response
 from webapp.throttling import LoginRateThrottle
 
 log = logging.getLogger(__name__)
@@ -32,12 +31,10 @@ def _is_api(request) -> bool:
 def _refused(request, status: int, code: str, message: str, headers: dict | None = None) -> HttpResponse:
     """A request refused before its view: the API's JSON error for the API and for clients asking for JSON (the
     page's script), a page saying why for a person (the page without JavaScript, the admin)."""
+    error = ApiError(status, code, message, headers)
     if _is_api(request) or "application/json" in request.headers.get("Accept", ""):
-        return error_response(status, code, message, headers)
-    response = render(request, "refused.html", {"message": message}, status=status)
-    for key, value in (headers or {}).items():
-        response[key] = value
-    return response
+        return error.response()
+    return error.page(request, "refused.html", {"message": message})
 
 
 def _body_limit(request) -> int:

@@ -97,10 +97,7 @@ def index(request: HttpRequest) -> HttpResponse:
         error = to_api_error(exc)
         if _wants_json(request):
             return error.response()
-        response = render(request, "index.html", {**context, "error": error.message}, status=error.status)
-        for key, value in error.headers.items():
-            response[key] = value
-        return response
+        return error.page(request, "index.html", {**context, "error": error.message})
     reply = result.to_dict(lang=reply_language())
     if _wants_json(request):
         return JsonResponse(reply)
