@@ -78,11 +78,12 @@ def _tensorflow():
     import tensorflow as tf
 
     if not _tf_configured:
+        from recognizer.optimized import THREADS_ENV, intra_threads
+
         _tf_configured = True
-        threads = os.environ.get("RECOGNIZER_INTRA_THREADS", "")
-        if threads.isdigit() and int(threads) > 0:
+        if os.environ.get(THREADS_ENV):  # unset: TensorFlow's own default, every core
             try:
-                tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+                tf.config.threading.set_intra_op_parallelism_threads(intra_threads())
             except RuntimeError:  # TensorFlow already ran something in this process: keep its pool
                 pass
     return tf

@@ -169,3 +169,32 @@ def test_the_smoke_test_refuses_outputs_that_are_not_probabilities(tmp_path, act
     engine = Engine.from_path(tmp_path / "scores.h5")
     with pytest.raises(errors.ArtifactError, match="not probabilities.*End the model with a softmax"):
         engine.smoke_test()
+
+
+_KERAS_POOL = (
+    "from recognizer.engine import _tensorflow\n"
+    "print(_tensorflow().config.threading.get_intra_op_parallelism_threads())\n"
+)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_keras_engine_sizes_its_intra_op_pool_from_the_setting(threads):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RECOGNIZER_INTRA_THREADS": threads, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", _KERAS_POOL], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == threads
+
+
+def test_keras_engine_refuses_an_intra_op_count_below_one_as_the_compiled_engines_do():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RECOGNIZER_INTRA_THREADS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", _KERAS_POOL], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "RECOGNIZER_INTRA_THREADS must be a whole number of at least 1" in done.stderr
