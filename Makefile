@@ -47,7 +47,7 @@ bench: setup-dev
 	$(BIN)/python bench/domain_accuracy.py
 	$(BIN)/python bench/verdict_quality.py
 	$(BIN)/python bench/perf.py
-	$(BIN)/python bench/http_bench.py
+	$(BIN)/python bench/http_bench.py --precision auto
 	$(BIN)/python bench/int8_bench.py
 
 clean:

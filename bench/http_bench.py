@@ -10,7 +10,7 @@ ratios, peak RSS per worker and the time from start to ready. Last, the
 in-process pipeline limit: decode + preprocess + inference of the same JPEG with
 the service's engine in two processes, no HTTP.
 
-    .venv/bin/python bench/http_bench.py [--seconds 20] [--clients 8] [--rounds 3] [--model models/x.h5]
+    .venv/bin/python bench/http_bench.py [--seconds 20] [--clients 8] [--rounds 3] [--model models/x.h5] [--precision auto]
 """
 
 from __future__ import annotations
@@ -233,16 +233,23 @@ def server_bench_setup(doc: str, *, rounds: bool = False) -> tuple[argparse.Name
     if rounds:
         parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", type=Path, help="artifact .h5 (default: the default model, built if missing)")
+    parser.add_argument(
+        "--precision", choices=("fp32", "int8", "bf16", "auto"), default=os.environ.get("RECOGNIZER_PRECISION", "fp32"),
+        help="RECOGNIZER_PRECISION the service registers the model with (default: the environment's, else fp32); "
+             "its gate decides what serves, and the BentoML peer and the pipeline limit run that same copy",
+    )
     args = parser.parse_args()
     from recognizer.default_model import build_default
 
     model = (args.model or build_default()).resolve()
-    return args, model, {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.dev", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.dev", "PYTHONPATH": str(ROOT),
+           "RECOGNIZER_PRECISION": args.precision}
+    return args, model, env
 
 
 def main() -> int:
     args, model, env = server_bench_setup(__doc__, rounds=True)
-    load_before = os.getloadavg()  # the bench's own clients and servers raise it while it runs
+    load_before, began = os.getloadavg(), time.gmtime()  # the bench's own clients and servers raise the load
     jpeg = one_megapixel_jpeg()
     body, content_type = multipart(jpeg)
     rounds, rss, ready, answers = {name: [] for name in SERVERS}, {}, {}, {}
@@ -264,7 +271,7 @@ def main() -> int:
                 finally:
                     stop(process)
     limit = pipeline_limit(model, jpeg, seconds=args.seconds)
-    report(rounds, rss, ready, answers, limit, args, model, load_before)
+    report(rounds, rss, ready, answers, limit, args, model, load_before, began)
     return 0
 
 
@@ -306,12 +313,12 @@ def _median(results: list[dict]) -> dict:
     return sorted(results, key=lambda r: r["throughput"])[len(results) // 2]
 
 
-def report(rounds, rss, ready, answers, limit, args, model, load_before) -> None:
+def report(rounds, rss, ready, answers, limit, args, model, load_before, began) -> None:
     before, after = (", ".join(f"{x:.2f}" for x in loads) for loads in (load_before, os.getloadavg()))
-    print(f"model: {model.name}; {args.clients} clients posting a 1 MP JPEG for {args.seconds:.0f} s; "
+    print(f"{time.strftime('%Y-%m-%d %H:%M', began)}-{time.strftime('%H:%M UTC', time.gmtime())}; model: {model.name}; {args.clients} clients posting a 1 MP JPEG for {args.seconds:.0f} s; "
           f"{args.rounds} rounds, median shown; {os.cpu_count()} CPUs; "
           f"load average {before} before the run, {after} after it")
-    print(f"service engine: {served_kind(model)}; BentoML: {peer_file(model).name} as {peer_kind(model)}")
+    print(f"service engine: {served_kind(model)} (RECOGNIZER_PRECISION={args.precision}); BentoML: {peer_file(model).name} as {peer_kind(model)}")
     print(f"{'server':<8} {'req/s':>7} {'rounds req/s':>20} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'ready s':>8} {'peak RSS/worker MB':>20}")
     medians = {name: _median(results) for name, results in rounds.items()}
     for name, r in medians.items():

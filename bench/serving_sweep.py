@@ -30,6 +30,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--precision", choices=("fp32", "int8", "bf16", "auto"), default=os.environ.get("RECOGNIZER_PRECISION", "fp32"))
     args = parser.parse_args()
     from recognizer.default_model import build_default
 
@@ -40,7 +41,7 @@ def main() -> int:
         for _ in range(args.rounds):
             for workers, intra, threads in SETTINGS:
                 env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.dev", "PYTHONPATH": str(ROOT),
-                       "WEB_WORKERS": str(workers), "RECOGNIZER_INTRA_THREADS": str(intra), "WEB_THREADS": str(threads)}
+                       "RECOGNIZER_PRECISION": args.precision, "WEB_WORKERS": str(workers), "RECOGNIZER_INTRA_THREADS": str(intra), "WEB_THREADS": str(threads)}
                 port = free_port()
                 process, _ = start_service(model, Path(var), port, env)
                 try:
