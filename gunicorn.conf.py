@@ -79,6 +79,35 @@ def on_starting(server):
     for kind in ("counter", "gauge", "histogram", "summary"):  # only prometheus-client's files, whatever the folder
         for path in glob.glob(os.path.join(glob.escape(folder), f"{kind}_*.db")):
             os.remove(path)
+    _collect_static()
+
+
+def _collect_static() -> None:
+    """Pages name their static files through the manifest `collectstatic` writes: without it, or with one older than
+    the project's files, every page is a 500. Collect here, once, before any worker starts (`make run`, the Dockerfile
+    and the systemd unit collect first, so this finds the manifest current and does nothing)."""
+    import subprocess
+    from pathlib import Path
+
+    from django.conf import settings
+
+    if "Manifest" not in settings.STORAGES["staticfiles"]["BACKEND"]:
+        return
+    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+    ours = [path for folder in settings.STATICFILES_DIRS for path in Path(folder).rglob("*") if path.is_file()]
+    try:
+        collected = manifest.stat().st_mtime
+    except OSError:
+        collected = None
+    if collected is not None and all(path.stat().st_mtime <= collected for path in ours):
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+                          cwd=here, capture_output=True, text=True)
+    if done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        sys.exit(f"Cannot collect the static files into {settings.STATIC_ROOT} ({said}); "
+                 "run `python manage.py collectstatic --noinput`, then start again.")
 
 
 def child_exit(server, worker):

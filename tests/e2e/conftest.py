@@ -327,19 +327,20 @@ def photo_bytes() -> list[bytes]:
 
 @pytest.fixture
 def make_server(tmp_path_factory):
-    """make_server(v1_artifact, v2_artifact, ..., env={...}, static=False) -> (Server, WorkerProbe), ready.
+    """make_server(v1_artifact, v2_artifact, ..., env={...}) -> (Server, WorkerProbe), ready.
 
     The first artifact is registered and activated as v1, the others registered as v2, v3... (inactive).
+    The servers share one STATIC_ROOT (unless env names another): the first master collects it, the others
+    find it current.
     """
     servers: list[Server] = []
+    static_root = tmp_path_factory.getbasetemp() / "e2e-static"
 
-    def make(*artifacts: Path, env: dict[str, str] | None = None, static: bool = False):
-        server = Server(tmp_path_factory.mktemp("e2e-server"), env or {})
+    def make(*artifacts: Path, env: dict[str, str] | None = None):
+        server = Server(tmp_path_factory.mktemp("e2e-server"), {"STATIC_ROOT": str(static_root), **(env or {})})
         server.var_dir.mkdir()
         server.models_dir.mkdir()
         server.manage("migrate", "--noinput")
-        if static:
-            server.manage("collectstatic", "--noinput")
         for number, artifact in enumerate(artifacts, start=1):
             flags = ["--activate"] if number == 1 else []
             server.manage("register_model", str(server.add_artifact(artifact, number)), *flags)

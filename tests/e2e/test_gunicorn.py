@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
 import requests
 
-from tests.conftest import GOLDEN, TINY_CLASSES, TINY_NAME
+from tests.conftest import GOLDEN, REPO_ROOT, TINY_CLASSES, TINY_NAME
 from tests.e2e.conftest import Load, static_paths
 
 pytestmark = pytest.mark.e2e
@@ -17,7 +18,7 @@ SWITCH_SECONDS = 5.0
 
 
 def test_it_serves_a_prediction_the_page_and_static_files(make_server, tiny_artifact):
-    server, _ = make_server(tiny_artifact, static=True)
+    server, _ = make_server(tiny_artifact)
 
     photo = (GOLDEN / "bird" / "turkey.jpg").read_bytes()
     reply = requests.post(server.url("/api/v1/predict"), files={"image": ("turkey.jpg", photo, "image/jpeg")}, timeout=10)
@@ -41,6 +42,38 @@ def test_it_serves_a_prediction_the_page_and_static_files(make_server, tiny_arti
         assert asset.status_code == 200, path
         assert asset.content
         assert "immutable" in asset.headers.get("Cache-Control", ""), (path, asset.headers)  # whitenoise, hashed name
+
+
+
+def test_a_gunicorn_started_without_collectstatic_collects_first_and_serves_the_page(make_server, tiny_artifact, tmp_path):
+    # Started by hand, with a STATIC_ROOT nothing was ever collected into: every page used to be a 500.
+    static_root = tmp_path / "never-collected"
+    server, _ = make_server(tiny_artifact, env={"STATIC_ROOT": str(static_root)})
+
+    page = requests.get(server.url("/"), timeout=10)
+    assert page.status_code == 200, page.text[:500]
+    assert (static_root / "staticfiles.json").is_file()
+    for path in static_paths(page.text):
+        asset = requests.get(server.url(path), timeout=10)
+        assert asset.status_code == 200 and "immutable" in asset.headers.get("Cache-Control", ""), path
+    assert requests.get(server.url("/api/v1/docs"), timeout=10).status_code == 200
+
+
+def test_a_static_root_that_cannot_be_written_stops_the_start_with_one_line(tmp_path):
+    from tests.e2e.conftest import BIN, Server
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    server = Server(tmp_path / "server", {"STATIC_ROOT": str(blocker / "static")})
+    server.var_dir.mkdir(parents=True)
+    done = subprocess.run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], cwd=REPO_ROOT, env=server.env,
+                          capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"Cannot collect the static files into {blocker / 'static'} (")
+    assert last.endswith("run `python manage.py collectstatic --noinput`, then start again.")
+    assert "Traceback" not in done.stderr
 
 
 def _wait_until_every_worker_serves(probe, version: int, since: float, seconds: float) -> dict[int, float]:

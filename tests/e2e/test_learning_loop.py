@@ -126,7 +126,7 @@ def send_feedback(server, photos: dict[str, list[bytes]]) -> list[int]:
 
 
 def test_the_whole_loop_with_a_real_gunicorn_and_the_real_job_worker(make_server, tiny_artifact, workers, tmp_path):
-    server, _ = make_server(tiny_artifact, static=True)  # the admin's pages need the collected static files
+    server, _ = make_server(tiny_artifact)
     workers.append(Worker(server))
     photos = loop_photos()
     feedback_ids = send_feedback(server, photos)

@@ -101,7 +101,7 @@ def test_a_worker_that_registered_a_version_in_the_admin_hands_its_place_to_one_
         make_server, tiny_artifact, tiny_artifact_v2):
     from tests.e2e.test_learning_loop import admin_session
 
-    server, probe = make_server(tiny_artifact, static=True)  # the admin's pages need the collected static files
+    server, probe = make_server(tiny_artifact)
     before = server.worker_pids()
     assert not any(_maps_tensorflow(pid) for pid in before)  # serving on ONNX Runtime needs none
     session = admin_session(server)
