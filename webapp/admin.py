@@ -98,7 +98,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return extra + super().get_urls()
 
     def add_view(self, request, form_url="", extra_context=None):
-        return HttpResponseRedirect(reverse("admin:webapp_modelversion_register"))
+        """Versions are added by registering. A form sent here goes on to the register page as it was sent (307 keeps
+        the method and the files; a 302 would have the browser fetch an empty form and drop them)."""
+        response = HttpResponseRedirect(reverse("admin:webapp_modelversion_register"))
+        if request.method == "POST":
+            response.status_code = 307
+        return response
 
     def register_view(self, request):
         if not self.has_add_permission(request):

@@ -73,6 +73,14 @@ def test_a_version_is_registered_from_an_uploaded_h5_and_manifest(admin_client, 
     assert Activation.objects.get().by == admin_user
 
 
+
+def test_a_form_sent_to_the_add_page_goes_on_to_the_register_page_with_a_307_so_its_files_are_sent_again(admin_client, tiny_artifact):
+    # A 302 makes a browser fetch the register page with GET, an empty form: the files it carried were dropped.
+    assert admin_client.get(CHANGELIST + "add/")["Location"] == REGISTER
+    reply = admin_client.post(CHANGELIST + "add/", upload_form(tiny_artifact, activate="on"))
+    assert (reply.status_code, reply["Location"]) == (307, REGISTER)
+    assert not ModelVersion.objects.exists()  # nothing registered until the form reaches the register page
+
 def test_a_version_is_registered_from_an_artifact_under_models_dir(admin_client, models_dir, artifact_copy):
     artifact = artifact_copy(folder=models_dir / "tiny")
     form = admin_client.get(REGISTER).content.decode()
