@@ -1,7 +1,9 @@
 """End-to-end HTTP benchmark: the service, a BentoML endpoint and the naive baseline, in one run.
 
 All three serve the same model on loopback, one after the other (never at the
-same time, so they do not share the two cores): the service under gunicorn;
+same time, so they do not share the two cores), from a copy of the artifact
+under var/bench/served/ (registering writes into the manifest beside the file,
+which the user's own deployment reads): the service under gunicorn;
 BentoML 1.4 serving the very copy the service serves, on the same runtime
 (bench/bentoml_peer.py, in its own virtualenv under var/bench/, made on first use); and a Django view
 calling Keras' `model.predict`. N clients post the same 1 MP JPEG for a fixed
@@ -20,6 +22,7 @@ import http.client
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -241,10 +244,29 @@ def server_bench_setup(doc: str, *, rounds: bool = False) -> tuple[argparse.Name
     args = parser.parse_args()
     from recognizer.default_model import build_default
 
-    model = (args.model or build_default()).resolve()
+    model = served_copy((args.model or build_default()).resolve())
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.dev", "PYTHONPATH": str(ROOT),
            "RECOGNIZER_PRECISION": args.precision}
     return args, model, env
+
+
+SERVED_COPIES = ROOT / "var" / "bench" / "served"
+
+
+def served_copy(model: Path) -> Path:
+    """The artifact and its manifest copied under var/bench/served/, for the benchmark's servers to register.
+
+    Registering writes the engine that serves a version into the manifest beside its file, and a deployment
+    reads that manifest: registering the user's own file here, in the benchmark's throwaway database, told the
+    user's running service that its version had been recompiled for another engine."""
+    from recognizer.manifest import manifest_path
+
+    SERVED_COPIES.mkdir(parents=True, exist_ok=True)
+    copy = SERVED_COPIES / model.name
+    if not copy.exists() or copy.stat().st_size != model.stat().st_size or copy.stat().st_mtime != model.stat().st_mtime:
+        shutil.copy2(model, copy)
+    shutil.copy2(manifest_path(model), manifest_path(copy))
+    return copy
 
 
 def main() -> int:

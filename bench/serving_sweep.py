@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.http_bench import free_port, load, multipart, one_megapixel_jpeg, start_service, stop  # noqa: E402
+from bench.http_bench import free_port, load, multipart, one_megapixel_jpeg, served_copy, start_service, stop  # noqa: E402
 
 # (gunicorn workers, intra-op threads per worker, gunicorn threads per worker); the first is the shipped one.
 SETTINGS = ((2, 1, 16), (2, 1, 4), (2, 2, 16), (1, 2, 16), (3, 1, 8), (4, 1, 4))
@@ -34,7 +34,7 @@ def main() -> int:
     args = parser.parse_args()
     from recognizer.default_model import build_default
 
-    model = build_default().resolve()
+    model = served_copy(build_default().resolve())
     body, content_type = multipart(one_megapixel_jpeg())
     results = {s: [] for s in SETTINGS}
     with tempfile.TemporaryDirectory() as var:

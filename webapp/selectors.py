@@ -80,6 +80,27 @@ def model_version_get(*, name: str, number: int | None = None) -> ModelVersion |
     return versions.filter(version=number).first() if number is not None else versions.filter(is_active=True).first()
 
 
+def model_version_stale_reason(*, version: ModelVersion) -> str:
+    """Why `version` should be compiled again, or "": its compiled copy no longer matches its artifact or the
+    installed runtime, or the manifest beside its file names another engine than the version's (the same file
+    registered in another database, a benchmark's for one, writes its own engine there, and workers would then look
+    for that copy instead of the version's)."""
+    from recognizer.manifest import manifest_path, read_manifest
+    from recognizer.optimized import unavailable_reason
+
+    if version.engine != "keras":
+        reason = unavailable_reason(version.artifact_path, version.engine)
+        if reason:
+            return reason
+    try:
+        named = read_manifest(manifest_path(version.artifact_path)).engine
+    except Exception:  # an unreadable manifest is the integrity check's to report
+        return ""
+    if named != version.engine:
+        return f"its manifest names the engine {named}, but this version is served by {version.engine}."
+    return ""
+
+
 def model_version_engine(*, version: ModelVersion) -> str:
     """The engine answering for `version`: what really runs in this process when it is loaded here
     (a compiled copy that failed to load is served by Keras), else the engine it was registered for."""

@@ -111,3 +111,27 @@ def test_recompile_says_an_artifact_changed_or_deleted_since_registration_instea
     with pytest.raises(CommandError, match="1 of 1 versions could not be recompiled"):
         call_command("recompile", stdout=io.StringIO(), stderr=err)
     assert ("changed on disk" if damage == "changed" else "is missing") in err.getvalue()
+
+
+def test_a_manifest_another_database_registered_the_file_with_is_repaired_by_recompile(settings, db, fresh_runtime, artifact_copy, client):
+    # The same file registered in a second database (a benchmark's, a staging copy) on another engine: that
+    # registration wrote its engine into the manifest beside the file, so this deployment's workers looked for a
+    # copy its version does not have and /readyz told to run `recompile`, which found nothing to do.
+    settings.RECOGNIZER_ENGINE = "onnxruntime"
+    settings.DEFAULT_MODEL_NAME = TINY_NAME
+    path = artifact_copy()
+    version = services.model_version_register(artifact_path=path, activate=True)
+    assert version.engine == "onnxruntime", version.engine_note
+    manifest = path.with_suffix(".json")
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "engine": "onnxruntime-int8"}))
+    runtime().reload(TINY_NAME)
+    assert "not onnxruntime-int8" in client.get("/readyz").json()["warnings"][0]
+    assert "names the engine onnxruntime-int8" in json.loads(run("models", "--json"))["versions"][0]["problem"]
+
+    said = run("recompile", TINY_NAME)
+
+    assert f"{TINY_NAME} v1: served by onnxruntime" in said
+    assert json.loads(manifest.read_text())["engine"] == "onnxruntime"
+    runtime().reload(TINY_NAME)
+    assert client.get("/readyz").json()["warnings"] == []
+    assert run("recompile", TINY_NAME).startswith("nothing to recompile")

@@ -2,7 +2,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from recognizer.default_model import build_default, default_model_name
 from recognizer.errors import RecognizerError
-from recognizer.optimized import unavailable_reason
 from webapp import selectors, services
 
 
@@ -30,9 +29,10 @@ class Command(BaseCommand):
         self.stdout.write(f"registered and activated {version} from {path} (served by {version.engine})")
 
     def _recompile_if_stale(self, name: str) -> None:
-        """A compiled copy left by an older release or runtime is rebuilt here, so `make run` never serves it slower."""
+        """A compiled copy left by an older release or runtime, or a manifest that another database's registration of
+        the same file rewrote, is rebuilt here, so `make run` never serves it slower or warns about it."""
         version = selectors.model_version_get(name=name)
-        reason = unavailable_reason(version.artifact_path, version.engine) if version and version.engine != "keras" else ""
+        reason = selectors.model_version_stale_reason(version=version) if version else ""
         if not reason:
             return
         self.stdout.write(f"{version}: {reason} Recompiling.")

@@ -3,7 +3,6 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from recognizer.optimized import unavailable_reason
 from webapp import fleet, selectors, services
 
 
@@ -44,7 +43,7 @@ def _version(v) -> dict:
     except services.ActivationError as exc:
         problem = str(exc)
     else:
-        problem = unavailable_reason(v.artifact_path, v.engine) if v.engine != "keras" else v.engine_note
+        problem = selectors.model_version_stale_reason(version=v) or (v.engine_note if v.engine == "keras" else "")
     return {
         "name": v.name, "version": v.version, "active": v.is_active, "engine": v.engine, "served": v.predictions_served,
         "created_at": v.created_at.strftime("%Y-%m-%d %H:%M"), "problem": problem,

@@ -1,8 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from recognizer.optimized import unavailable_reason
 from recognizer.quantization import PRECISIONS
-from webapp import services
+from webapp import selectors, services
 from webapp.management.operator import add_by_argument, operator
 from webapp.models import ModelVersion
 
@@ -55,4 +54,4 @@ class Command(BaseCommand):
 
 
 def _needs_recompiling(version) -> bool:
-    return version.engine != "keras" and bool(unavailable_reason(version.artifact_path, version.engine))
+    return bool(selectors.model_version_stale_reason(version=version))
