@@ -85,6 +85,7 @@ def model_version_stale_reason(*, version: ModelVersion) -> str:
     installed runtime, or the manifest beside its file names another engine than the version's (the same file
     registered in another database, a benchmark's for one, writes its own engine there, and workers would then look
     for that copy instead of the version's)."""
+    from recognizer.errors import RecognizerError
     from recognizer.manifest import manifest_path, read_manifest
     from recognizer.optimized import unavailable_reason
 
@@ -94,7 +95,7 @@ def model_version_stale_reason(*, version: ModelVersion) -> str:
             return reason
     try:
         named = read_manifest(manifest_path(version.artifact_path)).engine
-    except Exception:  # an unreadable manifest is the integrity check's to report
+    except (OSError, RecognizerError):  # a missing or unreadable manifest is the integrity check's to report
         return ""
     if named != version.engine:
         return f"its manifest names the engine {named}, but this version is served by {version.engine}."
