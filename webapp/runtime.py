@@ -52,6 +52,7 @@ class Loaded:
     version: int
     engine: Engine
     allowed: Allowed | None = None  # the admin's allowed-class list for this name, applied to this version
+    registered: str = ""  # the version's engine when it was loaded: `recompile --precision` changes it in place
 
 
 class Runtime:
@@ -86,14 +87,15 @@ class Runtime:
         return {label: why for why, _, label in list(self._failed.values())}
 
     def refresh(self) -> None:
-        """Load any newly activated version, warm it, then swap it in; drop deactivated names."""
+        """Load any newly activated version, or an active one recompiled for another engine (`recompile
+        --precision`), warm it, then swap it in; drop deactivated names."""
         from webapp import selectors
 
         with self._refresh_lock:
             active = {v.name: v for v in selectors.model_version_list_active()}
             for name, version in active.items():
                 current = self._engines.get(name)
-                if current and current.version_id == version.id:
+                if current and current.version_id == version.id and current.registered == version.engine:
                     continue
                 failed = self._failed.get(version.id)
                 if failed and failed[1] == _file_signature(version.artifact_path):
@@ -130,7 +132,7 @@ class Runtime:
             log.error("model %s v%s failed to load; still serving the previous one: %s", version.name, version.version, exc)
             return
         self._failed.pop(version.id, None)
-        self._engines[version.name] = Loaded(version.id, version.name, version.version, engine)
+        self._engines[version.name] = Loaded(version.id, version.name, version.version, engine, registered=version.engine)
         log.info("serving %s v%s on %s (loaded in %.1fs)", version.name, version.version, engine.kind, time.perf_counter() - started)
 
     def serving_kind(self, version_id: int) -> str | None:

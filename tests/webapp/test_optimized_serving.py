@@ -107,6 +107,28 @@ def test_recompiling_keeps_the_precision_a_version_is_served_in_whatever_the_she
                        "recompiled for onnxruntime in fp32: onnxruntime serves it."]
 
 
+
+def test_a_precision_changed_by_recompile_reaches_the_running_workers_at_their_next_poll(onnx_settings, tmp_path, client):
+    from django.core.management import call_command
+
+    from tests.conftest import save_tiny
+
+    onnx_settings.RECOGNIZER_PRECISION = "int8"
+    path = save_tiny(tmp_path / "int8" / f"{TINY_NAME}-v1.h5", seed=1)  # its INT8 copy passes the gate
+    services.model_version_register(artifact_path=path, activate=True)
+    runtime().refresh()  # a worker serving it
+    assert client.get("/readyz").json()["engine"] == "onnxruntime-int8"
+
+    call_command("recompile", TINY_NAME, "--precision", "fp32", stdout=io.StringIO())  # from another process
+    runtime().refresh()  # the worker's next poll: same version, another engine
+
+    assert runtime().get(TINY_NAME).engine.kind == "onnxruntime"
+    assert client.get("/readyz").json()["engine"] == "onnxruntime"
+    call_command("recompile", TINY_NAME, "--precision", "int8", stdout=io.StringIO())
+    runtime().refresh()
+    assert runtime().get(TINY_NAME).engine.kind == "onnxruntime-int8"
+
+
 def test_the_same_file_is_registered_once_so_its_manifest_stays_that_versions(onnx_settings, artifact_copy, settings):
     path = artifact_copy()
     first = services.model_version_register(artifact_path=path)
