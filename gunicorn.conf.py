@@ -106,8 +106,8 @@ def _collect_static() -> None:
                           cwd=here, capture_output=True, text=True)
     if done.returncode != 0:
         said = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        sys.exit(f"Cannot collect the static files into {settings.STATIC_ROOT} ({said}); "
-                 "run `python manage.py collectstatic --noinput`, then start again.")
+        sys.exit(f"Cannot collect the static files into STATIC_ROOT {settings.STATIC_ROOT} ({said}): it must be a "
+                 "folder this user can write, or one `manage.py collectstatic` already filled (as the Dockerfile does).")
 
 
 def child_exit(server, worker):

@@ -71,8 +71,9 @@ def test_a_static_root_that_cannot_be_written_stops_the_start_with_one_line(tmp_
 
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"Cannot collect the static files into {blocker / 'static'} (")
-    assert last.endswith("run `python manage.py collectstatic --noinput`, then start again.")
+    assert last.startswith(f"Cannot collect the static files into STATIC_ROOT {blocker / 'static'} (")
+    assert last.endswith("it must be a folder this user can write, or one `manage.py collectstatic` already filled "
+                         "(as the Dockerfile does).")
     assert "Traceback" not in done.stderr
 
 

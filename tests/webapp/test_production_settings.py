@@ -137,6 +137,7 @@ def test_a_json_body_may_be_as_large_as_any_body():
 @pytest.mark.parametrize("bad, line", [
     ({"BATCH_MAX_IMAGES": "0"}, "BATCH_MAX_IMAGES must be at least 1, not 0."),
     ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of json, plain, not 'xml'."),  # read by the logging module
+    ({"VAR_DIR": "/proc/nope"}, "VAR_DIR /proc/nope cannot be made (No such file or directory): it must be a folder this user can write."),
 ])
 @pytest.mark.parametrize("command", [["manage.py", "check"], ["-m", "gunicorn", "-c", "gunicorn.conf.py"]])
 def test_manage_py_and_gunicorn_stop_on_a_bad_setting_with_its_one_line_alone(command, bad, line):
@@ -147,3 +148,15 @@ def test_manage_py_and_gunicorn_stop_on_a_bad_setting_with_its_one_line_alone(co
     )
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [("manage.py: " if "manage.py" in command else "") + line], done.stderr
+
+
+@pytest.mark.parametrize("name, default", [("STATIC_ROOT", "staticfiles"), ("MEDIA_ROOT", "media")])
+def test_a_folder_set_to_nothing_is_its_default_not_the_folder_the_service_was_started_in(name, default, tmp_path):
+    # STATIC_ROOT= used to collect the static files into the repository's own folder.
+    probe = f"from django.conf import settings; print(settings.{name})"
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.dev", "VAR_DIR": str(tmp_path), name: ""},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(tmp_path / default)

@@ -7,13 +7,16 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from webapp.settings.env import (
-    env_bool, env_choice, env_float, env_image_formats, env_int, env_list, env_log_format, env_networks, env_rate,
-    env_str,
+    env_bool, env_choice, env_float, env_image_formats, env_int, env_list, env_log_format, env_networks, env_path,
+    env_rate, env_str,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite does not create the folder of its database
+VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
+try:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite does not create the folder of its database
+except OSError as exc:
+    raise ImproperlyConfigured(f"VAR_DIR {VAR_DIR} cannot be made ({exc.strerror}): it must be a folder this user can write.") from None
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -112,7 +115,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -123,7 +126,7 @@ MEDIA_URL = "/media/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The product's own settings.
-MODELS_DIR = Path(env_str("RECOGNIZER_MODELS_DIR", str(BASE_DIR / "models")))
+MODELS_DIR = env_path("RECOGNIZER_MODELS_DIR", BASE_DIR / "models")
 # The engine each new version is compiled for at registration (keras | onnxruntime | openvino); a version that
 # fails to compile or to match Keras' answers is served by Keras, and the reason is kept on the version.
 RECOGNIZER_ENGINE = env_choice("RECOGNIZER_ENGINE", "onnxruntime", ("keras", "onnxruntime", "openvino"))
@@ -201,7 +204,7 @@ FEEDBACK_ENABLED = env_bool("FEEDBACK_ENABLED", True)
 FEEDBACK_RETENTION_DAYS = env_int("FEEDBACK_RETENTION_DAYS", 7, minimum=1)
 FEEDBACK_PHOTO_MAX_SIDE = env_int("FEEDBACK_PHOTO_MAX_SIDE", 1024, minimum=32)
 # Kept photos live under MEDIA_ROOT/feedback: with several hosts, point it at storage they share.
-MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(MEDIA_ROOT)))
+MEDIA_ROOT = env_path("MEDIA_ROOT", MEDIA_ROOT)
 
 # ---- the learning loop: training jobs on a job queue ----
 # The database queue (django-tasks-db) by default, worked by `manage.py task_worker` beside gunicorn; RQ on Redis

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -15,6 +16,14 @@ def env_str(name: str, default: str | None = None) -> str:
     if value is None or (default is None and not value.strip()):
         raise ImproperlyConfigured(f"Set the environment variable {name}.")
     return value
+
+
+
+def env_path(name: str, default: Path) -> Path:
+    """A folder from the environment; set but empty is the default, not the current folder (which would put the
+    service's state wherever it happened to be started)."""
+    value = os.environ.get(name, "").strip()
+    return Path(value) if value else default
 
 
 def _at_least(name: str, value, minimum):
