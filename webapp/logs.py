@@ -104,13 +104,23 @@ def formatter(fmt: str) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else PlainFormatter()
 
 
+class LibraryChatter(logging.Filter):
+    """Drops the progress lines installed libraries write on the root logger below WARNING (ONNX Runtime's quantizer
+    writes one per weight it rescales: 74 for the default model); their warnings and errors stay. The service's own
+    code logs on named loggers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "root" and record.levelno < logging.WARNING and "-packages" in record.pathname)
+
+
 def logging_config(fmt: str, level: str) -> dict:
-    """Django's LOGGING: everything to stderr in the chosen format."""
+    """Django's LOGGING: everything to stderr in the chosen format, without libraries' progress chatter."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"line": {"()": formatter, "fmt": fmt}},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
+        "filters": {"library_chatter": {"()": LibraryChatter}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["library_chatter"]}},
         "root": {"handlers": ["console"], "level": level},
     }
 

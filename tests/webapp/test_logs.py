@@ -100,3 +100,27 @@ def test_a_path_with_a_newline_cannot_forge_a_line_in_the_plain_log(client, db):
         logging.getLogger("webapp.request").removeHandler(handler)
     (line,) = stream.getvalue().splitlines()
     assert "\\x0a2026-12-01" in line and "\\x00" in line and "\x00" not in line
+
+
+def test_a_librarys_progress_lines_on_the_root_logger_are_dropped_and_its_warnings_kept():
+    # ONNX Runtime's quantizer writes "Increased scale[79] for weight ..." on the root logger, once per rescaled
+    # weight: 74 lines on stderr for one `recompile --precision int8` of the default model.
+    import io
+    import logging
+
+    import onnxruntime.quantization.qdq_quantizer as quantizer
+
+    from webapp.logs import LibraryChatter, logging_config
+
+    assert logging_config("plain", "INFO")["handlers"]["console"]["filters"] == ["library_chatter"]
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(LibraryChatter())
+
+    def emit(name: str, level: int, path: str, message: str) -> None:
+        handler.handle(logging.LogRecord(name, level, path, 1, message, None, None))
+
+    emit("root", logging.INFO, quantizer.__file__, "Increased scale[79] for weight")
+    emit("root", logging.WARNING, quantizer.__file__, "a library's warning")
+    emit("webapp.audit", logging.INFO, "/srv/webapp/audit.py", "the service's own line")
+    assert out.getvalue().splitlines() == ["a library's warning", "the service's own line"]
