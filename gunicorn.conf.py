@@ -80,6 +80,7 @@ def on_starting(server):
         for path in glob.glob(os.path.join(glob.escape(folder), f"{kind}_*.db")):
             os.remove(path)
     _collect_static()
+    _compile_messages()
 
 
 def _collect_static() -> None:
@@ -108,6 +109,31 @@ def _collect_static() -> None:
         said = (done.stderr.strip().splitlines() or ["no output"])[-1]
         sys.exit(f"Cannot collect the static files into STATIC_ROOT {settings.STATIC_ROOT} ({said}): it must be a "
                  "folder this user can write, or one `manage.py collectstatic` already filled (as the Dockerfile does).")
+
+
+
+def _compile_messages(locale_dirs=None) -> None:
+    """The Chinese page, replies and admin read compiled catalogs (.mo), which are built, not committed: without them a
+    service started by hand answers in English under `lang="zh-hans"`. Compile those missing or older than their .po
+    here, before any worker starts (`make run` and the Dockerfile compile first, so this finds them current)."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    folders = [Path(folder) for folder in (locale_dirs or settings.LOCALE_PATHS)]
+    stale = [po for folder in folders for po in folder.glob("*/LC_MESSAGES/*.po")
+             if not po.with_suffix(".mo").exists() or po.with_suffix(".mo").stat().st_mtime < po.stat().st_mtime]
+    if not stale:
+        return
+    import subprocess
+
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "compile_messages.py")
+    for folder in sorted({po.parent.parent.parent for po in stale}):
+        done = subprocess.run([sys.executable, script, str(folder)], capture_output=True, text=True)
+        if done.returncode != 0:
+            said = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            sys.exit(f"Cannot compile the translations in {folder} ({said}): it must be writable by this user, or "
+                     "compiled before the start with `python scripts/compile_messages.py` (as `make run` does).")
 
 
 def child_exit(server, worker):

@@ -181,3 +181,46 @@ def test_a_token_key_never_starts_with_a_dash_so_revoke_prefix_is_not_read_as_an
     token = ApiToken.objects.get(name="dashed")
     assert token.prefix == "b" * 8 and out.split(": ", 1)[1].strip() == "b" * 43
     assert "revoked token" in run("tokens", "revoke", token.prefix, "--by", "ops")
+
+
+def _gunicorn_compile_messages(folder) -> "subprocess.CompletedProcess":
+    """gunicorn.conf.py's _compile_messages, as its master runs it before the workers start, on `folder`."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    code = "import runpy, sys; runpy.run_path('gunicorn.conf.py')['_compile_messages']([sys.argv[1]])"
+    return subprocess.run([sys.executable, "-c", code, str(folder)], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.dev"})
+
+
+def test_gunicorns_master_compiles_the_translations_a_hand_started_service_would_lack(tmp_path):
+    # Started by hand, without `make run`: no .mo files, and the Chinese pages and replies came out in English.
+    import gettext
+    import shutil
+
+    from tests.conftest import REPO_ROOT
+
+    locale = tmp_path / "locale"
+    shutil.copytree(REPO_ROOT / "locale", locale, ignore=shutil.ignore_patterns("*.mo"))
+    done = _gunicorn_compile_messages(locale)
+    assert done.returncode == 0, done.stderr
+    with open(locale / "zh_Hans" / "LC_MESSAGES" / "django.mo", "rb") as mo:
+        assert gettext.GNUTranslations(mo).gettext("Very likely %(label)s.") == "很可能是%(label)s。"
+    assert (locale / "zh_Hans" / "LC_MESSAGES" / "djangojs.mo").is_file()
+
+
+def test_translations_that_cannot_be_compiled_stop_the_start_with_one_line(tmp_path):
+    import shutil
+
+    from tests.conftest import REPO_ROOT
+
+    locale = tmp_path / "locale"
+    shutil.copytree(REPO_ROOT / "locale", locale, ignore=shutil.ignore_patterns("*.mo"))
+    (locale / "zh_Hans" / "LC_MESSAGES" / "django.mo").mkdir()  # in the way of the compiled file
+    os.utime(locale / "zh_Hans" / "LC_MESSAGES" / "django.mo", (0, 0))
+    done = _gunicorn_compile_messages(locale)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith(f"Cannot compile the translations in {locale} (")
+    assert done.stderr.strip().endswith("compiled before the start with `python scripts/compile_messages.py` (as `make run` does).")
