@@ -106,6 +106,14 @@ def test_revoking_an_unknown_token_says_so(db):
         run("tokens", "revoke", "nosuchprefix")
 
 
+def test_revoking_by_a_prefix_too_short_to_match_says_how_long_it_must_be(staff):
+    run("tokens", "create", "short", "--by", "ops")
+    prefix = ApiToken.objects.get(name="short").prefix
+    with pytest.raises(CommandError, match=r"no token matches '.{3}' \(a prefix needs at least 4 characters\)"):
+        run("tokens", "revoke", prefix[:3], "--by", "ops")
+    assert ApiToken.objects.get(name="short").is_active
+
+
 def test_models_lists_versions_and_what_each_live_worker_serves(two_versions, settings):
     settings.INSTANCE_NAME = "host-a"
     runtime().get(TINY_NAME)

@@ -54,7 +54,9 @@ class Command(BaseCommand):
             match |= Q(pk=int(token))
         found = list(ApiToken.objects.filter(match)[:2])
         if len(found) != 1:
-            raise CommandError(f"{'no' if not found else 'more than one'} token matches {token!r}; manage.py tokens list shows them.")
+            short = " (a prefix needs at least 4 characters)" if not found and len(token) < 4 else ""
+            raise CommandError(f"{'no' if not found else 'more than one'} token matches {token!r}{short}; "
+                               "manage.py tokens list shows them.")
         if not services.api_token_revoke(token=found[0], by=actor):
             self.stdout.write(f"token {found[0].pk} ({found[0].name}) was already revoked; nothing changed.")
             return
