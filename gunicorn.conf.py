@@ -1,7 +1,9 @@
 """gunicorn settings. The model is loaded in each worker after fork, never in the master."""
 
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 
 def _count(name: str, default: str) -> int:
@@ -87,9 +89,6 @@ def _collect_static() -> None:
     """Pages name their static files through the manifest `collectstatic` writes: without it, or with one older than
     the project's files, every page is a 500. Collect here, once, before any worker starts (`make run`, the Dockerfile
     and the systemd unit collect first, so this finds the manifest current and does nothing)."""
-    import subprocess
-    from pathlib import Path
-
     from django.conf import settings
 
     if "Manifest" not in settings.STORAGES["staticfiles"]["BACKEND"]:
@@ -115,25 +114,20 @@ def _collect_static() -> None:
 def _compile_messages(locale_dirs=None) -> None:
     """The Chinese page, replies and admin read compiled catalogs (.mo), which are built, not committed: without them a
     service started by hand answers in English under `lang="zh-hans"`. Compile those missing or older than their .po
-    here, before any worker starts (`make run` and the Dockerfile compile first, so this finds them current)."""
-    from pathlib import Path
+    here, before any worker starts, with the script `make run` and the Dockerfile run first (it skips current ones)."""
+    import runpy
 
     from django.conf import settings
 
-    folders = [Path(folder) for folder in (locale_dirs or settings.LOCALE_PATHS)]
-    stale = [po for folder in folders for po in folder.glob("*/LC_MESSAGES/*.po")
-             if not po.with_suffix(".mo").exists() or po.with_suffix(".mo").stat().st_mtime < po.stat().st_mtime]
-    if not stale:
-        return
-    import subprocess
-
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "compile_messages.py")
-    for folder in sorted({po.parent.parent.parent for po in stale}):
-        done = subprocess.run([sys.executable, script, str(folder)], capture_output=True, text=True)
-        if done.returncode != 0:
-            said = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            sys.exit(f"Cannot compile the translations in {folder} ({said}): it must be writable by this user, or "
-                     "compiled before the start with `python scripts/compile_messages.py` (as `make run` does).")
+    compile_catalogs = runpy.run_path(script)["compile_catalogs"]
+    for folder in locale_dirs or settings.LOCALE_PATHS:
+        try:
+            compile_catalogs(Path(folder))
+        except Exception as exc:  # unwritable, or a catalog Babel cannot read: say it in one line
+            sys.exit(f"Cannot compile the translations in {folder} ({type(exc).__name__}: {exc}): it must be writable "
+                     "by this user, or compiled before the start with `python scripts/compile_messages.py` (as `make "
+                     "run` does).")
 
 
 def child_exit(server, worker):
