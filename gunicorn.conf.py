@@ -110,7 +110,6 @@ def _collect_static() -> None:
                  "folder this user can write, or one `manage.py collectstatic` already filled (as the Dockerfile does).")
 
 
-
 def _compile_messages(locale_dirs=None) -> None:
     """The Chinese page, replies and admin read compiled catalogs (.mo), which are built, not committed: without them a
     service started by hand answers in English under `lang="zh-hans"`. Compile those missing or older than their .po

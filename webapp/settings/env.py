@@ -18,7 +18,6 @@ def env_str(name: str, default: str | None = None) -> str:
     return value
 
 
-
 def env_path(name: str, default: Path) -> Path:
     """A folder from the environment; set but empty is the default, not the current folder (which would put the
     service's state wherever it happened to be started)."""
