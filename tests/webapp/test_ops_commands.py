@@ -42,6 +42,19 @@ def test_activate_switches_the_active_version_and_audits_who_did_it(two_versions
     assert (audit.from_version.version, audit.to_version.version, audit.kind, audit.by) == (1, 2, "activate", staff)
 
 
+def test_activate_reads_version_option_as_the_version_to_activate_not_djangos(two_versions):
+    out = run("activate", TINY_NAME, "--version", "2")
+    assert out.startswith(f"{TINY_NAME} v2 is active")
+    assert ModelVersion.objects.get(is_active=True).version == 2
+
+
+@pytest.mark.parametrize("args", [(), ("1", "--version", "2")], ids=["none", "two"])
+def test_activate_without_exactly_one_version_refuses_and_changes_nothing(two_versions, args):
+    with pytest.raises(CommandError, match="name one version"):
+        run("activate", TINY_NAME, *args)
+    assert ModelVersion.objects.get(is_active=True).version == 1
+
+
 @pytest.mark.parametrize("args, message", [(("9",), "no version 9"), (("2", "--by", "nobody"), "no active staff user")])
 def test_activate_refuses_in_one_line_and_changes_nothing(two_versions, args, message):
     with pytest.raises(CommandError, match=message) as raised:

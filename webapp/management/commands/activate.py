@@ -9,16 +9,26 @@ from webapp.models import ModelVersion
 class Command(BaseCommand):
     help = "Make VERSION the active version of model NAME (as the admin's action does); audited."
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # `activate NAME --version 2` names the version to activate; Django's own --version (print Django's, exit 0)
+        # would leave the model as it was while looking like success.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser):
         parser.add_argument("name")
-        parser.add_argument("version", type=int)
+        parser.add_argument("version", type=int, nargs="?", help="the version number, as `manage.py models` lists it")
+        parser.add_argument("--version", type=int, dest="version_option", metavar="VERSION", help="the same as VERSION")
         parser.add_argument(
             "--force", metavar="REASON", default="",
             help="activate although the promotion gate refuses, for this reason (audited; needs --by a superuser)",
         )
         add_by_argument(parser)
 
-    def handle(self, *args, name, version, by, force, **options):
+    def handle(self, *args, name, version, version_option, by, force, **options):
+        given = {number for number in (version, version_option) if number is not None}
+        if len(given) != 1:
+            raise CommandError("name one version: activate NAME VERSION (or --version VERSION); manage.py models lists them.")
+        version = given.pop()
         user = operator(by)
         if force and (user is None or not user.is_superuser):
             raise CommandError("--force needs --by naming an active superuser; the override is audited in their name.")
