@@ -255,6 +255,8 @@ def model_version_recompile(*, version: ModelVersion, by=None, precision: str | 
     engine = model_version_validate(artifact_path=Path(version.artifact_path))
     kind = version.engine if version.engine != "keras" else settings.RECOGNIZER_ENGINE
     precision = precision or precision_of(version.engine)
+    if precision == "bf16" and base_kind(kind) != "openvino":
+        raise RegistrationError(f"bfloat16 copies run on OpenVINO only, and this version is compiled for {base_kind(kind)}.")
     optimization = optimize_artifact(engine, kind=kind, precision=precision, recompile=True)
     write_manifest(engine.manifest.with_updates(engine=optimization.engine), manifest_path(Path(version.artifact_path)))
     ModelVersion.objects.filter(pk=version.pk).update(engine=optimization.engine, engine_note=optimization.note)

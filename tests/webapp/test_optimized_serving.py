@@ -107,6 +107,20 @@ def test_recompiling_keeps_the_precision_a_version_is_served_in_whatever_the_she
                        "recompiled for onnxruntime in fp32: onnxruntime serves it."]
 
 
+def test_recompile_to_bf16_on_onnxruntime_is_refused_in_one_line_and_changes_nothing(onnx_settings, artifact_copy):
+    from django.core.management import CommandError, call_command
+
+    version = services.model_version_register(artifact_path=artifact_copy(), activate=True)
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 1 versions could not be recompiled"):
+        call_command("recompile", TINY_NAME, "--precision", "bf16", stdout=io.StringIO(), stderr=err)
+    assert err.getvalue().splitlines() == [
+        f"{version}: not recompiled: bfloat16 copies run on OpenVINO only, and this version is compiled for onnxruntime."
+    ]
+    before = (version.engine, version.engine_note)
+    version.refresh_from_db()
+    assert (version.engine, version.engine_note) == before
+
 
 def test_a_precision_changed_by_recompile_reaches_the_running_workers_at_their_next_poll(onnx_settings, tmp_path, client):
     from django.core.management import call_command

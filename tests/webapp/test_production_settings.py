@@ -61,6 +61,7 @@ GOOD = {"DJANGO_SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": "recognizer.example.org"
     ({"ALLOWED_HOSTS": ""}, "Set ALLOWED_HOSTS"),
     ({"RECOGNIZER_ENGINE": "tensorrt"}, "RECOGNIZER_ENGINE must be one of keras, onnxruntime, openvino"),
     ({"RECOGNIZER_PRECISION": "int4"}, "RECOGNIZER_PRECISION must be one of fp32, int8, bf16, auto"),
+    ({"RECOGNIZER_PRECISION": "bf16", "RECOGNIZER_ENGINE": "onnxruntime"}, "RECOGNIZER_PRECISION=bf16 needs RECOGNIZER_ENGINE=openvino"),
     ({"CACHE_URL": "memcached://127.0.0.1:11211"}, "CACHE_URL must be a Redis URL"),
     ({"DATABASE_URL": "garbage"}, "DATABASE_URL is not a database URL"),
     ({"METRICS_ALLOWED_NETWORKS": "notanet"}, "METRICS_ALLOWED_NETWORKS: 'notanet' is not an IP network"),

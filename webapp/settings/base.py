@@ -136,6 +136,10 @@ RECOGNIZER_ENGINE = env_choice("RECOGNIZER_ENGINE", "onnxruntime", ("keras", "on
 # Checked here so a bad value stops the start; recognizer.optimized.intra_threads reads it where the engine runs.
 env_int("RECOGNIZER_INTRA_THREADS", 1, minimum=1)
 RECOGNIZER_PRECISION = env_choice("RECOGNIZER_PRECISION", "fp32", ("fp32", "int8", "bf16", "auto"))
+if RECOGNIZER_PRECISION == "bf16" and RECOGNIZER_ENGINE != "openvino":
+    raise ImproperlyConfigured(
+        f"RECOGNIZER_PRECISION=bf16 needs RECOGNIZER_ENGINE=openvino (bfloat16 copies run on OpenVINO only), not {RECOGNIZER_ENGINE}."
+    )
 # A file of the classes this deployment can meet (one label, WordNet id or index a line), applied to the
 # default model's answers before ranking; empty: every class.
 ALLOWED_CLASSES_FILE = env_str("ALLOWED_CLASSES_FILE", "")
