@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from tests.conftest import TINY_NAME, random_photo
-from tests.webapp.helpers import PREDICT, assert_error, encode, upload
+from tests.webapp.helpers import PREDICT, assert_error, encode, predict, upload
 from webapp import fleet, services
 from webapp.models import Activation, ApiToken, ModelVersion, WorkerHeartbeat
 from webapp.runtime import runtime
@@ -138,6 +138,13 @@ def test_models_lists_versions_and_what_each_live_worker_serves(two_versions, se
     ]
     table = run("models")
     assert "host-a" in table and str(os.getpid()) in table and "warning" not in table
+
+
+def test_models_counts_each_versions_predictions_under_that_name(active_tiny, client):
+    assert predict(client, encode(random_photo(), "JPEG")).status_code == 200
+    versions = json.loads(run("models", "--json"))["versions"]
+    assert [(v["version"], v["predictions"]) for v in versions] == [(1, 1)]
+    assert run("models").splitlines()[0].split()[:5] == ["name", "version", "active", "engine", "predictions"]
 
 
 @pytest.mark.parametrize("damage", ["changed", "deleted"])

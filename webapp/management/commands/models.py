@@ -25,7 +25,7 @@ class Command(BaseCommand):
             self._print(report)
 
     def _print(self, report: dict) -> None:
-        self.stdout.write(_table(report["versions"], ("name", "version", "active", "engine", "served", "created_at", "problem")))
+        self.stdout.write(_table(report["versions"], ("name", "version", "active", "engine", "predictions", "created_at", "problem")))
         self.stdout.write("")
         if not report["workers"]:
             self.stdout.write("no worker has reported in the last few seconds (is the service running?)")
@@ -45,7 +45,7 @@ def _version(v) -> dict:
     else:
         problem = selectors.model_version_stale_reason(version=v) or (v.engine_note if v.engine == "keras" else "")
     return {
-        "name": v.name, "version": v.version, "active": v.is_active, "engine": v.engine, "served": v.predictions_served,
+        "name": v.name, "version": v.version, "active": v.is_active, "engine": v.engine, "predictions": v.predictions_served,
         "created_at": v.created_at.strftime("%Y-%m-%d %H:%M"), "problem": problem,
     }
 
