@@ -13,6 +13,7 @@ def _count(name: str, default: str) -> int:
         sys.exit(f"{name} must be a whole number of at least 1, not {raw!r}.")
     return int(raw)
 
+
 def _check_settings() -> None:
     """Read the Django settings here, in the master: a bad one stops the start with its one line, not a worker's
     traceback."""
@@ -81,8 +82,21 @@ def on_starting(server):
     for kind in ("counter", "gauge", "histogram", "summary"):  # only prometheus-client's files, whatever the folder
         for path in glob.glob(os.path.join(glob.escape(folder), f"{kind}_*.db")):
             os.remove(path)
+    _check_migrations()
     _collect_static()
     _compile_messages()
+
+
+def _check_migrations() -> None:
+    """Workers on a database without the project's tables answer every page with a 500: stop the start in one line
+    instead. Asked of `manage.py showmigrations` (Django is not set up in the master); a database it cannot reach does
+    not stop the start, since readiness names it until it can be reached."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run([sys.executable, "manage.py", "showmigrations", "--plan"], cwd=here, capture_output=True, text=True)
+    pending = done.stdout.count("[ ]") if done.returncode == 0 else 0
+    if pending:
+        sys.exit(f"The database lacks {pending} of the project's migrations: run `python manage.py migrate` first "
+                 "(`make run` does).")
 
 
 def _collect_static() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -66,6 +67,7 @@ def test_a_static_root_that_cannot_be_written_stops_the_start_with_one_line(tmp_
     blocker.write_text("not a folder")
     server = Server(tmp_path / "server", {"STATIC_ROOT": str(blocker / "static")})
     server.var_dir.mkdir(parents=True)
+    server.manage("migrate", "--noinput")
     done = subprocess.run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], cwd=REPO_ROOT, env=server.env,
                           capture_output=True, text=True, timeout=120)
 
@@ -75,6 +77,22 @@ def test_a_static_root_that_cannot_be_written_stops_the_start_with_one_line(tmp_
     assert last.endswith("it must be a folder this user can write, or one `manage.py collectstatic` already filled "
                          "(as the Dockerfile does).")
     assert "Traceback" not in done.stderr
+
+
+def test_a_database_never_migrated_stops_the_start_with_one_line_naming_the_command(tmp_path):
+    # Started by hand on a fresh VAR_DIR: the workers came up and every page was a 500 (no such table).
+    from tests.e2e.conftest import BIN, Server
+
+    server = Server(tmp_path / "server", {})
+    server.var_dir.mkdir(parents=True)
+    done = subprocess.run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], cwd=REPO_ROOT, env=server.env,
+                          capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"The database lacks \d+ of the project's migrations: run `python manage.py migrate` first "
+                        r"\(`make run` does\)\.", last), last
+    assert "Booting worker" not in done.stderr and "Traceback" not in done.stderr
 
 
 def _wait_until_every_worker_serves(probe, version: int, since: float, seconds: float) -> dict[int, float]:
