@@ -1,5 +1,5 @@
-"""The management commands: register_model and classify (ensure_default_model builds a real
-ImageNet model and is covered by a slow test of its own)."""
+"""The management commands: register_model, classify, and ensure_default_model on a default model already
+registered."""
 
 from __future__ import annotations
 
@@ -132,3 +132,26 @@ def test_classify_without_an_active_model_is_a_command_error(db, fresh_runtime, 
     settings.DEFAULT_MODEL_NAME = TINY_NAME
     with pytest.raises(CommandError, match="register_model"):
         run("classify", str(photos / "bird/turkey.jpg"))
+
+
+# ---- ensure_default_model ---------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision, note, hinted", [
+    ("auto", "", True),  # registered in FP32 before the setting: say what applies it
+    ("fp32", "", False),
+    ("auto", "Serving FP32: INT8 refused by its accuracy gate.", False),  # tried already: recompiling changes nothing
+], ids=["set-after-registration", "fp32", "tried-and-refused"])
+def test_ensure_default_model_says_how_to_apply_a_precision_its_version_was_not_registered_in(
+    default_served, default_artifact, settings, monkeypatch, precision, note, hinted
+):
+    monkeypatch.setenv("RECOGNIZER_MODELS_DIR", str(default_artifact.parent))
+    settings.RECOGNIZER_PRECISION = precision
+    ModelVersion.objects.filter(pk=default_served.pk).update(engine_note=note)
+
+    out = run("ensure_default_model")
+
+    assert "already registered" in out
+    hint = ("imagenet-efficientnet_lite0 v1 serves in fp32: RECOGNIZER_PRECISION=auto applies to versions as they are "
+            "registered; `python manage.py recompile imagenet-efficientnet_lite0 --precision auto` applies it")
+    assert (hint in out) is hinted, out

@@ -1,7 +1,9 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from recognizer.default_model import build_default, default_model_name
 from recognizer.errors import RecognizerError
+from recognizer.optimized import base_kind, precision_of
 from webapp import selectors, services
 
 
@@ -19,6 +21,7 @@ class Command(BaseCommand):
         if selectors.model_name_exists(name=default_model_name(backbone)):
             self._recompile_if_stale(default_model_name(backbone))
             self.stdout.write(f"default artifact at {path}; already registered")
+            self._say_how_to_apply_the_precision(default_model_name(backbone))
             return
         try:
             version = services.model_version_register(artifact_path=path, activate=True, notes="default model, built offline")
@@ -41,3 +44,18 @@ class Command(BaseCommand):
         except (services.ActivationError, services.RegistrationError) as exc:
             raise CommandError(f"{version}: not recompiled: {exc}") from None
         self.stdout.write(f"{done}: served by {done.engine}" + (f" ({done.engine_note})" if done.engine_note else ""))
+
+    def _say_how_to_apply_the_precision(self, name: str) -> None:
+        """RECOGNIZER_PRECISION applies as a version is registered: `RECOGNIZER_PRECISION=auto make run` on a default
+        model registered in FP32 serves FP32 as before, so say what changes it. Quiet when that precision was tried
+        (its engine note says how it fared) or cannot apply to the version's runtime."""
+        wanted = settings.RECOGNIZER_PRECISION
+        version = selectors.model_version_get(name=name)
+        if wanted == "fp32" or version is None or version.engine == "keras" or version.engine_note:
+            return
+        if precision_of(version.engine) != "fp32" or (wanted == "bf16" and base_kind(version.engine) != "openvino"):
+            return
+        self.stdout.write(
+            f"{version} serves in fp32: RECOGNIZER_PRECISION={wanted} applies to versions as they are registered; "
+            f"`python manage.py recompile {name} --precision {wanted}` applies it to this one (behind its accuracy gate)."
+        )
