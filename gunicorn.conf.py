@@ -22,10 +22,15 @@ def _check_settings() -> None:
     from django.core.exceptions import ImproperlyConfigured
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.dev")
+    module = os.environ["DJANGO_SETTINGS_MODULE"]
     try:
-        importlib.import_module(os.environ["DJANGO_SETTINGS_MODULE"])
+        importlib.import_module(module)
     except ImproperlyConfigured as exc:
         sys.exit(str(exc))
+    except ModuleNotFoundError as exc:
+        if not exc.name or not (module + ".").startswith(exc.name + "."):
+            raise
+        sys.exit(f"DJANGO_SETTINGS_MODULE={module} names no module; use webapp.settings.production or webapp.settings.dev.")
 
 
 _check_settings()
@@ -56,8 +61,10 @@ def post_worker_init(worker):
     current = runtime()
     try:
         current.refresh()
-    except Exception:  # the worker still answers /healthz and 503s until the model loads
-        worker.log.exception("initial model load failed")
+    except Exception as exc:  # the worker still answers /healthz and 503s until the model loads
+        from webapp.errors import log_failure
+
+        log_failure(worker.log, "initial model load failed", exc)
     current.start_polling()
     from webapp.fleet import heartbeat_start
 

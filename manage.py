@@ -25,8 +25,17 @@ if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.dev")
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
+    from django.db import InterfaceError, OperationalError
 
     try:
         execute_from_command_line(quiet_unless_verbose(sys.argv))
     except ImproperlyConfigured as exc:  # a bad setting: its one line, which names it, without a traceback
         sys.exit(f"manage.py: {exc}")
+    except ModuleNotFoundError as exc:
+        module = os.environ["DJANGO_SETTINGS_MODULE"]
+        if not exc.name or not (module + ".").startswith(exc.name + "."):
+            raise
+        sys.exit(f"manage.py: DJANGO_SETTINGS_MODULE={module} names no module; use webapp.settings.production or webapp.settings.dev.")
+    except (OperationalError, InterfaceError) as exc:  # the database down or refusing: one line, as for a setting
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        sys.exit(f"manage.py: the database cannot be used ({line}); is it running, reachable and migrated?")

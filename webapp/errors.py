@@ -5,12 +5,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils.translation import gettext
 
 from recognizer import errors as core
 from webapp.logs import request_id
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -74,6 +78,42 @@ def from_core(exc: core.RecognizerError) -> ApiError:
     return ApiError(400, exc.code, translated(exc))
 
 
+def dependency_errors() -> tuple[type[Exception], ...]:
+    """What the database and the cache raise when they cannot be reached (not a query's own mistake)."""
+    from django.db import InterfaceError, OperationalError
+
+    kinds: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+    except ImportError:  # the service without CACHE_URL needs no Redis client
+        return kinds
+    return (*kinds, RedisConnectionError, RedisTimeoutError)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def log_failure(logger: logging.Logger, what: str, exc: Exception) -> None:
+    """`what` failed and will be tried again: one line while the database or cache cannot be reached (it repeats
+    every try until they are back), the traceback for anything else."""
+    if isinstance(exc, dependency_errors()):
+        logger.warning("%s (will retry): %s", what, _first_line(exc))
+    else:
+        logger.error("%s (will retry)", what, exc_info=exc)
+
+
+def dependency_down(exc: Exception) -> ApiError:
+    """The 503 for a database or cache that cannot be reached, as /readyz names it; logged in one line."""
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        log.error("the database cannot be reached: %s", _first_line(exc))
+        return ApiError(503, "database_unavailable", gettext("The database cannot be reached."), {"Retry-After": "5"})
+    log.error("the cache cannot be reached: %s", _first_line(exc))
+    return ApiError(503, "cache_unavailable", gettext("The cache cannot be reached."), {"Retry-After": "5"})
+
+
 def to_api_error(exc: Exception) -> ApiError:
     """The HTTP error for an exception that a request may end in on purpose (see EXPECTED)."""
     from webapp.answering import AllowedClassesUnusable, ExplainUnavailable
@@ -98,6 +138,8 @@ def to_api_error(exc: Exception) -> ApiError:
     if isinstance(exc, ModelNotReady):
         message = gettext("%(reason)s Try again in a few seconds.") % {"reason": translated(exc)}
         return ApiError(503, "model_not_ready", message, {"Retry-After": "5"})
+    if isinstance(exc, dependency_errors()):
+        return dependency_down(exc)
     raise TypeError(f"no HTTP error for {type(exc).__name__}")
 
 
@@ -109,4 +151,4 @@ def expected_errors() -> tuple[type[Exception], ...]:
     from webapp.services import UnknownModel
 
     return (ApiError, core.RecognizerError, UnknownModel, ExplainUnavailable, AllowedClassesUnusable, Busy, ModelNotReady,
-            FeedbackError)
+            FeedbackError, *dependency_errors())

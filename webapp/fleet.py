@@ -20,6 +20,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from recognizer.optimized import parity_record_path, unavailable_reason
+from webapp.errors import log_failure
 from webapp.models import WorkerHeartbeat
 from webapp.runtime import runtime
 
@@ -152,8 +153,8 @@ def _beat() -> None:
     while True:
         try:
             worker_heartbeat_record()
-        except Exception:  # a database hiccup must not end the reports
-            log.exception("heartbeat failed; will retry")
+        except Exception as exc:  # a database hiccup must not end the reports
+            log_failure(log, "heartbeat failed", exc)
         finally:
             close_old_connections()
         stop.wait(settings.MODEL_POLL_SECONDS)

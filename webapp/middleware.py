@@ -15,7 +15,7 @@ from django.urls import Resolver404, resolve, reverse
 from django.utils.translation import gettext as _
 
 from recognizer.preprocessing import size_text
-from webapp.errors import ApiError, error_response
+from webapp.errors import ApiError, dependency_down, dependency_errors, error_response
 from webapp.throttling import LoginRateThrottle
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,12 @@ def _refused(request, status: int, code: str, message: str, headers: dict | None
     if _is_api(request) or "application/json" in request.headers.get("Accept", ""):
         return error.response()
     return error.page(request, "refused.html", {"message": message})
+
+
+def _unavailable(request, exc: Exception) -> HttpResponse:
+    """The database or the cache cannot be reached: a 503 saying which (as /readyz does), not a 500 and a traceback."""
+    error = dependency_down(exc)
+    return _refused(request, error.status, error.code, error.message, error.headers)
 
 
 def _body_limit(request) -> int:
@@ -66,7 +72,10 @@ class JsonErrorsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        refused = self._refusal(request)
+        try:
+            refused = self._refusal(request)
+        except dependency_errors() as exc:  # the sign-in limit counts in the cache
+            return _unavailable(request, exc)
         if refused is not None:
             return refused
         head = request.method == "HEAD" and _is_api(request) and _url_name(request) in GET_VIEWS
@@ -123,6 +132,8 @@ class JsonErrorsMiddleware:
             return _refused(request, 413, "request_too_large", _("The request body is too large."))
         if isinstance(exception, (TooManyFilesSent, TooManyFieldsSent)):
             return _refused(request, 413, "too_many_parts", _("The request has too many files or fields."))
+        if isinstance(exception, dependency_errors()):
+            return _unavailable(request, exception)
         if _is_api(request) and isinstance(exception, Http404):
             return error_response(404, "not_found", _("No API endpoint at this path."))
         if _is_api(request):

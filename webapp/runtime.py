@@ -20,6 +20,7 @@ from django.db import close_old_connections
 from recognizer.engine import Engine
 from recognizer.optimized import load_engine
 from recognizer.errors import Translatable, gettext_noop
+from webapp.errors import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +158,8 @@ class Runtime:
         while not self._stop.wait(settings.MODEL_POLL_SECONDS):
             try:
                 self.refresh()
-            except Exception:  # the poller must outlive a database hiccup
-                log.exception("model refresh failed; will retry")
+            except Exception as exc:  # the poller must outlive a database hiccup
+                log_failure(log, "model refresh failed", exc)
             finally:
                 close_old_connections()
 

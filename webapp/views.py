@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -119,6 +119,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
         log.error("not ready: the cache cannot be reached: %s", exc)
         return error_response(503, "cache_unavailable", _("The cache cannot be reached."), {"Retry-After": "5"})
     try:
+        with connection.cursor() as cursor:  # asked every time: a loaded model needs no query, each answer does
+            cursor.execute("SELECT 1")
         loaded = runtime().get(settings.DEFAULT_MODEL_NAME)
     except ModelNotReady as exc:
         return to_api_error(exc).response()

@@ -79,6 +79,39 @@ def test_a_database_that_drops_every_connection_costs_no_request(running):
     assert sum(r.status == 200 for r in load.replies if r.started > dropped) >= 40
 
 
+def test_a_database_or_cache_that_goes_down_is_a_503_naming_it_in_answers_and_readyz(running):
+    """With the model loaded, /readyz said ready while PostgreSQL was down, and predictions were 500s with tracebacks."""
+    topology = running(API_RATE_LIMIT="100000/m")
+    host, role = topology.hosts[0], topology.postgres.role
+    headers = {"Authorization": f"Bearer {token_for(topology, 'outage')}"}
+    predict = lambda: requests.post(topology.balancer.url("/api/v1/predict"), headers=headers, timeout=30,  # noqa: E731
+                                    files={"image": ("p.jpg", photos()[0], "image/jpeg")}, verify=str(topology.balancer.cert))
+    readyz = lambda: requests.get(f"http://{host.address}/readyz", timeout=10)  # noqa: E731
+    assert predict().status_code == 200 and readyz().status_code == 200
+
+    topology.postgres.psql(f"ALTER ROLE {role} NOLOGIN")  # refuses new connections; then the kept ones are dropped
+    topology.postgres.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
+    try:
+        answers = [predict(), readyz()]
+        time.sleep(3)  # the poller and the heartbeat meet the outage too (MODEL_POLL_SECONDS is 1 here)
+    finally:
+        topology.postgres.psql(f"ALTER ROLE {role} LOGIN")
+    for reply in answers:
+        assert (reply.status_code, reply.json()["error"]["code"], reply.headers.get("Retry-After")) == (503, "database_unavailable", "5")
+    wait_until(lambda: predict().status_code == 200, 30, "a prediction once the database is back")
+
+    topology.redis.stop()
+    try:
+        answers = [predict(), readyz()]
+    finally:
+        topology.redis.start()
+    for reply in answers:
+        assert (reply.status_code, reply.json()["error"]["code"], reply.headers.get("Retry-After")) == (503, "cache_unavailable", "5")
+    wait_until(lambda: predict().status_code == 200, 30, "a prediction once the cache is back")
+    logs = "".join(h.log_path.read_text() for h in topology.hosts)
+    assert "the database cannot be reached" in logs and "Traceback" not in logs, logs[-3000:]
+
+
 def refused_since(host, seconds: float = 10) -> float:
     """The time from which the host's port refuses connections."""
     deadline = time.monotonic() + seconds

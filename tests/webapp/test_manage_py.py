@@ -72,3 +72,12 @@ def test_classify_to_a_csv_that_cannot_be_written_fails_in_one_line_before_class
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "--csv" in done.stderr.strip().splitlines()[-1]
     assert done.stdout == ""
+
+
+def test_a_command_on_a_database_that_cannot_be_reached_says_so_in_one_line(manage):
+    done = manage("models", DATABASE_URL="postgres://nobody:pw@127.0.0.1:9/none")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "manage.py: the database cannot be used (connection failed: connection to server at \"127.0.0.1\", port 9 "
+        "failed: Connection refused); is it running, reachable and migrated?"
+    ], done.stderr

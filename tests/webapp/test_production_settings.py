@@ -139,6 +139,9 @@ def test_a_json_body_may_be_as_large_as_any_body():
     ({"BATCH_MAX_IMAGES": "0"}, "BATCH_MAX_IMAGES must be at least 1, not 0."),
     ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of json, plain, not 'xml'."),  # read by the logging module
     ({"VAR_DIR": "/proc/nope"}, "VAR_DIR /proc/nope cannot be made (No such file or directory): it must be a folder this user can write."),
+    ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL must name PostgreSQL (postgres://) or SQLite (sqlite:///), not mysql."),
+    ({"DJANGO_SETTINGS_MODULE": "webapp.settings.prod"},
+     "DJANGO_SETTINGS_MODULE=webapp.settings.prod names no module; use webapp.settings.production or webapp.settings.dev."),
 ])
 @pytest.mark.parametrize("command", [["manage.py", "check"], ["-m", "gunicorn", "-c", "gunicorn.conf.py"]])
 def test_manage_py_and_gunicorn_stop_on_a_bad_setting_with_its_one_line_alone(command, bad, line):

@@ -80,6 +80,11 @@ try:
     }
 except ValueError as exc:  # dj-database-url's unknown scheme or malformed URL
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL like postgres://user:password@host/name: {exc}") from None
+SUPPORTED_DATABASES = {"django.db.backends.sqlite3", "django.db.backends.postgresql"}  # the drivers requirements.txt has
+if DATABASES["default"]["ENGINE"] not in SUPPORTED_DATABASES:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must name PostgreSQL (postgres://) or SQLite (sqlite:///), not {DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}."
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several gunicorn workers write prediction records: WAL and a busy timeout keep them from failing.
     DATABASES["default"]["OPTIONS"] = {
