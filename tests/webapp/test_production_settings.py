@@ -121,6 +121,11 @@ def settings_of(code: str, **env: str) -> str:
     return done.stdout.strip()
 
 
+def test_metrics_networks_set_to_nothing_stay_loopback_instead_of_opening_metrics_to_everyone():
+    assert settings_of("s.METRICS_ALLOWED_NETWORKS", METRICS_ALLOWED_NETWORKS="", METRICS_TOKEN="") == "['127.0.0.0/8', '::1/128']"
+    assert settings_of("s.METRICS_ALLOWED_NETWORKS", METRICS_ALLOWED_NETWORKS="10.0.0.0/24") == "['10.0.0.0/24']"
+
+
 def test_image_formats_are_read_in_any_case():
     assert settings_of("s.ALLOWED_IMAGE_FORMATS", ALLOWED_IMAGE_FORMATS="jpeg, Png,webp") == "('JPEG', 'PNG', 'WEBP')"
 

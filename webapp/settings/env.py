@@ -87,8 +87,9 @@ def env_log_format(default: str) -> str:
 
 
 def env_networks(name: str, default: list[str]) -> list[str]:
-    """IP networks such as 10.0.0.0/8 or ::1/128, comma-separated."""
-    networks = env_list(name, default)
+    """IP networks such as 10.0.0.0/8 or ::1/128, comma-separated; set but empty is the default (an operator blanking
+    the line means "none of mine", and an empty list would let every address in)."""
+    networks = env_list(name, default) or default
     for network in networks:
         try:
             ipaddress.ip_network(network, strict=False)
