@@ -245,6 +245,7 @@ class Topology:
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
             "ALLOWED_HOSTS": "localhost,127.0.0.1",
             "RECOGNIZER_MODELS_DIR": str(self.models_dir),
+            "MEDIA_ROOT": str(root / "media"),  # kept photos, shared like the model store
             "TRUSTED_PROXY_COUNT": "1",  # exactly one proxy, the balancer, in front of every host
             "MODEL_POLL_SECONDS": "1",
             "WEB_WORKERS": "1",  # one worker per host: a host's /readyz is its only worker's answer

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -171,11 +173,17 @@ def test_backup_and_restore_bring_back_the_database_and_the_model_store(topology
     host = topology.hosts[0]
     host.manage("activate", TINY_NAME, "1")
     before = json.loads(host.manage("models", "--json"))["versions"]
-    dump, tar = run_script("backup.sh", str(tmp_path / "backups"), env=host.env).split()
+    kept = Path(host.env["MEDIA_ROOT"]) / "feedback" / "ab" / "kept.jpg"  # a feedback photo, as the service keeps them
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(b"photo")
+    paths = run_script("backup.sh", str(tmp_path / "backups"), env=host.env).split()
+    assert all(os.stat(path).st_mode & 0o077 == 0 for path in paths)  # password and token hashes: the owner's only
 
-    host.manage("activate", TINY_NAME, "2")  # changes after the backup: both must be undone
+    host.manage("activate", TINY_NAME, "2")  # changes after the backup: each must be undone
     (topology.models_dir / f"{TINY_NAME}-v1.h5").unlink()
-    run_script("restore.sh", dump, tar, env=host.env)
+    kept.unlink()
+    run_script("restore.sh", *paths, env=host.env)
+    assert kept.read_bytes() == b"photo"
 
     after = json.loads(host.manage("models", "--json"))["versions"]
     assert [(v["version"], v["active"], v["engine"], v["problem"]) for v in after] == [
