@@ -123,7 +123,11 @@ class FeedbackAdmin(admin.ModelAdmin):
         photo = getattr(item.prediction, "kept_photo", None)
         if photo is None or not photo.image:
             raise Http404("The photo was deleted.")
-        return FileResponse(photo.image.open("rb"), content_type="image/jpeg")
+        try:
+            handle = photo.image.open("rb")
+        except FileNotFoundError:  # its record outlived the file (lost storage, a MEDIA_ROOT not shared by every host)
+            raise Http404("The photo's file is missing under MEDIA_ROOT.") from None
+        return FileResponse(handle, content_type="image/jpeg")
 
     def review_view(self, request, pk: int):
         if not self.has_view_or_change_permission(request):  # the user's label and comment are not for every staff member

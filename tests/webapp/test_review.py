@@ -60,6 +60,14 @@ def test_merging_takes_the_label_and_domain_of_an_existing_class(admin_client, i
     assert FeedbackReview.objects.get().action == "merge"
 
 
+def test_a_photo_whose_file_is_missing_is_a_404_not_a_500(admin_client, item):
+    import os
+
+    os.remove(item.prediction.kept_photo.image.path)
+    assert admin_client.get(f"{QUEUE}{item.pk}/photo/").status_code == 404
+    assert admin_client.get(QUEUE).status_code == 200  # the list with its thumbnails
+
+
 def test_rejecting_keeps_the_photo_out_and_is_audited(admin_client, item):
     admin_client.post(review_url(item), {"decision": "reject"})
     item.refresh_from_db()
