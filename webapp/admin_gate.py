@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
-from webapp import promotion, services, shadow
+from webapp import promotion, selectors, services, shadow
 from webapp.admin import ModelVersionAdmin
 from webapp.admin_review import AuditTrailAdmin
 from webapp.errors import translated
@@ -75,6 +75,7 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
         return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[pk]))
 
     def _activate(self, request, version, force_reason: str = "") -> None:
+        changed = selectors.model_version_class_changes(version=version)  # against the version it replaces
         try:
             version = services.model_version_activate(version=version, by=request.user, force_reason=force_reason)
         except services.AlreadyActive:
@@ -93,6 +94,8 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
             messages.success(request, _("%(version)s is now active; every worker switches within a few seconds.") % {"version": version})
         level = messages.WARNING if check is None else messages.INFO
         messages.add_message(request, level, promotion.gate_message(check, name=version.name))
+        if changed:  # a version trained on a few classes under a model of many answers among those few only
+            messages.warning(request, changed)
 
     @admin.action(description=gettext_lazy("Activate the selected version"), permissions=["change"])
     def activate_selected(self, request, queryset):

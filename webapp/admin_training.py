@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, JsonResponse
@@ -30,7 +29,9 @@ def progress_text(job: TrainingJob) -> str:
 class StartForm(forms.Form):
     dataset = forms.ModelChoiceField(label=gettext_lazy("Dataset"), queryset=Dataset.objects.all())
     model_name = forms.CharField(
-        label=gettext_lazy("Model name"), max_length=100, help_text=gettext_lazy("An existing model's name trains its next version."),
+        label=gettext_lazy("Model name"), max_length=100,
+        help_text=gettext_lazy("A new name starts a model of its own; an existing model's name trains its next version, "
+                               "which answers among the dataset's classes only."),
     )
     backbone = forms.ChoiceField(label=gettext_lazy("Backbone"), choices=[(n, n) for n in NAMES], initial="efficientnet_lite0")
     epochs = forms.IntegerField(label=gettext_lazy("Epochs"), min_value=1, max_value=1000, initial=40)
@@ -99,7 +100,9 @@ class TrainingJobAdmin(admin.ModelAdmin):
     def start_view(self, request):
         if not self.has_add_permission(request):
             raise PermissionDenied
-        initial = {"dataset": request.GET.get("dataset"), "model_name": settings.DEFAULT_MODEL_NAME}
+        # The name trained last, never the default model's: a version trained on a few classes would replace it.
+        last = TrainingJob.objects.order_by("-created_at").values_list("model_name", flat=True).first()
+        initial = {"dataset": request.GET.get("dataset"), "model_name": last or ""}
         form = StartForm(request.POST or None, initial=initial)
         if request.method == "POST" and form.is_valid():
             try:

@@ -20,7 +20,7 @@ from recognizer.datasets import class_folders, scan_dataset
 from recognizer.evaluation import by_domain, compute_metrics, plot_confusion, predict_dataset, scoring_classes
 from recognizer.manifest import Manifest
 from recognizer.training import TrainConfig, TrainResult, export_run, train
-from webapp import services
+from webapp import selectors, services
 from webapp.models import ModelVersion
 from webapp.runtime import engine_for
 
@@ -55,6 +55,9 @@ def model_version_train(
     version = services.model_version_register(
         artifact_path=h5_path, notes=f"trained on {data}", by=by, activate=activate, number=number
     )
+    changed = selectors.model_version_class_changes(version=version)
+    if changed:  # under an existing name, as register_model says it
+        log(f"warning: {changed}")
     return TrainedVersion(version, result, h5_path, dataset.skipped + result.skipped)
 
 

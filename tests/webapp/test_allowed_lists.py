@@ -8,7 +8,7 @@ from recognizer.manifest import ClassInfo
 from tests.conftest import TINY_NAME, build_tiny_model, tiny_manifest
 from tests.webapp.helpers import assert_error, predict
 from webapp import services
-from webapp.models import AllowedClassList
+from webapp.models import AllowedClassList, ModelVersion
 from webapp.runtime import Runtime, runtime
 
 ADD = "/admin/webapp/allowedclasslist/add/"
@@ -159,6 +159,16 @@ def test_registering_a_version_with_other_classes_warns_in_the_command_and_the_a
     reply = admin_client.post(REGISTER, upload_form(other_classes_v2), follow=True)
     said = [str(m) for m in reply.context["messages"]]
     assert any(m.startswith(f"{TINY_NAME} v3 has 4 classes where v1 (active) has 4: 3 new") for m in said), said
+
+
+def test_activating_a_version_with_other_classes_in_the_admin_says_how_they_differ(admin_client, other_classes_v2):
+    # A version trained on a few classes under the default model's name replaced its 1000 without a word.
+    version = services.model_version_register(artifact_path=other_classes_v2)
+    reply = admin_client.post("/admin/webapp/modelversion/", {"action": "activate_selected", "_selected_action": [version.pk]},
+                              follow=True)
+    said = [str(m) for m in reply.context["messages"]]
+    assert ModelVersion.objects.get(pk=version.pk).is_active
+    assert f"{TINY_NAME} v2 has 4 classes where v1 (active) has 4: 3 new (wren, moss, kettle); 3 gone (owl, fern, teapot)." in said
 
 
 def test_the_same_classes_in_another_order_are_said_to_move_indices(active_tiny, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import TINY_NAME
 from tests.synthetic import write_dataset
 from webapp import exports, training_jobs
 from webapp.models import Dataset, GateCheck, GoldenSet, ModelVersion, TrainingJob
@@ -87,6 +88,21 @@ def test_a_dead_workers_running_job_is_marked_failed_once_the_slot_is_free(datas
 
 
 @pytest.mark.slow
+def test_a_job_under_an_existing_name_with_other_classes_says_how_they_differ_in_its_log(dataset, active_tiny):
+    lines = []
+    job = training_jobs.training_job_execute(job_id=job_for(dataset, model_name=TINY_NAME, epochs=1).pk, log=lines.append)
+    assert job.status == "succeeded", job.error
+    assert any(line.startswith(f"warning: {TINY_NAME} v2 has 2 classes where v1 (active) has 4: 2 new") for line in lines), lines
+
+
+def test_the_start_page_suggests_the_name_trained_last_never_the_default_models(admin_client, dataset, settings):
+    settings.DEFAULT_MODEL_NAME = "imagenet-efficientnet_lite0"
+    start = "/admin/webapp/trainingjob/start/"
+    assert admin_client.get(start).context["form"]["model_name"].value() in ("", None)
+    job_for(dataset, model_name="wildlife-feedback")
+    assert admin_client.get(start).context["form"]["model_name"].value() == "wildlife-feedback"
+
+
 def test_a_job_trains_registers_a_version_naming_its_dataset_and_reports_progress(dataset):
     reports = []
     original = training_jobs._Reporter.report
