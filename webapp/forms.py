@@ -96,7 +96,7 @@ class GoldenSetForm(forms.ModelForm):
         path, dataset = (data.get("path") or "").strip(), data.get("dataset")
         if not path and dataset is None:
             raise forms.ValidationError(_("Give the folder of the golden set, or choose an exported dataset."))
-        problem = promotion.golden_folder_problem(Path(dataset.path if dataset is not None else path))
+        problem = promotion.golden_folder_problem(Path(dataset.path if dataset is not None else path), name)
         if problem:
             raise forms.ValidationError(problem)
         data["path"] = path

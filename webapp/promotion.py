@@ -30,14 +30,36 @@ def _golden_files(folder: Path) -> list[list[str]]:
     return [[str(path.relative_to(folder)), hashlib.sha256(path.read_bytes()).hexdigest()] for path, _ in dataset.items]
 
 
-def golden_folder_problem(folder: Path) -> str | None:
-    """Why `folder` cannot serve as a golden set (in the reader's language), or None: it must hold photos in one
-    subfolder per class."""
+def golden_folder_problem(folder: Path, model_name: str | None = None) -> str | None:
+    """Why `folder` cannot serve as the golden set of `model_name` (in the reader's language), or None: it must hold
+    photos in one subfolder per class, and those subfolders must name classes of the model (its active version, else
+    its newest) or be domains; otherwise every version scores 0% on it and the gate compares nothing."""
     if not folder.is_dir():
         return gettext("There is no folder at %(folder)s.") % {"folder": folder}
     if not _golden_files(folder):
         return gettext("%(folder)s holds no photos in class subfolders.") % {"folder": folder}
+    versions = ModelVersion.objects.filter(name=model_name or "")
+    version = versions.filter(is_active=True).first() or versions.order_by("-version").first()
+    if version is not None and _scored_as(version, folder) is None:
+        examples = ", ".join(c["id"] for c in version.manifest.get("classes", [])[:3])
+        return gettext(
+            "None of the subfolders of %(folder)s names a class of %(name)s (such as %(examples)s) or a domain "
+            "(animal, bird, plant, other): every version would score 0%% on it."
+        ) % {"folder": folder, "name": model_name, "examples": examples}
     return None
+
+
+def _scored_as(version: ModelVersion, folder: Path) -> str | None:
+    """'class' or 'domain', as model_version_evaluate scores `version` on the folder; None when it names none of its
+    classes and is not a set of domains."""
+    from recognizer.evaluation import scoring_classes
+    from recognizer.manifest import Manifest
+
+    try:
+        _, by_domain = scoring_classes([p.name for p in folder.iterdir() if p.is_dir()], Manifest.from_dict(version.manifest).classes)
+    except core.DatasetError:
+        return None
+    return "domain" if by_domain else "class"
 
 
 def _trained_on(candidate: ModelVersion) -> set[str]:
@@ -49,8 +71,7 @@ def _trained_on(candidate: ModelVersion) -> set[str]:
 def _top1(version: ModelVersion, folder: Path) -> float:
     from webapp.runs import model_version_evaluate
 
-    known = {c["id"] for c in version.manifest.get("classes", [])}
-    if not known & {p.name for p in folder.iterdir() if p.is_dir()}:
+    if _scored_as(version, folder) is None:
         return 0.0  # it knows none of the golden set's classes, so it names none of its photos right
     out = Path(settings.VAR_DIR) / "gate" / f"{version.name}-v{version.version}"
     return float(model_version_evaluate(version=version, data=folder, out=out).metrics["top1_accuracy"])

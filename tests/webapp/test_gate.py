@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +178,33 @@ def test_a_golden_set_is_checked_when_saved_in_the_admin_so_a_bad_one_cannot_blo
     assert not GoldenSet.objects.exists()
     admin_client.post(add, {"model_name": TINY_NAME, "path": str(tmp_path / "golden")})
     assert GoldenSet.objects.get().path == str(tmp_path / "golden")
+
+
+def test_a_golden_set_naming_none_of_the_models_classes_is_refused_and_one_of_domains_is_scored_by_domain(
+    admin_client, versions, tmp_path
+):
+    # Saved without a word, it scored every version 0% and so let any candidate through.
+    from webapp import promotion
+
+    v1, v2 = versions
+    strangers = tmp_path / "strangers"
+    for n, folder in enumerate(["zebra", "walrus"]):
+        (strangers / folder).mkdir(parents=True)
+        picture("red-stripes", seed=n).save(strangers / folder / "p.png")
+    reply = admin_client.post("/admin/webapp/goldenset/add/", {"model_name": TINY_NAME, "path": str(strangers)})
+    assert f"None of the subfolders of {strangers} names a class of {TINY_NAME}" in html.unescape(reply.content.decode())
+    assert not GoldenSet.objects.exists()
+
+    domains, engine = tmp_path / "domains", Engine.from_path(v1.artifact_path)
+    for n, kind in enumerate(["red-stripes", "green-blocks", "blue-circle", "purple-cross"]):
+        image = picture(kind, seed=n)
+        best = engine.manifest.classes[int(np.argmax(engine.probabilities(engine.prepare(image))[0]))]
+        (domains / best.domain).mkdir(parents=True, exist_ok=True)  # filed under the domain of v1's answer
+        image.save(domains / best.domain / f"p{n}.png")
+    admin_client.post("/admin/webapp/goldenset/add/", {"model_name": TINY_NAME, "path": str(domains)})
+    assert GoldenSet.objects.get().path == str(domains)
+    check = promotion.gate_check_run(candidate=v2)
+    assert check.images == 4 and check.active_top1 == 1.0  # scored by domain: was 0% for every version
 
 
 def test_only_readable_images_in_class_subfolders_make_a_golden_set(admin_client, versions, tmp_path):
