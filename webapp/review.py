@@ -7,9 +7,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from recognizer.errors import Translatable, gettext_noop
-
 from recognizer.manifest import DOMAINS
-from webapp.feedback import LABEL_MAX
+from webapp.feedback import LABEL_MAX, answered
 from webapp.models import Feedback, FeedbackReview, KeptPhoto
 
 PERMISSION = "webapp.review_feedback"
@@ -46,13 +45,20 @@ def _check_photo(feedback: Feedback) -> None:
 
 
 def feedback_accept(*, feedback: Feedback, label: str, domain: str, by) -> Feedback:
-    """Accept the photo as training data under `label` (free text) in `domain`."""
+    """Accept the photo as training data under `label` in `domain`: free text, or a class of the model that answered
+    named in any language the service speaks, stored as its English label."""
     _check_photo(feedback)
     label = label.strip()
     if not label or len(label) > LABEL_MAX:
         raise ReviewError(gettext_noop("A final label of 1 to %(limit)d characters is needed to accept."), limit=LABEL_MAX)
     if domain not in DOMAINS:
         raise ReviewError(gettext_noop("Choose the domain of the label (%(domains)s)."), domains=", ".join(DOMAINS))
+    known = answered(feedback.prediction).known.get(label.casefold())
+    if known is not None:  # a class of the model named in any language: one class in datasets, as the API stores it
+        label, class_domain = known
+        if domain != class_domain:
+            raise ReviewError(gettext_noop("“%(label)s” is a class of the model in the domain %(class_domain)s, not "
+                                           "%(domain)s: choose that domain."), label=label, class_domain=class_domain, domain=domain)
     return _decide(feedback, action=FeedbackReview.ACCEPT, status=Feedback.ACCEPTED, label=label, domain=domain, by=by)
 
 

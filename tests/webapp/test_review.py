@@ -53,6 +53,15 @@ def test_accepting_records_the_final_label_and_domain_and_who_did_it(admin_clien
     assert audit.at is not None
 
 
+def test_accepting_a_label_that_names_a_class_of_the_model_stores_that_class_in_its_domain(admin_client, item):
+    # A reviewer's "赤狐" (the model's own Chinese name for red fox) became a class of its own beside "red fox".
+    refused = admin_client.post(review_url(item), {"decision": "accept", "label": "OWL", "domain": "animal"}, follow=True)
+    assert "“owl” is a class of the model in the domain bird, not animal" in refused.content.decode()
+    admin_client.post(review_url(item), {"decision": "accept", "label": "OWL", "domain": "bird"})
+    item.refresh_from_db()
+    assert (item.status, item.final_label, item.final_domain) == ("accepted", "owl", "bird")
+
+
 def test_merging_takes_the_label_and_domain_of_an_existing_class(admin_client, item):
     admin_client.post(review_url(item), {"decision": "merge", "class_id": "owl"})
     item.refresh_from_db()
