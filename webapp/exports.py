@@ -15,7 +15,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils.text import slugify
 
-from recognizer.datasets import scan_dataset
+from recognizer.datasets import MIN_IMAGES_PER_CLASS, scan_dataset
 from recognizer.errors import RecognizerError
 from webapp.models import Dataset, Feedback
 
@@ -158,6 +158,11 @@ def _record(out: Path, since, include_base, accepted, by) -> Dataset:
         )
         dataset.feedback.set(accepted)
     return dataset
+
+
+def dataset_thin_classes(dataset: Dataset) -> list[str]:
+    """The dataset's classes with too few photos to train on ('folder (count)'), as training would refuse them."""
+    return [f"{folder} ({count})" for folder, count in sorted(dataset.counts.items()) if count < MIN_IMAGES_PER_CLASS]
 
 
 def dataset_changes(dataset: Dataset) -> str:

@@ -23,9 +23,11 @@ from django.utils import timezone
 
 from recognizer import errors as core
 from recognizer.backbones import NAMES
+from recognizer.datasets import MIN_IMAGES_PER_CLASS
 from recognizer.errors import Translatable, gettext_noop
 from recognizer.progress import TrainingHooks
 from recognizer.training import TrainConfig
+from webapp import exports
 from webapp.models import Dataset, TrainingJob
 
 LOG_TAIL = 20_000  # characters of the child's output kept on the job
@@ -49,6 +51,11 @@ def training_job_start(
         raise JobError(gettext_noop("Unknown backbone %(backbone)r; choose one of %(names)s."), backbone=backbone, names=", ".join(NAMES))
     if epochs < 1 or fine_tune_layers < 0:
         raise JobError(gettext_noop("Epochs must be at least 1 and fine-tune layers not negative."))
+    thin = exports.dataset_thin_classes(dataset)
+    if thin:  # training would refuse them after the queue: say it now
+        raise JobError(gettext_noop("Every class needs at least %(minimum)d photos to train on; too few in: %(classes)s. "
+                                    "Accept more photos of them, or reject those items, and export again."),
+                       minimum=MIN_IMAGES_PER_CLASS, classes=", ".join(thin))
     job = TrainingJob.objects.create(
         dataset=dataset, model_name=model_name, backbone=backbone, epochs=epochs, fine_tune_layers=fine_tune_layers, created_by=by
     )

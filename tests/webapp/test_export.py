@@ -58,12 +58,27 @@ def test_accepted_photos_become_an_image_folder_that_train_reads(accept, client,
     for item in fox:
         data = item.prediction.kept_photo.image.read()
         assert (out / "red-fox" / f"{hashlib.sha256(data).hexdigest()}.jpg").read_bytes() == data
-    assert classes_csv(out) == [{"folder": "fern", "label": "Fern", "domain": "plant"},
+    # "Fern" names the answering model's class fern: accepted as that class (red fox is no class of the tiny model)
+    assert classes_csv(out) == [{"folder": "fern", "label": "fern", "domain": "plant"},
                                 {"folder": "red-fox", "label": "Red fox", "domain": "animal"}]
     scanned = scan_dataset(out)
-    assert [(c.id, c.label, c.domain) for c in scanned.classes] == [("fern", "Fern", "plant"), ("red-fox", "Red fox", "animal")]
+    assert [(c.id, c.label, c.domain) for c in scanned.classes] == [("fern", "fern", "plant"), ("red-fox", "Red fox", "animal")]
     assert scanned.counts() == [1, 2] and not scanned.skipped
     assert not Dataset.objects.get().feedback.filter(prediction_id=rejected).exists()
+
+
+def test_classes_too_thin_to_train_on_are_named_when_exported_and_refuse_a_job_before_the_queue(accept, tmp_path):
+    from webapp import training_jobs
+
+    accept(jpeg("red-stripes", 1), "Red fox")
+    accept(jpeg("red-stripes", 2), "Red fox")
+    accept(jpeg("blue-circle", 3), "Fern", "plant")
+    stderr = io.StringIO()
+    call_command("export_dataset", "--out", str(tmp_path / "data"), stdout=io.StringIO(), stderr=stderr)
+    assert stderr.getvalue().strip() == "warning: a training job refuses classes with fewer than 2 photos: fern (1)."
+    with pytest.raises(training_jobs.JobError, match=r"too few in: fern \(1\)"):
+        training_jobs.training_job_start(dataset=Dataset.objects.get(), model_name="wildlife-feedback",
+                                         backbone="efficientnet_lite0", epochs=5)
 
 
 def test_the_dataset_record_keeps_the_counts_and_the_hash_of_every_file(accept, tmp_path):

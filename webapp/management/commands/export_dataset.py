@@ -3,6 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from recognizer.datasets import MIN_IMAGES_PER_CLASS
 from webapp import exports
 
 
@@ -39,3 +40,6 @@ class Command(BaseCommand):
         )
         for folder, count in sorted(dataset.counts.items()):
             self.stdout.write(f"  {folder}: {count}")
+        thin = exports.dataset_thin_classes(dataset)
+        if thin:
+            self.stderr.write(f"warning: a training job refuses classes with fewer than {MIN_IMAGES_PER_CLASS} photos: {', '.join(thin)}.")
