@@ -81,6 +81,31 @@ def _existing(folder: Path, classes: Classes) -> list[tuple[Path, str]]:
     return [(path, dataset.classes[index].id) for path, index in dataset.items]
 
 
+def _withdraw_taken_back(out: Path) -> None:
+    """On --append: photos exported to `out` before whose feedback is no longer accepted (a reviewer rejected it since)
+    leave the folder, and a class left without photos leaves classes.csv, so the dataset never keeps what was taken
+    back. A photo erased since cannot be matched to its file (files are named by their content); its record says so."""
+    taken_back = Feedback.objects.filter(datasets__path=str(out)).exclude(status=Feedback.ACCEPTED).distinct()
+    for item in taken_back.select_related("prediction__kept_photo"):
+        photo = getattr(item.prediction, "kept_photo", None)
+        if photo is None or not photo.image or not photo.image.storage.exists(photo.image.name):
+            continue
+        with photo.image.open("rb") as handle:
+            name = f"{hashlib.sha256(handle.read()).hexdigest()}.jpg"
+        for path in out.glob(f"*/{name}"):
+            path.unlink()
+    emptied = [folder for folder in out.iterdir() if folder.is_dir() and not any(folder.iterdir())]
+    for folder in emptied:
+        folder.rmdir()
+    listed = out / CLASSES_CSV
+    if emptied and listed.is_file():
+        with open(listed, newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.reader(handle)]
+        gone = {folder.name for folder in emptied}
+        with open(listed, "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(row for row in rows if not row or row[0] not in gone)
+
+
 def _accepted(since: date | None):
     items = Feedback.objects.filter(status=Feedback.ACCEPTED, prediction__kept_photo__deleted_at__isnull=True)
     items = items.exclude(prediction__kept_photo__image="").select_related("prediction__kept_photo")
@@ -106,7 +131,9 @@ def dataset_export(
         raise ExportError(f"--include-base is the output folder {out}; with --append its photos are kept already.")
     classes = Classes()
     if append and out.is_dir() and any(out.iterdir()):
-        _existing(out, classes)
+        _withdraw_taken_back(out)
+        if any(path.is_dir() for path in out.iterdir()):  # every photo may have been taken back
+            _existing(out, classes)
     base = _existing(Path(include_base), classes) if include_base else []
     accepted = _accepted(since)
     if not accepted and not base and not (out.is_dir() and any(out.iterdir())):

@@ -118,6 +118,20 @@ def test_a_non_empty_folder_is_refused_unless_append(accept, tmp_path):
     assert len(classes_csv(out)) == 2
 
 
+def test_append_leaves_out_photos_whose_feedback_was_rejected_since_the_last_export(accept, tmp_path, admin_user):
+    fox = accept(jpeg("red-stripes", 1), "Red fox")
+    fern = accept(jpeg("blue-circle", 2), "Fern", "plant")
+    out = tmp_path / "data"
+    export(out)
+    review.feedback_reject(feedback=fern, by=admin_user)
+    review.feedback_reject(feedback=fox, by=admin_user)
+    accept(jpeg("red-stripes", 3), "Red fox")
+    printed = export(out, "--append")
+    assert "1 images in 1 classes (1 from feedback)" in printed
+    assert Dataset.objects.latest("pk").counts == {"red-fox": 1}
+    assert [row["folder"] for row in classes_csv(out)] == ["red-fox"] and not (out / "fern").exists()
+
+
 def test_include_base_merges_an_existing_dataset_and_matches_its_labels(accept, tmp_path):
     base = write_dataset(tmp_path / "base", {"red-stripes": 2, "blue-circle": 2})
     (base / "classes.csv").write_text("folder,label,domain\nred-stripes,Red fox,animal\nblue-circle,Fern,plant\n")
