@@ -63,9 +63,14 @@ def _scored_as(version: ModelVersion, folder: Path) -> str | None:
 
 
 def _trained_on(candidate: ModelVersion) -> set[str]:
-    """sha256 of every photo the candidate was trained on, when a training job of this service made it."""
+    """sha256 of every photo the candidate was trained on, when a training job of this service made it: each file of
+    its dataset, and the upload each feedback photo was kept from (kept photos are re-encoded, so a golden photo
+    someone uploaded has its own digest only there)."""
     job = TrainingJob.objects.filter(version=candidate).select_related("dataset").first()
-    return {digest for _, digest in job.dataset.files} if job else set()
+    if job is None:
+        return set()
+    uploads = job.dataset.feedback.values_list("prediction__kept_photo__sha256", flat=True)
+    return {digest for _, digest in job.dataset.files} | {digest for digest in uploads if digest}
 
 
 def _top1(version: ModelVersion, folder: Path) -> float:

@@ -12,6 +12,8 @@ from django.test import Client
 from recognizer.engine import Engine
 from tests.conftest import TINY_NAME
 from tests.synthetic import picture
+from tests.webapp.helpers import encode
+from tests.webapp.learning import keeping  # noqa: F401
 from webapp import services
 from webapp.models import GateCheck, GateOverride, GoldenSet, ModelVersion
 
@@ -257,3 +259,26 @@ def test_the_activate_command_forces_a_refused_activation_only_for_a_superuser_a
     assert out.getvalue().startswith(f"{TINY_NAME} v2 is active, forced against the gate (audited: v1 misses the new species);")
     assert (GateOverride.objects.get().by, GateOverride.objects.get().reason) == (admin_user, "v1 misses the new species")
 
+
+
+def test_a_golden_photo_someone_uploaded_and_a_job_trained_on_is_flagged_though_its_kept_copy_differs(
+    client, keeping, tiny_artifact_v2, artifact_copy, tmp_path
+):
+    # Kept photos are re-encoded, so the dataset's file never had the golden photo's digest: the flag missed it.
+    from tests.webapp.learning import feedback_on
+    from webapp import promotion
+    from webapp.models import Dataset, Feedback, TrainingJob
+
+    golden = tmp_path / "golden" / "owl"
+    golden.mkdir(parents=True)
+    photo = golden / "owl.jpg"
+    photo.write_bytes(encode(picture("red-stripes", seed=5), "JPEG", quality=95))
+    item = Feedback.objects.get(prediction_id=feedback_on(client, photo.read_bytes(), label="owl", domain="bird"))
+    dataset = Dataset.objects.create(path=str(tmp_path / "data"), images=1, from_feedback=1, counts={"owl": 1},
+                                     files=[["owl/kept.jpg", "0" * 64]], digest="d" * 64)
+    dataset.feedback.set([item])
+    candidate = services.model_version_register(artifact_path=artifact_copy(tiny_artifact_v2, stem="v2"))
+    TrainingJob.objects.create(dataset=dataset, model_name=TINY_NAME, backbone="efficientnet_lite0", epochs=1,
+                               version=candidate, status="succeeded")
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(tmp_path / "golden"))
+    assert promotion.gate_check_run(candidate=candidate).trained_on_golden == 1
