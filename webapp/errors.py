@@ -28,8 +28,9 @@ class ApiError(Exception):
             error["request_id"] = request_id()
         return {"error": error}
 
-    def response(self) -> JsonResponse:
-        reply = JsonResponse(self.body(), status=self.status)
+    def response(self, **beside) -> JsonResponse:
+        """The JSON error; `beside` adds keys next to "error" (/readyz's "failed")."""
+        reply = JsonResponse({**self.body(), **beside}, status=self.status)
         reply.error_code = self.code  # the rejection reason the metrics count
         for key, value in self.headers.items():
             reply[key] = value

@@ -74,6 +74,10 @@ class Runtime:
             self.refresh()
             loaded = self._engines.get(name)
         if loaded is None:
+            why = next((why for label, why in self.failures_by_name().items() if label.rsplit(" v", 1)[0] == name), None)
+            if why is not None:  # its active version failed to load here: say why, as /readyz does
+                raise ModelNotReady(gettext_noop("The active version of the model %(name)r could not be loaded: %(why)s"),
+                                    name=name, why=why)
             raise ModelNotReady(gettext_noop("No active version of the model %(name)r is loaded."), name=name)
         return loaded
 
@@ -130,7 +134,9 @@ class Runtime:
             engine = engine_for(version)
         except Exception as exc:  # whatever breaks a load, the previous version keeps serving
             self._failed[version.id] = (str(exc) or type(exc).__name__, _file_signature(version.artifact_path), str(version))
-            log.error("model %s v%s failed to load; still serving the previous one: %s", version.name, version.version, exc)
+            current = self._engines.get(version.name)
+            serving = f"still serving v{current.version}" if current else "nothing of that name is served here until it loads"
+            log.error("model %s v%s failed to load; %s: %s", version.name, version.version, serving, exc)
             return
         self._failed.pop(version.id, None)
         self._engines[version.name] = Loaded(version.id, version.name, version.version, engine, registered=version.engine)

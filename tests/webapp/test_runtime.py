@@ -109,8 +109,11 @@ def test_a_broken_first_version_leaves_the_service_not_ready(db, fresh_runtime, 
     with pytest.raises(ModelNotReady):
         runtime().get(TINY_NAME)
     assert version.pk in runtime().failures()
-    assert_error(predict(client, jpeg_bytes), 503, "model_not_ready")
-    assert_error(client.get("/readyz"), 503, "model_not_ready")
+    error = assert_error(predict(client, jpeg_bytes), 503, "model_not_ready")
+    assert error["message"].startswith(f"The active version of the model '{TINY_NAME}' could not be loaded: ")  # and why
+    ready = client.get("/readyz")
+    assert (ready.status_code, ready.json()["error"]["code"]) == (503, "model_not_ready")
+    assert list(ready.json()["failed"]) == [f"{TINY_NAME} v1"]  # which version failed here, as the README says
 
 
 def test_a_name_without_an_active_version_is_dropped_on_refresh(active_tiny, client, jpeg_bytes):
