@@ -33,6 +33,21 @@ def test_register_model_with_activate_registers_and_activates(db, tiny_artifact)
     assert Activation.objects.get().to_version == version
 
 
+def test_register_model_warns_when_the_file_is_outside_the_model_store(db, settings, tiny_artifact, tmp_path):
+    # With several hosts, a file registered from a host's own folder served on that host only, and no backup had it.
+    settings.MODELS_DIR = tmp_path / "store"
+    err = io.StringIO()
+    call_command("register_model", str(tiny_artifact), stdout=io.StringIO(), stderr=err)
+    assert err.getvalue().startswith(f"warning: {tiny_artifact} is outside the model store RECOGNIZER_MODELS_DIR")
+    inside = settings.MODELS_DIR / tiny_artifact.name
+    inside.parent.mkdir()
+    shutil.copy(tiny_artifact, inside)
+    shutil.copy(tiny_artifact.with_suffix(".json"), inside.with_suffix(".json"))
+    err = io.StringIO()
+    call_command("register_model", str(inside), stdout=io.StringIO(), stderr=err)
+    assert "outside the model store" not in err.getvalue()
+
+
 def test_register_model_without_activate_leaves_the_active_version_alone(active_tiny, tiny_artifact_v2):
     assert "(inactive," in run("register_model", str(tiny_artifact_v2))
     assert ModelVersion.objects.get(is_active=True) == active_tiny

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from webapp import selectors, services
@@ -25,3 +26,9 @@ class Command(BaseCommand):
         changed = selectors.model_version_class_changes(version=version)
         if changed:
             self.stderr.write(f"warning: {changed}")
+        store = Path(settings.MODELS_DIR).resolve()
+        if not Path(version.artifact_path).resolve().is_relative_to(store):
+            self.stderr.write(
+                f"warning: {version.artifact_path} is outside the model store RECOGNIZER_MODELS_DIR ({store}): the file must "
+                "stay there, every host must see it at that path, and deploy/backup.sh saves only the store."
+            )
