@@ -203,7 +203,7 @@ class Balancer:
         values = {
             "HOST_A": self.hosts[0].address, "HOST_B": self.hosts[1].address, "SERVER_NAME": "localhost",
             "HTTP_LISTEN": f"127.0.0.1:{self.http_port}", "HTTPS_LISTEN": f"127.0.0.1:{self.https_port}",
-            "TLS_CERT": str(self.cert), "TLS_KEY": str(self.key),
+            "TLS_CERT": str(self.cert), "TLS_KEY": str(self.key), "ACCESS_LOG": str(self.root / "access.log"),
         }
         text = SITE_TEMPLATE.read_text()
         for key, value in values.items():

@@ -154,11 +154,17 @@ def test_request_ids_cross_the_balancer_and_each_host_is_scraped_directly(runnin
     files = {"image": ("p.jpg", photos()[0], "image/jpeg")}
     given = requests.post(topology.balancer.url("/api/v1/predict"), files=files, headers={**headers, "X-Request-ID": "client-7"}, verify=cert)
     made = requests.post(topology.balancer.url("/api/v1/predict"), files=files, headers=headers, verify=cert)
+    # An id the hosts would not keep is replaced at the balancer, so both sides log the one the client gets back.
+    unusable = requests.post(topology.balancer.url("/api/v1/predict"), files=files, verify=cert,
+                             headers={**headers, "X-Request-ID": "bad id with spaces"})
     assert (given.status_code, given.headers["X-Request-ID"]) == (200, "client-7")
-    assert made.status_code == 200 and len(made.headers["X-Request-ID"]) == 32  # nginx's $request_id
-    wait_until(lambda: sum(predictions_logged(h) for h in topology.hosts) == 2, 30, "the access lines")  # written after replying
+    for reply in (made, unusable):
+        assert reply.status_code == 200 and len(reply.headers["X-Request-ID"]) == 32  # nginx's $request_id
+    wait_until(lambda: sum(predictions_logged(h) for h in topology.hosts) == 3, 30, "the access lines")  # written after replying
     logged = "".join((host.root / "access.log").read_text() for host in topology.hosts)
-    assert '"request_id": "client-7"' in logged and f'"request_id": "{made.headers["X-Request-ID"]}"' in logged
+    balancer = (topology.balancer.root / "access.log").read_text()
+    for request_id in ("client-7", made.headers["X-Request-ID"], unusable.headers["X-Request-ID"]):
+        assert f'"request_id": "{request_id}"' in logged and f"request_id={request_id} " in balancer, request_id
 
     assert requests.get(topology.balancer.url("/metrics"), verify=cert).status_code == 404
     served = 0
@@ -166,7 +172,7 @@ def test_request_ids_cross_the_balancer_and_each_host_is_scraped_directly(runnin
         text = requests.get(f"http://{host.address}/metrics", timeout=10).text
         served += sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
                       if s.name == "recognizer_predictions_total" and s.labels["status"] == "ok")
-    assert served == 2
+    assert served == 3
 
 
 def test_backup_and_restore_bring_back_the_database_and_the_model_store(topology, tmp_path):
