@@ -183,10 +183,13 @@ class RequestIdMiddleware:
 
     @staticmethod
     def _log(request, status: int, started: float) -> None:
+        from webapp.clients import client_address
+
         fields = {
             "method": request.method,
             "path": request.path,
             "status": status,
+            "client": client_address(request),  # behind the balancer: the address it vouches for, not its own
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
             **(_fields.get() or {}),
         }

@@ -123,7 +123,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
             cursor.execute("SELECT 1")
         loaded = runtime().get(settings.DEFAULT_MODEL_NAME)
     except ModelNotReady as exc:
-        return to_api_error(exc).response(failed=runtime().failures_by_name())  # which version failed here, and why
+        failed = runtime().failures_by_name()  # which version failed to load here, and why
+        return to_api_error(exc).response(**({"failed": failed} if failed else {}))
     except DatabaseError as exc:  # every answer is recorded there: not ready, and say which dependency is down
         log.error("not ready: the database cannot be reached: %s", exc)
         return error_response(503, "database_unavailable", _("The database cannot be reached."), {"Retry-After": "5"})

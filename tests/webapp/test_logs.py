@@ -40,6 +40,14 @@ def test_a_prediction_is_logged_as_one_json_line_with_the_request_id_model_and_v
     assert line["latency_ms"] > 0 and line["process"] > 0 and line["time"].endswith("+00:00")
 
 
+def test_the_request_line_names_the_client_the_trusted_proxy_vouches_for_not_the_proxy(client, db, json_lines, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    client.get("/healthz", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.7, 203.0.113.9")
+    settings.TRUSTED_PROXY_COUNT = 0
+    client.get("/healthz", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert [line["client"] for line in request_lines(json_lines())] == ["203.0.113.9", "10.0.0.2"]
+
+
 def test_a_request_without_a_usable_id_gets_a_new_one(client, db, json_lines):
     made = client.get("/healthz")["X-Request-ID"]
     replaced = client.get("/healthz", HTTP_X_REQUEST_ID="bad id\twith spaces " + "x" * 200)["X-Request-ID"]
