@@ -160,7 +160,10 @@ class ShadowAdmin(AuditTrailAdmin):
 
     @admin.display(description=gettext_lazy("requests compared"))
     def compared(self, obj):
-        return shadow.shadow_agreement(shadow=obj)["compared"]
+        summary = shadow.shadow_agreement(shadow=obj)
+        if not summary["earlier"]:
+            return summary["compared"]
+        return _("%(compared)d (and %(earlier)d with a version active before, not counted)") % summary
 
     @admin.display(description=gettext_lazy("agrees with the active version"))
     def agreement(self, obj):

@@ -46,13 +46,16 @@ def shadow_stop(*, shadow: Shadow) -> bool:
 
 
 def shadow_agreement(*, shadow: Shadow) -> dict:
-    """Requests compared, share agreeing, and the most frequent disagreements (active label, shadow label, count)."""
-    totals = shadow.results.aggregate(n=Count("id"), agree=Count("id", filter=Q(agrees=True)))
-    differ = (
-        shadow.results.filter(agrees=False).values("active_label", "shadow_label").annotate(count=Count("id")).order_by("-count")[:10]
-    )
+    """Requests compared with the name's active version, share agreeing, and the most frequent disagreements (active
+    label, shadow label, count). Comparisons made while another version was active are counted apart (`earlier`):
+    mixed in, they would make one figure of two different comparisons."""
+    active = ModelVersion.objects.filter(name=shadow.version.name, is_active=True).first()
+    current = shadow.results.filter(prediction__model_version=active)
+    totals = current.aggregate(n=Count("id"), agree=Count("id", filter=Q(agrees=True)))
+    differ = current.filter(agrees=False).values("active_label", "shadow_label").annotate(count=Count("id")).order_by("-count")[:10]
     rate = totals["agree"] / totals["n"] if totals["n"] else None
-    return {"compared": totals["n"], "agreement": rate, "differences": list(differ)}
+    earlier = shadow.results.count() - totals["n"]
+    return {"compared": totals["n"], "agreement": rate, "differences": list(differ), "earlier": earlier}
 
 
 class _Runner:

@@ -131,3 +131,19 @@ def test_the_shadow_pages_speak_the_admin_s_language(admin_client, in_shadow):
 def test_activating_the_version_in_shadow_ends_its_shadow(in_shadow):
     services.model_version_activate(version=in_shadow.version)
     assert Shadow.objects.get(pk=in_shadow.pk).stopped_at is not None
+
+
+def test_agreement_counts_only_comparisons_with_the_version_active_now(admin_client, client, in_shadow, tiny_artifact, artifact_copy):
+    # Comparisons with v1 and with v3 were one figure: "16 compared, 75%" after an activation in between.
+    for data in photos(4):
+        sampled(client, data)
+    v3 = services.model_version_register(artifact_path=artifact_copy(tiny_artifact, stem="v3"))
+    services.model_version_activate(version=v3)
+    from webapp import runtime
+
+    runtime.runtime().refresh()
+    for data in photos(2):
+        sampled(client, data)
+    summary = shadow.shadow_agreement(shadow=in_shadow)
+    assert (summary["compared"], summary["earlier"]) == (2, 4)
+    assert "2 (and 4 with a version active before, not counted)" in admin_client.get("/admin/webapp/shadow/").content.decode()
