@@ -27,38 +27,41 @@ class ExportError(Exception):
 
 
 class Classes:
-    """folder <-> (label, domain) of a dataset being written; labels match case-insensitively."""
+    """folder <-> (label, domain, Chinese label or '') of a dataset being written; labels match case-insensitively."""
 
     def __init__(self):
-        self.rows: dict[str, tuple[str, str]] = {}
+        self.rows: dict[str, tuple[str, str, str]] = {}
 
-    def add(self, folder: str, label: str, domain: str) -> None:
-        self.rows.setdefault(folder, (label, domain))
+    def add(self, folder: str, label: str, domain: str, chinese: str = "") -> None:
+        known = self.rows.setdefault(folder, (label, domain, chinese))
+        if chinese and not known[2]:
+            self.rows[folder] = (*known[:2], chinese)
 
-    def folder_for(self, label: str, domain: str, *, source: str = "") -> str:
+    def folder_for(self, label: str, domain: str, *, source: str = "", chinese: str = "") -> str:
         """The folder of the class with this label, or a new one whose name is made safe from the label.
 
         A label already there under another domain is refused: one folder cannot be both, and picking one
         would drop a reviewer's decision without a word.
         """
-        for folder, (known, known_domain) in self.rows.items():
+        for folder, (known, known_domain, _) in self.rows.items():
             if known.casefold() == label.casefold():
                 if known_domain != domain:
                     raise ExportError(
                         f"{source or 'A photo'} is accepted as {label!r} in {domain}, but the dataset already has "
                         f"{known!r} in {known_domain}: review one of them again so that they agree."
                     )
+                self.add(folder, known, known_domain, chinese)
                 return folder
         folder = slugify(label, allow_unicode=True)[:80] or "label"
         if folder in self.rows:  # another label gave the same safe name ("Red fox" and "red-fox!")
             folder = f"{folder}-{hashlib.sha256(label.encode()).hexdigest()[:8]}"
-        self.add(folder, label, domain)
+        self.add(folder, label, domain, chinese)
         return folder
 
     def write(self, out: Path) -> None:
         with open(out / CLASSES_CSV, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["folder", "label", "domain"])
+            writer.writerow(["folder", "label", "domain", "label_zh"])  # label_zh: what a trained version says in Chinese
             for folder in sorted(self.rows):
                 writer.writerow([folder, *self.rows[folder]])
 
@@ -76,9 +79,28 @@ def _existing(folder: Path, classes: Classes) -> list[tuple[Path, str]]:
         dataset = scan_dataset(folder)
     except RecognizerError as exc:
         raise ExportError(f"{folder}: {exc}") from None
-    for info in dataset.classes:
-        classes.add(info.id, info.label, info.domain)
+    chinese = dataset.labels.get("zh-hans") or [""] * len(dataset.classes)
+    for info, zh in zip(dataset.classes, chinese):
+        classes.add(info.id, info.label, info.domain, zh if zh != info.label else "")
     return [(path, dataset.classes[index].id) for path, index in dataset.items]
+
+
+def _chinese_labels(accepted: list[Feedback]) -> dict[int, str]:
+    """Feedback id -> the Chinese label of the class it was accepted as, when the model that answered has one (a
+    class of that model in any language is stored as its English label), so a version trained on it speaks Chinese."""
+    from recognizer.labels import display_label
+    from recognizer.manifest import Manifest
+
+    per_version: dict[int, dict[str, str]] = {}
+    found = {}
+    for item in accepted:
+        version = item.prediction.model_version
+        if version.pk not in per_version:
+            manifest = Manifest.from_dict(version.manifest)
+            per_version[version.pk] = {c.label: display_label(manifest, c.index, "zh-hans") for c in manifest.classes}
+        chinese = per_version[version.pk].get(item.final_label, "")
+        found[item.pk] = chinese if chinese != item.final_label else ""
+    return found
 
 
 def _withdraw_taken_back(out: Path) -> None:
@@ -108,7 +130,7 @@ def _withdraw_taken_back(out: Path) -> None:
 
 def _accepted(since: date | None):
     items = Feedback.objects.filter(status=Feedback.ACCEPTED, prediction__kept_photo__deleted_at__isnull=True)
-    items = items.exclude(prediction__kept_photo__image="").select_related("prediction__kept_photo")
+    items = items.exclude(prediction__kept_photo__image="").select_related("prediction__kept_photo", "prediction__model_version")
     if since is not None:
         items = items.filter(created_at__date__gte=since)
     return list(items.order_by("pk"))
@@ -141,7 +163,11 @@ def dataset_export(
             raise ExportError(f"No feedback accepted since {since.isoformat()}: nothing to export (leave out --since for all of it).")
         raise ExportError("There is no accepted feedback to export yet (accept some in the admin's review queue).")
     # Everything that could refuse is decided before the first file is written.
-    targets = [(item, classes.folder_for(item.final_label, item.final_domain, source=f"Feedback {item.pk}")) for item in accepted]
+    chinese = _chinese_labels(accepted)
+    targets = [
+        (item, classes.folder_for(item.final_label, item.final_domain, source=f"Feedback {item.pk}", chinese=chinese[item.pk]))
+        for item in accepted
+    ]
     missing = [item for item in accepted if not item.prediction.kept_photo.image.storage.exists(item.prediction.kept_photo.image.name)]
     if missing:
         ids = ", ".join(str(item.pk) for item in missing[:10])

@@ -59,8 +59,8 @@ def test_accepted_photos_become_an_image_folder_that_train_reads(accept, client,
         data = item.prediction.kept_photo.image.read()
         assert (out / "red-fox" / f"{hashlib.sha256(data).hexdigest()}.jpg").read_bytes() == data
     # "Fern" names the answering model's class fern: accepted as that class (red fox is no class of the tiny model)
-    assert classes_csv(out) == [{"folder": "fern", "label": "fern", "domain": "plant"},
-                                {"folder": "red-fox", "label": "Red fox", "domain": "animal"}]
+    assert classes_csv(out) == [{"folder": "fern", "label": "fern", "domain": "plant", "label_zh": ""},
+                                {"folder": "red-fox", "label": "Red fox", "domain": "animal", "label_zh": ""}]
     scanned = scan_dataset(out)
     assert [(c.id, c.label, c.domain) for c in scanned.classes] == [("fern", "fern", "plant"), ("red-fox", "Red fox", "animal")]
     assert scanned.counts() == [1, 2] and not scanned.skipped

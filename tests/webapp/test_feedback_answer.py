@@ -126,3 +126,18 @@ def test_a_correction_naming_the_answer_itself_or_a_class_of_another_domain_is_r
     assert not Feedback.objects.exists()
     assert tell(client, body["id"], False, label="a tiger in a zoo", domain="animal").status_code == 201  # free text, as said
     assert stored() == ("a tiger in a zoo", "animal")
+
+
+def test_an_exported_class_of_the_default_model_carries_its_chinese_label_so_a_trained_version_speaks_chinese(
+    client, kept, admin_user, tmp_path
+):
+    # Exports wrote no label_zh: versions trained on feedback answered Chinese clients in English.
+    from recognizer.datasets import scan_dataset
+    from webapp import exports, review
+
+    body = answer(client, "animal/tiger.jpg")
+    assert tell(client, body["id"], False, label="赤狐", domain="animal").status_code == 201  # "red fox", in Chinese
+    review.feedback_accept(feedback=Feedback.objects.get(), label="red fox", domain="animal", by=admin_user)
+    exports.dataset_export(out=tmp_path / "data")
+    scanned = scan_dataset(tmp_path / "data")
+    assert [c.label for c in scanned.classes] == ["red fox"] and scanned.labels == {"zh-hans": ["赤狐"]}
