@@ -98,7 +98,10 @@ class FeedbackAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("user said"), ordering="label")
     def user_answer(self, obj):
-        said = obj.label if not obj.correct else _("%(label)s (agrees)") % {"label": obj.label}
+        if not obj.correct:
+            said = obj.label
+        else:  # a confirmation of an answer that named no kind has no label: it agrees with what the model said
+            said = _("%(label)s (agrees)") % {"label": obj.label} if obj.label else _("right (the answer as given)")
         return f"{said} [{obj.domain}]" if obj.domain else said
 
     @admin.display(description=gettext_lazy("final"))

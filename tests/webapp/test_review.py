@@ -62,6 +62,14 @@ def test_accepting_a_label_that_names_a_class_of_the_model_stores_that_class_in_
     assert (item.status, item.final_label, item.final_domain) == ("accepted", "owl", "bird")
 
 
+def test_a_confirmation_of_an_answer_that_named_no_kind_reads_as_such_not_as_an_empty_label(admin_client, item):
+    Feedback.objects.filter(pk=item.pk).update(correct=True, label="", domain="bird")  # "yes" to "a bird, not sure which"
+    page = admin_client.get(review_url(item)).content.decode()
+    listing = admin_client.get(QUEUE).content.decode()
+    assert "right (the answer as given) [bird]" in page and "right ()" not in page
+    assert "right (the answer as given) [bird]" in listing
+
+
 def test_merging_takes_the_label_and_domain_of_an_existing_class(admin_client, item):
     admin_client.post(review_url(item), {"decision": "merge", "class_id": "owl"})
     item.refresh_from_db()
