@@ -35,7 +35,10 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
         if check is None:
             has_golden = GoldenSet.objects.filter(model_name=obj.name).exists()
             return _("Not scored yet: use 'Score on the golden set'.") if has_golden else promotion.gate_message(None, name=obj.name)
-        active = f"v{check.active.version}: {check.active_top1:.1%}" if check.active_top1 is not None else _("none")
+        if check.active_top1 is not None:
+            active = f"v{check.active.version}: {check.active_top1:.1%}"
+        else:
+            active = _("this version") if check.candidate.is_active else _("none")
         photos = ngettext("%(count)d photo", "%(count)d photos", check.images) % {"count": check.images}
         return format_html(
             '<table id="gate-figures"><tr><th>{}</th><th>{} v{}</th><th>{}</th></tr>'
@@ -119,6 +122,8 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
 
 
 def _verdict(check: GateCheck) -> str:
+    if check.candidate.is_active:  # scored on its own: the figure later candidates are compared with
+        return _("This is the active version: candidates are compared with this figure.")
     if check.active_top1 is None:
         return _("No active version to compare with: activation is allowed.")
     drop = (check.active_top1 - check.candidate_top1) * 100

@@ -116,12 +116,13 @@ def gate_check_run(*, candidate: ModelVersion) -> GateCheck | None:
 def gate_message(check: GateCheck | None, *, name: str) -> str:
     """The figures in one sentence, for the admin and for a refusal."""
     if check is None:
-        return f"{name} has no golden set: this activation is not compared with the active version."
+        return f"{name} has no golden set: its versions are not compared with the active one before activation."
     said = f"Golden set ({check.images} photos): candidate v{check.candidate.version} top-1 {check.candidate_top1:.1%}"
     if check.active_top1 is not None:
         said += f", active v{check.active.version} top-1 {check.active_top1:.1%}"
     if check.trained_on_golden:
-        said += f"; warning: {check.trained_on_golden} golden photos were in its training data"
+        count = check.trained_on_golden
+        said += f"; warning: {count} golden photo{' was' if count == 1 else 's were'} in its training data"
     return said + "."
 
 

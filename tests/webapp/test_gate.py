@@ -282,3 +282,12 @@ def test_a_golden_photo_someone_uploaded_and_a_job_trained_on_is_flagged_though_
                                version=candidate, status="succeeded")
     GoldenSet.objects.create(model_name=TINY_NAME, path=str(tmp_path / "golden"))
     assert promotion.gate_check_run(candidate=candidate).trained_on_golden == 1
+
+
+
+def test_scoring_the_active_version_says_it_is_the_figure_candidates_meet_not_that_none_is_active(admin_client, versions, tmp_path):
+    v1, _ = versions
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden_by(v1, tmp_path / "golden")))
+    page = admin_client.post(f"/admin/webapp/modelversion/{v1.pk}/gate/", follow=True).content.decode()
+    assert "This is the active version: candidates are compared with this figure." in page
+    assert "No active version to compare with" not in page
