@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 
 from webapp import fleet, selectors, services
 from webapp.admin_review import AuditTrailAdmin
+from webapp.errors import translated
 from webapp.forms import AllowedClassListForm, RegisterModelForm
 from webapp.models import Activation, AllowedClassList, ApiToken, ModelVersion, Prediction
 
@@ -115,7 +116,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             except services.RegistrationError as exc:
                 messages.error(request, _("Not registered: %(reason)s") % {"reason": exc})
             except services.ActivationError as exc:  # registered: say so, and leave the form so it is not sent twice
-                message = _("Registered %(version)s, but it is not active: %(reason)s") % {"version": exc.version, "reason": exc}
+                message = _("Registered %(version)s, but it is not active: %(reason)s") % {"version": exc.version, "reason": translated(exc)}
                 messages.warning(request, message)
                 return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[exc.version.pk]))
             else:
@@ -152,7 +153,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             try:
                 version = services.model_version_rollback(name=name, by=request.user)
             except services.ActivationError as exc:
-                messages.error(request, str(exc))
+                messages.error(request, translated(exc))
             else:
                 messages.success(request, _("Rolled back %(name)s to v%(version)d.") % {"name": name, "version": version.version})
 
@@ -162,7 +163,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             try:
                 done = services.model_version_recompile(version=version, by=request.user)
             except (services.ActivationError, services.RegistrationError) as exc:
-                messages.error(request, f"{version}: {exc}")
+                messages.error(request, f"{version}: {translated(exc)}")
             else:
                 served = _("%(version)s is served by %(engine)s.") % {"version": done, "engine": done.engine}
                 messages.success(request, f"{served} {done.engine_note}".strip())

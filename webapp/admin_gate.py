@@ -85,7 +85,7 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
             messages.info(request, _("%(version)s is already the active version; nothing changed.") % {"version": version})
             return
         except services.ActivationError as exc:
-            messages.error(request, str(exc))
+            messages.error(request, translated(exc))
             return
         check = version.gate_checks.first()
         override = promotion.gate_override_last(candidate=version, by=request.user) if force_reason else None

@@ -44,11 +44,12 @@ class RegistrationError(Exception):
     """An artifact failed validation; nothing was stored."""
 
 
-class ActivationError(Exception):
-    """The requested activation or roll-back is not possible; `version` is the one that stays inactive."""
+class ActivationError(Translatable, Exception):
+    """The requested activation or roll-back is not possible; `version` is the one that stays inactive. Its message
+    is a marked template (said in the admin's language, in English by the commands)."""
 
-    def __init__(self, message: str, version: ModelVersion | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, version: ModelVersion | None = None, **params):
+        super().__init__(message, **params)
         self.version = version
 
 
@@ -175,7 +176,7 @@ def model_version_activate(
     AlreadyActive if it is the active version already (then nothing is gated or audited).
     """
     if ModelVersion.objects.filter(pk=version.pk, is_active=True).exists():
-        raise AlreadyActive(f"{version} is already the active version; nothing changed.", version)
+        raise AlreadyActive(gettext_noop("%(which)s is already the active version; nothing changed."), version, which=str(version))
     model_version_check_unchanged(version=version)
     _check_allowed_classes_fit(version)
     judged_against = ModelVersion.objects.filter(name=version.name, is_active=True).values_list("pk", flat=True).first()
@@ -185,21 +186,22 @@ def model_version_activate(
         try:
             gate_enforce(candidate=version, by=by, force_reason=force_reason)
         except GateRefused as exc:
-            raise ActivationError(str(exc), version) from None
+            raise ActivationError(str(exc), version) from None  # the gate's figures: English, as the README says
     with transaction.atomic():
         current = ModelVersion.objects.select_for_update().filter(name=version.name, is_active=True).first()
         if current and current.pk == version.pk:  # activated by someone else since the check above
-            raise AlreadyActive(f"{version} is already the active version; nothing changed.", version)
+            raise AlreadyActive(gettext_noop("%(which)s is already the active version; nothing changed."), version, which=str(version))
         if (current.pk if current else None) != judged_against:  # the gate compared it with a version no longer active
-            raise ActivationError(
-                f"{current or 'No version'} became the active version of {version.name} while {version} was being "
-                "checked; activate it again to check it against that one.", version)
+            raise ActivationError(gettext_noop(
+                "%(current)s became the active version of %(name)s while %(which)s was being checked; activate it again "
+                "to check it against that one."), version, current=str(current or "-"), name=version.name, which=str(version))
         if current:
             ModelVersion.objects.filter(pk=current.pk).update(is_active=False)
         try:
             ModelVersion.objects.filter(pk=version.pk).update(is_active=True, activated_at=timezone.now())
         except IntegrityError:
-            raise ActivationError(f"Another activation of {version.name} happened at the same time; try again.", version) from None
+            raise ActivationError(gettext_noop("Another activation of %(name)s happened at the same time; try again."),
+                                  version, name=version.name) from None
         Activation.objects.create(model_name=version.name, from_version=current, to_version=version, kind=kind, by=by)
         # A version in shadow that becomes active would only be compared with itself: its shadow ends here.
         Shadow.objects.filter(version=version, stopped_at__isnull=True).update(stopped_at=timezone.now())
@@ -220,8 +222,11 @@ def _check_allowed_classes_fit(version: ModelVersion) -> None:
         elif settings.ALLOWED_CLASSES_FILE and version.name == settings.DEFAULT_MODEL_NAME:
             read_allowed(settings.ALLOWED_CLASSES_FILE, classes)
     except core.DatasetError as exc:
-        where = "change or untick the list in the admin" if listed is not None else "change ALLOWED_CLASSES_FILE"
-        raise ActivationError(f"{exc} To serve {version}, {where} first.", version) from None
+        if listed is not None:
+            raise ActivationError(gettext_noop("%(reason)s To serve %(which)s, change or untick the list in the admin first."),
+                                  version, reason=str(exc), which=str(version)) from None
+        raise ActivationError(gettext_noop("%(reason)s To serve %(which)s, change ALLOWED_CLASSES_FILE first."),
+                              version, reason=str(exc), which=str(version)) from None
 
 
 def model_version_check_unchanged(*, version: ModelVersion) -> None:
@@ -229,18 +234,20 @@ def model_version_check_unchanged(*, version: ModelVersion) -> None:
     try:
         model_version_verify(version=version)
     except core.ChecksumMismatch:
-        raise ActivationError(f"The artifact of {version} changed on disk since it was registered; register it again.", version) from None
+        raise ActivationError(gettext_noop("The artifact of %(which)s changed on disk since it was registered; register it again."),
+                              version, which=str(version)) from None
     except core.ArtifactError:
-        raise ActivationError(f"The artifact of {version} is missing ({version.artifact_path}); register it again.", version) from None
+        raise ActivationError(gettext_noop("The artifact of %(which)s is missing (%(path)s); register it again."),
+                              version, which=str(version), path=version.artifact_path) from None
 
 
 def model_version_rollback(*, name: str, by=None) -> ModelVersion:
     """Undo the newest activation of `name` not yet undone: re-activate the version it replaced."""
     if not selectors.model_name_exists(name=name):
-        raise ActivationError(f"There is no model named {name!r}; manage.py models lists them.")
+        raise ActivationError(gettext_noop("There is no model named %(name)r; manage.py models lists them."), name=name)
     target = selectors.rollback_target(name=name)
     if target is None:
-        raise ActivationError(f"{name} has no previously active version to roll back to.")
+        raise ActivationError(gettext_noop("%(name)s has no previously active version to roll back to."), name=name)
     return model_version_activate(version=target, by=by, kind=Activation.ROLLBACK)
 
 

@@ -193,6 +193,18 @@ def test_roll_back_without_a_previous_version_says_so(admin_client, active_tiny)
     assert ModelVersion.objects.get(is_active=True) == active_tiny
 
 
+def test_roll_back_and_activation_refusals_speak_the_admin_s_language(admin_client, active_tiny, tiny_artifact_v2, artifact_copy):
+    admin_client.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-CN,zh;q=0.9"
+    rolled = messages_of(action(admin_client, "roll_back_selected", active_tiny))
+    assert f"{TINY_NAME} 没有可以回滚到的先前启用版本。" in rolled, rolled
+    path = artifact_copy(tiny_artifact_v2, stem="changed")
+    v2 = services.model_version_register(artifact_path=path)
+    with open(path, "ab") as handle:
+        handle.write(b"\0")
+    refused = messages_of(action(admin_client, "activate_selected", v2))
+    assert f"{TINY_NAME} v2 的模型文件自注册以来已在磁盘上被更改；请重新注册。" in refused, refused
+
+
 def test_the_database_refuses_two_active_versions_of_one_name(active_tiny, tiny_artifact_v2):
     v2 = services.model_version_register(artifact_path=tiny_artifact_v2)
     with pytest.raises(IntegrityError), transaction.atomic():
