@@ -105,10 +105,11 @@ def log_failure(logger: logging.Logger, what: str, exc: Exception) -> None:
 
 
 def dependency_down(exc: Exception) -> ApiError:
-    """The 503 for a database or cache that cannot be reached, as /readyz names it; logged in one line."""
-    from django.db import InterfaceError, OperationalError
+    """The 503 for a database (any DatabaseError) or cache that cannot be reached, as /readyz names it; logged in one
+    line."""
+    from django.db import DatabaseError
 
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    if isinstance(exc, DatabaseError):
         log.error("the database cannot be reached: %s", _first_line(exc))
         return ApiError(503, "database_unavailable", gettext("The database cannot be reached."), {"Retry-After": "5"})
     log.error("the cache cannot be reached: %s", _first_line(exc))

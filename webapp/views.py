@@ -26,7 +26,7 @@ from PIL import Image
 from webapp import feedback, selectors, services, shadow
 from recognizer.manifest import QUERY_DOMAINS
 from recognizer.preprocessing import size_text
-from webapp.errors import ApiError, error_response, expected_errors, to_api_error
+from webapp.errors import ApiError, dependency_down, error_response, expected_errors, to_api_error
 from webapp.feedback_views import page_context
 from webapp.i18n import reply_language
 from webapp.parsing import parse_params, upload_from_file
@@ -126,8 +126,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         failed = runtime().failures_by_name()  # which version failed to load here, and why
         return to_api_error(exc).response(**({"failed": failed} if failed else {}))
     except DatabaseError as exc:  # every answer is recorded there: not ready, and say which dependency is down
-        log.error("not ready: the database cannot be reached: %s", exc)
-        return error_response(503, "database_unavailable", _("The database cannot be reached."), {"Retry-After": "5"})
+        return dependency_down(exc).response()
     models = {name: item.version for name, item in runtime().loaded().items()}
     model = {"name": loaded.name, "version": loaded.version}
     # The engine really answering here: a compiled copy that failed to load is served by Keras.
