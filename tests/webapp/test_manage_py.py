@@ -81,3 +81,10 @@ def test_a_command_on_a_database_that_cannot_be_reached_says_so_in_one_line(mana
         "manage.py: the database cannot be used (connection failed: connection to server at \"127.0.0.1\", port 9 "
         "failed: Connection refused); is it running, reachable and migrated?"
     ], done.stderr
+
+
+@pytest.mark.parametrize("args", [["evaluate", "--data", "x", "--version", "1"], ["recompile", TINY_NAME, "--version", "1"]])
+def test_a_projects_command_refuses_djangos_version_option_instead_of_printing_it_and_exiting_0(manage, args):
+    # It printed Django's version and exited 0: nothing was evaluated or recompiled, and it looked like success.
+    done = manage(*args)
+    assert done.returncode == 2 and "unrecognized arguments: --version 1" in done.stderr, (done.returncode, done.stderr)

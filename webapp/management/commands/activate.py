@@ -1,18 +1,14 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from webapp import promotion, services
+from webapp.management.base import Command as ProjectCommand
 from webapp.management.operator import add_by_argument, operator
 from webapp.models import ModelVersion
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Make VERSION the active version of model NAME (as the admin's action does); audited."
-
-    def create_parser(self, prog_name, subcommand, **kwargs):
-        # `activate NAME --version 2` names the version to activate; Django's own --version (print Django's, exit 0)
-        # would leave the model as it was while looking like success.
-        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
 
     def add_arguments(self, parser):
         parser.add_argument("name")

@@ -1,12 +1,13 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from recognizer.cli import classify_files, csv_out_arg, iter_files, top_k_arg, write_results
 from recognizer.manifest import QUERY_DOMAINS
+from webapp.management.base import Command as ProjectCommand
 from webapp.runtime import ModelNotReady, runtime
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Classify image files and folders with the active version of a model, as the service would."
 
     def add_arguments(self, parser):

@@ -1,13 +1,14 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from recognizer.default_model import build_default, default_model_name
 from recognizer.errors import RecognizerError
 from recognizer.optimized import base_kind, precision_of
 from webapp import selectors, services
+from webapp.management.base import Command as ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Build the default model artifact offline and register + activate it as version 1 if no version exists."
 
     def add_arguments(self, parser):

@@ -1,9 +1,10 @@
 from datetime import date, datetime, time, timezone
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from webapp import feedback
+from webapp.management.base import Command as ProjectCommand
 from webapp.management.operator import missing_files_warning
 
 
@@ -14,7 +15,7 @@ def day(value: str) -> datetime:
         raise CommandError(f"{value!r} is not a date; write it as YYYY-MM-DD.") from None
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Erase kept photos on request: one person's (--user), one period's (--since/--until), or both; feedback or not."
 
     def add_arguments(self, parser):

@@ -2,14 +2,15 @@ import json as jsonlib
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from recognizer.errors import RecognizerError
 from recognizer.evaluation import format_table
 from webapp import runs, selectors
+from webapp.management.base import Command as ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Evaluate a registered model version, on the engine that serves it, on an image-folder dataset."
 
     def add_arguments(self, parser):

@@ -1,10 +1,11 @@
 from datetime import date
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from recognizer.datasets import MIN_IMAGES_PER_CLASS
 from webapp import exports
+from webapp.management.base import Command as ProjectCommand
 
 
 def day(value: str) -> date:
@@ -14,7 +15,7 @@ def day(value: str) -> date:
         raise CommandError(f"--since {value!r} is not a date; write it as YYYY-MM-DD.") from None
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Write the accepted feedback photos as an image folder for `train`: OUT/<folder>/<sha256>.jpg, one folder per "
         "final label (a file-safe name of it), and OUT/classes.csv giving each folder's label and domain."

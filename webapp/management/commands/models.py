@@ -1,12 +1,13 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from webapp import fleet, selectors, services
+from webapp.management.base import Command as ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "List model versions (active flag, compiled engine) and what every live worker of every host serves."
 
     def add_arguments(self, parser):

@@ -1,12 +1,13 @@
 from datetime import datetime, timezone
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from webapp import services
+from webapp.management.base import Command as ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Delete predictions (with their photos) and activations recorded before a date; each model's last activation "
         "and every prediction with feedback are kept. "

@@ -1,12 +1,13 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from recognizer.quantization import PRECISIONS
 from webapp import selectors, services
+from webapp.management.base import Command as ProjectCommand
 from webapp.management.operator import add_by_argument, operator
 from webapp.models import ModelVersion
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Compile model versions again for their optimized engine and check parity: after upgrading ONNX Runtime or "
         "OpenVINO, versions whose parity record no longer matches are served by Keras (slower) until this runs."

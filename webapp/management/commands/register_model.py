@@ -1,12 +1,13 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from webapp import selectors, services
+from webapp.management.base import Command as ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Validate an artifact (H5 + manifest beside it) and register it as the next version of its model."
 
     def add_arguments(self, parser):

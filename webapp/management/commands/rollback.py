@@ -1,11 +1,12 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from webapp import services
+from webapp.management.base import Command as ProjectCommand
 from webapp.management.operator import add_by_argument, operator
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Re-activate the version of model NAME that was active before its last activation; audited."
 
     def add_arguments(self, parser):

@@ -1,10 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from webapp import training_jobs
+from webapp.management.base import Command as ProjectCommand
 from webapp.models import TrainingJob
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Run one training job in this process (the job worker starts this; it is not meant to be run by hand)."
 
     def add_arguments(self, parser):

@@ -2,12 +2,12 @@ import os
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
 
 from webapp import training_jobs
+from webapp.management.base import Command as ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Run the job worker of the configured queue: the database's (default) or RQ's on Redis (TASKS_BROKER_URL)."
 
     def add_arguments(self, parser):

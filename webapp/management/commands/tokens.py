@@ -1,14 +1,15 @@
 from django.contrib.admin.models import ADDITION
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db.models import Q
 
 from webapp import audit, services
+from webapp.management.base import Command as ProjectCommand
 from webapp.management.operator import add_by_argument, operator
 from webapp.models import ApiToken
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "API tokens: create NAME (prints the key once), list, revoke ID|PREFIX."
 
     def add_arguments(self, parser):

@@ -1,7 +1,7 @@
 import time
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from recognizer.backbones import NAMES
 from recognizer.errors import RecognizerError
@@ -9,10 +9,11 @@ from recognizer.evaluation import format_table
 from recognizer.manifest import MODEL_NAME_PATTERN, MODEL_NAME_RULE, QUERY_DOMAINS
 from recognizer.training import TrainConfig
 from webapp import runs, services
+from webapp.management.base import Command as ProjectCommand
 
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Train a classifier on an image-folder dataset (transfer learning), export H5 + manifest, register it."
 
     def add_arguments(self, parser):
