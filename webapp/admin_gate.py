@@ -43,7 +43,7 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
         return format_html(
             '<table id="gate-figures"><tr><th>{}</th><th>{} v{}</th><th>{}</th></tr>'
             "<tr><td>{}, {}</td><td>{}</td><td>{}</td></tr></table><p>{}</p>",
-            _("golden set"), _("candidate"), obj.version, _("active version"),
+            _("golden set"), _("active") if obj.is_active else _("candidate"), obj.version, _("compared with"),
             photos, check.golden_path, f"{check.candidate_top1:.1%}", active, _verdict(check),
         )
 

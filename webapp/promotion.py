@@ -115,9 +115,12 @@ def gate_check_run(*, candidate: ModelVersion) -> GateCheck | None:
 
 def gate_message(check: GateCheck | None, *, name: str) -> str:
     """The figures in one sentence, for the admin and for a refusal."""
-    if check is None:
-        return f"{name} has no golden set: its versions are not compared with the active one before activation."
-    said = f"Golden set ({check.images} photos): candidate v{check.candidate.version} top-1 {check.candidate_top1:.1%}"
+    if check is None:  # no figures: said in the reader's language
+        return gettext("%(name)s has no golden set: its versions are not compared with the active one before "
+                       "activation.") % {"name": name}
+    photos = f"{check.images} photo{'' if check.images == 1 else 's'}"
+    role = "active" if check.candidate.is_active and check.active is None else "candidate"
+    said = f"Golden set ({photos}): {role} v{check.candidate.version} top-1 {check.candidate_top1:.1%}"
     if check.active_top1 is not None:
         said += f", active v{check.active.version} top-1 {check.active_top1:.1%}"
     if check.trained_on_golden:

@@ -291,3 +291,17 @@ def test_scoring_the_active_version_says_it_is_the_figure_candidates_meet_not_th
     page = admin_client.post(f"/admin/webapp/modelversion/{v1.pk}/gate/", follow=True).content.decode()
     assert "This is the active version: candidates are compared with this figure." in page
     assert "No active version to compare with" not in page
+
+
+def test_the_gate_sentence_names_one_photo_and_the_active_version_as_such(admin_client, versions, tmp_path):
+    v1, _ = versions
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden_by(v1, tmp_path / "golden", count=1)))
+    page = admin_client.post(f"/admin/webapp/modelversion/{v1.pk}/gate/", follow=True).content.decode()
+    assert "Golden set (1 photo): active v1 top-1 100.0%." in page  # not "(1 photos): candidate v1"
+
+
+def test_without_a_golden_set_the_chinese_admin_says_so_in_chinese(admin_client, versions):
+    _, v2 = versions
+    reply = admin_client.post("/admin/webapp/modelversion/", {"action": "activate_selected", "_selected_action": [v2.pk]},
+                              follow=True, HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+    assert f"{TINY_NAME} 没有黄金集" in reply.content.decode()

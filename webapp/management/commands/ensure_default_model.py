@@ -58,5 +58,6 @@ class Command(ProjectCommand):
             return
         self.stdout.write(
             f"{version} serves in fp32: RECOGNIZER_PRECISION={wanted} applies to versions as they are registered; "
-            f"`python manage.py recompile {name} --precision {wanted}` applies it to this one (behind its accuracy gate)."
+            f"`python manage.py recompile {name} --precision {wanted}` applies it to the versions of that name (behind "
+            "their accuracy gate)."
         )
