@@ -163,7 +163,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
             try:
                 done = services.model_version_recompile(version=version, by=request.user)
             except (services.ActivationError, services.RegistrationError) as exc:
-                messages.error(request, f"{version}: {translated(exc)}")
+                said = translated(exc)
+                messages.error(request, said if str(version) in said else f"{version}: {said}")
             else:
                 served = _("%(version)s is served by %(engine)s.") % {"version": done, "engine": done.engine}
                 messages.success(request, f"{served} {done.engine_note}".strip())

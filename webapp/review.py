@@ -51,9 +51,11 @@ def feedback_accept(*, feedback: Feedback, label: str, domain: str, by) -> Feedb
     label = label.strip()
     if not label or len(label) > LABEL_MAX:
         raise ReviewError(gettext_noop("A final label of 1 to %(limit)d characters is needed to accept."), limit=LABEL_MAX)
+    known = answered(feedback.prediction).known.get(label.casefold())
+    if known is not None and not domain:  # a class of the model says its domain
+        domain = known[1]
     if domain not in DOMAINS:
         raise ReviewError(gettext_noop("Choose the domain of the label (%(domains)s)."), domains=", ".join(DOMAINS))
-    known = answered(feedback.prediction).known.get(label.casefold())
     if known is not None:  # a class of the model named in any language: one class in datasets, as the API stores it
         label, class_domain = known
         if domain != class_domain:

@@ -127,7 +127,7 @@ def test_append_leaves_out_photos_whose_feedback_was_rejected_since_the_last_exp
     review.feedback_reject(feedback=fox, by=admin_user)
     accept(jpeg("red-stripes", 3), "Red fox")
     printed = export(out, "--append")
-    assert "1 images in 1 classes (1 from feedback)" in printed
+    assert "1 image in 1 class (1 from feedback)" in printed
     assert Dataset.objects.latest("pk").counts == {"red-fox": 1}
     assert [row["folder"] for row in classes_csv(out)] == ["red-fox"] and not (out / "fern").exists()
 

@@ -36,7 +36,7 @@ class Command(ProjectCommand):
         except exports.ExportError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
-            f"dataset {dataset.pk}: {dataset.images} images in {len(dataset.counts)} classes "
+            f"dataset {dataset.pk}: {_counted(dataset.images, 'image')} in {_counted(len(dataset.counts), 'class', 'classes')} "
             f"({dataset.from_feedback} from feedback) at {dataset.path}; digest {dataset.digest[:12]}"
         )
         for folder, count in sorted(dataset.counts.items()):
@@ -44,3 +44,7 @@ class Command(ProjectCommand):
         thin = exports.dataset_thin_classes(dataset)
         if thin:
             self.stderr.write(f"warning: a training job refuses classes with fewer than {MIN_IMAGES_PER_CLASS} photos: {', '.join(thin)}.")
+
+
+def _counted(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
