@@ -106,7 +106,7 @@ def _chinese_labels(accepted: list[Feedback]) -> dict[int, str]:
 def _withdraw_taken_back(out: Path) -> None:
     """On --append: photos exported to `out` before whose feedback is no longer accepted (a reviewer rejected it since)
     leave the folder, and a class left without photos leaves classes.csv, so the dataset never keeps what was taken
-    back. A photo erased since cannot be matched to its file (files are named by their content); its record says so."""
+    back. A photo erased since cannot be matched to its file (files are named by their content), so its file stays."""
     taken_back = Feedback.objects.filter(datasets__path=str(out)).exclude(status=Feedback.ACCEPTED).distinct()
     for item in taken_back.select_related("prediction__kept_photo"):
         photo = getattr(item.prediction, "kept_photo", None)
