@@ -28,9 +28,12 @@ def _check_settings() -> None:
     except ImproperlyConfigured as exc:
         sys.exit(str(exc))
     except ModuleNotFoundError as exc:
-        if not exc.name or not (module + ".").startswith(exc.name + "."):
+        from webapp.settings.env import settings_module_missing
+
+        said = settings_module_missing(exc, module)
+        if said is None:
             raise
-        sys.exit(f"DJANGO_SETTINGS_MODULE={module} names no module; use webapp.settings.production or webapp.settings.dev.")
+        sys.exit(said)
 
 
 _check_settings()

@@ -32,10 +32,13 @@ if __name__ == "__main__":
     except ImproperlyConfigured as exc:  # a bad setting: its one line, which names it, without a traceback
         sys.exit(f"manage.py: {exc}")
     except ModuleNotFoundError as exc:
-        module = os.environ["DJANGO_SETTINGS_MODULE"]
-        if not exc.name or not (module + ".").startswith(exc.name + "."):
+        from webapp.settings.env import settings_module_missing
+
+        said = settings_module_missing(exc, os.environ["DJANGO_SETTINGS_MODULE"])
+        if said is None:
             raise
-        sys.exit(f"manage.py: DJANGO_SETTINGS_MODULE={module} names no module; use webapp.settings.production or webapp.settings.dev.")
+        sys.exit(f"manage.py: {said}")
     except (OperationalError, InterfaceError) as exc:  # the database down or refusing: one line, as for a setting
-        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        sys.exit(f"manage.py: the database cannot be used ({line}); is it running, reachable and migrated?")
+        from webapp.errors import first_line
+
+        sys.exit(f"manage.py: the database cannot be used ({first_line(exc)}); is it running, reachable and migrated?")

@@ -91,7 +91,8 @@ def dependency_errors() -> tuple[type[Exception], ...]:
     return (*kinds, RedisConnectionError, RedisTimeoutError)
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
+    """An exception's message in one line (a driver's may run to several)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
@@ -99,7 +100,7 @@ def log_failure(logger: logging.Logger, what: str, exc: Exception) -> None:
     """`what` failed and will be tried again: one line while the database or cache cannot be reached (it repeats
     every try until they are back), the traceback for anything else."""
     if isinstance(exc, dependency_errors()):
-        logger.warning("%s (will retry): %s", what, _first_line(exc))
+        logger.warning("%s (will retry): %s", what, first_line(exc))
     else:
         logger.error("%s (will retry)", what, exc_info=exc)
 
@@ -110,9 +111,9 @@ def dependency_down(exc: Exception) -> ApiError:
     from django.db import DatabaseError
 
     if isinstance(exc, DatabaseError):
-        log.error("the database cannot be reached: %s", _first_line(exc))
+        log.error("the database cannot be reached: %s", first_line(exc))
         return ApiError(503, "database_unavailable", gettext("The database cannot be reached."), {"Retry-After": "5"})
-    log.error("the cache cannot be reached: %s", _first_line(exc))
+    log.error("the cache cannot be reached: %s", first_line(exc))
     return ApiError(503, "cache_unavailable", gettext("The cache cannot be reached."), {"Retry-After": "5"})
 
 

@@ -116,8 +116,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     try:  # rate limits (and, with CACHE_URL, every host's shared counters) live in the cache
         cache.get("readyz")
     except Exception as exc:  # noqa: BLE001 - whichever backend, a cache that cannot answer fails requests
-        log.error("not ready: the cache cannot be reached: %s", exc)
-        return error_response(503, "cache_unavailable", _("The cache cannot be reached."), {"Retry-After": "5"})
+        return dependency_down(exc).response()
     try:
         with connection.cursor() as cursor:  # asked every time: a loaded model needs no query, each answer does
             cursor.execute("SELECT 1")

@@ -131,3 +131,11 @@ def env_image_formats(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
             f"not {', '.join(unknown) or repr(os.environ[name])}."
         )
     return formats
+
+
+def settings_module_missing(exc: ModuleNotFoundError, module: str) -> str | None:
+    """The one line for a DJANGO_SETTINGS_MODULE that names no module (manage.py and gunicorn's master say it), or None
+    when the missing module is another one (a real import error, left to its traceback)."""
+    if not exc.name or not (module + ".").startswith(exc.name + "."):
+        return None
+    return f"DJANGO_SETTINGS_MODULE={module} names no module; use webapp.settings.production or webapp.settings.dev."
