@@ -67,11 +67,20 @@ def page_opener(browser, url: str):
     contexts = []
 
     def open_(**options):
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         context = browser.new_context(**{**DESKTOP, **options})
         context.set_default_timeout(20_000)
         contexts.append(context)
         page = context.new_page()
-        page.goto(url)
+        pending: dict[int, str] = {}  # requests of the first load not answered yet, to name them if it times out
+        page.on("request", lambda request: pending.__setitem__(id(request), request.url))
+        page.on("requestfinished", lambda request: pending.pop(id(request), None))
+        page.on("requestfailed", lambda request: pending.pop(id(request), None))
+        try:  # a new context starts a renderer, slow on a busy 2-core machine; `pending` names what a stuck load waits for
+            page.goto(url, timeout=60_000)
+        except PlaywrightTimeout as exc:
+            pytest.fail(f"{url} did not load ({exc.message.splitlines()[0]}); unanswered: {sorted(pending.values()) or 'none'}")
         return page
 
     try:

@@ -128,7 +128,9 @@ def test_every_worker_switches_within_5s_and_no_request_fails(make_server, tiny_
 
     failed = [r for r in replies if r.status != 200]
     assert not failed, f"{len(failed)} of {len(replies)} requests failed, e.g. {failed[:3]}"
-    assert all(r.version == 1 for r in replies if r.finished < switches[0][1])
+    # Before the first activation was asked for, only v1 answered (its commit precedes the printed time, and under
+    # load a worker may poll it before the shell prints).
+    assert all(r.version == 1 for r in replies if r.finished < switches[0][4])
     for (version, committed, everywhere, latency, _), end in zip(switches, ends):
         print(f"v{version}: workers switched after {sorted(round(s, 2) for s in latency.values())} s")
         assert max(latency.values()) <= SWITCH_SECONDS, (version, latency)
