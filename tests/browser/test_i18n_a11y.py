@@ -58,6 +58,14 @@ def recognize(page: Page) -> None:
     expect(page.locator("#predictions li.prediction")).to_have_count(len(CLASSES))
 
 
+def recognize_among_animals(page: Page) -> None:
+    """An answer with a domain filter: each row then also says its share among that domain's classes."""
+    recognize(page)
+    page.locator("label[for=domain-animal]").click()
+    expect(page.locator("#filter-used")).to_have_text(re.compile("animal|动物"))
+    expect(page.locator("#predictions .share").first).to_be_visible()
+
+
 def shown_labels(page: Page) -> list[str]:
     return page.locator("#predictions .label").all_inner_texts()
 
@@ -122,6 +130,27 @@ def test_on_a_phone_the_page_fits_the_screen_in_either_language(open_in, artifac
 
 
 @pytest.mark.browser
+def test_on_a_phone_a_filtered_answer_breaks_no_label_inside_a_word(open_in, artifacts):
+    page = open_in("en", **PHONE)
+    recognize_among_animals(page)
+    page.screenshot(path=artifacts / "i18n-en-phone-filtered.png", full_page=True)
+    broken = page.evaluate(
+        """() => [...document.querySelectorAll('#predictions .label')].flatMap(label => {
+            const text = label.firstChild, broken = [], word = /\\S+/g;
+            for (let m; (m = word.exec(text.data));) {
+                const range = document.createRange();
+                range.setStart(text, m.index);
+                range.setEnd(text, m.index + m[0].length);
+                const tops = [...range.getClientRects()].map(box => box.top);
+                if (Math.max(...tops) - Math.min(...tops) > 4) broken.push(m[0]);  // the word spans two lines
+            }
+            return broken;
+        })"""
+    )
+    assert broken == [], f"words broken across lines: {broken}"
+
+
+@pytest.mark.browser
 def test_the_switcher_changes_the_language_with_the_keyboard_alone(open_in):
     page = open_in("zh")
     page.keyboard.press("Tab")
@@ -162,6 +191,16 @@ def test_axe_finds_no_serious_violations_before_and_after_an_answer(open_in, axe
     report = artifacts / f"axe-{language}-{scheme}.json"
     report.write_text(json.dumps({"before": before, "after": after}, ensure_ascii=False, indent=2), encoding="utf-8")
     assert before == [] and after == [], f"see {report}"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_violations_in_an_answer_filtered_by_domain(open_in, axe_source, artifacts, scheme):
+    page = open_in("en", color_scheme=scheme)
+    recognize_among_animals(page)
+    violations = serious_violations(page, axe_source)
+    page.screenshot(path=artifacts / f"i18n-en-{scheme}-filtered.png")
+    assert violations == [], violations
 
 
 @pytest.mark.browser

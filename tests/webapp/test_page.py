@@ -196,3 +196,20 @@ def test_the_page_and_its_error_pages_name_an_icon_that_is_served(client, db):
     for html in (client.get("/").content.decode(), client.get("/no-such-page").content.decode()):
         (href,) = re.findall(r'<link rel="icon" href="([^"]+)"', html)
         assert finders.find(href.removeprefix("/static/"))
+
+
+def test_a_share_or_probability_that_rounds_to_nothing_reads_below_one_percent_as_on_the_scripted_page(rf):
+    # Without JavaScript the server's rows showed "0% among animal classes" where app.js shows "<1%".
+    from django.template.loader import render_to_string
+    from django.utils import translation
+
+    rows = [{"label": "tiger", "domain": "animal", "probability": 0.004, "probability_in_domain": 0.003},
+            {"label": "lynx", "domain": "animal", "probability": 0.734, "probability_in_domain": 0.996}]
+    with translation.override("en"):
+        page = render_to_string("index.html", {"result": {"predictions": rows, "model": {}, "timing_ms": {}}}, request=rf.get("/"))
+    text = re.search(r'<ol id="predictions".*?</ol>', page, re.S).group(0)  # the rows, not the script's empty template
+
+    shares = [html.unescape(s) for s in re.findall(r'<span class="share">(.*?)</span>', text)]
+    probabilities = [html.unescape(p) for p in re.findall(r'<span class="probability">(.*?)</span>', text)]
+    assert shares == ["<1% among animal classes", "100% among animal classes"]
+    assert probabilities == ["<1%", "73%"]
