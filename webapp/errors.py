@@ -9,7 +9,7 @@ import logging
 
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from recognizer import errors as core
 from webapp.logs import request_id
@@ -43,6 +43,14 @@ class ApiError(Exception):
 
 def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JsonResponse:
     return ApiError(status, code, message, headers).response()
+
+
+def rate_limited(throttle) -> ApiError:
+    """The 429 of a page or form whose `throttle` refused: how many seconds to wait, said and in Retry-After."""
+    seconds = throttle.wait()
+    message = ngettext("Too many requests; try again in %(seconds)d second.",
+                       "Too many requests; try again in %(seconds)d seconds.", seconds) % {"seconds": seconds}
+    return ApiError(429, "rate_limited", message, {"Retry-After": str(seconds)})
 
 
 _STATUS = {

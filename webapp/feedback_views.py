@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from webapp import feedback, selectors
-from webapp.errors import ApiError, expected_errors, to_api_error
+from webapp.errors import ApiError, expected_errors, rate_limited, to_api_error
 from webapp.i18n import reply_language
 from webapp.throttling import ClientRateThrottle
 
@@ -48,7 +48,7 @@ def page_context() -> dict:
 def _throttle(request: HttpRequest) -> None:
     throttle = ClientRateThrottle()
     if not throttle.allow_request(request):
-        raise ApiError(429, "rate_limited", _("Too many requests; wait a moment and try again."), {"Retry-After": str(int(throttle.wait() or 1))})
+        raise rate_limited(throttle)
 
 
 @require_POST

@@ -34,6 +34,20 @@
   let chosen = null;
   let previewUrl = null;
   let inflight = null;
+  let onScreen = null;  // the photo and the choices of the answer on screen
+
+  // The choices a request is sent with; a refused request for the same photo puts them back as its answer had them.
+  function choices() {
+    const model = form.elements.model, explain = form.elements.explain;
+    return { domain: form.elements.domain.value, model: model ? model.value : null, explain: explain ? explain.checked : null };
+  }
+
+  function restoreChoices(asked) {
+    // Chromium's RadioNodeList ignores a value of "" ("All"): each radio is set instead.
+    form.querySelectorAll("input[name=domain]").forEach((radio) => { radio.checked = radio.value === asked.domain; });
+    if (asked.model !== null) form.elements.model.value = asked.model;
+    if (asked.explain !== null) form.elements.explain.checked = asked.explain;
+  }
 
   // We check for a photo ourselves, so dropped and pasted files count even where input.files cannot be set.
   form.noValidate = true;
@@ -79,12 +93,17 @@
     if (busy) status.textContent = gettext("Recognizing the photo…");
   }
 
-  function showError(message) {
+  // A refusal for another look at the photo on screen (a filter, a model, the heat map) keeps its answer, and the
+  // form's choices go back to that answer's; a refusal for a new photo clears the old photo's answer.
+  function showError(message, photo) {
+    const keep = Boolean(onScreen) && photo === onScreen.photo;
+    if (keep) restoreChoices(onScreen.asked);
+    else onScreen = null;
     errorBox.textContent = message;
     errorBox.hidden = false;
-    result.hidden = true;
+    result.hidden = !keep;
     empty.hidden = true;
-    status.textContent = "";
+    status.textContent = "";  // the alert is announced itself
   }
 
   function row(prediction) {
@@ -126,7 +145,8 @@
     heatmap.hidden = !body.heatmap_png_base64;
   }
 
-  function render(body, domain, photo) {
+  function render(body, domain, photo, asked) {
+    onScreen = { photo, asked };
     renderVerdict(body);
     list.replaceChildren(...body.predictions.map(row));
     $("model-info").textContent = body.model.name + " v" + body.model.version;
@@ -218,6 +238,7 @@
     const data = new FormData(form);
     data.set("image", photo, photo.name || "pasted-image");
     const domain = data.get("domain") || "";
+    const asked = choices();
     setBusy(true);
     try {
       const response = await fetch(form.action, {
@@ -232,11 +253,11 @@
       });
       const body = await response.json().catch(() => null);
       if (controller !== inflight) return;
-      if (response.ok && body && Array.isArray(body.predictions)) render(body, domain, photo);
-      else showError(failureMessage(response, body));
+      if (response.ok && body && Array.isArray(body.predictions)) render(body, domain, photo, asked);
+      else showError(failureMessage(response, body), photo);
     } catch (err) {
       if (err.name === "AbortError") return;
-      showError(gettext("Could not reach the server. Check your connection and try again."));
+      showError(gettext("Could not reach the server. Check your connection and try again."), photo);
     } finally {
       if (controller === inflight) {
         inflight = null;

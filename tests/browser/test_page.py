@@ -130,6 +130,29 @@ def test_changing_the_domain_filter_resubmits_and_keeps_only_that_domain(page, p
 
 
 @pytest.mark.browser
+def test_a_refused_second_look_keeps_the_answer_and_its_filter_and_says_how_long_to_wait(page, photos, settings):
+    from django.core.cache import cache
+
+    cache.clear()  # the rate-limit counters: a full budget of one request
+    settings.PAGE_RATE_LIMIT = "1/m"
+    choose_with_file_chooser(page, photos / "bird" / "turkey.jpg")
+    expect(rows(page)).to_have_count(TINY_CLASS_COUNT)
+
+    page.locator("label[for=domain-bird]").click()  # a second look at the same photo: over the limit
+
+    expect(page.get_by_role("alert")).to_have_text(re.compile(r"^Too many requests; try again in \d+ seconds?\.$"))
+    expect(rows(page)).to_have_count(TINY_CLASS_COUNT)  # the answer on screen stays
+    expect(page.locator("#result")).to_be_visible()
+    expect(page.locator("#domain-all")).to_be_checked()  # the filter as that answer had it
+    expect(page.locator("#filter-used")).to_have_text("all")
+
+    choose_with_file_chooser(page, photos / "plant" / "rose.jpg")  # a new photo refused: the old answer is not its answer
+    expect(page.locator("#result")).to_be_hidden()
+    expect(page.get_by_role("alert")).to_be_visible()
+    cache.clear()
+
+
+@pytest.mark.browser
 def test_choosing_the_same_file_again_sends_it_again(page, photos):
     from webapp.models import Prediction
 

@@ -183,9 +183,19 @@ def test_the_page_has_a_rate_limit_of_its_own(browser, jpeg_bytes, settings):
     assert submit(browser, jpeg_bytes).status_code == 200
     page = submit(browser, jpeg_bytes)
     assert page.status_code == 429
-    assert int(page["Retry-After"]) >= 1
-    assert "Too many requests" in page.content.decode()
+    wait = int(page["Retry-After"])
+    assert 1 <= wait <= 60
+    assert f"Too many requests; try again in {wait} second{'s' if wait > 1 else ''}." in page.content.decode()
     assert Prediction.objects.count() == 1
+
+
+def test_the_pages_429_says_in_json_how_many_seconds_to_wait_in_the_readers_language(browser, jpeg_bytes, settings):
+    settings.PAGE_RATE_LIMIT = "1/m"
+    submit(browser, jpeg_bytes)
+    reply = submit(browser, jpeg_bytes, headers={"Accept": "application/json", "Accept-Language": "zh-CN"})
+    wait = int(reply["Retry-After"])
+    assert_error(reply, 429, "rate_limited")
+    assert reply.json()["error"]["message"] == f"请求过多，请在 {wait} 秒后再试。"
 
 
 def test_the_page_and_its_error_pages_name_an_icon_that_is_served(client, db):
