@@ -120,6 +120,17 @@ def _read_all(source: Source) -> bytes:
     return source.read()
 
 
+def format_name(kind: str) -> str:
+    """A Pillow format as people write it: 'WEBP' -> 'WebP'; the others are written as Pillow names them."""
+    return {"WEBP": "WebP"}.get(kind, kind)
+
+
+def accept_types(formats: tuple[str, ...]) -> str:
+    """The media types of `formats` for a file input's `accept`: 'image/jpeg,image/png,...'."""
+    Image.init()
+    return ",".join(dict.fromkeys(Image.MIME.get(kind, f"image/{kind.lower()}") for kind in formats))
+
+
 def size_text(count: int) -> str:
     """A size in bytes as people read it, in decimal units: '10 MB', '10.5 MB', '812.3 KB'."""
     value, unit = (count / 1e6, "MB") if count >= 1e6 else (count / 1e3, "KB")
@@ -179,7 +190,7 @@ def _check_before_opening(data: bytes, max_pixels: int, max_full_decode_pixels: 
     if "WEBP" not in formats:
         raise errors.UnsupportedImageFormat(
             gettext_noop("%(format)s images are not accepted. Send one of: %(accepted)s."),
-            format="WEBP", accepted=", ".join(formats),
+            format="WebP", accepted=", ".join(map(format_name, formats)),
         )
     size = webp_size(data[:32])
     if size is None:
@@ -223,7 +234,7 @@ def open_image(
     if kind not in formats:
         raise errors.UnsupportedImageFormat(
             gettext_noop("%(format)s images are not accepted. Send one of: %(accepted)s."),
-            format=image.format, accepted=", ".join(formats),
+            format=format_name(image.format), accepted=", ".join(map(format_name, formats)),
         )
     _check_pixels(kind, image.size, max_pixels, max_full_decode_pixels)
     return image

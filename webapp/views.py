@@ -25,7 +25,7 @@ from PIL import Image
 
 from webapp import feedback, selectors, services, shadow
 from recognizer.manifest import QUERY_DOMAINS
-from recognizer.preprocessing import size_text
+from recognizer.preprocessing import accept_types, format_name, size_text
 from webapp.errors import ApiError, dependency_down, error_response, expected_errors, rate_limited, to_api_error
 from webapp.feedback_views import page_context
 from webapp.i18n import reply_language
@@ -59,6 +59,19 @@ class _Preview:
         self.url = "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
+def _upload_hint() -> str:
+    """What the page takes, from the settings in force: 'JPEG, PNG, WebP, GIF or BMP, up to 10 MB (JPEG up to 40
+    megapixels, other formats 16)'; sizes as the 413s say them."""
+    names = [format_name(kind) for kind in settings.ALLOWED_IMAGE_FORMATS]
+    formats = names[0] if len(names) == 1 else _("%(formats)s or %(last)s") % {"formats": _(", ").join(names[:-1]), "last": names[-1]}
+    size, jpeg = size_text(settings.UPLOAD_MAX_BYTES), f"{settings.MAX_IMAGE_PIXELS / 1e6:g}"
+    whole = f"{min(settings.MAX_IMAGE_PIXELS, settings.MAX_FULL_DECODE_PIXELS) / 1e6:g}"  # the others are decoded whole
+    if jpeg == whole or "JPEG" not in settings.ALLOWED_IMAGE_FORMATS:
+        return _("%(formats)s, up to %(size)s and %(megapixels)s megapixels") % {"formats": formats, "size": size, "megapixels": whole}
+    return _("%(formats)s, up to %(size)s (JPEG up to %(megapixels)s megapixels, other formats %(whole)s)") % {
+        "formats": formats, "size": size, "megapixels": jpeg, "whole": whole}
+
+
 def _classify(request: HttpRequest) -> tuple[services.PredictionResult, str]:
     throttle = PageRateThrottle()
     if not throttle.allow_request(request):
@@ -86,7 +99,9 @@ def index(request: HttpRequest) -> HttpResponse:
         "models": selectors.model_names_active(),
         "selected_model": request.POST.get("model") or settings.DEFAULT_MODEL_NAME,
         "selected_domain": request.POST.get("domain", ""),
-        "max_size": size_text(settings.UPLOAD_MAX_BYTES),  # as the 413 says it
+        "max_bytes": settings.UPLOAD_MAX_BYTES,  # app.js refuses a larger file before sending it
+        "upload_hint": _upload_hint(),
+        "accept": accept_types(settings.ALLOWED_IMAGE_FORMATS),
         **page_context(),
     }
     if request.method != "POST":

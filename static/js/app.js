@@ -52,6 +52,12 @@
   // We check for a photo ourselves, so dropped and pasted files count even where input.files cannot be set.
   form.noValidate = true;
 
+  // As the server says sizes (recognizer.preprocessing.size_text): decimal units, one decimal unless it is .0.
+  function sizeText(count) {
+    const [value, unit] = count >= 1e6 ? [count / 1e6, "MB"] : [count / 1e3, "KB"];
+    return value.toFixed(1).replace(/\.0$/, "") + " " + unit;
+  }
+
   function percent(probability) {
     const rounded = Math.round(probability * 100);
     return rounded === 0 ? "<1%" : rounded + "%";
@@ -229,6 +235,12 @@
   async function recognize() {
     if (!chosen) {
       showError(gettext("Choose a photo first."));
+      return;
+    }
+    const maxBytes = Number(input.dataset.maxBytes);
+    if (maxBytes && chosen.size > maxBytes) {  // refused before it is sent: on a phone the upload alone takes long
+      showError(interpolate(gettext("The file is %(size)s; the limit is %(limit)s. Send a smaller copy."),
+        { size: sizeText(chosen.size), limit: sizeText(maxBytes) }, true), chosen);
       return;
     }
     if (inflight) inflight.abort();

@@ -180,6 +180,24 @@ def test_it_says_when_the_sites_allowed_class_list_limited_the_answer(page, phot
 
 
 @pytest.mark.browser
+def test_a_file_over_the_size_limit_is_refused_before_it_is_sent(open_page, photos, settings):
+    settings.UPLOAD_MAX_BYTES = 2_000  # in force when the page is rendered: it tells the script the limit
+    page = open_page()
+    posts = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+    photo = photos / "bird" / "turkey.jpg"
+
+    choose_with_file_chooser(page, photo)
+
+    size = f"{photo.stat().st_size / 1e3:.1f}".removesuffix(".0")
+    expect(page.get_by_role("alert")).to_have_text(f"The file is {size} KB; the limit is 2 KB. Send a smaller copy.")
+    page.locator("label[for=domain-bird]").click()  # another look at it is refused the same way
+    expect(page.get_by_role("alert")).to_be_visible()
+    page.wait_for_load_state("networkidle")  # a request the click started would have been seen by now
+    assert posts == []
+
+
+@pytest.mark.browser
 def test_it_shows_the_servers_message_for_a_pdf(page, artifacts):
     page.set_input_files("#image", files=[{"name": "report.pdf", "mimeType": "application/pdf", "buffer": PDF}])
 

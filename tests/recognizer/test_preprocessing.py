@@ -392,6 +392,15 @@ def test_a_tiff_is_refused_because_it_is_not_an_accepted_format(deadline):
         open_image(encode(Image.new("RGB", (40, 40)), "TIFF"))
 
 
+def test_refusals_name_formats_as_people_write_them(deadline):
+    with pytest.raises(errors.UnsupportedImageFormat) as refused:
+        open_image(encode(Image.new("RGB", (40, 40)), "WEBP"), formats=("JPEG", "PNG"))
+    assert str(refused.value) == "WebP images are not accepted. Send one of: JPEG, PNG."
+    with pytest.raises(errors.UnsupportedImageFormat) as refused:
+        open_image(encode(Image.new("RGB", (40, 40)), "TIFF"))
+    assert str(refused.value) == "TIFF images are not accepted. Send one of: JPEG, PNG, WebP, GIF, BMP."
+
+
 @pytest.mark.parametrize("size", [(1, 1), (1, 50000), (50000, 1), (7, 100)])
 def test_pictures_with_a_side_under_8_pixels_are_too_small(deadline, size):
     data = blank_png(*size)
