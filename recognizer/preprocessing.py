@@ -246,6 +246,15 @@ def needed_side(spec: InputSpec) -> int:
     return int(round(side / spec.crop_fraction)) if spec.crop == "center" else side
 
 
+def seen_share(size: tuple[int, int], spec: InputSpec) -> float:
+    """The share of a picture's area the model is shown: a centre crop keeps the middle of a wide or tall picture (a
+    box of crop_fraction of its shorter side, in the model's aspect); 'none' stretches and 'pad' pads, keeping all."""
+    if spec.crop != "center":
+        return 1.0
+    left, top, right, bottom = crop_box(size, spec)
+    return (right - left) * (bottom - top) / (size[0] * size[1])
+
+
 def header_cost(
     source: Source,
     spec: InputSpec,
@@ -362,15 +371,20 @@ def _fit(image: Image.Image, spec: InputSpec) -> Image.Image:
         canvas = Image.new("RGB", target, (255, 255, 255))
         canvas.paste(image.resize(size, resample), ((target[0] - size[0]) // 2, (target[1] - size[1]) // 2))
         return canvas
-    # The centre crop of the picture resized so that its short side is side / crop_fraction, computed directly:
-    # only the crop's pixels are resampled, from the source region they come from (half the work of resizing the
+    # Only the crop's pixels are resampled, from the source region they come from (half the work of resizing the
     # whole picture and cutting it; the same pixels within one level for 99% of them, tested).
-    scale = max(spec.width, spec.height) / spec.crop_fraction / min(image.width, image.height)
-    size = (max(spec.width, round(image.width * scale)), max(spec.height, round(image.height * scale)))
-    left, top = (size[0] - spec.width) // 2, (size[1] - spec.height) // 2
-    x_step, y_step = image.width / size[0], image.height / size[1]
-    box = (left * x_step, top * y_step, (left + spec.width) * x_step, (top + spec.height) * y_step)
-    return image.resize(target, resample, box=box)
+    return image.resize(target, resample, box=crop_box(image.size, spec))
+
+
+def crop_box(size: tuple[int, int], spec: InputSpec) -> tuple[float, float, float, float]:
+    """The region of a picture of `size` a centre crop shows the model, in the picture's pixels: the crop of the
+    picture resized so that its short side is side / crop_fraction, computed directly."""
+    width, height = size
+    scale = max(spec.width, spec.height) / spec.crop_fraction / min(width, height)
+    scaled = (max(spec.width, round(width * scale)), max(spec.height, round(height * scale)))
+    left, top = (scaled[0] - spec.width) // 2, (scaled[1] - spec.height) // 2
+    x_step, y_step = width / scaled[0], height / scaled[1]
+    return left * x_step, top * y_step, (left + spec.width) * x_step, (top + spec.height) * y_step
 
 
 def to_pixels(image: Image.Image, spec: InputSpec) -> np.ndarray:

@@ -109,6 +109,7 @@ class PredictOut(Schema):
     predictions: list[PredictionOut]
     timing_ms: Timing
     domain_note: Optional[str] = None
+    crop_note: Optional[str] = None  # the model was shown only the middle of a wide or tall photo
     heatmap_png_base64: Optional[str] = None
     allowed_classes: Optional[AllowedClassesOut] = None
 

@@ -30,7 +30,8 @@ from recognizer.errors import Translatable, gettext_noop
 from recognizer.labels import display_label
 from recognizer.manifest import MODEL_NAME_PATTERN, MODEL_NAME_RULE, Manifest, manifest_path, write_manifest
 from recognizer.optimized import base_kind, optimize_artifact, precision_of
-from recognizer.verdict import Verdict
+from recognizer.preprocessing import seen_share
+from recognizer.verdict import Verdict, crop_note
 from webapp import admission, answering, audit, metrics, selectors
 from webapp.models import Activation, AllowedClassList, ApiToken, ModelVersion, Prediction, Shadow, history_maintenance
 from webapp.runtime import ModelNotReady, runtime
@@ -291,6 +292,7 @@ class PredictionResult:
     id: int | None = None  # the Prediction row: feedback on this answer names it
     verdict: Verdict | None = None  # said in the reply's language by to_dict
     domain_note: str = ""
+    crop_note: str = ""  # when the model was shown only the middle of a wide or tall photo
     heatmap_png_base64: str | None = None
     allowed_classes: dict | None = None
     manifest: Manifest | None = None  # for the labels in other languages
@@ -306,6 +308,7 @@ class PredictionResult:
             "predictions": [self._prediction(p, lang) for p in self.predictions],
             "timing_ms": self.timing_ms,
             "domain_note": said(self.domain_note, lang) or None,
+            "crop_note": said(self.crop_note, lang) or None,
             "heatmap_png_base64": self.heatmap_png_base64,
             "allowed_classes": self.allowed_classes,
         }
@@ -355,7 +358,8 @@ def _result(loaded, image, answer, timing_ms: dict, row: Prediction, *, explain:
     heatmap = answering.heatmap_base64(loaded.engine, image, answer) if explain else None
     applied = None if allowed is None else {"applied": True, "count": allowed.count, "source": allowed.source}
     return PredictionResult(
-        loaded.name, loaded.version, answer.predictions, timing_ms, row.pk, answer.verdict, answer.note, heatmap, applied,
+        loaded.name, loaded.version, answer.predictions, timing_ms, row.pk, answer.verdict, answer.note,
+        crop_note(seen_share(image.size, loaded.engine.manifest.input)), heatmap, applied,
         manifest=loaded.engine.manifest, picture=image, input_sha256=row.input_sha256,
     )
 

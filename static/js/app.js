@@ -141,6 +141,8 @@
       : "";
     $("domain-note").textContent = body.domain_note || "";
     $("domain-note").hidden = !body.domain_note;
+    $("crop-note").textContent = body.crop_note || "";
+    $("crop-note").hidden = !body.crop_note;
     $("allowed-note").textContent = body.allowed_classes
       ? interpolate(gettext("Only the classes on this site's allowed list were considered (%(count)s in all)."),
         { count: body.allowed_classes.count }, true)

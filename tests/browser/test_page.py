@@ -180,6 +180,22 @@ def test_it_says_when_the_sites_allowed_class_list_limited_the_answer(page, phot
 
 
 @pytest.mark.browser
+def test_a_panorama_is_answered_with_a_note_that_only_its_middle_was_seen(page, photos, tmp_path):
+    from PIL import Image
+
+    turkey = Image.open(photos / "bird" / "turkey.jpg").convert("RGB")
+    panorama = Image.new("RGB", (turkey.width * 4, turkey.height))
+    for n in range(4):
+        panorama.paste(turkey, (n * turkey.width, 0))
+    panorama.save(tmp_path / "panorama.jpg")
+
+    choose_with_file_chooser(page, tmp_path / "panorama.jpg")
+    expect(page.locator("#crop-note")).to_have_text(re.compile(r"^The model looked only at the middle of this photo"))
+    choose_with_file_chooser(page, photos / "bird" / "turkey.jpg")  # an ordinary photo: the note goes
+    expect(page.locator("#crop-note")).to_be_hidden()
+
+
+@pytest.mark.browser
 def test_a_file_over_the_size_limit_is_refused_before_it_is_sent(open_page, photos, settings):
     settings.UPLOAD_MAX_BYTES = 2_000  # in force when the page is rendered: it tells the script the limit
     page = open_page()

@@ -70,7 +70,7 @@ def test_a_40_mp_webp_of_a_few_bytes_is_refused_before_pillow_allocates_its_canv
 
 
 def test_a_webp_is_refused_before_opening_when_webp_is_not_accepted(bombs):
-    with pytest.raises(errors.UnsupportedImageFormat, match="WEBP images are not accepted"):
+    with pytest.raises(errors.UnsupportedImageFormat, match="WebP images are not accepted"):
         open_image(bombs["webp-16mp"], formats=("JPEG", "PNG"))
 
 

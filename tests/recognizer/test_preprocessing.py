@@ -17,7 +17,7 @@ from PIL import Image
 from recognizer import errors
 from recognizer.photos import PHOTOS_DIR
 from recognizer.preprocessing import (
-    RESAMPLING, InputSpec, decode, describe_bytes, load_batch, normalize, open_image, to_batch, to_pixels,
+    RESAMPLING, InputSpec, decode, describe_bytes, load_batch, normalize, open_image, seen_share, to_batch, to_pixels,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -441,3 +441,24 @@ def test_refusing_the_30000x30000_png_needs_no_pixel_memory(bomb_png):
     )
     assert out[0] == "refused"
     assert int(out[1]) < 20_000_000  # decoding would need 900 MB
+
+
+def test_the_share_of_a_photo_shown_to_the_model_is_its_centre_crop_and_all_of_it_otherwise():
+    spec = InputSpec(height=224, width=224, crop="center", crop_fraction=0.875)
+    assert seen_share((1000, 1000), spec) == pytest.approx(0.875 ** 2, abs=1e-3)
+    assert seen_share((3000, 1000), spec) == pytest.approx(0.875 ** 2 / 3, abs=1e-3)
+    assert seen_share((1000, 3000), spec) == pytest.approx(0.875 ** 2 / 3, abs=1e-3)
+    assert seen_share((8000, 400), InputSpec(height=224, width=224, crop="none")) == 1.0
+    assert seen_share((8000, 400), InputSpec(height=224, width=224, crop="pad")) == 1.0
+
+
+def test_what_the_share_counts_is_what_the_model_is_shown():
+    # A 300x100 picture, black but for a white band at each end: the 0.875 centre crop (a 87.5-pixel square in the
+    # middle, 29% of the area) shows only black; the same picture stretched whole ('none') shows the bands.
+    picture = Image.new("RGB", (300, 100))
+    picture.paste((255, 255, 255), (0, 0, 100, 100))
+    picture.paste((255, 255, 255), (200, 0, 300, 100))
+    centre = InputSpec(height=32, width=32, crop="center", crop_fraction=0.875)
+    assert seen_share(picture.size, centre) == pytest.approx(87.5 * 87.5 / 30000, rel=0.02)
+    assert to_pixels(picture, centre).max() == 0
+    assert to_pixels(picture, FLAT).max() == 255

@@ -65,3 +65,11 @@ def test_a_filter_note_says_less_than_one_percent_rather_than_none_of_the_probab
     note = filter_note(probabilities, np.array([False, True]), "bird")
     assert note.startswith("Only <1% of the model's probability is on bird classes")
     assert filter_note(np.array([0.7, 0.3]), np.array([False, True]), "bird").startswith("Only 30% ")
+
+
+def test_a_crop_note_says_how_little_of_a_wide_photo_the_model_saw_and_nothing_for_an_ordinary_one():
+    from recognizer.verdict import crop_note
+
+    assert crop_note(0.255) == ("The model looked only at the middle of this photo (26% of it): crop the photo around "
+                                "the subject for a better answer.")
+    assert crop_note(0.43) == "" and crop_note(1.0) == ""  # a 16:9 photo, a stretched one

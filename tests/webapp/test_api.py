@@ -295,7 +295,8 @@ def test_the_openapi_document_lists_the_endpoints_and_bodies(client, db, setting
     entry = _resolve(spec, batch["responses"]["200"]["content"]["application/json"]["schema"]["$ref"])
     alternatives = [_resolve(spec, a["$ref"]) for a in entry["properties"]["results"]["items"]["anyOf"]]
     assert [sorted(a["properties"]) for a in alternatives] == [
-        ["allowed_classes", "domain_note", "heatmap_png_base64", "id", "model", "predictions", "timing_ms", "verdict"],
+        ["allowed_classes", "crop_note", "domain_note", "heatmap_png_base64", "id", "model", "predictions", "timing_ms",
+         "verdict"],
         ["error"],
     ]
     single = spec["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]
@@ -417,3 +418,27 @@ def test_an_allowed_classes_file_naming_an_unknown_class_is_a_clear_server_side_
     error = assert_error(predict(client, jpeg_bytes), 503)
     assert error["code"] == "allowed_classes_unusable"
     assert "unicorn" in error["message"]
+
+
+def test_a_panorama_says_the_model_saw_only_its_middle_and_an_ordinary_photo_says_nothing(client, active_tiny):
+    import io
+
+    from PIL import Image
+
+    from tests.conftest import GOLDEN
+
+    tiger = Image.open(GOLDEN / "animal" / "tiger.jpg").convert("RGB")
+    panorama = Image.new("RGB", (tiger.width * 4, tiger.height))
+    for n in range(4):
+        panorama.paste(tiger, (n * tiger.width, 0))
+    wide = io.BytesIO()
+    panorama.save(wide, "JPEG")
+    # Four 198x120 photos side by side: a 0.875 centre crop shows about 0.875^2 * 120 / 792 = 12% of it (the tiny
+    # model's 32-pixel input rounds the crop).
+    note = predict(client, wide.getvalue()).json()["crop_note"]
+    match = re.fullmatch(r"The model looked only at the middle of this photo \((\d+)% of it\): crop the photo around "
+                         r"the subject for a better answer\.", note)
+    assert match and 10 <= int(match.group(1)) <= 13, note
+    chinese = predict(client, wide.getvalue(), lang="zh-hans").json()["crop_note"]
+    assert chinese == f"模型只看了这张照片的中间部分（占 {match.group(1)}%）：把照片裁剪到主体周围，结果会更准确。"
+    assert predict(client, (GOLDEN / "animal" / "tiger.jpg").read_bytes()).json()["crop_note"] is None

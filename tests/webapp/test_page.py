@@ -133,7 +133,7 @@ def test_with_accept_json_the_same_post_answers_the_api_shape(browser, client, j
     body = reply.json()
     expected = predict(client, jpeg_bytes).json()
     assert set(body) == set(expected) == {
-        "id", "model", "verdict", "predictions", "timing_ms", "domain_note", "heatmap_png_base64", "allowed_classes"
+        "id", "model", "verdict", "predictions", "timing_ms", "domain_note", "crop_note", "heatmap_png_base64", "allowed_classes"
     }
     assert body["verdict"] == expected["verdict"]
     assert body["model"] == expected["model"]
