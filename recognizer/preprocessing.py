@@ -301,6 +301,10 @@ def decode(image: Image.Image, spec: InputSpec) -> Image.Image:
         image.load()
         image = _upright(_reduce(image, side))
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        if "truncated" in str(exc):  # an upload or copy cut short, the common case: said without Pillow's words
+            raise errors.UnreadableImage(gettext_noop(
+                "The image data is truncated: the file ends before the picture does. Send the whole file."
+            )) from None
         raise errors.UnreadableImage(gettext_noop("The image data is damaged or truncated (%(detail)s)."), detail=str(exc)) from None
     return _to_rgb(image)
 
