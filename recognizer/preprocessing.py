@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import math
 import os
 from dataclasses import asdict, dataclass
 from typing import BinaryIO, Union
@@ -33,6 +34,9 @@ DEFAULT_MAX_FULL_DECODE_PIXELS = 16_000_000
 DRAFTABLE = ("JPEG", "MPO")
 DEFAULT_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 MIN_SIDE = 8
+# A picture enlarged more than this many times to the model's input shows it blur, and its answer means nothing: such
+# a picture is refused (a 224-pixel model with its 0.875 crop needs 32 pixels a side; any model at least MIN_SIDE).
+MAX_ENLARGEMENT = 8
 # Pillow keeps L in 1 byte a pixel, I;16 in 2, every other mode (RGB included) in 4; palette and 1-bit images are
 # expanded before they are reduced, so they cost their expansion too.
 _BYTES_PER_PIXEL = {"L": 1, "1": 2, "P": 5, "PA": 6, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
@@ -294,6 +298,13 @@ def decode(image: Image.Image, spec: InputSpec) -> Image.Image:
     The result is what to_pixels fits to the spec, and to_pixels takes it back unchanged.
     """
     side = needed_side(spec)
+    least = math.ceil(side / MAX_ENLARGEMENT)
+    if min(image.size) < least:
+        raise errors.ImageTooSmall(
+            gettext_noop("The image is %(width)dx%(height)d pixels, too small to judge: this model needs at least "
+                         "%(minimum)d pixels on each side."),
+            width=image.width, height=image.height, minimum=least,
+        )
     if image.format in DRAFTABLE:
         image.draft("RGB", (side, side))  # scales by 1/2, 1/4, 1/8 while both sides stay >= side
     try:

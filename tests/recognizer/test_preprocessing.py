@@ -464,3 +464,15 @@ def test_what_the_share_counts_is_what_the_model_is_shown():
     assert seen_share(picture.size, centre) == pytest.approx(87.5 * 87.5 / 30000, rel=0.02)
     assert to_pixels(picture, centre).max() == 0
     assert to_pixels(picture, FLAT).max() == 255
+
+
+def test_a_picture_the_model_would_enlarge_more_than_eight_times_is_refused_as_too_small_to_judge():
+    # A 10x10 picture was answered "Domain: other (77% sure)": a 224-pixel model needs 32 pixels a side.
+    spec = InputSpec(height=224, width=224, crop="center", crop_fraction=0.875)
+    with pytest.raises(errors.ImageTooSmall) as refused:
+        to_pixels(open_image(encode(Image.new("RGB", (10, 10)), "PNG")), spec)
+    assert str(refused.value) == "The image is 10x10 pixels, too small to judge: this model needs at least 32 pixels on each side."
+    with pytest.raises(errors.ImageTooSmall, match="400x31 pixels"):
+        to_pixels(open_image(encode(Image.new("RGB", (400, 31)), "PNG")), spec)
+    assert to_pixels(open_image(encode(Image.new("RGB", (32, 32)), "PNG")), spec).shape == (224, 224, 3)
+    assert to_pixels(open_image(encode(Image.new("RGB", (10, 10)), "PNG")), FLAT).shape == (32, 32, 3)  # a 32-pixel model

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from recognizer.photos import role_dir
-from tests.webapp.helpers import predict, upload
+from tests.webapp.helpers import assert_error, predict, upload
 
 pytestmark = pytest.mark.slow
 
@@ -111,3 +111,11 @@ def test_a_version_compiled_without_its_feature_map_refuses_explain_with_409(cli
     assert reply.status_code == 409
     assert reply.json()["error"]["code"] == "explain_unavailable"
     assert predict(client, photo("animal/tiger.jpg")).json()["verdict"]["domain"] == "animal"
+
+
+def test_a_ten_pixel_picture_is_refused_as_too_small_to_judge_not_answered(client, default_served):
+    small = io.BytesIO()
+    Image.open(io.BytesIO(photo("animal/tiger.jpg"))).resize((10, 10)).save(small, "PNG")
+    reply = predict(client, small.getvalue(), "small.png")
+    error = assert_error(reply, 400, "image_too_small")
+    assert error["message"] == "The image is 10x10 pixels, too small to judge: this model needs at least 32 pixels on each side."
