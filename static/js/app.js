@@ -329,6 +329,49 @@
   window.addEventListener("dragover", (event) => event.preventDefault());
   window.addEventListener("drop", (event) => event.preventDefault());
 
+  // Switching the language reloads the page: the photo on screen is carried over in this browser's IndexedDB and
+  // answered again in the new language, then deleted from it as the page reads it.
+  const CARRIED = "carried-photo";
+
+  function carriedStore(mode, work) {
+    return new Promise((resolve, reject) => {
+      const opening = indexedDB.open("recognizer", 1);
+      opening.onupgradeneeded = () => opening.result.createObjectStore("photos");
+      opening.onerror = () => reject(opening.error);
+      opening.onsuccess = () => {
+        const db = opening.result;
+        const transaction = db.transaction("photos", mode);
+        const request = work(transaction.objectStore("photos"));
+        transaction.oncomplete = () => { db.close(); resolve(request.result); };
+        transaction.onerror = () => { db.close(); reject(transaction.error); };
+      };
+    });
+  }
+
+  const switcher = document.querySelector(".language-switcher");
+  if (switcher && window.indexedDB) {
+    switcher.addEventListener("submit", async (event) => {
+      if (!onScreen || switcher.dataset.carrying) return;
+      event.preventDefault();
+      const button = event.submitter;
+      switcher.dataset.carrying = "1";
+      try {
+        await carriedStore("readwrite", (store) => store.put(
+          { photo: onScreen.photo, name: fileName.textContent, asked: onScreen.asked }, CARRIED));
+      } catch (err) { /* no storage (a private window): the page reloads without the answer, as without this */ }
+      switcher.requestSubmit(button);
+    });
+    carriedStore("readwrite", (store) => {
+      const reading = store.get(CARRIED);
+      reading.onsuccess = () => store.delete(CARRIED);
+      return reading;
+    }).then((carried) => {
+      if (!carried || chosen) return;
+      restoreChoices(carried.asked);
+      choose(carried.photo, carried.name);
+    }).catch(() => {});
+  }
+
   document.addEventListener("paste", (event) => {
     const items = Array.from((event.clipboardData && event.clipboardData.items) || []);
     const image = items.find((item) => item.kind === "file" && item.type.startsWith("image/"));

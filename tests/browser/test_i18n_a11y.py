@@ -162,6 +162,33 @@ def test_the_switcher_changes_the_language_with_the_keyboard_alone(open_in):
 
 
 @pytest.mark.browser
+def test_switching_the_language_answers_the_same_photo_again_in_the_new_language(open_in):
+    from webapp.models import Prediction
+
+    page = open_in("en")
+    recognize_among_animals(page)  # an answer with a filter on screen
+    english = sorted(shown_labels(page))
+
+    page.get_by_role("button", name="简体中文").click()
+
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    expect(page.locator("#filter-used")).to_have_text("动物")  # the same filter, said in Chinese
+    expect(page.locator("#predictions li.prediction")).to_have_count(len(english))
+    assert sorted(shown_labels(page)) != english and all(re.search(r"[\u4e00-\u9fff]", label) for label in shown_labels(page))
+    expect(page.locator("#file-name")).to_have_text(PHOTO.name)
+    assert page.locator("#domain-animal").is_checked()
+    assert Prediction.objects.count() == 3  # all, animals, then animals again in Chinese
+    carried = page.evaluate("""() => new Promise((resolve) => {
+        const opening = indexedDB.open("recognizer", 1);
+        opening.onsuccess = () => {
+            const reading = opening.result.transaction("photos").objectStore("photos").get("carried-photo");
+            reading.onsuccess = () => resolve(reading.result === undefined ? null : "still there");
+        };
+    })""")
+    assert carried is None  # the photo is not kept in the browser once answered again
+
+
+@pytest.mark.browser
 def test_a_photo_is_chosen_recognized_and_filtered_with_the_keyboard_alone(open_in):
     page = open_in("en")
     for _ in range(8):  # past the language buttons to the photo input
