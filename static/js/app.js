@@ -329,8 +329,8 @@
   window.addEventListener("dragover", (event) => event.preventDefault());
   window.addEventListener("drop", (event) => event.preventDefault());
 
-  // Switching the language reloads the page: the photo on screen is carried over in this browser's IndexedDB and
-  // answered again in the new language, then deleted from it as the page reads it.
+  // Switching the language reloads the page: the photo chosen (answered, on its way or refused) is carried over in
+  // this browser's IndexedDB with the choices in the form, sent again from the new page, and deleted as it reads it.
   const CARRIED = "carried-photo";
 
   function carriedStore(mode, work) {
@@ -351,13 +351,13 @@
   const switcher = document.querySelector(".language-switcher");
   if (switcher && window.indexedDB) {
     switcher.addEventListener("submit", async (event) => {
-      if (!onScreen || switcher.dataset.carrying) return;
+      if (!chosen || switcher.dataset.carrying) return;
       event.preventDefault();
       const button = event.submitter;
       switcher.dataset.carrying = "1";
       try {
         await carriedStore("readwrite", (store) => store.put(
-          { photo: onScreen.photo, name: fileName.textContent, asked: onScreen.asked }, CARRIED));
+          { photo: chosen, name: fileName.textContent, asked: choices() }, CARRIED));
       } catch (err) { /* no storage (a private window): the page reloads without the answer, as without this */ }
       switcher.requestSubmit(button);
     });

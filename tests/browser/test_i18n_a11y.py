@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -186,6 +187,36 @@ def test_switching_the_language_answers_the_same_photo_again_in_the_new_language
         };
     })""")
     assert carried is None  # the photo is not kept in the browser once answered again
+
+
+@pytest.mark.browser
+def test_switching_the_language_while_a_new_photo_is_on_its_way_answers_that_photo(open_in):
+    from webapp.models import Prediction
+
+    page = open_in("en")
+    recognize(page)  # the tiger answered
+    held = []  # the next photo's request, never let through: the page navigates away from it
+
+    def hold_the_first_post(route):
+        if route.request.method == "POST" and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/", hold_the_first_post)
+    other = GOLDEN / "bird" / "turkey.jpg"
+    page.set_input_files("#image", other)  # on its way, held
+    page.wait_for_function("document.getElementById('recognize-form').classList.contains('is-busy')")
+    assert len(held) == 1
+
+    page.get_by_role("button", name="简体中文").click()
+
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    expect(page.locator("#file-name")).to_have_text(other.name)
+    expect(page.locator("#predictions li.prediction")).to_have_count(len(CLASSES))
+    # The new page sent the turkey, not the tiger whose answer was on screen when the language was switched.
+    sent = list(Prediction.objects.order_by("id").values_list("input_sha256", flat=True))
+    assert sent == [hashlib.sha256(PHOTO.read_bytes()).hexdigest(), hashlib.sha256(other.read_bytes()).hexdigest()]
 
 
 @pytest.mark.browser
