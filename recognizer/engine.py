@@ -21,7 +21,7 @@ from recognizer import errors, runtimes
 from recognizer.errors import gettext_noop
 from recognizer.artifacts import Artifact, load_artifact
 from recognizer.manifest import DOMAINS, Manifest
-from recognizer.preprocessing import Source, open_image, to_batch
+from recognizer.preprocessing import Source, least_side, open_image, to_batch
 from recognizer.verdict import Judge, Verdict, filter_note
 
 MAX_TOP_K = 20
@@ -165,7 +165,7 @@ class Engine:
     def prepare(self, image: Image.Image | Source, **limits) -> np.ndarray:
         """One image (PIL, bytes, path or file) -> its (1, H, W, 3) batch, via the shared preprocessing."""
         if not isinstance(image, Image.Image):
-            image = open_image(image, **limits)
+            image = open_image(image, **{"min_side": least_side(self.manifest.input), **limits})
         return to_batch(image, self.manifest.input)
 
     def predict(

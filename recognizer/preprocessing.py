@@ -135,17 +135,27 @@ def accept_types(formats: tuple[str, ...]) -> str:
     return ",".join(dict.fromkeys(Image.MIME.get(kind, f"image/{kind.lower()}") for kind in formats))
 
 
-def size_text(count: int) -> str:
+def size_text(count: int, digits: int = 1) -> str:
     """A size in bytes as people read it, in decimal units: '10 MB', '10.5 MB', '812.3 KB'."""
     value, unit = (count / 1e6, "MB") if count >= 1e6 else (count / 1e3, "KB")
-    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{value:.{digits}f}".rstrip("0").rstrip(".") + f" {unit}"
+
+
+def size_texts(size: int, limit: int) -> tuple[str, str]:
+    """A size and its limit with as many decimals as it takes to read differently: a file just over a 10 MB limit is
+    '10.02 MB', not '10 MB'; in bytes when even three decimals read the same."""
+    for digits in (1, 2, 3):
+        texts = size_text(size, digits), size_text(limit, digits)
+        if texts[0] != texts[1]:
+            return texts
+    return f"{size} bytes", f"{limit} bytes"
 
 
 def _check_bytes(data: bytes, max_bytes: int | None) -> None:
     if max_bytes is not None and len(data) > max_bytes:
+        size, limit = size_texts(len(data), max_bytes)
         raise errors.FileTooLarge(
-            gettext_noop("The file is %(size)s; the limit is %(limit)s. Send a smaller copy."),
-            size=size_text(len(data)), limit=size_text(max_bytes),
+            gettext_noop("The file is %(size)s; the limit is %(limit)s. Send a smaller copy."), size=size, limit=limit,
         )
 
 
@@ -164,7 +174,7 @@ def webp_size(head: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _check_pixels(kind: str, size: tuple[int, int], max_pixels: int, max_full_decode_pixels: int) -> None:
+def _check_pixels(kind: str, size: tuple[int, int], max_pixels: int, max_full_decode_pixels: int, min_side: int) -> None:
     width, height = size
     limit = max_pixels if kind in DRAFTABLE else min(max_pixels, max_full_decode_pixels)
     if width * height > limit:
@@ -178,14 +188,36 @@ def _check_pixels(kind: str, size: tuple[int, int], max_pixels: int, max_full_de
             "The image is %(width)dx%(height)d (%(megapixels).1f megapixels); the limit is %(limit).0f megapixels "
             "for %(format)s images, which are decoded at full size (JPEG: %(jpeg_limit).0f). Send a smaller copy."
         ), format=kind, jpeg_limit=max_pixels / 1e6, **numbers)
-    if min(width, height) < MIN_SIDE:
+    _check_not_too_small(size, min_side)
+
+
+def least_side(spec: InputSpec) -> int:
+    """The shortest side a picture may have for this model: enlarged more than MAX_ENLARGEMENT times, it is blur."""
+    return max(MIN_SIDE, math.ceil(needed_side(spec) / MAX_ENLARGEMENT))
+
+
+def _check_not_too_small(size: tuple[int, int], min_side: int) -> None:
+    if min(size) < min_side:
         raise errors.ImageTooSmall(
-            gettext_noop("The image is %(width)dx%(height)d pixels; each side must be at least %(minimum)d pixels."),
-            width=width, height=height, minimum=MIN_SIDE,
+            gettext_noop("The image is %(width)dx%(height)d pixels, too small to judge: each side must be at least "
+                         "%(minimum)d pixels."),
+            width=size[0], height=size[1], minimum=min_side,
         )
 
 
-def _check_before_opening(data: bytes, max_pixels: int, max_full_decode_pixels: int, formats: tuple[str, ...]) -> None:
+def _unreadable(exc: Exception, template: str) -> errors.UnreadableImage:
+    """A broken file's error: a file cut short (the common case: an upload or copy interrupted) in words of ours, any
+    other damage with the library's own words as the detail."""
+    if "truncated" in str(exc).lower():
+        return errors.UnreadableImage(gettext_noop(
+            "The image data is truncated: the file ends before the picture does. Send the whole file."
+        ))
+    return errors.UnreadableImage(template, detail=str(exc))
+
+
+def _check_before_opening(
+    data: bytes, max_pixels: int, max_full_decode_pixels: int, formats: tuple[str, ...], min_side: int
+) -> None:
     if not data:
         raise errors.EmptyImage(gettext_noop("The file is empty (0 bytes). Send a photo in JPEG, PNG, WebP, GIF or BMP."))
     if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
@@ -199,7 +231,7 @@ def _check_before_opening(data: bytes, max_pixels: int, max_full_decode_pixels: 
     size = webp_size(data[:32])
     if size is None:
         raise errors.UnreadableImage(gettext_noop("The WebP header is damaged: it gives no picture size."))
-    _check_pixels("WEBP", size, max_pixels, max_full_decode_pixels)
+    _check_pixels("WEBP", size, max_pixels, max_full_decode_pixels, min_side)
 
 
 def open_image(
@@ -209,11 +241,15 @@ def open_image(
     max_full_decode_pixels: int = DEFAULT_MAX_FULL_DECODE_PIXELS,
     formats: tuple[str, ...] = DEFAULT_FORMATS,
     max_bytes: int | None = None,
+    min_side: int = MIN_SIDE,
 ) -> Image.Image:
-    """Open an image lazily and check its size in bytes, format and pixels from the header; pixels stay undecoded."""
+    """Open an image lazily and check its size in bytes, format and pixels from the header; pixels stay undecoded.
+
+    `min_side`: the shortest side accepted; least_side(spec) for the model that will see it.
+    """
     data = _read_all(source)
     _check_bytes(data, max_bytes)
-    _check_before_opening(data, max_pixels, max_full_decode_pixels, formats)
+    _check_before_opening(data, max_pixels, max_full_decode_pixels, formats, min_side)
     try:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:  # not an OSError: it would escape as a bare Pillow error
@@ -232,7 +268,7 @@ def open_image(
             kind=kind,
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:  # Pillow reports broken headers several ways
-        raise errors.UnreadableImage(gettext_noop("The image header is damaged (%(detail)s)."), detail=str(exc)) from None
+        raise _unreadable(exc, gettext_noop("The image header is damaged (%(detail)s).")) from None
     # Pillow names a JPEG that carries a second picture (phones' gain maps, previews) MPO.
     kind = "JPEG" if image.format == "MPO" else image.format
     if kind not in formats:
@@ -240,7 +276,7 @@ def open_image(
             gettext_noop("%(format)s images are not accepted. Send one of: %(accepted)s."),
             format=format_name(image.format), accepted=", ".join(map(format_name, formats)),
         )
-    _check_pixels(kind, image.size, max_pixels, max_full_decode_pixels)
+    _check_pixels(kind, image.size, max_pixels, max_full_decode_pixels, min_side)
     return image
 
 
@@ -274,11 +310,12 @@ def header_cost(
     """
     data = _read_all(source)
     _check_bytes(data, max_bytes)
-    _check_before_opening(data, max_pixels, max_full_decode_pixels, formats)
+    _check_before_opening(data, max_pixels, max_full_decode_pixels, formats, least_side(spec))
     size = webp_size(data[:32])
     if size is not None:
         return size[0] * size[1] * 4 * _PEAK_FRAMES["WEBP"]
-    limits = {"max_pixels": max_pixels, "max_full_decode_pixels": max_full_decode_pixels, "formats": formats}
+    limits = {"max_pixels": max_pixels, "max_full_decode_pixels": max_full_decode_pixels, "formats": formats,
+              "min_side": least_side(spec)}
     with open_image(data, **limits) as image:
         return decode_cost(image, spec)
 
@@ -297,14 +334,8 @@ def decode(image: Image.Image, spec: InputSpec) -> Image.Image:
 
     The result is what to_pixels fits to the spec, and to_pixels takes it back unchanged.
     """
+    _check_not_too_small(image.size, least_side(spec))  # for callers that opened it without the model's minimum
     side = needed_side(spec)
-    least = math.ceil(side / MAX_ENLARGEMENT)
-    if min(image.size) < least:
-        raise errors.ImageTooSmall(
-            gettext_noop("The image is %(width)dx%(height)d pixels, too small to judge: this model needs at least "
-                         "%(minimum)d pixels on each side."),
-            width=image.width, height=image.height, minimum=least,
-        )
     if image.format in DRAFTABLE:
         image.draft("RGB", (side, side))  # scales by 1/2, 1/4, 1/8 while both sides stay >= side
     try:
@@ -312,11 +343,7 @@ def decode(image: Image.Image, spec: InputSpec) -> Image.Image:
         image.load()
         image = _upright(_reduce(image, side))
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        if "truncated" in str(exc):  # an upload or copy cut short, the common case: said without Pillow's words
-            raise errors.UnreadableImage(gettext_noop(
-                "The image data is truncated: the file ends before the picture does. Send the whole file."
-            )) from None
-        raise errors.UnreadableImage(gettext_noop("The image data is damaged or truncated (%(detail)s)."), detail=str(exc)) from None
+        raise _unreadable(exc, gettext_noop("The image data is damaged or truncated (%(detail)s).")) from None
     return _to_rgb(image)
 
 
@@ -430,4 +457,4 @@ def to_batch(image: Image.Image, spec: InputSpec) -> np.ndarray:
 
 def load_batch(source: Source, spec: InputSpec, **limits) -> np.ndarray:
     """Bytes, path or file -> (1, H, W, 3) batch; the checks of open_image apply."""
-    return to_batch(open_image(source, **limits), spec)
+    return to_batch(open_image(source, **{"min_side": least_side(spec), **limits}), spec)

@@ -64,7 +64,7 @@ def _upload_hint() -> str:
     megapixels, other formats 16)'; sizes as the 413s say them."""
     names = [format_name(kind) for kind in settings.ALLOWED_IMAGE_FORMATS]
     formats = names[0] if len(names) == 1 else _("%(formats)s or %(last)s") % {"formats": _(", ").join(names[:-1]), "last": names[-1]}
-    size, jpeg = size_text(settings.UPLOAD_MAX_BYTES), f"{settings.MAX_IMAGE_PIXELS / 1e6:g}"
+    size, jpeg = size_text(settings.UPLOAD_MAX_BYTES).replace(" ", "\u00a0"), f"{settings.MAX_IMAGE_PIXELS / 1e6:g}"  # "10 MB" on one line
     whole = f"{min(settings.MAX_IMAGE_PIXELS, settings.MAX_FULL_DECODE_PIXELS) / 1e6:g}"  # the others are decoded whole
     if jpeg == whole or "JPEG" not in settings.ALLOWED_IMAGE_FORMATS:
         return _("%(formats)s, up to %(size)s and %(megapixels)s megapixels") % {"formats": formats, "size": size, "megapixels": whole}

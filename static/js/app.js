@@ -52,10 +52,19 @@
   // We check for a photo ourselves, so dropped and pasted files count even where input.files cannot be set.
   form.noValidate = true;
 
-  // As the server says sizes (recognizer.preprocessing.size_text): decimal units, one decimal unless it is .0.
-  function sizeText(count) {
+  // As the server says a size and its limit (recognizer.preprocessing.size_texts): decimal units, as many decimals
+  // as it takes for the two to read differently ("10.02 MB" over "10 MB"), trailing zeros dropped.
+  function sizeText(count, digits) {
     const [value, unit] = count >= 1e6 ? [count / 1e6, "MB"] : [count / 1e3, "KB"];
-    return value.toFixed(1).replace(/\.0$/, "") + " " + unit;
+    return value.toFixed(digits).replace(/\.?0+$/, "") + " " + unit;
+  }
+
+  function sizeTexts(size, limit) {
+    for (const digits of [1, 2, 3]) {
+      const texts = [sizeText(size, digits), sizeText(limit, digits)];
+      if (texts[0] !== texts[1]) return texts;
+    }
+    return [size + " bytes", limit + " bytes"];
   }
 
   function percent(probability) {
@@ -241,8 +250,9 @@
     }
     const maxBytes = Number(input.dataset.maxBytes);
     if (maxBytes && chosen.size > maxBytes) {  // refused before it is sent: on a phone the upload alone takes long
+      const [size, limit] = sizeTexts(chosen.size, maxBytes);
       showError(interpolate(gettext("The file is %(size)s; the limit is %(limit)s. Send a smaller copy."),
-        { size: sizeText(chosen.size), limit: sizeText(maxBytes) }, true), chosen);
+        { size, limit }, true), chosen);
       return;
     }
     if (inflight) inflight.abort();

@@ -196,17 +196,22 @@ def test_a_panorama_is_answered_with_a_note_that_only_its_middle_was_seen(page, 
 
 
 @pytest.mark.browser
-def test_a_file_over_the_size_limit_is_refused_before_it_is_sent(open_page, photos, settings):
-    settings.UPLOAD_MAX_BYTES = 2_000  # in force when the page is rendered: it tells the script the limit
+@pytest.mark.parametrize("over", [None, 1])  # well over a 2 KB limit; one byte over a limit of the file's size less one
+def test_a_file_over_the_size_limit_is_refused_before_it_is_sent(open_page, photos, settings, over):
+    from recognizer.preprocessing import size_texts
+
+    photo = photos / "bird" / "turkey.jpg"
+    # in force when the page is rendered: it tells the script the limit
+    settings.UPLOAD_MAX_BYTES = 2_000 if over is None else photo.stat().st_size - over
     page = open_page()
     posts = []
     page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
-    photo = photos / "bird" / "turkey.jpg"
 
     choose_with_file_chooser(page, photo)
 
-    size = f"{photo.stat().st_size / 1e3:.1f}".removesuffix(".0")
-    expect(page.get_by_role("alert")).to_have_text(f"The file is {size} KB; the limit is 2 KB. Send a smaller copy.")
+    size, limit = size_texts(photo.stat().st_size, settings.UPLOAD_MAX_BYTES)  # as the server would say it
+    assert size != limit
+    expect(page.get_by_role("alert")).to_have_text(f"The file is {size}; the limit is {limit}. Send a smaller copy.")
     page.locator("label[for=domain-bird]").click()  # another look at it is refused the same way
     expect(page.get_by_role("alert")).to_be_visible()
     page.wait_for_load_state("networkidle")  # a request the click started would have been seen by now

@@ -406,7 +406,7 @@ def test_refusals_name_formats_as_people_write_them(deadline):
 @pytest.mark.parametrize("size", [(1, 1), (1, 50000), (50000, 1), (7, 100)])
 def test_pictures_with_a_side_under_8_pixels_are_too_small(deadline, size):
     data = blank_png(*size)
-    with pytest.raises(errors.ImageTooSmall, match=f"{size[0]}x{size[1]} pixels; each side must be at least 8"):
+    with pytest.raises(errors.ImageTooSmall, match=f"{size[0]}x{size[1]} pixels, too small to judge: each side must be at least 8 pixels"):
         open_image(data)
 
 
@@ -471,8 +471,41 @@ def test_a_picture_the_model_would_enlarge_more_than_eight_times_is_refused_as_t
     spec = InputSpec(height=224, width=224, crop="center", crop_fraction=0.875)
     with pytest.raises(errors.ImageTooSmall) as refused:
         to_pixels(open_image(encode(Image.new("RGB", (10, 10)), "PNG")), spec)
-    assert str(refused.value) == "The image is 10x10 pixels, too small to judge: this model needs at least 32 pixels on each side."
+    assert str(refused.value) == "The image is 10x10 pixels, too small to judge: each side must be at least 32 pixels."
     with pytest.raises(errors.ImageTooSmall, match="400x31 pixels"):
         to_pixels(open_image(encode(Image.new("RGB", (400, 31)), "PNG")), spec)
     assert to_pixels(open_image(encode(Image.new("RGB", (32, 32)), "PNG")), spec).shape == (224, 224, 3)
     assert to_pixels(open_image(encode(Image.new("RGB", (10, 10)), "PNG")), FLAT).shape == (32, 32, 3)  # a 32-pixel model
+
+
+def test_a_picture_too_small_for_the_model_gets_one_minimum_whichever_check_meets_it_first():
+    # A 7x7 picture was told "at least 8", and an 8x300 one then "at least 32": the model's minimum, whenever it is known.
+    from recognizer.preprocessing import header_cost
+
+    spec = InputSpec(height=224, width=224, crop="center", crop_fraction=0.875)
+    for size in ((7, 7), (8, 300), (31, 31)):
+        data = encode(Image.new("RGB", size), "PNG")
+        expected = f"The image is {size[0]}x{size[1]} pixels, too small to judge: each side must be at least 32 pixels."
+        for check in (lambda: header_cost(data, spec), lambda: load_batch(data, spec)):
+            with pytest.raises(errors.ImageTooSmall) as refused:
+                check()
+            assert str(refused.value) == expected
+    with pytest.raises(errors.ImageTooSmall, match="at least 8 pixels"):  # opened for no model in particular
+        open_image(encode(Image.new("RGB", (7, 7)), "PNG"))
+
+
+def test_a_jpeg_cut_inside_its_header_is_said_to_be_truncated_in_our_words(jpeg_bytes):
+    with pytest.raises(errors.UnreadableImage) as refused:
+        to_pixels(open_image(jpeg_bytes[:300]), FLAT)
+    assert str(refused.value) == "The image data is truncated: the file ends before the picture does. Send the whole file."
+
+
+def test_a_file_just_over_the_size_limit_reads_larger_than_the_limit():
+    from recognizer.preprocessing import size_texts
+
+    assert size_texts(30_700_000, 10_000_000) == ("30.7 MB", "10 MB")
+    assert size_texts(10_020_000, 10_000_000) == ("10.02 MB", "10 MB")
+    assert size_texts(10_000_400, 10_000_000) == ("10000400 bytes", "10000000 bytes")
+    with pytest.raises(errors.FileTooLarge) as refused:
+        open_image(b"x" * 10_020_000, max_bytes=10_000_000)
+    assert str(refused.value) == "The file is 10.02 MB; the limit is 10 MB. Send a smaller copy."

@@ -131,7 +131,7 @@ def test_a_core_error_with_parameters_is_translated_with_its_numbers_and_words(c
     tiny = io.BytesIO()
     random_photo((4, 30)).save(tiny, "PNG")
     error = assert_error(client.post(PREDICT, {"image": upload(tiny.getvalue(), "a.png", "image/png"), "lang": "zh"}), 400, "image_too_small")
-    assert error["message"] == "图片为 4x30 像素，每条边至少需要 8 像素。"
+    assert error["message"] == "图片为 4x30 像素，太小，无法判断：每条边至少需要 8 像素。"
     pdf = assert_error(client.post(PREDICT, {"image": upload(b"just some words", "a.jpg"), "lang": "zh"}), 415, "unsupported_format")
     assert "（文本）" in pdf["message"]
 

@@ -67,15 +67,15 @@ def test_the_page_says_which_files_it_takes_as_the_settings_in_force_say(browser
     # and never named the pixel limits a phone's 48-megapixel photo runs into.
     assert _upload_input_and_hint(browser.get("/")) == (
         "image/jpeg,image/png,image/webp,image/gif,image/bmp",
-        "JPEG, PNG, WebP, GIF or BMP, up to 10 MB (JPEG up to 40 megapixels, other formats 16)",
+        "JPEG, PNG, WebP, GIF or BMP, up to 10\u00a0MB (JPEG up to 40 megapixels, other formats 16)",  # "10 MB" kept whole
     )
     assert _upload_input_and_hint(browser.get("/", headers={"Accept-Language": "zh-CN"}))[1] == (
-        "JPEG、PNG、WebP、GIF 或 BMP，最大 10 MB（JPEG 最多 40 百万像素，其他格式 16 百万像素）"
+        "JPEG、PNG、WebP、GIF 或 BMP，最大 10\u00a0MB（JPEG 最多 40 百万像素，其他格式 16 百万像素）"
     )
 
     settings.ALLOWED_IMAGE_FORMATS = ("JPEG", "PNG")
     settings.UPLOAD_MAX_BYTES, settings.MAX_FULL_DECODE_PIXELS = 5_500_000, 50_000_000
-    assert _upload_input_and_hint(browser.get("/")) == ("image/jpeg,image/png", "JPEG or PNG, up to 5.5 MB and 40 megapixels")
+    assert _upload_input_and_hint(browser.get("/")) == ("image/jpeg,image/png", "JPEG or PNG, up to 5.5\u00a0MB and 40 megapixels")
 
 
 def test_the_model_selector_appears_with_two_active_model_names(browser, other_artifact):

@@ -118,4 +118,4 @@ def test_a_ten_pixel_picture_is_refused_as_too_small_to_judge_not_answered(clien
     Image.open(io.BytesIO(photo("animal/tiger.jpg"))).resize((10, 10)).save(small, "PNG")
     reply = predict(client, small.getvalue(), "small.png")
     error = assert_error(reply, 400, "image_too_small")
-    assert error["message"] == "The image is 10x10 pixels, too small to judge: this model needs at least 32 pixels on each side."
+    assert error["message"] == "The image is 10x10 pixels, too small to judge: each side must be at least 32 pixels."
