@@ -22,10 +22,15 @@ CHROMIUM_ARGS = [
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 ARTIFACTS = REPO_ROOT / "test-artifacts"
+WAIT_MS = 20_000  # for an element or an answer: each test's first answer loads its model in the live server, which
+# on a busy 2-core machine can take longer than Playwright's 5 s default for assertions
 
 
 @pytest.fixture(scope="module")
 def browser():
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
     if not CHROMIUM.exists():
         why = f"{CHROMIUM} is missing; install it with `apt-get install -y chromium`."
         if os.environ.get("CI"):
@@ -70,7 +75,7 @@ def page_opener(browser, url: str):
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
         context = browser.new_context(**{**DESKTOP, **options})
-        context.set_default_timeout(20_000)
+        context.set_default_timeout(WAIT_MS)
         contexts.append(context)
         page = context.new_page()
         pending: dict[int, str] = {}  # requests of the first load not answered yet, to name them if it times out

@@ -206,8 +206,12 @@ def test_switching_the_language_while_a_new_photo_is_on_its_way_answers_that_pho
     page.route("**/", hold_the_first_post)
     other = GOLDEN / "bird" / "turkey.jpg"
     page.set_input_files("#image", other)  # on its way, held
-    page.wait_for_function("document.getElementById('recognize-form').classList.contains('is-busy')")
+    for _ in range(400):  # the route's handler runs as Playwright dispatches its events: while the page waits
+        if held:
+            break
+        page.wait_for_timeout(50)
     assert len(held) == 1
+    expect(page.locator("#recognize-form")).to_have_class(re.compile("is-busy"))
 
     page.get_by_role("button", name="简体中文").click()
 
