@@ -21,7 +21,7 @@ from recognizer import errors, runtimes
 from recognizer.errors import gettext_noop
 from recognizer.artifacts import Artifact, load_artifact
 from recognizer.manifest import DOMAINS, Manifest
-from recognizer.preprocessing import Source, least_side, open_image, to_batch
+from recognizer.preprocessing import Source, load_batch, to_batch
 from recognizer.verdict import Judge, Verdict, filter_note
 
 MAX_TOP_K = 20
@@ -164,9 +164,9 @@ class Engine:
 
     def prepare(self, image: Image.Image | Source, **limits) -> np.ndarray:
         """One image (PIL, bytes, path or file) -> its (1, H, W, 3) batch, via the shared preprocessing."""
-        if not isinstance(image, Image.Image):
-            image = open_image(image, **{"min_side": least_side(self.manifest.input), **limits})
-        return to_batch(image, self.manifest.input)
+        if isinstance(image, Image.Image):
+            return to_batch(image, self.manifest.input)
+        return load_batch(image, self.manifest.input, **limits)
 
     def predict(
         self, sources: Sequence[Image.Image | Source], *, top_k: int = 5, domain: str | None = None,

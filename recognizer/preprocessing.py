@@ -308,14 +308,13 @@ def header_cost(
 
     A WebP is not even opened (that allocates its canvas): its header gives the size, costed as RGBA.
     """
-    data = _read_all(source)
+    data, least = _read_all(source), least_side(spec)
     _check_bytes(data, max_bytes)
-    _check_before_opening(data, max_pixels, max_full_decode_pixels, formats, least_side(spec))
+    _check_before_opening(data, max_pixels, max_full_decode_pixels, formats, least)
     size = webp_size(data[:32])
     if size is not None:
         return size[0] * size[1] * 4 * _PEAK_FRAMES["WEBP"]
-    limits = {"max_pixels": max_pixels, "max_full_decode_pixels": max_full_decode_pixels, "formats": formats,
-              "min_side": least_side(spec)}
+    limits = {"max_pixels": max_pixels, "max_full_decode_pixels": max_full_decode_pixels, "formats": formats, "min_side": least}
     with open_image(data, **limits) as image:
         return decode_cost(image, spec)
 
