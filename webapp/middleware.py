@@ -56,8 +56,9 @@ def _body_limit(request) -> int:
 
 @functools.cache
 def _read_only_paths() -> frozenset[str]:
-    """The paths of READ_ONLY_VIEWS (no resolving on every POST to know a prediction is none of them)."""
-    return frozenset(reverse(f"api:{name}") for name in READ_ONLY_VIEWS)
+    """The paths of READ_ONLY_VIEWS and the health probes (no resolving on every POST to know a prediction is none
+    of them)."""
+    return frozenset([*(reverse(f"api:{name}") for name in READ_ONLY_VIEWS), reverse("healthz"), reverse("readyz")])
 
 
 def _url_name(request) -> str | None:

@@ -145,12 +145,13 @@ def is_multipart(request: HttpRequest) -> bool:
     return request.content_type == "multipart/form-data"
 
 
-def _check_content_type(request: HttpRequest) -> None:
+def _check_content_type(request: HttpRequest, batch: bool = False) -> None:
     if not (is_json(request) or is_multipart(request)):
-        raise ApiError(
-            415, "unsupported_media_type",
-            _("Send multipart/form-data with an 'image' file, or application/json with 'image_base64'."),
-        )
+        if batch:
+            message = _("Send multipart/form-data with 'images' files, or application/json with 'images_base64'.")
+        else:
+            message = _("Send multipart/form-data with an 'image' file, or application/json with 'image_base64'.")
+        raise ApiError(415, "unsupported_media_type", message)
 
 
 def _form(request: HttpRequest) -> tuple[dict, MultiValueDict]:
@@ -188,12 +189,15 @@ def parse_single(request: HttpRequest) -> tuple[services.Upload, PredictParams]:
 
 def parse_batch(request: HttpRequest) -> tuple[list[services.Upload], PredictParams]:
     """The images (in order) and the parameters of a batch request."""
-    _check_content_type(request)
+    _check_content_type(request, batch=True)
     if is_json(request):
         body = _json_body(request)
         params = parse_params({**request.GET.dict(), **body})
         items = body.get("images_base64")
-        if not isinstance(items, list) or not items:
+        if items is not None and not isinstance(items, list):
+            problem = _("must be a list of base64 strings")
+            raise ApiError(400, "invalid_parameter", _("%(field)s: %(problem)s.") % {"field": "images_base64", "problem": problem})
+        if not items:
             raise ApiError(400, "missing_image", _("The JSON body needs 'images_base64': a list of base64 strings."))
     else:
         fields, files = _form(request)
@@ -204,7 +208,7 @@ def parse_batch(request: HttpRequest) -> tuple[list[services.Upload], PredictPar
     if len(items) > settings.BATCH_MAX_IMAGES:
         counts = {"limit": settings.BATCH_MAX_IMAGES, "count": len(items)}
         raise ApiError(413, "too_many_images", _("At most %(limit)d images per batch; got %(count)d.") % counts)
-    _count_against_rate_limit(request, len(items) - 1)  # the request itself was counted already
+    _count_against_rate_limit(request, len(items))
     if is_json(request):
         uploads = [_base64_upload(item, n) for n, item in enumerate(items)]
     else:
@@ -212,11 +216,16 @@ def parse_batch(request: HttpRequest) -> tuple[list[services.Upload], PredictPar
     return uploads, params
 
 
-def _count_against_rate_limit(request: HttpRequest, extra: int) -> None:
+def _count_against_rate_limit(request: HttpRequest, size: int) -> None:
     """Each image of a batch counts as a request: a batch is not a way around the rate limit."""
     throttle = ClientRateThrottle()
-    if extra > 0 and not throttle.allow_more(request, extra):
-        message = _("These %(count)d images would go over your rate limit (%(rate)s); send fewer, or wait.") % {
-            "count": extra + 1, "rate": settings.API_RATE_LIMIT,
-        }
-        raise ApiError(429, "rate_limited", message, {"Retry-After": str(int(throttle.wait() or 1))})
+    if throttle.allow_rest_of_batch(request, size):
+        return
+    if size > throttle.num_requests:  # waiting cannot help: the batch is over the whole budget
+        message = _("A batch of %(count)d images is over your rate limit (%(rate)s) on its own; send at most %(most)d at a time.")
+        counts = {"count": size, "rate": settings.API_RATE_LIMIT, "most": throttle.num_requests}
+        raise ApiError(429, "rate_limited", message % counts)
+    message = _("These %(count)d images would go over your rate limit (%(rate)s); send fewer, or wait.") % {
+        "count": size, "rate": settings.API_RATE_LIMIT,
+    }
+    raise ApiError(429, "rate_limited", message, {"Retry-After": str(int(throttle.wait() or 1))})

@@ -55,14 +55,15 @@ class ClientRateThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request) if self.rate else None
         return self.key is None or self._spend(1)
 
-    def allow_more(self, request: HttpRequest, count: int) -> bool:
-        """Count `count` more requests against the same budget (the other images of a batch), all or none."""
+    def allow_rest_of_batch(self, request: HttpRequest, size: int) -> bool:
+        """Count the other images of a batch of `size` (the request itself was counted as one), all or none:
+        a refused batch is taken back whole, the request's own unit too, so it costs nothing."""
         self._follow_setting()
         self.key = self.get_cache_key(request) if self.rate else None
-        return self.key is None or self._spend(count)
+        return self.key is None or size <= 1 or self._spend(size - 1, taken_back=size)
 
-    def _spend(self, count: int) -> bool:
-        """Add `count` to the client's window atomically; a refused spend is taken back, so it costs nothing."""
+    def _spend(self, count: int, taken_back: int = 0) -> bool:
+        """Add `count` to the client's window atomically; refused, `taken_back` is subtracted again."""
         self.now = self.timer()
         if self.cache.add(self.key, 0, self.duration):  # this request opens the client's window
             self.cache.set(f"{self.key}:opened", self.now, self.duration)
@@ -72,8 +73,8 @@ class ClientRateThrottle(SimpleRateThrottle):
             self.cache.set(self.key, total := count, self.duration)
         if total <= self.num_requests:
             return True
-        if count > 1:  # a batch refused whole leaves the budget as it found it
-            self.cache.incr(self.key, -count)
+        if taken_back:
+            self.cache.incr(self.key, -taken_back)
         return False
 
     def wait(self) -> int:

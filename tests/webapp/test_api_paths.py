@@ -54,8 +54,8 @@ def test_head_on_the_apis_read_paths_answers_as_get_without_a_body(client, activ
 
 
 @pytest.mark.parametrize("method", ["put", "post", "delete", "patch"])
-@pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/api/v1/docs"])
-def test_writing_to_the_schema_or_the_docs_is_a_json_405_not_a_csrf_page(db, method, path):
+@pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/api/v1/docs", "/healthz", "/readyz"])
+def test_writing_to_the_schema_the_docs_or_a_probe_is_a_json_405_not_a_csrf_page(db, method, path):
     from django.test import Client
 
     reply = getattr(Client(enforce_csrf_checks=True), method)(path)

@@ -193,6 +193,17 @@ def test_a_body_that_is_neither_multipart_nor_json_is_415(client, jpeg_bytes, co
     assert_error(client.post(PREDICT, jpeg_bytes, content_type=content_type), 415, "unsupported_media_type")
 
 
+@pytest.mark.parametrize("url, fields", [(PREDICT, "an 'image' file"), (BATCH, "'images' files")])
+def test_a_415_names_the_fields_of_the_endpoint_it_came_to(client, jpeg_bytes, url, fields):
+    assert fields in assert_error(client.post(url, jpeg_bytes, content_type="image/jpeg"), 415, "unsupported_media_type")["message"]
+
+
+@pytest.mark.parametrize("value", ["abc", {"a": "b"}, 5])
+def test_images_base64_that_is_not_a_list_is_an_invalid_parameter_not_a_missing_image(client, value):
+    message = assert_error(post_json(client, {"images_base64": value}, url=BATCH), 400, "invalid_parameter")["message"]
+    assert message.startswith("images_base64: must be a list")
+
+
 @pytest.mark.parametrize("url", [PREDICT, BATCH])
 def test_a_url_encoded_form_which_can_carry_no_file_is_415_not_missing_image(client, jpeg_bytes, url):
     body = "image_base64=" + base64.b64encode(jpeg_bytes).decode().replace("+", "%2B").replace("/", "%2F")

@@ -124,6 +124,16 @@ def test_each_image_of_a_batch_counts_against_the_rate_limit(client, jpeg_bytes,
     body = {"images_base64": [base64.b64encode(jpeg_bytes).decode()] * 2}
     assert_error(client.post(BATCH, body, content_type="application/json"), 429, "rate_limited")
     assert Prediction.objects.count() == 3
+    assert client.post(PREDICT, {"image": upload(jpeg_bytes)}).status_code == 200  # the refused batches cost nothing
+
+
+def test_a_batch_over_the_whole_rate_limit_says_how_many_fit_not_to_wait(client, jpeg_bytes, settings):
+    settings.API_RATE_LIMIT = "3/m"
+    reply = client.post(BATCH, {"images": [upload(jpeg_bytes, f"{i}.jpg") for i in range(4)]})
+    message = assert_error(reply, 429, "rate_limited")["message"]
+    assert "send at most 3 at a time" in message and "wait" not in message and "Retry-After" not in reply
+    replies = [client.post(PREDICT, {"image": upload(jpeg_bytes)}).status_code for _ in range(4)]
+    assert replies == [200, 200, 200, 429]
 
 
 def forwarded(client, jpeg_bytes, chain: str) -> int:

@@ -73,7 +73,7 @@ def test_a_batch_over_the_budget_is_refused_whole_and_costs_nothing(settings):
     settings.API_RATE_LIMIT = "5/m"
     throttle = ClientRateThrottle()
     request = RequestFactory().get("/", REMOTE_ADDR="192.0.2.9")
-    assert throttle.allow_request(request)  # 1 of 5
-    assert not throttle.allow_more(request, 5)  # 6 would be over
-    assert throttle.allow_more(request, 4)  # the refused five were not spent
-    assert not throttle.allow_request(request)
+    assert throttle.allow_request(request) and throttle.allow_rest_of_batch(request, 2)  # a batch of 2: 2 of 5
+    assert throttle.allow_request(request)  # a batch of 4 counts its request: 3 of 5
+    assert not throttle.allow_rest_of_batch(request, 4)  # 6 would be over: refused, its request taken back too
+    assert [throttle.allow_request(request) for _ in range(4)] == [True, True, True, False]
