@@ -8,10 +8,11 @@ from pathlib import Path
 import json
 
 from recognizer.artifacts import save_artifact
-from recognizer.backbones import get_backbone
+from recognizer.backbones import DEFAULT as DEFAULT_BACKBONE
+from recognizer.backbones import NAMES, get_backbone
+from recognizer.errors import RecognizerError
 from recognizer.manifest import Manifest, manifest_path, read_manifest, write_manifest
 
-DEFAULT_BACKBONE = "efficientnet_lite0"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A fixed timestamp keeps the manifest of a rebuilt default model byte-identical too.
 DEFAULT_CREATED_AT = "2026-01-01T00:00:00+00:00"
@@ -30,7 +31,10 @@ def models_dir() -> Path:
 
 
 def default_backbone() -> str:
-    return os.environ.get("RECOGNIZER_DEFAULT_BACKBONE", DEFAULT_BACKBONE)
+    name = os.environ.get("RECOGNIZER_DEFAULT_BACKBONE") or DEFAULT_BACKBONE
+    if name not in NAMES:
+        raise RecognizerError(f"RECOGNIZER_DEFAULT_BACKBONE must be one of {', '.join(NAMES)}, not {name!r}.")
+    return name
 
 
 def default_model_name(backbone: str | None = None) -> str:

@@ -41,6 +41,7 @@ _REGISTRY = {
     "efficientnet_lite2": _lite("efficientnet_lite2"),
 }
 NAMES = tuple(_REGISTRY)
+DEFAULT = "efficientnet_lite0"  # the default model's, unless RECOGNIZER_DEFAULT_BACKBONE names another
 
 
 def get_backbone(name: str) -> Backbone:

@@ -212,6 +212,15 @@ def test_build_default_refuses_an_out_path_that_is_not_h5_before_building(capsys
     assert list(tmp_path.iterdir()) == []
 
 
+def test_build_default_with_an_unknown_default_backbone_is_one_line_naming_the_setting(tmp_path):
+    done = run_cli("build-default", "--out", str(tmp_path / "m.h5"), env={"RECOGNIZER_DEFAULT_BACKBONE": "vgg16"})
+    assert done.returncode == 2 and list(tmp_path.iterdir()) == []
+    assert done.stderr.strip().splitlines() == [
+        "error: RECOGNIZER_DEFAULT_BACKBONE must be one of resnet50, efficientnet_lite0, efficientnet_lite1, "
+        "efficientnet_lite2, not 'vgg16'."
+    ]
+
+
 @pytest.mark.slow
 def test_build_default_twice_gives_the_same_bytes_and_a_working_model(tmp_path, photos):
     from recognizer.engine import Engine

@@ -63,6 +63,8 @@ GOOD = {"DJANGO_SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": "recognizer.example.org"
     ({"RECOGNIZER_PRECISION": "int4"}, "RECOGNIZER_PRECISION must be one of fp32, int8, bf16, auto"),
     ({"RECOGNIZER_PRECISION": "bf16", "RECOGNIZER_ENGINE": "onnxruntime"}, "RECOGNIZER_PRECISION=bf16 needs RECOGNIZER_ENGINE=openvino"),
     ({"CACHE_URL": "memcached://127.0.0.1:11211"}, "CACHE_URL must be a Redis URL"),
+    ({"TASKS_BROKER_URL": "amqp://127.0.0.1"}, "TASKS_BROKER_URL must be a Redis URL"),
+    ({"RECOGNIZER_DEFAULT_BACKBONE": "vgg16"}, "RECOGNIZER_DEFAULT_BACKBONE must be one of resnet50, efficientnet_lite0"),
     ({"DATABASE_URL": "garbage"}, "DATABASE_URL is not a database URL"),
     ({"METRICS_ALLOWED_NETWORKS": "notanet"}, "METRICS_ALLOWED_NETWORKS: 'notanet' is not an IP network"),
     ({"API_RATE_LIMIT": "lots"}, "API_RATE_LIMIT must be a rate of at least 1 like 120/m"),

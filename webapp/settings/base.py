@@ -6,6 +6,9 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from recognizer.backbones import DEFAULT as DEFAULT_BACKBONE
+from recognizer.backbones import NAMES as BACKBONES
+
 from webapp.settings.env import (
     env_bool, env_choice, env_float, env_image_formats, env_int, env_list, env_log_format, env_networks, env_path,
     env_rate, env_str,
@@ -93,9 +96,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 
-CACHE_URL = env_str("CACHE_URL", "")
-if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
-    raise ImproperlyConfigured(f"CACHE_URL must be a Redis URL (redis://, rediss:// or unix://), not {CACHE_URL!r}.")
+def _redis_url(name: str) -> str:
+    value = env_str(name, "")
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"{name} must be a Redis URL (redis://, rediss:// or unix://), not {value!r}.")
+    return value
+
+
+CACHE_URL = _redis_url("CACHE_URL")
 if CACHE_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
 else:
@@ -149,7 +157,8 @@ if RECOGNIZER_PRECISION == "bf16" and RECOGNIZER_ENGINE != "openvino":
 # default model's answers before ranking; empty: every class.
 ALLOWED_CLASSES_FILE = env_str("ALLOWED_CLASSES_FILE", "")
 # The default model's name follows the backbone `make run` builds (RECOGNIZER_DEFAULT_BACKBONE) unless set.
-DEFAULT_MODEL_NAME = env_str("DEFAULT_MODEL_NAME", f"imagenet-{env_str('RECOGNIZER_DEFAULT_BACKBONE', 'efficientnet_lite0')}")
+RECOGNIZER_DEFAULT_BACKBONE = env_choice("RECOGNIZER_DEFAULT_BACKBONE", DEFAULT_BACKBONE, BACKBONES)
+DEFAULT_MODEL_NAME = env_str("DEFAULT_MODEL_NAME", f"imagenet-{RECOGNIZER_DEFAULT_BACKBONE}")
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10_000_000, minimum=1)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
 
@@ -218,7 +227,7 @@ MEDIA_ROOT = env_path("MEDIA_ROOT", MEDIA_ROOT)
 # ---- the learning loop: training jobs on a job queue ----
 # The database queue (django-tasks-db) by default, worked by `manage.py task_worker` beside gunicorn; RQ on Redis
 # when TASKS_BROKER_URL is set (then run `manage.py task_worker` on any machine that should train).
-TASKS_BROKER_URL = env_str("TASKS_BROKER_URL", "")
+TASKS_BROKER_URL = _redis_url("TASKS_BROKER_URL")
 INSTALLED_APPS += ["django_tasks", "django_tasks_db"]
 TRAINING_TIMEOUT_SECONDS = env_int("TRAINING_TIMEOUT_SECONDS", 6 * 3600, minimum=1)  # read (and checked) either way
 if TASKS_BROKER_URL:
