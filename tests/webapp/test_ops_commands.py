@@ -119,6 +119,20 @@ def test_revoking_an_unknown_token_says_so(db):
         run("tokens", "revoke", "nosuchprefix")
 
 
+def test_revoking_an_unknown_id_does_not_speak_of_prefixes(db):
+    with pytest.raises(CommandError) as refused:
+        run("tokens", "revoke", "999")
+    assert "no token matches '999'" in str(refused.value) and "prefix" not in str(refused.value)
+
+
+def test_a_token_name_longer_than_the_admin_keeps_is_refused_before_it_is_stored(db):
+    with pytest.raises(CommandError, match="The token's name has 101 characters; at most 100."):
+        run("tokens", "create", "n" * 101)
+    assert not ApiToken.objects.exists()
+    run("tokens", "create", "n" * 100)
+    assert ApiToken.objects.get().name == "n" * 100
+
+
 def test_revoking_by_a_prefix_too_short_to_match_says_how_long_it_must_be(staff):
     run("tokens", "create", "short", "--by", "ops")
     prefix = ApiToken.objects.get(name="short").prefix

@@ -31,6 +31,9 @@ class Command(ProjectCommand):
         name = name.strip()
         if not name:
             raise CommandError("Give the token a name that says who or what uses it (e.g. batch-job).")
+        longest = ApiToken._meta.get_field("name").max_length
+        if len(name) > longest:
+            raise CommandError(f"The token's name has {len(name)} characters; at most {longest}.")
         actor, owner = operator(by), None
         if user:
             owner = get_user_model().objects.filter(username=user).first()
@@ -55,7 +58,7 @@ class Command(ProjectCommand):
             match |= Q(pk=int(token))
         found = list(ApiToken.objects.filter(match)[:2])
         if len(found) != 1:
-            short = " (a prefix needs at least 4 characters)" if not found and len(token) < 4 else ""
+            short = " (a prefix needs at least 4 characters)" if not found and len(token) < 4 and not token.isdigit() else ""
             raise CommandError(f"{'no' if not found else 'more than one'} token matches {token!r}{short}; "
                                "manage.py tokens list shows them.")
         if not services.api_token_revoke(token=found[0], by=actor):
