@@ -26,11 +26,8 @@ from webapp.models import ApiToken, Feedback, KeptPhoto
 
 LABEL_MAX = 200
 COMMENT_MAX = 2000
-# The domains as a sentence names them ("Jaguar is an animal, not a bird").
-KINDS = {
-    "animal": gettext_noop("an animal"), "bird": gettext_noop("a bird"), "plant": gettext_noop("a plant"),
-    "other": gettext_noop("neither an animal, a bird nor a plant"),
-}
+# The domains as a sentence names them ("Jaguar is an animal, not a bird"); "other" has sentences of its own.
+KINDS = {"animal": gettext_noop("an animal"), "bird": gettext_noop("a bird"), "plant": gettext_noop("a plant")}
 
 log = logging.getLogger(__name__)
 
@@ -341,9 +338,19 @@ def _check_differs(*, label: str, domain: str, answer: Answered) -> tuple[str, s
             "“Yes, it is right” button, or \"correct\": true in the API); if not, say what the photo shows."
         ) % {"label": label, "answered": shown})
     if domain and domain != class_domain:
-        raise FeedbackError(_("“%(label)s” is %(class_kind)s, not %(kind)s: choose that kind, or leave the kind out.") % {
-            "label": label, "class_kind": _(KINDS[class_domain]), "kind": _(KINDS[domain])})
+        raise FeedbackError(_kind_mismatch(label, class_domain=class_domain, domain=domain))
     return english, class_domain
+
+
+def _kind_mismatch(label: str, *, class_domain: str, domain: str) -> str:
+    if class_domain == "other":
+        return _("“%(label)s” is not %(kind)s: choose the kind “Other”, or leave the kind out.") % {
+            "label": label, "kind": _(KINDS[domain])}
+    if domain == "other":
+        return _("“%(label)s” is %(class_kind)s: choose that kind instead of “Other”, or leave the kind out.") % {
+            "label": label, "class_kind": _(KINDS[class_domain])}
+    return _("“%(label)s” is %(class_kind)s, not %(kind)s: choose that kind, or leave the kind out.") % {
+        "label": label, "class_kind": _(KINDS[class_domain]), "kind": _(KINDS[domain])}
 
 
 def _check_text(*, correct: bool, label: str, comment: str) -> None:

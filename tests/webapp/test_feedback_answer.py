@@ -123,6 +123,11 @@ def test_a_correction_naming_the_answer_itself_or_a_class_of_another_domain_is_r
     assert itself["message"].startswith("“老虎”是我们给出的答案（老虎）")
     other = assert_error(tell(client, body["id"], False, label="Red Fox", domain="bird"), 400, "invalid_feedback")
     assert other["message"] == "“Red Fox” is an animal, not a bird: choose that kind, or leave the kind out."
+    # "Other" is no kind a sentence can name: "is an animal, not neither an animal, a bird nor a plant" read as nonsense.
+    zebra = assert_error(tell(client, body["id"], False, label="zebra", domain="other"), 400, "invalid_feedback")
+    assert zebra["message"] == "“zebra” is an animal: choose that kind instead of “Other”, or leave the kind out."
+    car = assert_error(tell(client, body["id"], False, "zh-hans", label="sports car", domain="animal"), 400, "invalid_feedback")
+    assert car["message"] == "“sports car”不是动物：请选择类型“其他”，或不选类型。"
     assert not Feedback.objects.exists()
     assert tell(client, body["id"], False, label="a tiger in a zoo", domain="animal").status_code == 201  # free text, as said
     assert stored() == ("a tiger in a zoo", "animal")
