@@ -111,7 +111,11 @@ def model_version_register(
     except IntegrityError:
         raise RegistrationError(f"Another version of {manifest.name} was registered at the same moment; try again.") from None
     if activate:
-        return model_version_activate(version=version, by=by)  # the promotion gate scores it on the way
+        try:
+            return model_version_activate(version=version, by=by)  # the promotion gate scores it on the way
+        except ActivationError:  # refused, perhaps before the gate scored it (an allowed-class list): scored here
+            _score_on_golden_set(version)
+            raise
     _score_on_golden_set(version)
     return version
 

@@ -102,6 +102,36 @@ def test_a_version_lacking_listed_classes_is_not_activated_and_the_old_one_keeps
     assert body["model"]["version"] == 1 and body["allowed_classes"]["source"] == "admin"
 
 
+def test_register_and_activate_refused_by_the_list_still_warns_of_the_classes_and_scores_the_golden_set(
+        active_tiny, other_classes_v2, tmp_path):
+    # Refused before the gate, the version kept no golden-set figures, and the command dropped the classes warning.
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from tests.webapp.test_gate import golden_by
+    from webapp.models import GateCheck, GoldenSet
+
+    GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden_by(active_tiny, tmp_path / "golden")))
+    services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\n")
+    err = StringIO()
+    with pytest.raises(CommandError, match=f"registered {TINY_NAME} v2, but it is not active: .*owl"):
+        call_command("register_model", str(other_classes_v2), "--activate", stdout=StringIO(), stderr=err)
+    assert err.getvalue().startswith(f"warning: {TINY_NAME} v2 has 4 classes where v1 (active) has 4: 3 new")
+    assert GateCheck.objects.filter(candidate__version=2).count() == 1
+
+
+def test_activating_a_version_with_other_classes_in_the_command_says_how_they_differ(other_classes_v2):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    services.model_version_register(artifact_path=other_classes_v2)
+    err = StringIO()
+    call_command("activate", TINY_NAME, "2", stdout=StringIO(), stderr=err)
+    assert f"warning: {TINY_NAME} v2 has 4 classes where v1 (active) has 4: 3 new (wren, moss, kettle)" in err.getvalue()
+
+
 def test_once_the_list_fits_the_new_version_it_activates_and_answers_among_the_listed_classes(client, other_classes_v2, jpeg_bytes):
     listed = services.allowed_class_list_save(model_name=TINY_NAME, classes="cat\nowl\n")
     version = services.model_version_register(artifact_path=other_classes_v2)

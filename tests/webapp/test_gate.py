@@ -253,10 +253,14 @@ def test_the_activate_command_forces_a_refused_activation_only_for_a_superuser_a
     for by in ((), ("--by", "staffer")):
         with pytest.raises(CommandError, match="--force needs --by naming an active superuser"):
             run("--force", "because", *by)
+    for empty in ("", "  "):  # an empty reason was dropped without a word, and the gate's refusal said it again
+        with pytest.raises(CommandError, match="--force needs a reason"):
+            run("--force", empty, "--by", admin_user.username)
     assert not GateOverride.objects.exists() and not ModelVersion.objects.get(pk=v2.pk).is_active
     run("--force", "v1 misses the new species", "--by", admin_user.username)
     assert ModelVersion.objects.get(pk=v2.pk).is_active
     assert out.getvalue().startswith(f"{TINY_NAME} v2 is active, forced against the gate (audited: v1 misses the new species);")
+    assert f"\nGolden set (" in out.getvalue()  # the figures the override went against, as the admin shows them
     assert (GateOverride.objects.get().by, GateOverride.objects.get().reason) == (admin_user, "v1 misses the new species")
 
 

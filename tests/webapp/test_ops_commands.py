@@ -42,6 +42,13 @@ def test_activate_switches_the_active_version_and_audits_who_did_it(two_versions
     assert (audit.from_version.version, audit.to_version.version, audit.kind, audit.by) == (1, 2, "activate", staff)
 
 
+def test_activate_without_a_golden_set_says_the_versions_were_not_compared_as_the_admin_does(two_versions):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("activate", TINY_NAME, "2", stdout=out, stderr=err)
+    assert out.getvalue().startswith(f"{TINY_NAME} v2 is active")
+    assert f"warning: {TINY_NAME} has no golden set: its versions are not compared" in err.getvalue()
+
+
 def test_activate_reads_version_option_as_the_version_to_activate_not_djangos(two_versions):
     out = run("activate", TINY_NAME, "--version", "2")
     assert out.startswith(f"{TINY_NAME} v2 is active")

@@ -15,18 +15,22 @@ class Command(ProjectCommand):
         parser.add_argument("--activate", action="store_true", help="serve it right away")
         parser.add_argument("--notes", default="")
 
+    def _warn_class_changes(self, version) -> None:
+        changed = selectors.model_version_class_changes(version=version)
+        if changed:
+            self.stderr.write(f"warning: {changed}")
+
     def handle(self, *args, path, activate, notes, **options):
         try:
             version = services.model_version_register(artifact_path=Path(path), notes=notes, activate=activate)
         except services.RegistrationError as exc:
             raise CommandError(f"not registered: {exc}") from None
         except services.ActivationError as exc:
+            self._warn_class_changes(exc.version)
             raise CommandError(f"registered {exc.version}, but it is not active: {exc}") from None
         state = "active" if version.is_active else "inactive"
         self.stdout.write(f"registered {version} ({state}, sha256 {version.sha256[:12]})")
-        changed = selectors.model_version_class_changes(version=version)
-        if changed:
-            self.stderr.write(f"warning: {changed}")
+        self._warn_class_changes(version)
         store = Path(settings.MODELS_DIR).resolve()
         if not Path(version.artifact_path).resolve().is_relative_to(store):
             self.stderr.write(
