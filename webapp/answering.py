@@ -13,7 +13,7 @@ from recognizer.engine import Engine
 from webapp.runtime import Allowed
 
 
-class ExplainUnavailable(Exception):
+class ExplainUnavailable(core.Translatable, Exception):
     """A heat map was asked of a version whose engine gives no feature map."""
 
 
@@ -22,10 +22,10 @@ def heatmap_base64(engine: Engine, image, answer) -> str:
     from recognizer.heatmap import kernel_of, overlay_png
 
     if answer.feature_map is None:
-        raise ExplainUnavailable(
+        raise ExplainUnavailable(core.gettext_noop(
             "This model version was compiled without its feature map, so it cannot show where it looked; "
-            "register it again to recompile it."
-        )
+            "an admin can compile it again (manage.py recompile)."
+        ))
     index = answer.predictions[0].index
     png = overlay_png(image, engine.manifest.input, answer.feature_map, kernel_of(engine.artifact.path), index)
     return base64.b64encode(png).decode("ascii")

@@ -141,7 +141,7 @@ def to_api_error(exc: Exception) -> ApiError:
     if isinstance(exc, UnknownModel):
         return ApiError(400, "unknown_model", translated(exc))
     if isinstance(exc, ExplainUnavailable):
-        return ApiError(409, "explain_unavailable", str(exc))
+        return ApiError(409, "explain_unavailable", translated(exc))
     if isinstance(exc, AllowedClassesUnusable):
         return ApiError(503, "allowed_classes_unusable", str(exc))
     if isinstance(exc, Busy):

@@ -239,10 +239,14 @@ def model_version_check_unchanged(*, version: ModelVersion) -> None:
     try:
         model_version_verify(version=version)
     except core.ChecksumMismatch:
-        raise ActivationError(gettext_noop("The artifact of %(which)s changed on disk since it was registered; register it again."),
+        raise ActivationError(gettext_noop(
+            "The artifact of %(which)s changed on disk since it was registered: put the registered file back, or export "
+            "the changed model (H5 and manifest) under a new file name and register that as a new version."),
                               version, which=str(version)) from None
     except core.ArtifactError:
-        raise ActivationError(gettext_noop("The artifact of %(which)s is missing (%(path)s); register it again."),
+        raise ActivationError(gettext_noop(
+            "The artifact of %(which)s is missing (%(path)s): put the registered file back there, or register the "
+            "model's file as a new version."),
                               version, which=str(version), path=version.artifact_path) from None
 
 

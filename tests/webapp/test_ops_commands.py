@@ -172,15 +172,17 @@ def test_models_counts_each_versions_predictions_under_that_name(active_tiny, cl
 def test_models_flags_a_version_whose_artifact_changed_or_disappeared_since_registration(db, artifact_copy, damage):
     path = artifact_copy()
     services.model_version_register(artifact_path=path)
-    assert "register it again" not in json.loads(run("models", "--json"))["versions"][0]["problem"]
+    assert "put the registered file back" not in json.loads(run("models", "--json"))["versions"][0]["problem"]
     if damage == "changed":
         with open(path, "ab") as handle:
             handle.write(b"\0")
     else:
         path.unlink()
     problem = json.loads(run("models", "--json"))["versions"][0]["problem"]
-    assert ("changed on disk" if damage == "changed" else "is missing") in problem and "register it again" in problem
-    assert "register it again" in run("models")
+    assert ("changed on disk" if damage == "changed" else "is missing") in problem
+    # "register it again" was refused as "already registered": the way out is the file back, or a new version
+    assert "put the registered file back" in problem and "as a new version" in problem
+    assert "put the registered file back" in run("models")
 
 
 def test_models_leaves_out_workers_that_stopped_reporting(active_tiny, settings):

@@ -110,6 +110,9 @@ def test_a_version_compiled_without_its_feature_map_refuses_explain_with_409(cli
     reply = predict(client, photo("animal/tiger.jpg"), explain="true")
     assert reply.status_code == 409
     assert reply.json()["error"]["code"] == "explain_unavailable"
+    assert "manage.py recompile" in reply.json()["error"]["message"]  # "register it again" was refused as registered
+    chinese = predict(client, photo("animal/tiger.jpg"), explain="true", lang="zh-hans").json()["error"]["message"]
+    assert chinese.startswith("此模型版本编译时未包含特征图")
     assert predict(client, photo("animal/tiger.jpg")).json()["verdict"]["domain"] == "animal"
 
 
