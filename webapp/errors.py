@@ -129,7 +129,7 @@ def to_api_error(exc: Exception) -> ApiError:
     """The HTTP error for an exception that a request may end in on purpose (see EXPECTED)."""
     from webapp.answering import AllowedClassesUnusable, ExplainUnavailable
     from webapp.feedback import FeedbackError
-    from webapp.runtime import Busy, ModelNotReady
+    from webapp.runtime import Busy, ModelLoadFailed, ModelNotReady
     from webapp.services import UnknownModel
 
     if isinstance(exc, ApiError):
@@ -146,6 +146,9 @@ def to_api_error(exc: Exception) -> ApiError:
         return ApiError(503, "allowed_classes_unusable", str(exc))
     if isinstance(exc, Busy):
         return ApiError(503, "busy", translated(exc), {"Retry-After": "1"})
+    if isinstance(exc, ModelLoadFailed):  # no Retry-After: waiting does not help
+        message = gettext("%(reason)s It answers again once an admin repairs that version or activates another.")
+        return ApiError(503, "model_not_ready", message % {"reason": translated(exc)})
     if isinstance(exc, ModelNotReady):
         message = gettext("%(reason)s Try again in a few seconds.") % {"reason": translated(exc)}
         return ApiError(503, "model_not_ready", message, {"Retry-After": "5"})

@@ -29,6 +29,10 @@ class ModelNotReady(Translatable, Exception):
     """No active version of the model is loaded in this process (yet)."""
 
 
+class ModelLoadFailed(ModelNotReady):
+    """The active version could not be loaded here: waiting does not help until an admin repairs or replaces it."""
+
+
 class Busy(Translatable, Exception):
     """More requests are waiting for inference than the queue allows."""
 
@@ -76,7 +80,7 @@ class Runtime:
         if loaded is None:
             why = next((why for label, why in self.failures_by_name().items() if label.rsplit(" v", 1)[0] == name), None)
             if why is not None:  # its active version failed to load here: say why, as /readyz does
-                raise ModelNotReady(gettext_noop("The active version of the model %(name)r could not be loaded: %(why)s"),
+                raise ModelLoadFailed(gettext_noop("The active version of the model %(name)r could not be loaded: %(why)s"),
                                     name=name, why=why)
             raise ModelNotReady(gettext_noop("No active version of the model %(name)r is loaded."), name=name)
         return loaded

@@ -109,10 +109,13 @@ def test_a_broken_first_version_leaves_the_service_not_ready(db, fresh_runtime, 
     with pytest.raises(ModelNotReady):
         runtime().get(TINY_NAME)
     assert version.pk in runtime().failures()
-    error = assert_error(predict(client, jpeg_bytes), 503, "model_not_ready")
+    reply = predict(client, jpeg_bytes)
+    error = assert_error(reply, 503, "model_not_ready")
     assert error["message"].startswith(f"The active version of the model '{TINY_NAME}' could not be loaded: ")  # and why
+    # Waiting does not repair a file: no Retry-After, and no "try again in a few seconds"
+    assert "Retry-After" not in reply and error["message"].endswith("once an admin repairs that version or activates another.")
     ready = client.get("/readyz")
-    assert (ready.status_code, ready.json()["error"]["code"]) == (503, "model_not_ready")
+    assert (ready.status_code, ready.json()["error"]["code"], ready.has_header("Retry-After")) == (503, "model_not_ready", False)
     assert list(ready.json()["failed"]) == [f"{TINY_NAME} v1"]  # which version failed here, as the README says
 
 
