@@ -161,6 +161,17 @@ def test_models_lists_versions_and_what_each_live_worker_serves(two_versions, se
     assert "host-a" in table and str(os.getpid()) in table and "warning" not in table
 
 
+def test_models_of_a_name_no_worker_serves_does_not_ask_whether_the_service_runs(active_tiny, tmp_path):
+    from tests.imagenet_tiny import NAME as OTHER, save_imagenet_tiny
+
+    services.model_version_register(artifact_path=save_imagenet_tiny(tmp_path))  # registered, never activated
+    runtime().get(TINY_NAME)
+    fleet.worker_heartbeat_record()  # the service runs, serving the other name
+    said = run("models", OTHER)
+    assert f"no live worker serves {OTHER}: it has no active version, or the workers failed to load it" in said
+    assert "is the service running" not in said
+
+
 def test_models_counts_each_versions_predictions_under_that_name(active_tiny, client):
     assert predict(client, encode(random_photo(), "JPEG")).status_code == 200
     versions = json.loads(run("models", "--json"))["versions"]

@@ -18,16 +18,22 @@ class Command(ProjectCommand):
         versions = list(selectors.model_version_list(name=name).order_by("name", "-version"))
         if name and not versions:
             raise CommandError(f"no model named {name!r}.")
-        workers = [w for w in fleet.worker_heartbeat_list(live_within=fleet.heartbeat_live_window()) if not name or w.model_name == name]
+        live = fleet.worker_heartbeat_list(live_within=fleet.heartbeat_live_window())
+        workers = [w for w in live if not name or w.model_name == name]
         report = {"versions": [_version(v) for v in versions], "workers": [_worker(w) for w in workers]}
         if json:
             self.stdout.write(_dumps(report))
         else:
-            self._print(report)
+            self._print(report, others_live=bool(live))
 
-    def _print(self, report: dict) -> None:
+    def _print(self, report: dict, *, others_live: bool) -> None:
         self.stdout.write(_table(report["versions"], ("name", "version", "active", "engine", "predictions", "created_at", "problem")))
         self.stdout.write("")
+        if not report["workers"] and others_live:  # the service runs: this model is not loaded by any worker
+            name = report["versions"][0]["name"]
+            self.stdout.write(f"no live worker serves {name}: it has no active version, or the workers failed to load it "
+                              "(/readyz names such versions under \"failed\", with why)")
+            return
         if not report["workers"]:
             self.stdout.write("no worker has reported in the last few seconds (is the service running?)")
             return
