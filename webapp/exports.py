@@ -168,6 +168,7 @@ def dataset_export(
         (item, classes.folder_for(item.final_label, item.final_domain, source=f"Feedback {item.pk}", chinese=chinese[item.pk]))
         for item in accepted
     ]
+    _check_one_class_per_photo(targets, classes)
     missing = [item for item in accepted if not item.prediction.kept_photo.image.storage.exists(item.prediction.kept_photo.image.name)]
     if missing:
         ids = ", ".join(str(item.pk) for item in missing[:10])
@@ -183,6 +184,18 @@ def dataset_export(
             shutil.rmtree(out, ignore_errors=True)
         raise ExportError(f"Could not write the dataset to {out}: {exc.strerror or exc}.") from None
     return _record(out, since, include_base, accepted, by)
+
+
+def _check_one_class_per_photo(targets: list, classes: Classes) -> None:
+    """The same photo (kept once, whoever sent it) accepted under two labels would teach both: refused, as two domains are."""
+    first: dict[str, tuple[Feedback, str]] = {}
+    for item, folder in targets:
+        seen = first.setdefault(item.prediction.kept_photo.image.name, (item, folder))
+        if seen[1] != folder:
+            raise ExportError(
+                f"One photo is accepted as {classes.rows[seen[1]][0]!r} (feedback {seen[0].pk}) and as "
+                f"{classes.rows[folder][0]!r} (feedback {item.pk}): review one of them again so that they agree."
+            )
 
 
 def _write(out: Path, base: list[tuple[Path, str]], targets: list, classes: Classes) -> None:

@@ -191,6 +191,21 @@ def test_a_label_accepted_in_two_domains_is_refused_before_anything_is_written(a
     assert not (tmp_path / "data").exists() and not Dataset.objects.exists()
 
 
+def test_one_photo_accepted_under_two_labels_is_refused_before_anything_is_written(accept, tmp_path, admin_user):
+    # Sent twice, a photo is kept once: accepted as a tiger and as a zebra, it went into both folders.
+    photo = jpeg("red-stripes", 1)
+    tiger, zebra = accept(photo, "tiger"), accept(photo, "zebra")
+    assert tiger.prediction.kept_photo.image.name == zebra.prediction.kept_photo.image.name
+    expected = f"One photo is accepted as 'tiger' \\(feedback {tiger.pk}\\) and as 'zebra' \\(feedback {zebra.pk}\\)"
+    with pytest.raises(CommandError, match=expected):
+        export(tmp_path / "data")
+    assert not (tmp_path / "data").exists() and not Dataset.objects.exists()
+    review.feedback_reject(feedback=Feedback.objects.get(pk=zebra.pk), by=admin_user)
+    accept(photo, "Tiger")  # the same label again, in another case: no conflict
+    export(tmp_path / "data")
+    assert [p.parent.name for p in (tmp_path / "data").rglob("*.jpg")] == ["tiger"]
+
+
 def test_an_accepted_photo_missing_from_storage_stops_the_export_naming_it(accept, tmp_path):
     item = accept(jpeg("red-stripes", 1), "Red fox")
     Path(item.prediction.kept_photo.image.path).unlink()
