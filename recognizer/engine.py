@@ -200,7 +200,7 @@ class Engine:
         # The domain is judged on every class: a list of animals does not make a car an animal.
         verdicts = self.judge.verdicts(rows, None if maps is None else pooled(maps), domain_from=every)
         ranked = self.rank(rows, top_k=top_k, domain=domain, allowed=allowed)
-        notes = [filter_note(row, self._domain_masks[domain], domain) if domain else "" for row in rows]
+        notes = [filter_note(row, self._domain_masks[domain], domain, allowed) if domain else "" for row in rows]
         return [
             Answer(predictions, row, None, verdict, None if maps is None else maps[n], notes[n])
             for n, (predictions, row, verdict) in enumerate(zip(ranked, rows, verdicts))

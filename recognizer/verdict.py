@@ -196,12 +196,18 @@ def crop_note(seen: float) -> Sentence:
     ), share=f"{seen:.0%}")
 
 
-def filter_note(probabilities: np.ndarray, mask: np.ndarray, domain: str) -> Sentence:
-    """A sentence when the filtered domain holds little of the model's probability, so its shares mislead; else ''."""
+def filter_note(probabilities: np.ndarray, mask: np.ndarray, domain: str, allowed: np.ndarray | None = None) -> Sentence:
+    """A sentence when the filtered domain holds little of the model's probability, so its shares mislead, or when
+    no allowed class is in it, so nothing is listed; else ''."""
+    one, many = _NAMES.get(domain, (domain, f"{domain}s"))
+    if allowed is not None and not (mask & allowed).any():
+        return Sentence(gettext_noop(
+            "No class this service is set to answer with is among the %(domains)s, so none is listed; leave the "
+            "filter out to see the answer."
+        ), domains=many)
     inside = float(probabilities[mask].sum())
     if inside >= FILTER_NOTE_BELOW:
         return Sentence("")
-    one, many = _NAMES.get(domain, (domain, f"{domain}s"))
     return Sentence(gettext_noop(
         "Only %(share)s of the model's probability is on %(domain)s classes; the shares within %(domains)s are "
         "rescaled to add up to 100%%, so a high share there does not mean the model is sure."

@@ -50,6 +50,17 @@ def test_unticking_the_list_answers_over_all_classes_again(client, active_tiny, 
     assert body["allowed_classes"] is None and len(body["predictions"]) == 4
 
 
+def test_a_domain_filter_with_no_allowed_class_in_it_says_so_instead_of_speaking_of_shares(client, active_tiny, jpeg_bytes):
+    services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\n")
+    body = predict(client, jpeg_bytes, domain="plant").json()
+    assert body["predictions"] == []
+    assert body["domain_note"] == ("No class this service is set to answer with is among the plants, so none is listed; "
+                                   "leave the filter out to see the answer.")
+    chinese = predict(client, jpeg_bytes, domain="plant", lang="zh-hans").json()["domain_note"]
+    assert chinese == "此服务设定可回答的类别中没有植物，因此没有列出任何类别；去掉筛选即可看到答案。"
+    assert labels(predict(client, jpeg_bytes, domain="bird").json()) == ["owl"]
+
+
 def test_a_deleted_list_stops_applying(client, active_tiny, jpeg_bytes):
     listed = services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\n")
     services.allowed_class_list_delete(listed=listed)
