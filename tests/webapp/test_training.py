@@ -391,3 +391,10 @@ def test_from_scratch_finishes_and_registers_without_using_the_feature_cache(db,
 def test_evaluate_names_a_version_that_does_not_exist(db, trained, eval_data):
     with pytest.raises(CommandError, match=f"'{NAME}' has no version 9"):
         run("evaluate", "--data", str(eval_data), "--model", NAME, "--model-version", "9", "--json")
+
+
+def test_training_without_a_validation_split_does_not_count_held_out_images(db, tmp_path, settings):
+    settings.MODELS_DIR, settings.VAR_DIR = tmp_path / "models", tmp_path / "var"
+    data = write_dataset(tmp_path / "data", {kind: 3 for kind in KNOWN})
+    out, _ = train_command(data, "--domain", "animal", "--epochs", "1", "--val-split", "0", name="no-split")
+    assert "evaluated on: training images (no validation split)\n" in out  # not "(0 images not trained on)"

@@ -73,7 +73,8 @@ class Command(ProjectCommand):
     def _report(self, run, seconds):
         result, version = run.result, run.version
         self.stdout.write(format_table(result.metrics))
-        self.stdout.write(f"evaluated on: {result.metrics['evaluated_on']} ({result.split['validation']} images not trained on)")
+        held_out = result.split["validation"]
+        self.stdout.write(f"evaluated on: {result.metrics['evaluated_on']}" + (f" ({held_out} images not trained on)" if held_out else ""))
         if result.cross_validation:
             cv = result.cross_validation
             self.stdout.write(f"{cv['folds']}-fold cross-validated accuracy: {cv['accuracy_mean']:.3f} +/- {cv['accuracy_std']:.3f}")
