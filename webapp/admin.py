@@ -230,7 +230,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         token, key = services.api_token_create(name=obj.name, user=obj.user, is_active=obj.is_active)
-        obj.pk = token.pk
+        obj.pk, obj.prefix, obj.created_at = token.pk, token.prefix, token.created_at  # the history names it by its prefix
         messages.warning(request, _("Token for %(name)s: %(key)s (copy it now; it is not shown again).") % {"name": obj.name, "key": key})
 
 

@@ -271,6 +271,9 @@ def test_a_token_made_in_the_admin_is_shown_once_and_stored_as_a_hash(admin_clie
     token = ApiToken.objects.get()
     assert token.key_sha256 == hashlib.sha256(key.encode()).hexdigest()
     assert token.prefix == key[:8]
+    from django.contrib.admin.models import LogEntry
+
+    assert LogEntry.objects.get(object_id=str(token.pk)).object_repr == f"ci-bot ({key[:8]}...)"  # was "ci-bot (...)"
     assert key not in {str(getattr(token, f.attname)) for f in ApiToken._meta.fields}
     assert key not in admin_client.get(f"/admin/webapp/apitoken/{token.pk}/change/").content.decode()
     assert key not in admin_client.get("/admin/webapp/apitoken/").content.decode()
