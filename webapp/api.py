@@ -139,8 +139,11 @@ class ModelVersionOut(Schema):
     notes: str
 
 
-ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 429: ErrorOut, 503: ErrorOut}
-PREDICT_ERRORS = {**ERRORS, 409: ErrorOut}  # explain_unavailable: a heat map asked of an engine that cannot draw one
+# The statuses each endpoint can answer with the one error shape (README "The REST API").
+ERRORS = {code: ErrorOut for code in (401, 405, 429, 500, 503)}  # any endpoint
+BODY_ERRORS = {**ERRORS, **{code: ErrorOut for code in (400, 411, 413, 415)}}  # an endpoint that reads a body
+# no such model (404); explain_unavailable, a heat map asked of an engine that cannot draw one (409)
+PREDICT_ERRORS = {**BODY_ERRORS, 404: ErrorOut, 409: ErrorOut}
 _PARAMETERS = {
     "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": 5},
     "domain": {"type": "string", "enum": list(QUERY_DOMAINS), "description": "only classes of this domain"},
@@ -245,7 +248,7 @@ def models_list(request: HttpRequest):
     return [version_out(v) for v in selectors.model_version_list()]
 
 
-@api.get("/models/{name}", response={200: ModelVersionOut, **ERRORS}, summary="The active version of a model")
+@api.get("/models/{name}", response={200: ModelVersionOut, **ERRORS, 404: ErrorOut}, summary="The active version of a model")
 def models_active(request: HttpRequest, name: str):
     version = selectors.model_version_list(name=name).filter(is_active=True).first()
     if version is None:

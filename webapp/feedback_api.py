@@ -9,7 +9,7 @@ from ninja import Field, Router, Schema, Status
 from pydantic import StrictBool
 
 from webapp import feedback
-from webapp.api import ErrorOut
+from webapp.api import BODY_ERRORS, ErrorOut
 from webapp.i18n import Lang, activate_reply_language
 
 router = Router(tags=["feedback"])
@@ -28,7 +28,7 @@ class FeedbackOut(Schema):
     prediction_id: int
     correct: bool
     label: str
-    domain: str
+    domain: Optional[str] = Field(None, description="as sent, or the kind of the class named; null when neither says one")
     status: str
     created_at: str
 
@@ -36,14 +36,16 @@ class FeedbackOut(Schema):
 def feedback_out(item) -> dict:
     return {
         "id": item.pk, "prediction_id": item.prediction_id, "correct": item.correct, "label": item.label,
-        "domain": item.domain, "status": item.status, "created_at": item.created_at.isoformat(),
+        "domain": item.domain or None, "status": item.status, "created_at": item.created_at.isoformat(),
     }
 
 
-ERRORS = {code: ErrorOut for code in (400, 401, 404, 409, 410, 429)}
 
 
-@router.post("/{prediction_id}/feedback", response={201: FeedbackOut, **ERRORS}, summary="Say whether an answer was right")
+FEEDBACK_ERRORS = {**BODY_ERRORS, **{code: ErrorOut for code in (404, 409, 410)}}  # no such prediction, feedback given, photo gone
+
+
+@router.post("/{prediction_id}/feedback", response={201: FeedbackOut, **FEEDBACK_ERRORS}, summary="Say whether an answer was right")
 def feedback_post(request: HttpRequest, prediction_id: int, payload: FeedbackIn):
     if payload.lang:
         activate_reply_language(payload.lang)

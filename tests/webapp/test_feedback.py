@@ -43,6 +43,14 @@ def test_feedback_is_recorded_once_with_the_models_answer(client, predicted):
     assert item.comment == "in the garden at dusk" and item.source == "api"
 
 
+def test_feedback_without_a_kind_replies_domain_null_as_the_request_schema_sends_it(client, predicted):
+    reply = send(client, predicted)  # free text, no domain: nothing says its kind
+    assert reply.status_code == 201 and reply.json()["domain"] is None
+    schema = client.get("/api/v1/openapi.json").json()
+    responses = schema["paths"]["/api/v1/predictions/{prediction_id}/feedback"]["post"]["responses"]
+    assert {"400", "404", "409", "410", "411", "413", "415", "429", "500"} <= set(responses)  # 415: a form body
+
+
 def test_a_correct_answer_needs_no_label_and_records_the_verdicts_domain(client, predicted):
     assert client.post(feedback_url(predicted), {"correct": True}, content_type="application/json").status_code == 201
     item = Feedback.objects.get()
