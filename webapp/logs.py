@@ -113,14 +113,28 @@ class LibraryChatter(logging.Filter):
         return not (record.name == "root" and record.levelno < logging.WARNING and "-packages" in record.pathname)
 
 
+REFUSALS_LOGGED = frozenset(range(400, 500)) | {503}
+
+
+class RepeatedRefusals(logging.Filter):
+    """Drops django.request's lines for the 4xx and 503 answers the service gives on purpose (a 403 came with a
+    traceback, every 503 `busy` as an ERROR): its own request line already has each, with the request id. Django's
+    500 for an unhandled error, with its traceback, stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "django.request" and getattr(record, "status_code", 500) in REFUSALS_LOGGED)
+
+
 def logging_config(fmt: str, level: str) -> dict:
     """Django's LOGGING: everything to stderr in the chosen format, without libraries' progress chatter."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"line": {"()": formatter, "fmt": fmt}},
-        "filters": {"library_chatter": {"()": LibraryChatter}},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["library_chatter"]}},
+        "filters": {"library_chatter": {"()": LibraryChatter}, "repeated_refusals": {"()": RepeatedRefusals}},
+        "handlers": {"console": {
+            "class": "logging.StreamHandler", "formatter": "line", "filters": ["library_chatter", "repeated_refusals"],
+        }},
         "root": {"handlers": ["console"], "level": level},
     }
 

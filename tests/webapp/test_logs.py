@@ -120,7 +120,7 @@ def test_a_librarys_progress_lines_on_the_root_logger_are_dropped_and_its_warnin
 
     from webapp.logs import LibraryChatter, logging_config
 
-    assert logging_config("plain", "INFO")["handlers"]["console"]["filters"] == ["library_chatter"]
+    assert logging_config("plain", "INFO")["handlers"]["console"]["filters"] == ["library_chatter", "repeated_refusals"]
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.addFilter(LibraryChatter())
@@ -132,3 +132,24 @@ def test_a_librarys_progress_lines_on_the_root_logger_are_dropped_and_its_warnin
     emit("root", logging.WARNING, quantizer.__file__, "a library's warning")
     emit("webapp.audit", logging.INFO, "/srv/webapp/audit.py", "the service's own line")
     assert out.getvalue().splitlines() == ["a library's warning", "the service's own line"]
+
+
+def test_refusals_the_service_logs_itself_are_not_logged_again_by_django_but_a_500_is(client, db):
+    # A 503 `busy` was an ERROR line beside the request line, and a 403 in the admin came with a traceback.
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(logs.RepeatedRefusals())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        assert_error(client.get("/api/v1/nowhere"), 404, "not_found")
+        assert_error(client.get("/api/v1/models/nosuch"), 404)
+        logging.getLogger("django.request").error("Service Unavailable: /x", extra={"status_code": 503})
+        logging.getLogger("django.request").warning("Forbidden (Permission denied): /admin/", extra={"status_code": 403})
+        logging.getLogger("django.request").error("Internal Server Error: /", extra={"status_code": 500})
+    finally:
+        root.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert [line for line in lines if "Not Found" in line or "Service Unavailable" in line or "Forbidden" in line] == []
+    assert "Internal Server Error: /" in lines
+    assert any("/api/v1/nowhere" in line for line in lines)  # the service's own request line
