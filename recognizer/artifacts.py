@@ -7,9 +7,11 @@ h5py and checked BEFORE Keras deserializes anything.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -198,6 +200,24 @@ def _keras_load(h5_path: Path):
         raise errors.ArtifactError(f"Keras could not load {h5_path.name}: {exc}") from None
 
 
+@contextlib.contextmanager
+def _h5_on_purpose() -> Iterator[None]:
+    """Keras warns on every H5 save that the format is legacy: the artifact is H5 by design (README), so that
+    warning, in the train command's output and every training job's log, would only alarm."""
+    absl = logging.getLogger("absl")
+    notice = _LegacyH5Notice()
+    absl.addFilter(notice)
+    try:
+        yield
+    finally:
+        absl.removeFilter(notice)
+
+
+class _LegacyH5Notice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("You are saving your model as an HDF5 file")
+
+
 def save_artifact(model: Any, manifest: Manifest, h5_path: str | Path) -> Manifest:
     """Write the H5 and its manifest (with the file's sha256); returns the manifest as written."""
     h5_path = Path(h5_path)
@@ -206,7 +226,8 @@ def save_artifact(model: Any, manifest: Manifest, h5_path: str | Path) -> Manife
     h5_path.parent.mkdir(parents=True, exist_ok=True)
     check_shapes(model, manifest)
     check_config_is_safe(json.loads(model.to_json()))
-    model.save(h5_path, include_optimizer=False)
+    with _h5_on_purpose():
+        model.save(h5_path, include_optimizer=False)
     written = manifest.with_updates(sha256=file_sha256(h5_path), created_at=manifest.created_at or now_iso())
     write_manifest(written, manifest_path(h5_path))
     return written

@@ -63,6 +63,16 @@ def test_building_the_same_model_twice_gives_the_same_sha256(tmp_path, tiny_arti
     assert file_sha256(other_weights) != file_sha256(tiny_artifact)
 
 
+def test_saving_an_artifact_does_not_warn_that_h5_is_legacy_and_other_warnings_still_pass(tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    save_artifact(build_tiny_model(seed=1), tiny_manifest(), tmp_path / "m.h5")
+    assert not [r for r in caplog.records if "HDF5 file" in r.getMessage()]
+    logging.getLogger("absl").warning("You are saving your model as an HDF5 file (said elsewhere)")
+    assert [r.getMessage() for r in caplog.records] == ["You are saving your model as an HDF5 file (said elsewhere)"]
+
+
 def test_save_refuses_a_name_without_the_h5_suffix(tmp_path):
     with pytest.raises(ValueError, match=r"\.h5"):
         save_artifact(build_tiny_model(), tiny_manifest(), tmp_path / "m.keras")
