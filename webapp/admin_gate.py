@@ -78,7 +78,7 @@ class GatedModelVersionAdmin(ModelVersionAdmin):
         return HttpResponseRedirect(reverse("admin:webapp_modelversion_change", args=[pk]))
 
     def _activate(self, request, version, force_reason: str = "") -> None:
-        changed = selectors.model_version_class_changes(version=version)  # against the version it replaces
+        changed = selectors.model_version_class_changes(version=version, replacing=True)
         try:
             version = services.model_version_activate(version=version, by=request.user, force_reason=force_reason)
         except services.AlreadyActive:

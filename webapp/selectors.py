@@ -21,7 +21,7 @@ def model_version_list_active() -> list[ModelVersion]:
     return list(ModelVersion.objects.filter(is_active=True).order_by("name"))
 
 
-def model_version_class_changes(*, version: ModelVersion) -> str:
+def model_version_class_changes(*, version: ModelVersion, replacing: bool = False) -> str:
     """How the classes of `version` differ from those of its name's active version (else the newest before it),
     in one sentence; '' when they are the same, in the same order, or there is nothing to compare with."""
     others = ModelVersion.objects.filter(name=version.name).exclude(pk=version.pk)
@@ -31,7 +31,9 @@ def model_version_class_changes(*, version: ModelVersion) -> str:
     ours, theirs = ([c["label"] for c in v.manifest["classes"]] for v in (version, before))
     if ours == theirs:
         return ""
-    which = f"v{before.version}" + (" (active)" if before.is_active else "")
+    # Said as it is activated, the active version is the one it replaces: "(active)" would read wrong afterwards.
+    role = ", which it replaces," if replacing else " (active)"
+    which = f"v{before.version}" + (role if before.is_active else "")
     if sorted(ours) == sorted(theirs):
         return f"{version} has the classes of {which} in another order: class indices in lists and clients differ."
     ours_set, theirs_set = set(ours), set(theirs)

@@ -202,7 +202,7 @@ def test_roll_back_and_activation_refusals_speak_the_admin_s_language(admin_clie
     with open(path, "ab") as handle:
         handle.write(b"\0")
     refused = messages_of(action(admin_client, "activate_selected", v2))
-    assert f"{TINY_NAME} v2 的模型文件自注册以来已在磁盘上被更改；请重新注册。" in refused, refused
+    assert f"{TINY_NAME} v2 的模型文件自注册以来已在磁盘上被更改：请放回注册时的文件，或把更改后的模型（H5 和清单）以新文件名导出，再注册为新版本。" in refused, refused
 
 
 def test_the_database_refuses_two_active_versions_of_one_name(active_tiny, tiny_artifact_v2):

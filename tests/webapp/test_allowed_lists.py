@@ -140,7 +140,7 @@ def test_activating_a_version_with_other_classes_in_the_command_says_how_they_di
     services.model_version_register(artifact_path=other_classes_v2)
     err = StringIO()
     call_command("activate", TINY_NAME, "2", stdout=StringIO(), stderr=err)
-    assert f"warning: {TINY_NAME} v2 has 4 classes where v1 (active) has 4: 3 new (wren, moss, kettle)" in err.getvalue()
+    assert f"warning: {TINY_NAME} v2 has 4 classes where v1, which it replaces, has 4: 3 new (wren, moss, kettle)" in err.getvalue()
 
 
 def test_once_the_list_fits_the_new_version_it_activates_and_answers_among_the_listed_classes(client, other_classes_v2, jpeg_bytes):
@@ -209,7 +209,7 @@ def test_activating_a_version_with_other_classes_in_the_admin_says_how_they_diff
                               follow=True)
     said = [str(m) for m in reply.context["messages"]]
     assert ModelVersion.objects.get(pk=version.pk).is_active
-    assert f"{TINY_NAME} v2 has 4 classes where v1 (active) has 4: 3 new (wren, moss, kettle); 3 gone (owl, fern, teapot)." in said
+    assert f"{TINY_NAME} v2 has 4 classes where v1, which it replaces, has 4: 3 new (wren, moss, kettle); 3 gone (owl, fern, teapot)." in said
 
 
 def test_the_same_classes_in_another_order_are_said_to_move_indices(active_tiny, tmp_path):

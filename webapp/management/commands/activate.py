@@ -34,7 +34,7 @@ class Command(ProjectCommand):
         target = ModelVersion.objects.filter(name=name, version=version).first()
         if target is None:
             raise CommandError(f"no version {version} of a model named {name!r}; manage.py models lists them.")
-        changed = selectors.model_version_class_changes(version=target)  # against the version it replaces
+        changed = selectors.model_version_class_changes(version=target, replacing=True)
         try:
             services.model_version_activate(version=target, by=user, force_reason=force)
         except services.AlreadyActive as exc:
