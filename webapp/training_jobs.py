@@ -56,6 +56,10 @@ def training_job_start(
         raise JobError(gettext_noop("Every class needs at least %(minimum)d photos to train on; too few in: %(classes)s. "
                                     "Accept more photos of them, or reject those items, and export again."),
                        minimum=MIN_IMAGES_PER_CLASS, classes=", ".join(thin))
+    changed = exports.dataset_changes(dataset)
+    if changed:  # the worker would fail it: say it now (it checks again, for a change while the job waits)
+        raise JobError(gettext_noop("The dataset folder changed since it was exported (%(changes)s): export it again."),
+                       changes=changed)
     job = TrainingJob.objects.create(
         dataset=dataset, model_name=model_name, backbone=backbone, epochs=epochs, fine_tune_layers=fine_tune_layers, created_by=by
     )

@@ -76,6 +76,15 @@ def test_a_job_whose_dataset_changed_since_export_fails_saying_what_changed(data
     assert not ModelVersion.objects.exists()
 
 
+def test_a_job_on_a_dataset_changed_since_export_is_refused_before_it_is_queued(dataset):
+    from pathlib import Path
+
+    (Path(dataset.path) / "red-stripes" / "red-stripes-0.png").unlink()
+    with pytest.raises(training_jobs.JobError, match=r"changed since it was exported \(1 removed \(e.g. red-stripes/red-stripes-0.png\)\)"):
+        training_jobs.training_job_start(dataset=dataset, model_name=NAME, backbone="efficientnet_lite0", epochs=5)
+    assert not TrainingJob.objects.exists()
+
+
 def test_a_dead_workers_running_job_is_marked_failed_once_the_slot_is_free(dataset):
     import socket
 
