@@ -144,8 +144,10 @@ def check_gate(
     if not fp32:
         return GateReport(False, 0, 0.0, 0.0, 0.0, "No evaluation photos to score the INT8 copy on.")
     top1 = shared = domains = n = 0
+    top_k = 5
     for outputs in zip(fp32, reduced):
         wanted, gotten = (np.asarray(runtimes.probabilities_of(out)) for out in outputs)
+        top_k = min(5, wanted.shape[-1])  # a model of 3 classes shares at most 3
         for want, got in zip(wanted, gotten):
             top1 += int(want.argmax() == got.argmax())
             shared += len(set(np.argsort(-want)[:5].tolist()) & set(np.argsort(-got)[:5].tolist()))
@@ -157,7 +159,7 @@ def check_gate(
         for name, value, floor in zip(
             ("top-1 agreement", "shared top-5 classes", "domain agreement"),
             report,
-            (MIN_TOP1_AGREEMENT, MIN_TOP5_SHARED, MIN_DOMAIN_AGREEMENT),
+            (MIN_TOP1_AGREEMENT, MIN_TOP5_SHARED * top_k / 5, MIN_DOMAIN_AGREEMENT),
         )
         if value < floor
     ]

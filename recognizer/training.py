@@ -170,9 +170,21 @@ def fit_head(x_train, y_train, x_val, y_val, *, num_classes: int, config: TrainC
     return head, {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
+def _check_folds(dataset: Dataset, folds: int) -> None:
+    """k folds hold every class only when each class has at least k images; with fewer, some folds hold none."""
+    if folds < 2:
+        return
+    fewest, smallest = min(zip(dataset.counts(), (c.id for c in dataset.classes)))
+    if fewest < folds:
+        raise errors.DatasetError(
+            f"{folds} folds need at least {folds} images in every class; {smallest} has {fewest}. Ask for fewer folds."
+        )
+
+
 def cross_validate(features: np.ndarray, labels: np.ndarray, *, num_classes: int, config: TrainConfig) -> dict:
     """k-fold accuracy of the head on held-out folds (early stopping never sees the held-out fold)."""
-    folds = stratified_folds(labels, config.folds, config.seed)
+    # Images that failed to decode may leave a fold empty: it scores nothing (its mean would be NaN).
+    folds = [held for held in stratified_folds(labels, config.folds, config.seed) if held.size]
     scores = []
     for k, held in enumerate(folds):
         train = np.setdiff1d(np.arange(len(labels)), held)
@@ -200,6 +212,7 @@ def assemble(feature_model, head, name: str):
 def train(dataset: Dataset, config: TrainConfig, log: Log = print) -> TrainResult:
     """Check the data, extract features, train (and optionally fine-tune), and evaluate on held-out images."""
     check_trainable(dataset)
+    _check_folds(dataset, config.folds)
     set_determinism(config.seed)
     backbone, feature_model = load_backbone(config)
     paths = [path for path, _ in dataset.items]

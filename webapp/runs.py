@@ -9,6 +9,7 @@ An evaluation loads the version exactly as a worker serves it.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -50,8 +51,15 @@ def model_version_train(
     except core.DatasetError as exc:
         exc.skipped = dataset.skipped + exc.skipped
         raise
+    config.hooks.check()  # a stop asked for during the last epoch: nothing is exported
     number = services.model_version_next_number(name=config.name)
-    h5_path = export_run(result, Path(settings.MODELS_DIR) / f"{config.name}-v{number}")
+    folder = Path(settings.MODELS_DIR) / f"{config.name}-v{number}"
+    h5_path = export_run(result, folder)
+    try:
+        config.hooks.check()  # asked during the export: nothing is registered (a cancel once said, a version came)
+    except core.TrainingCancelled:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     version = services.model_version_register(
         artifact_path=h5_path, notes=f"trained on {data}", by=by, activate=activate, number=number
     )

@@ -108,7 +108,9 @@ def model_version_register(
     write_manifest(manifest, manifest_path(artifact_path))  # the artifact says which engine serves it
     try:
         version = _record_version(manifest, artifact_path, optimization.note, notes=notes, by=by, number=number)
-    except IntegrityError:
+    except IntegrityError as exc:
+        if number is not None and not ModelVersion.objects.filter(name=manifest.name, version=number).exists():
+            raise RegistrationError(f"{manifest.name} v{number} could not be recorded: {exc}") from None  # not a race
         raise RegistrationError(f"Another version of {manifest.name} was registered at the same moment; try again.") from None
     if activate:
         try:

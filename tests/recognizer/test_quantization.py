@@ -71,6 +71,16 @@ def test_the_gate_refuses_a_copy_whose_top_class_moves(fp32_onnx, batches):
     assert "domain agreement" in report.reason
 
 
+def test_the_shared_top5_floor_scales_down_for_a_model_of_fewer_than_five_classes():
+    # A 3-class model shares at most 3: its INT8 copy was refused whatever it did ("3.0000 is below 4.0").
+    three = [np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]] * 5)]
+    assert quantization.check_gate(three, three, _domain).passed
+    ten = np.tile(np.linspace(1.0, 0.1, 10), (4, 1))
+    moved = ten[:, [0, 9, 8, 7, 4, 5, 6, 3, 2, 1]]  # the same best class, 2 of the top 5 shared
+    report = quantization.check_gate([ten], [moved], _domain)
+    assert not report.passed and "shared top-5 classes 2.0000 is below 4.0" in report.reason
+
+
 def test_the_gate_refuses_when_there_is_nothing_to_score():
     report = quantization.check_gate([], [], _domain)
     assert not report.passed and "No evaluation photos" in report.reason

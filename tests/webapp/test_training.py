@@ -316,6 +316,58 @@ def test_a_class_with_one_image_is_refused_naming_it(db, folders):
     assert_nothing_registered(folders)
 
 
+def test_more_folds_than_a_class_has_images_is_refused_before_training(db, folders):
+    # The folds left empty scored NaN, which the database refused, and that was reported as a concurrent registration.
+    data = write_dataset(folders / "data", {"red-stripes": 6, "blue-circle": 3})
+    with pytest.raises(CommandError, match="4 folds need at least 4 images in every class; blue-circle has 3"):
+        train_command(data, "--domain", "plant", "--folds", "4", name="refused")
+    assert_nothing_registered(folders)
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_numpy_cannot_take_is_one_line(db, folders, seed):
+    data = write_dataset(folders / "data", {"red-stripes": 2, "blue-circle": 2})
+    with pytest.raises(CommandError, match="--seed must be a whole number from 0 to 4294967295"):
+        train_command(data, "--domain", "plant", "--seed", seed, name="refused")
+
+
+def test_a_second_training_on_the_machine_is_refused_while_one_runs(db, folders):
+    # Two at once picked the same version number and wrote the same H5: one crashed, the other registered 0 bytes.
+    from webapp import training_jobs
+
+    data = write_dataset(folders / "data", {"red-stripes": 2, "blue-circle": 2})
+    with training_jobs.machine_lock(wait=False) as slot:
+        assert slot
+        with pytest.raises(CommandError, match="Another training runs on this machine"):
+            train_command(data, "--domain", "plant", name="refused")
+    assert_nothing_registered(folders)
+
+
+def test_a_stop_asked_for_while_the_run_is_exported_registers_nothing(db, folders, monkeypatch):
+    # A cancel pressed during the export was confirmed, and the run then registered a version all the same.
+    import threading
+
+    from recognizer.progress import TrainingHooks
+    from webapp import runs
+    from recognizer import errors
+
+    stop = threading.Event()
+    exported = runs.export_run
+
+    def export_then_stop(result, folder):
+        path = exported(result, folder)
+        stop.set()
+        return path
+
+    monkeypatch.setattr(runs, "export_run", export_then_stop)
+    data = write_dataset(folders / "data", {"red-stripes": 3, "blue-circle": 3})
+    config = TrainConfig(name="refused", epochs=1, progress=False, hooks=TrainingHooks(should_stop=stop.is_set))
+    with pytest.raises(errors.TrainingCancelled):
+        runs.model_version_train(data=data, config=config, domain="plant", log=lambda line: None)
+    assert stop.is_set()
+    assert_nothing_registered(folders)
+
+
 def test_without_domain_or_classes_csv_the_class_is_named(db, folders):
     data = write_dataset(folders / "data", {"red-stripes": 2, "blue-circle": 2})
     with pytest.raises(CommandError, match="No domain for class 'blue-circle'.*--domain"):
@@ -398,3 +450,19 @@ def test_training_without_a_validation_split_does_not_count_held_out_images(db, 
     data = write_dataset(tmp_path / "data", {kind: 3 for kind in KNOWN})
     out, _ = train_command(data, "--domain", "animal", "--epochs", "1", "--val-split", "0", name="no-split")
     assert "evaluated on: training images (no validation split)\n" in out  # not "(0 images not trained on)"
+
+
+def test_the_first_ctrl_c_asks_the_train_command_to_stop_and_the_second_interrupts():
+    import os
+    import signal
+
+    from webapp.management.commands.train import _interrupt_stops
+
+    said = []
+    before = signal.getsignal(signal.SIGINT)
+    with _interrupt_stops(said.append) as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.is_set() and said == ["stopping between two batches; nothing will be registered (Ctrl-C again to stop at once)"]
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before

@@ -1,16 +1,40 @@
+import contextlib
+import signal
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import CommandError
 
 from recognizer.backbones import NAMES
-from recognizer.errors import RecognizerError
+from recognizer.errors import RecognizerError, TrainingCancelled
 from recognizer.evaluation import format_table
 from recognizer.manifest import MODEL_NAME_PATTERN, MODEL_NAME_RULE, QUERY_DOMAINS
+from recognizer.progress import TrainingHooks
 from recognizer.training import TrainConfig
-from webapp import runs, services
+from webapp import runs, services, training_jobs
 from webapp.management.base import Command as ProjectCommand
 
+
+@contextlib.contextmanager
+def _interrupt_stops(say):
+    """The first Ctrl-C asks the run to stop between two batches, or before it registers anything; a second one
+    interrupts at once."""
+    stop = threading.Event()
+
+    def asked(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        say("stopping between two batches; nothing will be registered (Ctrl-C again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, asked)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class Command(ProjectCommand):
@@ -34,11 +58,26 @@ class Command(ProjectCommand):
     def handle(self, *args, **opts):
         self._check_options(opts)
         started = time.perf_counter()
+        with training_jobs.machine_lock(wait=False) as slot:
+            if not slot:
+                raise CommandError("Another training runs on this machine (a training job or manage.py train): one at a "
+                                   f"time, so that they do not write the same version; try again when it ends "
+                                   f"({settings.TRAINING_LOCK_FILE} is its lock).")
+            with _interrupt_stops(self.stderr.write) as stop:
+                run = self._train(opts, stop)
+        self._skipped(run.skipped)
+        self._report(run, time.perf_counter() - started)
+
+    def _train(self, opts, stop: threading.Event):
+        config = replace(self._config(opts), hooks=TrainingHooks(should_stop=stop.is_set))
         try:
-            run = runs.model_version_train(
-                data=Path(opts["data"]), config=self._config(opts), domain=opts["domain"], activate=opts["activate"],
-                log=self.stdout.write,
+            return runs.model_version_train(
+                data=Path(opts["data"]), config=config, domain=opts["domain"], activate=opts["activate"], log=self.stdout.write,
             )
+        except TrainingCancelled:
+            raise CommandError("Stopped on Ctrl-C; nothing was registered.") from None
+        except KeyboardInterrupt:  # a second Ctrl-C
+            raise CommandError("Interrupted at once: manage.py models shows whether a version was registered.") from None
         except RecognizerError as exc:
             self._skipped(getattr(exc, "skipped", []))
             raise CommandError(str(exc)) from None
@@ -46,8 +85,6 @@ class Command(ProjectCommand):
             raise CommandError(f"trained, but the artifact failed registration: {exc}") from None
         except services.ActivationError as exc:
             raise CommandError(f"trained and registered {exc.version}, but it is not active: {exc}") from None
-        self._skipped(run.skipped)
-        self._report(run, time.perf_counter() - started)
 
     def _skipped(self, skipped):
         for path, reason in skipped:
@@ -62,6 +99,8 @@ class Command(ProjectCommand):
             raise CommandError("--epochs and --batch-size must be positive, --fine-tune-layers not negative.")
         if opts["folds"] == 1 or opts["folds"] < 0:
             raise CommandError("--folds must be 0 (off) or at least 2.")
+        if not 0 <= opts["seed"] < 2**32:
+            raise CommandError("--seed must be a whole number from 0 to 4294967295.")
 
     def _config(self, opts) -> TrainConfig:
         return TrainConfig(
