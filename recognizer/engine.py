@@ -263,8 +263,8 @@ class Engine:
         if mask is None:
             raise ValueError(f"Unknown domain {domain!r}; choose one of {', '.join(DOMAINS)}.")
         if not mask.any():
-            raise errors.RecognizerError(
-                gettext_noop("The model %(name)r has no %(domain)s classes."), name=self.manifest.name, domain=domain,
+            raise errors.InvalidQuery(
+                gettext_noop("domain: the model %(name)r has no %(domain)s classes."), name=self.manifest.name, domain=domain,
             )
         return np.flatnonzero(mask)
 

@@ -65,6 +65,12 @@ class ImageTooSmall(ImageError):
     code = "image_too_small"
 
 
+class InvalidQuery(RecognizerError):
+    """A query this model cannot answer: a domain it has no class of."""
+
+    code = "invalid_parameter"
+
+
 class ArtifactError(RecognizerError):
     """A model artifact (H5 + manifest) failed a check; it must not be served."""
 

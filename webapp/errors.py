@@ -130,7 +130,7 @@ def to_api_error(exc: Exception) -> ApiError:
     from webapp.answering import AllowedClassesUnusable, ExplainUnavailable
     from webapp.feedback import FeedbackError
     from webapp.runtime import Busy, ModelLoadFailed, ModelNotReady
-    from webapp.services import UnknownModel
+    from webapp.services import NoActiveVersion, UnknownModel
 
     if isinstance(exc, ApiError):
         return exc
@@ -140,6 +140,8 @@ def to_api_error(exc: Exception) -> ApiError:
         return from_core(exc)
     if isinstance(exc, UnknownModel):
         return ApiError(400, "unknown_model", translated(exc))
+    if isinstance(exc, NoActiveVersion):  # as GET /api/v1/models/{name} says it
+        return ApiError(404, "model_not_found", translated(exc))
     if isinstance(exc, ExplainUnavailable):
         return ApiError(409, "explain_unavailable", translated(exc))
     if isinstance(exc, AllowedClassesUnusable):
@@ -162,7 +164,7 @@ def expected_errors() -> tuple[type[Exception], ...]:
     from webapp.answering import AllowedClassesUnusable, ExplainUnavailable
     from webapp.feedback import FeedbackError
     from webapp.runtime import Busy, ModelNotReady
-    from webapp.services import UnknownModel
+    from webapp.services import NoActiveVersion, UnknownModel
 
-    return (ApiError, core.RecognizerError, UnknownModel, ExplainUnavailable, AllowedClassesUnusable, Busy, ModelNotReady,
+    return (ApiError, core.RecognizerError, UnknownModel, NoActiveVersion, ExplainUnavailable, AllowedClassesUnusable, Busy, ModelNotReady,
             FeedbackError, *dependency_errors())

@@ -62,6 +62,10 @@ class UnknownModel(Translatable, Exception):
     """No version of that model name was ever registered."""
 
 
+class NoActiveVersion(Translatable, Exception):
+    """The model name is registered, but none of its versions is active: an admin must activate one."""
+
+
 # ---- model versions -------------------------------------------------------------------------
 
 def model_version_validate(*, artifact_path: Path) -> Engine:
@@ -342,7 +346,7 @@ def prediction_create_batch(
     explain: bool = False, source: str = "api",
 ) -> BatchResult:
     """Classify the uploads with the active version of the model, in one batch, and record each one answered."""
-    loaded = _loaded(model_name)
+    loaded = model_loaded(name=model_name)
     # Decoding costs CPU too: the bound covers it, so load beyond capacity is shed before any work.
     spec = loaded.engine.manifest.input
     watch = metrics.PredictionWatch(loaded, images=len(uploads))
@@ -374,7 +378,7 @@ def _result(loaded, image, answer, timing_ms: dict, row: Prediction, *, explain:
     )
 
 
-def _loaded(name: str | None):
+def model_loaded(*, name: str | None):
     """The loaded model `name` asks for (the default model when None). A name never registered is the caller's
     mistake (400); the default model not there yet, a service not ready (503), as /readyz says."""
     try:
@@ -382,6 +386,8 @@ def _loaded(name: str | None):
     except ModelNotReady:
         if name and not selectors.model_name_exists(name=name):
             raise UnknownModel(gettext_noop("There is no model named %(name)r; GET /api/v1/models lists them."), name=name) from None
+        if name and name not in {v.name for v in selectors.model_version_list_active()}:  # waiting will not help
+            raise NoActiveVersion(gettext_noop("No active version of a model named %(name)r."), name=name) from None
         raise
 
 

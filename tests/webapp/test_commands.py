@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tests.conftest import TINY_NAME
-from tests.webapp.helpers import lambda_artifact, mismatched_artifact, predict, probabilities, truncated_artifact
+from tests.webapp.helpers import assert_error, lambda_artifact, mismatched_artifact, predict, probabilities, truncated_artifact
 from webapp import runtime, services
 from webapp.models import Activation, ModelVersion
 
@@ -170,3 +170,41 @@ def test_ensure_default_model_says_how_to_apply_a_precision_its_version_was_not_
     hint = ("imagenet-efficientnet_lite0 v1 serves in fp32: RECOGNIZER_PRECISION=auto applies to versions as they are "
             "registered; `python manage.py recompile imagenet-efficientnet_lite0 --precision auto` applies it")
     assert (hint in out) is hinted, out
+
+
+@pytest.fixture
+def animals_only(db, tmp_path):
+    """A model of animal classes only, registered (and activated on request): no bird, plant or other class."""
+    from recognizer.artifacts import save_artifact
+    from recognizer.manifest import ClassInfo
+    from tests.conftest import build_tiny_model, tiny_manifest
+
+    classes = [ClassInfo(i, f"beast-{i}", f"beast {i}", "animal") for i in range(4)]
+    path = tmp_path / "animals-only-v1.h5"
+    save_artifact(build_tiny_model(seed=2), tiny_manifest("animals-only", classes=classes), path)
+
+    def register(activate: bool):
+        return services.model_version_register(artifact_path=path, activate=activate)
+
+    return register
+
+
+def test_a_domain_the_model_has_no_class_of_is_one_line_in_classify_and_invalid_parameter_in_the_api(
+    animals_only, client, photos, jpeg_bytes
+):
+    animals_only(True)
+    with pytest.raises(CommandError, match="^domain: the model 'animals-only' has no bird classes.$"):
+        run("classify", str(photos / "bird/turkey.jpg"), "--model", "animals-only", "--domain", "bird")
+    reply = predict(client, jpeg_bytes, model="animals-only", domain="bird")
+    assert assert_error(reply, 400, "invalid_parameter")["message"] == "domain: the model 'animals-only' has no bird classes."
+
+
+def test_a_model_registered_but_not_active_is_404_in_the_api_and_classify_says_to_activate_it(
+    animals_only, active_tiny, client, photos, jpeg_bytes
+):
+    animals_only(False)
+    reply = predict(client, jpeg_bytes, model="animals-only")  # a 503 "try again in a few seconds" did not help
+    assert_error(reply, 404, "model_not_found")
+    assert "Retry-After" not in reply
+    with pytest.raises(CommandError, match="No active version of a model named 'animals-only'. Activate one: "):
+        run("classify", str(photos / "bird/turkey.jpg"), "--model", "animals-only")
