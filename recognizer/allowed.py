@@ -19,24 +19,33 @@ from recognizer import errors
 from recognizer.manifest import ClassInfo
 
 
-def parse_allowed(lines: Sequence[str], classes: Sequence[ClassInfo]) -> tuple[np.ndarray, list[str]]:
-    """A boolean mask over `classes` from the listed lines, and the lines that name no class of them."""
+def parse_allowed(
+    lines: Sequence[str], classes: Sequence[ClassInfo], chinese: Sequence[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """A boolean mask over `classes` from the listed lines, and the lines that name no class of them.
+
+    `chinese`: the Chinese label the replies give each class (recognizer.labels.chinese_labels of the manifest);
+    without it, those of the classes that are ImageNet classes."""
     from recognizer.labels import imagenet_chinese_label
 
+    if chinese is None:
+        chinese = [imagenet_chinese_label(c) for c in classes]
     keys = {}
-    for c in classes:
+    for c, zh in zip(classes, chinese):
         keys.update({c.label.lower(): c.index, c.id.lower(): c.index, str(c.index): c.index})
-        if chinese := imagenet_chinese_label(c):  # the Chinese label the replies give this class
-            keys[chinese.lower()] = c.index
+        if zh:
+            keys[zh.lower()] = c.index
     wanted = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
     mask = np.zeros(len(classes), dtype=bool)
     mask[[keys[w.lower()] for w in wanted if w.lower() in keys]] = True
     return mask, [w for w in wanted if w.lower() not in keys]
 
 
-def checked_allowed(lines: Sequence[str], classes: Sequence[ClassInfo], source: str) -> np.ndarray:
+def checked_allowed(
+    lines: Sequence[str], classes: Sequence[ClassInfo], source: str, chinese: Sequence[str] | None = None
+) -> np.ndarray:
     """The mask of parse_allowed; a DatasetError names the lines that are no class, or says nothing is listed."""
-    mask, unknown = parse_allowed(lines, classes)
+    mask, unknown = parse_allowed(lines, classes, chinese)
     if unknown:
         raise errors.DatasetError(f"{source} names classes the model does not have: {', '.join(unknown[:5])}.")
     if not mask.any():
@@ -44,14 +53,14 @@ def checked_allowed(lines: Sequence[str], classes: Sequence[ClassInfo], source: 
     return mask
 
 
-def read_allowed(path: str | Path, classes: Sequence[ClassInfo]) -> np.ndarray:
+def read_allowed(path: str | Path, classes: Sequence[ClassInfo], chinese: Sequence[str] | None = None) -> np.ndarray:
     """The mask from the file at `path` (see checked_allowed)."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise errors.DatasetError(f"Cannot read the allowed-classes file {path}: {exc}") from None
-    return checked_allowed(lines, classes, path.name)
+    return checked_allowed(lines, classes, path.name, chinese)
 
 
 def restrict(probabilities: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -34,6 +34,11 @@ def imagenet_chinese_label(info) -> str:
     return chinese if english == info.label else ""
 
 
+def chinese_labels(manifest: Manifest) -> tuple[str, ...]:
+    """The Chinese label the replies give each class, in output order."""
+    return tuple(display_label(manifest, c.index, "zh-hans") for c in manifest.classes)
+
+
 def display_label(manifest: Manifest, index: int, lang: str) -> str:
     """The label of class `index` for readers of `lang`.
 

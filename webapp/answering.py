@@ -10,6 +10,7 @@ from django.conf import settings
 
 from recognizer import errors as core
 from recognizer.engine import Engine
+from recognizer.labels import chinese_labels
 from webapp.runtime import Allowed
 
 
@@ -56,13 +57,14 @@ def _allowed_from_file(loaded) -> Allowed | None:
     except OSError as exc:
         raise AllowedClassesUnusable(f"ALLOWED_CLASSES_FILE names {path}, which cannot be read: {exc.strerror}.") from None
     try:
-        return Allowed(_allowed_mask(path, mtime, loaded.version_id, loaded.engine.manifest.classes), "file")
+        return Allowed(_allowed_mask(path, mtime, loaded.engine), "file")
     except core.DatasetError as exc:
         raise AllowedClassesUnusable(f"ALLOWED_CLASSES_FILE: {exc}") from None
 
 
 @functools.lru_cache(maxsize=4)
-def _allowed_mask(path: str, mtime_ns: int, version_id: int, classes):
+def _allowed_mask(path: str, mtime_ns: int, engine: Engine):
+    """Read again when the file changes or another engine (version) serves."""
     from recognizer.allowed import read_allowed
 
-    return read_allowed(path, classes)
+    return read_allowed(path, engine.manifest.classes, chinese_labels(engine.manifest))

@@ -187,13 +187,15 @@ def engine_for(version) -> Engine:
 def _with_allowed(loaded: Loaded, listed) -> Loaded:
     """`loaded` with the mask of `listed` (an AllowedClassList or None), parsed only when the list or version changed."""
     from recognizer.allowed import parse_allowed
+    from recognizer.labels import chinese_labels
 
     signature = None if listed is None else (listed.pk, listed.updated_at, loaded.version_id)
     if (loaded.allowed.signature if loaded.allowed else None) == signature:
         return loaded
     if listed is None:
         return replace(loaded, allowed=None)
-    mask, unknown = parse_allowed(listed.lines, loaded.engine.manifest.classes)
+    manifest = loaded.engine.manifest
+    mask, unknown = parse_allowed(listed.lines, manifest.classes, chinese_labels(manifest))
     if unknown:  # saved against another version: the classes this one lacks cannot be answered anyway
         log.warning("the allowed-class list of %s names classes v%s does not have: %s",
                     loaded.name, loaded.version, ", ".join(unknown[:5]))

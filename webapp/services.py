@@ -224,14 +224,16 @@ def _check_allowed_classes_fit(version: ModelVersion) -> None:
     """Refuse a version the allowed classes of its name do not fit (as saving the list refuses such a list): served,
     it would answer among fewer classes than listed, or refuse every answer when none is left."""
     from recognizer.allowed import checked_allowed, read_allowed
+    from recognizer.labels import chinese_labels
 
-    classes = Manifest.from_dict(version.manifest).classes
+    manifest = Manifest.from_dict(version.manifest)
+    classes, chinese = manifest.classes, chinese_labels(manifest)
     listed = selectors.allowed_class_lists_enabled().get(version.name)
     try:
         if listed is not None:
-            checked_allowed(listed.lines, classes, f"The allowed-class list of {version.name}")
+            checked_allowed(listed.lines, classes, f"The allowed-class list of {version.name}", chinese)
         elif settings.ALLOWED_CLASSES_FILE and version.name == settings.DEFAULT_MODEL_NAME:
-            read_allowed(settings.ALLOWED_CLASSES_FILE, classes)
+            read_allowed(settings.ALLOWED_CLASSES_FILE, classes, chinese)
     except core.DatasetError as exc:
         if listed is not None:
             raise ActivationError(gettext_noop("%(reason)s To serve %(which)s, change or untick the list in the admin first."),
@@ -464,12 +466,14 @@ def allowed_class_list_delete(*, listed: AllowedClassList) -> None:
 def allowed_class_list_check(*, model_name: str, classes: str) -> None:
     """Raise AllowedListError naming the lines that are no class of the active version, or when none is listed."""
     from recognizer.allowed import checked_allowed
+    from recognizer.labels import chinese_labels
 
     version = selectors.model_version_get(name=model_name)
     if version is None:
         raise AllowedListError(f"{model_name} has no active version to check the list against; activate one first.")
+    manifest = Manifest.from_dict(version.manifest)
     try:
-        checked_allowed(classes.splitlines(), Manifest.from_dict(version.manifest).classes, f"The list for {version}")
+        checked_allowed(classes.splitlines(), manifest.classes, f"The list for {version}", chinese_labels(manifest))
     except core.DatasetError as exc:
         raise AllowedListError(str(exc)) from None
 

@@ -61,6 +61,20 @@ def test_a_domain_filter_with_no_allowed_class_in_it_says_so_instead_of_speaking
     assert labels(predict(client, jpeg_bytes, domain="bird").json()) == ["owl"]
 
 
+def test_a_list_may_name_a_class_by_the_chinese_label_its_own_manifest_gives_it(client, db, tmp_path, jpeg_bytes):
+    # Only ImageNet's Chinese names were known: a trained model's own "狐狸" was "a class the model does not have".
+    from dataclasses import replace
+
+    from recognizer.artifacts import save_artifact
+
+    manifest = replace(tiny_manifest("tiny-zh"), labels={"zh-hans": ["猫", "猫头鹰", "蕨", "茶壶"]})
+    path = tmp_path / "tiny-zh-v1.h5"
+    save_artifact(build_tiny_model(seed=5), manifest, path)
+    services.model_version_register(artifact_path=path, activate=True)
+    services.allowed_class_list_save(model_name="tiny-zh", classes="猫头鹰\n茶壶\n")
+    assert sorted(labels(predict(client, jpeg_bytes, model="tiny-zh").json())) == ["owl", "teapot"]
+
+
 def test_a_deleted_list_stops_applying(client, active_tiny, jpeg_bytes):
     listed = services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\n")
     services.allowed_class_list_delete(listed=listed)
