@@ -31,21 +31,27 @@ class Dataset:
 def _read_classes_csv(path: Path) -> tuple[dict[str, tuple[str, str]], dict[str, str] | None]:
     """folder -> (display label, domain) from classes.csv (columns folder,label,domain), and
     folder -> Chinese label from its optional label_zh column (None without that column)."""
+    try:  # utf-8-sig: spreadsheets write "CSV UTF-8" with a byte-order mark, which would rename the first column
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return _classes_table(path, csv.DictReader(handle))
+    except UnicodeDecodeError:
+        raise errors.DatasetError(f"{path.name} is not UTF-8 text; save it as CSV UTF-8.") from None
+
+
+def _classes_table(path: Path, reader: csv.DictReader) -> tuple[dict[str, tuple[str, str]], dict[str, str] | None]:
     table, chinese = {}, None
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if "label_zh" in (reader.fieldnames or ()):
-            chinese = {}
-        for row in reader:
-            try:
-                folder, label, domain = row["folder"].strip(), row["label"].strip(), row["domain"].strip()
-            except (KeyError, AttributeError):
-                raise errors.DatasetError(f"{path.name} needs the columns folder,label,domain.") from None
-            if domain not in DOMAINS:
-                raise errors.DatasetError(f"{path.name}: class {folder!r} has domain {domain!r}; use one of {', '.join(DOMAINS)}.")
-            table[folder] = (label or folder, domain)
-            if chinese is not None and (row.get("label_zh") or "").strip():
-                chinese[folder] = row["label_zh"].strip()
+    if "label_zh" in (reader.fieldnames or ()):
+        chinese = {}
+    for row in reader:
+        try:
+            folder, label, domain = row["folder"].strip(), row["label"].strip(), row["domain"].strip()
+        except (KeyError, AttributeError):
+            raise errors.DatasetError(f"{path.name} needs the columns folder,label,domain.") from None
+        if domain not in DOMAINS:
+            raise errors.DatasetError(f"{path.name}: class {folder!r} has domain {domain!r}; use one of {', '.join(DOMAINS)}.")
+        table[folder] = (label or folder, domain)
+        if chinese is not None and (row.get("label_zh") or "").strip():
+            chinese[folder] = row["label_zh"].strip()
     return table, chinese
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -71,6 +72,23 @@ def load_backbone(config: TrainConfig) -> tuple[Backbone, object]:
 
 # ---- features ---------------------------------------------------------------------------------
 
+def _cached_vector(cached: Path, dim: int) -> np.ndarray | None:
+    """The cached feature vector, or None when there is none or it cannot be read whole (computed again)."""
+    try:
+        vector = np.load(cached)
+    except (OSError, ValueError, EOFError):
+        return None
+    return vector if vector.shape == (dim,) else None
+
+
+def _cache_vector(cached: Path, vector: np.ndarray) -> None:
+    """Written beside and renamed into place: a run killed mid-write leaves no half file that later runs would read."""
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f".{cached.stem}.{os.getpid()}.npy")
+    np.save(partial, vector)
+    os.replace(partial, cached)
+
+
 def _cache_key(path: Path, backbone: Backbone) -> str:
     spec = json.dumps(backbone.input_spec.to_dict(), sort_keys=True)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -88,8 +106,9 @@ def extract_features(
     failed, pending = [], []
     for i, path in enumerate(paths):
         cached = cache_dir / f"{_cache_key(path, backbone)}.npy" if cache_dir else None
-        if cached and cached.is_file():
-            features[i] = np.load(cached)
+        vector = _cached_vector(cached, backbone.feature_dim) if cached else None
+        if vector is not None:
+            features[i] = vector
         else:
             pending.append((i, path, cached))
     bar = tqdm(total=len(pending), disable=not (progress and pending), file=sys.stderr, unit="img", desc="features")
@@ -109,8 +128,7 @@ def extract_features(
             for (i, cached), vector in zip(chunk, out):
                 features[i] = vector
                 if cached:
-                    cached.parent.mkdir(parents=True, exist_ok=True)
-                    np.save(cached, vector)
+                    _cache_vector(cached, vector)
         bar.update(len(pending[start : start + batch_size]))
     bar.close()
     kept = [features[i] for i in sorted(features)]

@@ -32,8 +32,14 @@ class ShadowError(Translatable, Exception):
 
 def shadow_start(*, version: ModelVersion, by=None) -> Shadow:
     """Put an inactive version in shadow; it replaces any other shadow of its model name."""
+    from webapp.services import ActivationError, model_version_check_unchanged
+
     if version.is_active:
         raise ShadowError(gettext_noop("%(version)s is active; put an inactive version in shadow."), version=str(version))
+    try:  # a file changed or gone since registration would fail every sample, as activating it is refused
+        model_version_check_unchanged(version=version)
+    except ActivationError as exc:
+        raise ShadowError(exc.template, **exc.params) from None
     Shadow.objects.filter(version__name=version.name, stopped_at__isnull=True).update(stopped_at=timezone.now())
     return Shadow.objects.create(version=version, started_by=by)
 

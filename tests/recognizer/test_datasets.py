@@ -44,6 +44,20 @@ def test_classes_csv_alone_is_enough_without_a_domain(tmp_path):
     assert [(c.label, c.domain) for c in scan_dataset(root).classes] == [("Blue", "plant"), ("Red", "bird")]
 
 
+def test_a_classes_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_is_read(tmp_path):
+    # "CSV UTF-8" starts with a BOM, which became part of the first column's name: "needs the columns folder,...".
+    root = write_dataset(tmp_path, {"red-stripes": 2, "blue-circle": 2})
+    (root / "classes.csv").write_bytes("folder,label,domain\nred-stripes,Red,bird\nblue-circle,Blue,plant\n".encode("utf-8-sig"))
+    assert [(c.label, c.domain) for c in scan_dataset(root).classes] == [("Blue", "plant"), ("Red", "bird")]
+
+
+def test_a_classes_csv_in_another_encoding_is_refused_in_one_line(tmp_path):
+    root = write_dataset(tmp_path, {"red-stripes": 2, "blue-circle": 2})
+    (root / "classes.csv").write_bytes("folder,label,domain\nred-stripes,Red,bird\n".encode("utf-16"))
+    with pytest.raises(errors.DatasetError, match="classes.csv is not UTF-8 text; save it as CSV UTF-8."):
+        scan_dataset(root)
+
+
 def test_a_class_without_domain_or_classes_csv_row_is_an_error_naming_it(tmp_path):
     root = write_dataset(tmp_path, THREE)
     with pytest.raises(errors.DatasetError, match="No domain for class 'blue-circle'.*--domain"):

@@ -58,6 +58,22 @@ def test_features_are_cached_one_file_per_image_and_reused(tmp_path):
     np.testing.assert_array_equal(first, second)
 
 
+def test_a_cached_file_cut_short_is_computed_again_and_rewritten_whole(tmp_path):
+    # A run killed while writing left a truncated .npy that every later training then failed on.
+    root = write_dataset(tmp_path / "data", {"red-stripes": 2})
+    paths = sorted(root.rglob("*.png"))
+    cache = tmp_path / "cache"
+    model = Counting(tiny_features())
+    first, _ = extract_features(model, TINY, paths, cache_dir=cache, batch_size=8, progress=False)
+    damaged = sorted(cache.glob("*.npy"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    again, failed = extract_features(model, TINY, paths, cache_dir=cache, batch_size=8, progress=False)
+    assert failed == [] and model.images == 3  # the damaged one only
+    np.testing.assert_array_equal(first, again)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(p.name for p in cache.glob("*.npy"))  # no partial file left
+    assert np.load(damaged).shape == (8,)
+
+
 def test_the_cache_keys_on_content_and_on_the_backbones_input(tmp_path):
     root = write_dataset(tmp_path / "data", {"red-stripes": 2})
     paths = sorted(root.rglob("*.png"))

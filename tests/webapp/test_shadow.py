@@ -98,6 +98,19 @@ def test_an_active_version_cannot_be_put_in_shadow(in_shadow):
         shadow.shadow_start(version=ModelVersion.objects.get(is_active=True))
 
 
+def test_a_version_whose_file_changed_since_registration_cannot_be_put_in_shadow(in_shadow):
+    # It was accepted, then every sample failed with a checksum traceback in the log and "0 compared" on the page.
+    from pathlib import Path
+
+    version = in_shadow.version
+    shadow.shadow_stop(shadow=in_shadow)
+    with open(Path(version.artifact_path), "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(shadow.ShadowError, match="changed on disk since it was registered"):
+        shadow.shadow_start(version=version)
+    assert not Shadow.objects.filter(stopped_at__isnull=True).exists()
+
+
 def test_the_admin_puts_a_version_in_shadow_and_shows_agreement_and_differences(admin_client, client, in_shadow):
     from webapp.models import ModelVersion
 
