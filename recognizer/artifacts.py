@@ -171,9 +171,14 @@ def verify_sha256(h5_path: str | Path, expected: str, *, expected_by: str) -> No
     if not h5_path.is_file():
         raise errors.ArtifactError(f"No model file at {h5_path}.")
     actual = file_sha256(h5_path)
+    if not expected:
+        raise errors.ChecksumMismatch(
+            f"{expected_by} records no sha256 for {h5_path.name}; export the artifact again (its manifest names the "
+            "file's checksum) and register it."
+        )
     if actual != expected:
         raise errors.ChecksumMismatch(
-            f"{h5_path.name} has sha256 {actual[:12]}..., but {expected_by} expects {expected[:12] or '(none)'}.... "
+            f"{h5_path.name} has sha256 {actual[:12]}..., but {expected_by} expects {expected[:12]}.... "
             "The file changed since, or belongs to another artifact; export the artifact again and register it."
         )
 

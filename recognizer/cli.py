@@ -66,7 +66,8 @@ def cmd_classify(args) -> int:
 
     model_path = Path(args.model) if args.model else default_artifact_path()
     if not model_path.exists():
-        print(f"error: no model at {model_path}; run `python -m recognizer build-default` first.", file=sys.stderr)
+        hint = "" if args.model else "; run `python -m recognizer build-default` first"  # a path chosen is just missing
+        print(f"error: no model at {model_path}{hint}.", file=sys.stderr)
         return 2
     engine = Engine.from_path(model_path)
     files = list(iter_files(args.paths))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -89,6 +90,9 @@ class Manifest:
             raise errors.ManifestError("Manifest classes must be listed in output order with indexes 0, 1, 2, ...")
         if not classes:
             raise errors.ManifestError("The manifest lists no classes.")
+        repeated = sorted(id_ for id_, count in Counter(c.id for c in classes).items() if count > 1)
+        if repeated:  # answers, feedback and allowed-class lists name a class by its id
+            raise errors.ManifestError(f"Manifest class ids must differ; listed more than once: {', '.join(repeated[:5])}.")
         _check_labels(optional.get("labels", {}), len(classes))
         return cls(input=spec, classes=classes, **fields, **optional)
 

@@ -97,6 +97,9 @@ def model_version_register(
     says so and carries the version, which stays registered and inactive.
     """
     artifact_path = Path(artifact_path).resolve()
+    if artifact_path.suffix != ".h5":  # the manifest, say: it was checked as a model file and failed its checksum
+        raise RegistrationError(f"{artifact_path.name} is not an .h5 file: give the model's .h5 (its manifest is the .json "
+                                "of the same name beside it).")
     registered = ModelVersion.objects.filter(artifact_path=str(artifact_path)).first()
     if registered is not None:  # one version per file: the manifest and compiled copies beside it are that version's
         state = "the active version" if registered.is_active else "inactive: activate it to serve it"

@@ -103,7 +103,7 @@ def test_a_changed_h5_fails_the_checksum(artifact):
 
 def test_a_manifest_without_a_sha256_fails_the_checksum(artifact):
     edit_manifest(artifact, sha256="")
-    with pytest.raises(errors.ChecksumMismatch, match=r"\(none\)"):
+    with pytest.raises(errors.ChecksumMismatch, match=r"manifest records no sha256 for .*; export the artifact again"):
         load_artifact(artifact)
 
 
@@ -199,6 +199,14 @@ def test_the_config_check_accepts_a_plain_keras_model():
 def test_a_manifest_with_fewer_classes_than_outputs_is_refused(artifact):
     edit_manifest(artifact, classes=[json.loads(json.dumps(c.__dict__)) for c in TINY_CLASSES[:3]])
     with pytest.raises(errors.ShapeMismatch, match="4 outputs but the manifest lists 3 classes"):
+        load_artifact(artifact)
+
+
+def test_a_manifest_listing_one_class_id_twice_is_refused(artifact):
+    classes = [json.loads(json.dumps(c.__dict__)) for c in TINY_CLASSES]
+    classes[3]["id"] = classes[0]["id"]
+    edit_manifest(artifact, classes=classes)
+    with pytest.raises(errors.ManifestError, match="class ids must differ; listed more than once: cat"):
         load_artifact(artifact)
 
 

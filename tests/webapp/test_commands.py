@@ -57,7 +57,7 @@ def test_register_model_without_activate_leaves_the_active_version_alone(active_
 @pytest.mark.parametrize(
     "kind, reason",
     [("truncated", "HDF5"), ("lambda", "Lambda"), ("sha-mismatch", "sha256"), ("missing", "No model file"),
-     ("without manifest", "No manifest")],
+     ("without manifest", "No manifest"), ("its manifest", "is not an .h5 file: give the model's .h5")],
 )
 def test_register_model_refuses_a_bad_artifact_in_one_line_and_stores_nothing(
     db, tmp_path, tiny_artifact, tiny_artifact_v2, kind, reason
@@ -68,6 +68,7 @@ def test_register_model_refuses_a_bad_artifact_in_one_line_and_stores_nothing(
         "sha-mismatch": lambda: mismatched_artifact(tmp_path, tiny_artifact_v2, tiny_artifact),
         "missing": lambda: tmp_path / "nowhere.h5",
         "without manifest": lambda: Path(shutil.copy(tiny_artifact, tmp_path / "lonely.h5")),
+        "its manifest": lambda: tiny_artifact.with_suffix(".json"),  # it was checked as a model and "failed its sha256"
     }[kind]()
     with pytest.raises(CommandError) as raised:
         run("register_model", str(bad), "--activate")
