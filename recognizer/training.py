@@ -124,7 +124,7 @@ def extract_features(
             except errors.ImageError as exc:
                 failed.append((path, str(exc)))
         if batch:
-            out = np.asarray(feature_model(np.stack(batch), training=False))
+            out = np.asarray(feature_model(_as_input(feature_model, np.stack(batch)), training=False))
             for (i, cached), vector in zip(chunk, out):
                 features[i] = vector
                 if cached:
@@ -284,7 +284,12 @@ def _probabilities(model, head, features, paths, idx, backbone: Backbone, *, tun
         return np.asarray(head(features[idx], training=False), dtype=np.float64)
     spec = backbone.input_spec
     batch = np.stack([normalize(to_pixels(open_image(paths[i]), spec), spec.normalization) for i in idx])
-    return np.asarray(model(batch, training=False), dtype=np.float64)
+    return np.asarray(model(_as_input(model, batch), training=False), dtype=np.float64)
+
+
+def _as_input(model, batch: np.ndarray):
+    """The batch in the structure the model was built with (Keras warns on every call otherwise, in train's output)."""
+    return [batch] if isinstance(model.input, list) else batch
 
 
 def _summary(metrics: dict, cv: dict | None) -> dict:

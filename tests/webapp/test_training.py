@@ -399,6 +399,7 @@ def test_a_class_left_thin_by_a_file_that_fails_to_decode_is_refused_and_the_fil
 # ---- fine-tuning and training from scratch ----------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("error:The structure of `inputs`:UserWarning")  # Keras' warning was in train's output
 def test_fine_tuning_trains_the_top_layers_and_keeps_batchnorm_frozen(db, folders, monkeypatch):
     import keras
 
@@ -429,6 +430,7 @@ def test_fine_tuning_trains_the_top_layers_and_keeps_batchnorm_frozen(db, folder
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("error:The structure of `inputs`:UserWarning")
 def test_from_scratch_finishes_and_registers_without_using_the_feature_cache(db, folders):
     data = write_dataset(folders / "data", {kind: 2 for kind in KNOWN})
     out, _ = train_command(data, "--name", "scratch", "--domain", "animal", "--from-scratch",
