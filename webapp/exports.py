@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from django.db import transaction
+from django.utils.translation import gettext, gettext_lazy
 from django.utils.text import slugify
 
 from recognizer.datasets import MIN_IMAGES_PER_CLASS, scan_dataset
@@ -221,6 +222,7 @@ def _record(out: Path, since, include_base, accepted, by) -> Dataset:
         dataset = Dataset.objects.create(
             path=str(out), created_by=by, since=since, base_path=str(Path(include_base).resolve()) if include_base else "",
             images=len(files), from_feedback=len(accepted), counts=counts, files=files, digest=digest,
+            classes_sha256=_classes_sha256(out),
         )
         dataset.feedback.set(accepted)
     return dataset
@@ -231,16 +233,27 @@ def dataset_thin_classes(dataset: Dataset) -> list[str]:
     return [f"{folder} ({count})" for folder, count in sorted(dataset.counts.items()) if count < MIN_IMAGES_PER_CLASS]
 
 
+def _classes_sha256(out: Path) -> str:
+    listed = out / CLASSES_CSV
+    return hashlib.sha256(listed.read_bytes()).hexdigest() if listed.is_file() else ""
+
+
 def dataset_changes(dataset: Dataset) -> str:
-    """'' when the folder still holds exactly what was exported, else what differs."""
+    """'' when the folder still holds exactly what was exported (its classes.csv too), else what differs, in the
+    active language."""
     out = Path(dataset.path)
     if not out.is_dir():
-        return f"{out} is gone"
+        return gettext("%(path)s is gone") % {"path": out}
     now = {path: digest for path, digest in _files(out)}
     then = {path: digest for path, digest in dataset.files}
-    if now == then:
-        return ""
     added, removed = sorted(set(now) - set(then)), sorted(set(then) - set(now))
     changed = sorted(p for p in set(now) & set(then) if now[p] != then[p])
-    parts = [f"{len(v)} {k} (e.g. {v[0]})" for k, v in (("added", added), ("removed", removed), ("changed", changed)) if v]
+    said = {
+        "added": gettext_lazy("%(count)d added (e.g. %(path)s)"), "removed": gettext_lazy("%(count)d removed (e.g. %(path)s)"),
+        "changed": gettext_lazy("%(count)d changed (e.g. %(path)s)"),
+    }
+    parts = [str(said[kind]) % {"count": len(paths), "path": paths[0]}
+             for kind, paths in (("added", added), ("removed", removed), ("changed", changed)) if paths]
+    if dataset.classes_sha256 and _classes_sha256(out) != dataset.classes_sha256:  # other labels or domains
+        parts.append(gettext("%(file)s changed") % {"file": CLASSES_CSV})
     return "; ".join(parts)

@@ -98,6 +98,9 @@ class Dataset(models.Model):
     counts = models.JSONField(help_text=_("Images per class folder."))
     files = models.JSONField(help_text=_("[relative path, sha256] of every image."))
     digest = models.CharField(max_length=64, help_text=_("sha256 over the sorted file list: equal digests, equal data."))
+    classes_sha256 = models.CharField(
+        max_length=64, blank=True, help_text=_("sha256 of its classes.csv (labels and domains); blank for older exports.")
+    )
     feedback = models.ManyToManyField(Feedback, blank=True, related_name="datasets")
 
     class Meta:

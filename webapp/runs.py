@@ -55,14 +55,15 @@ def model_version_train(
     number = services.model_version_next_number(name=config.name)
     folder = Path(settings.MODELS_DIR) / f"{config.name}-v{number}"
     h5_path = export_run(result, folder)
-    try:
-        config.hooks.check()  # asked during the export: nothing is registered (a cancel once said, a version came)
+    try:  # asked during the export or the compile: nothing is registered (a cancel once said, a version came)
+        config.hooks.check()
+        version = services.model_version_register(
+            artifact_path=h5_path, notes=f"trained on {data}", by=by, activate=activate, number=number,
+            cancelled=config.hooks.should_stop,
+        )
     except core.TrainingCancelled:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    version = services.model_version_register(
-        artifact_path=h5_path, notes=f"trained on {data}", by=by, activate=activate, number=number
-    )
     changed = selectors.model_version_class_changes(version=version)
     if changed:  # under an existing name, as register_model says it
         log(f"warning: {changed}")

@@ -89,9 +89,13 @@ def model_version_next_number(*, name: str) -> int:
 
 
 def model_version_register(
-    *, artifact_path: Path, notes: str = "", by=None, activate: bool = False, number: int | None = None
+    *, artifact_path: Path, notes: str = "", by=None, activate: bool = False, number: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> ModelVersion:
     """Validate the artifact and record it as version `number` (default: the next) of its model name.
+
+    `cancelled` is asked once more after compiling (the slow step), before anything is recorded: true, the run that
+    trained the artifact was stopped, and core.TrainingCancelled is raised.
 
     With activate, the registered version is then activated; if that fails, ActivationError
     says so and carries the version, which stays registered and inactive.
@@ -111,6 +115,8 @@ def model_version_register(
     if not MODEL_NAME_PATTERN.match(engine.manifest.name):
         raise RegistrationError(f"The model name {engine.manifest.name!r} in its manifest must be {MODEL_NAME_RULE}.")
     optimization = optimize_artifact(engine, kind=settings.RECOGNIZER_ENGINE, precision=settings.RECOGNIZER_PRECISION)
+    if cancelled is not None and cancelled():
+        raise core.TrainingCancelled("Training was cancelled.")
     manifest = engine.manifest.with_updates(engine=optimization.engine)
     write_manifest(manifest, manifest_path(artifact_path))  # the artifact says which engine serves it
     try:

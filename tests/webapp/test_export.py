@@ -55,6 +55,7 @@ def test_accepted_photos_become_an_image_folder_that_train_reads(accept, client,
     printed = export(out)
     assert "3 images in 2 classes (3 from feedback)" in printed
     assert sorted(p.name for p in out.iterdir()) == ["classes.csv", "fern", "red-fox"]
+    assert Dataset.objects.get().classes_sha256 == hashlib.sha256((out / "classes.csv").read_bytes()).hexdigest()
     for item in fox:
         data = item.prediction.kept_photo.image.read()
         assert (out / "red-fox" / f"{hashlib.sha256(data).hexdigest()}.jpg").read_bytes() == data

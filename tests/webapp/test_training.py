@@ -23,7 +23,7 @@ from recognizer.datasets import scan_dataset
 from recognizer.training import TrainConfig, train
 from tests.synthetic import picture, png_bytes, truncated_png, write_dataset
 from tests.webapp.helpers import predict
-from webapp import runtime
+from webapp import runtime, services
 from webapp.models import Activation, ModelVersion, history_maintenance
 
 NAME = "tiny-trained"
@@ -343,23 +343,25 @@ def test_a_second_training_on_the_machine_is_refused_while_one_runs(db, folders)
     assert_nothing_registered(folders)
 
 
-def test_a_stop_asked_for_while_the_run_is_exported_registers_nothing(db, folders, monkeypatch):
-    # A cancel pressed during the export was confirmed, and the run then registered a version all the same.
+@pytest.mark.parametrize("during", ["export", "compile"])
+def test_a_stop_asked_for_while_the_run_is_exported_or_compiled_registers_nothing(db, folders, monkeypatch, during):
+    # A cancel pressed during the export or the compile was confirmed, and the run then registered a version all the same.
     import threading
 
+    from recognizer import errors
     from recognizer.progress import TrainingHooks
     from webapp import runs
-    from recognizer import errors
 
     stop = threading.Event()
-    exported = runs.export_run
+    module, name = (runs, "export_run") if during == "export" else (services, "optimize_artifact")
+    original = getattr(module, name)
 
-    def export_then_stop(result, folder):
-        path = exported(result, folder)
+    def then_stop(*args, **kwargs):
+        done = original(*args, **kwargs)
         stop.set()
-        return path
+        return done
 
-    monkeypatch.setattr(runs, "export_run", export_then_stop)
+    monkeypatch.setattr(module, name, then_stop)
     data = write_dataset(folders / "data", {"red-stripes": 3, "blue-circle": 3})
     config = TrainConfig(name="refused", epochs=1, progress=False, hooks=TrainingHooks(should_stop=stop.is_set))
     with pytest.raises(errors.TrainingCancelled):

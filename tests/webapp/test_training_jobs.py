@@ -85,6 +85,25 @@ def test_a_job_on_a_dataset_changed_since_export_is_refused_before_it_is_queued(
     assert not TrainingJob.objects.exists()
 
 
+def test_a_changed_classes_csv_counts_as_a_changed_dataset_and_the_refusal_is_in_the_admins_language(dataset, admin_client):
+    # Deleting or editing classes.csv (labels, domains) went unseen: the job was queued and failed in the worker.
+    from pathlib import Path
+
+    from django.utils import translation
+
+    listed = Path(dataset.path) / "classes.csv"
+    dataset.classes_sha256 = exports._classes_sha256(Path(dataset.path))
+    dataset.save()
+    assert exports.dataset_changes(dataset) == ""
+    listed.write_text("folder,label,domain\nred-stripes,Red stripes,bird\nblue-circle,Blue circle,plant\n")
+    assert exports.dataset_changes(dataset) == "classes.csv changed"
+    (Path(dataset.path) / "blue-circle" / "blue-circle-0.png").unlink()
+    with translation.override("zh-hans"):
+        assert exports.dataset_changes(dataset) == "删除 1 个（例如 blue-circle/blue-circle-0.png）; classes.csv 已更改"
+    with pytest.raises(training_jobs.JobError, match="classes.csv changed"):
+        training_jobs.training_job_start(dataset=dataset, model_name=NAME, backbone="efficientnet_lite0", epochs=5)
+
+
 def test_a_dead_workers_running_job_is_marked_failed_once_the_slot_is_free(dataset):
     import socket
 
