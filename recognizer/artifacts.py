@@ -179,7 +179,8 @@ def verify_sha256(h5_path: str | Path, expected: str, *, expected_by: str) -> No
     if actual != expected:
         raise errors.ChecksumMismatch(
             f"{h5_path.name} has sha256 {actual[:12]}..., but {expected_by} expects {expected[:12]}.... "
-            "The file changed since, or belongs to another artifact; export the artifact again and register it."
+            "The file changed since, or belongs to another artifact: put the right file back, or export the model again "
+            "(H5 and manifest) and register that."
         )
 
 

@@ -65,6 +65,10 @@ def cmd_classify(args) -> int:
     from recognizer.engine import Engine
 
     model_path = Path(args.model) if args.model else default_artifact_path()
+    if model_path.suffix != ".h5":  # the manifest, say: it was read as a model and failed its checksum
+        print(f"error: {model_path.name} is not an .h5 file: give the model's .h5 (its manifest is the .json of the "
+              "same name beside it).", file=sys.stderr)
+        return 2
     if not model_path.exists():
         hint = "" if args.model else "; run `python -m recognizer build-default` first"  # a path chosen is just missing
         print(f"error: no model at {model_path}{hint}.", file=sys.stderr)

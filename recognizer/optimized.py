@@ -129,7 +129,7 @@ def fitted_thresholds_of(artifact_path: str | Path, kind: str) -> Thresholds:
     try:
         return Thresholds(**json.loads(path.read_text(encoding="utf-8"))["thresholds"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise errors.RecognizerError(f"{path.name} holds no verdict thresholds ({exc}); register the version again.") from None
+        raise errors.RecognizerError(f"{path.name} holds no verdict thresholds ({exc}); compile the version again (manage.py recompile).") from None
 
 
 @dataclass(frozen=True)
@@ -289,7 +289,7 @@ def unavailable_reason(artifact_path: str | Path, kind: str) -> str:
         return f"{ENGINE_ENV} is keras."
     compiled, record_path = compiled_path(artifact_path, kind), parity_record_path(artifact_path, kind)
     if not compiled.is_file():
-        return f"No compiled {kind} model at {compiled.name}; register the version again to compile it."
+        return f"No compiled {kind} model at {compiled.name}; compile the version again (manage.py recompile)."
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
         sha256 = read_manifest(manifest_path(artifact_path)).sha256
@@ -310,12 +310,12 @@ def unavailable_reason(artifact_path: str | Path, kind: str) -> str:
         return f"{compiled.name} changed after its parity check."
     if kind in REDUCED_KINDS and not record.get("thresholds"):
         return (f"The {kind} copy was gated without verdict thresholds fitted to its own scores; "
-                "register the version again to fit them.")
+                "compile the version again (manage.py recompile) to fit them.")
     if kind in REDUCED_KINDS and base_kind(kind) == "openvino":
         judged, here = record.get("float_precision", "f32"), runtimes.openvino_float_precision(reduced=True)
         if judged != here:
             return (f"The {kind} copy passed its gate computing in {judged}, but this CPU computes it in {here}; "
-                    "register the version again on this machine to gate it here.")
+                    "compile the version again on this machine (manage.py recompile) to gate it here.")
     return ""
 
 

@@ -66,7 +66,7 @@ def _no_constant(name: str):
     raise ApiError(400, "invalid_json", _("%(name)s is not a JSON number.") % {"name": name})
 
 
-def _json_body(request: HttpRequest) -> dict:
+def _json_body(request: HttpRequest, example: str = '{"image_base64": "..."}') -> dict:
     try:
         body = json.loads(
             request.body, parse_int=_json_number(int), parse_float=_json_number(float), parse_constant=_no_constant
@@ -74,7 +74,7 @@ def _json_body(request: HttpRequest) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", _("The request body is not valid JSON.")) from None
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", _("The JSON body must be an object, e.g. {\"image_base64\": \"...\"}."))
+        raise ApiError(400, "invalid_json", _("The JSON body must be an object, e.g. %(example)s.") % {"example": example})
     return body
 
 
@@ -191,7 +191,7 @@ def parse_batch(request: HttpRequest) -> tuple[list[services.Upload], PredictPar
     """The images (in order) and the parameters of a batch request."""
     _check_content_type(request, batch=True)
     if is_json(request):
-        body = _json_body(request)
+        body = _json_body(request, '{"images_base64": ["...", "..."]}')
         params = parse_params({**request.GET.dict(), **body})
         items = body.get("images_base64")
         if items is not None and not isinstance(items, list):

@@ -89,7 +89,7 @@ def test_a_truncated_h5_is_refused_as_unreadable(artifact):
 def test_a_truncated_h5_under_its_old_manifest_fails_the_checksum(artifact):
     data = artifact.read_bytes()
     artifact.write_bytes(data[: len(data) // 2])
-    with pytest.raises(errors.ChecksumMismatch, match="export the artifact again"):
+    with pytest.raises(errors.ChecksumMismatch, match="put the right file back, or export the model again"):
         load_artifact(artifact)
 
 

@@ -118,6 +118,12 @@ def test_a_missing_model_is_a_one_line_error_without_advice_about_the_default_mo
 # In-process variants: the same main(), without paying for a new interpreter each time.
 
 
+def test_a_manifest_given_as_the_model_is_told_to_give_the_h5(tiny_artifact, capsys, inputs):
+    # It was read as a model and "failed its checksum".
+    assert main(["classify", "--model", str(tiny_artifact.with_suffix(".json")), str(inputs["single"])]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tiny_artifact.with_suffix('.json').name} is not an .h5 file")
+
+
 def test_without_model_it_names_the_default_model_path(tmp_path, monkeypatch, capsys, inputs):
     monkeypatch.setenv("RECOGNIZER_MODELS_DIR", str(tmp_path))
     assert main(["classify", str(inputs["single"])]) == 2

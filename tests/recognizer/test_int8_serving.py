@@ -106,7 +106,7 @@ def test_a_reduced_copy_gated_without_its_own_verdict_thresholds_is_not_served(p
     record_path = parity_record_path(h5, INT8)
     record = json.loads(record_path.read_text())
     record_path.write_text(json.dumps({key: value for key, value in record.items() if key != "thresholds"}))
-    assert "register the version again to fit them" in unavailable_reason(h5, INT8)
+    assert "compile the version again (manage.py recompile) to fit them" in unavailable_reason(h5, INT8)
     assert load_engine(h5, INT8).kind == "onnxruntime"
 
 
@@ -187,7 +187,7 @@ def test_an_openvino_int8_copy_gated_in_another_float_precision_than_this_cpu_us
     assert optimize_artifact(Engine.from_path(h5), "openvino", precision="int8").engine == "openvino-int8"
     assert json.loads(parity_record_path(h5, "openvino-int8").read_text())["float_precision"] == "bf16"
     cpu_with(monkeypatch)  # the same files served on a CPU without bfloat16
-    assert "register the version again on this machine" in unavailable_reason(h5, "openvino-int8")
+    assert "compile the version again on this machine (manage.py recompile)" in unavailable_reason(h5, "openvino-int8")
     assert load_engine(h5, "openvino-int8").kind == "openvino"
 
 

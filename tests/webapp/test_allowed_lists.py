@@ -139,11 +139,16 @@ def test_register_and_activate_refused_by_the_list_still_warns_of_the_classes_an
 
     GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden_by(active_tiny, tmp_path / "golden")))
     services.allowed_class_list_save(model_name=TINY_NAME, classes="owl\n")
-    err = StringIO()
+    said, err = StringIO(), StringIO()
     with pytest.raises(CommandError, match=f"registered {TINY_NAME} v2, but it is not active: .*owl"):
-        call_command("register_model", str(other_classes_v2), "--activate", stdout=StringIO(), stderr=err)
+        call_command("register_model", str(other_classes_v2), "--activate", stdout=said, stderr=err)
+    assert said.getvalue().startswith("Golden set (24 photos): candidate v2 top-1 ")
     assert err.getvalue().startswith(f"warning: {TINY_NAME} v2 has 4 classes where v1 (active) has 4: 3 new")
     assert GateCheck.objects.filter(candidate__version=2).count() == 1
+    out = StringIO()  # its figures are said, as activate says them
+    with pytest.raises(CommandError, match="not activated: .*owl"):
+        call_command("activate", TINY_NAME, "2", stdout=out, stderr=err)
+    assert err.getvalue().count(f"warning: {TINY_NAME} v2 has 4 classes where v1, which it replaces, has 4") == 1
 
 
 def test_activating_a_version_with_other_classes_in_the_command_says_how_they_differ(other_classes_v2):

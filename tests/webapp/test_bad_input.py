@@ -198,6 +198,12 @@ def test_a_415_names_the_fields_of_the_endpoint_it_came_to(client, jpeg_bytes, u
     assert fields in assert_error(client.post(url, jpeg_bytes, content_type="image/jpeg"), 415, "unsupported_media_type")["message"]
 
 
+@pytest.mark.parametrize("url, example", [(PREDICT, '{"image_base64": "..."}'), (BATCH, '{"images_base64": ["...", "..."]}')])
+def test_a_json_body_that_is_not_an_object_shows_the_endpoints_own_field(client, url, example):
+    message = assert_error(client.post(url, "[1]", content_type="application/json"), 400, "invalid_json")["message"]
+    assert message == f"The JSON body must be an object, e.g. {example}."
+
+
 @pytest.mark.parametrize("value", ["abc", {"a": "b"}, 5])
 def test_images_base64_that_is_not_a_list_is_an_invalid_parameter_not_a_missing_image(client, value):
     message = assert_error(post_json(client, {"images_base64": value}, url=BATCH), 400, "invalid_parameter")["message"]

@@ -41,6 +41,8 @@ class Command(ProjectCommand):
             self.stdout.write(str(exc))
             return
         except services.ActivationError as exc:
+            if changed:
+                self.stderr.write(f"warning: {changed}")
             raise CommandError(f"not activated: {exc}") from None
         override = promotion.gate_override_last(candidate=target, by=user) if force else None
         forced = f", forced against the gate (audited: {override.reason})" if override else ""

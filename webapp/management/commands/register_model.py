@@ -3,7 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from webapp import selectors, services
+from webapp import promotion, selectors, services
 from webapp.management.base import Command as ProjectCommand
 
 
@@ -14,6 +14,11 @@ class Command(ProjectCommand):
         parser.add_argument("path", help="the .h5 file; its manifest is the .json with the same stem")
         parser.add_argument("--activate", action="store_true", help="serve it right away")
         parser.add_argument("--notes", default="")
+
+    def _say_gate(self, version) -> None:
+        check = version.gate_checks.first()  # scored on its name's golden set, if it has one
+        if check is not None:
+            self.stdout.write(promotion.gate_message(check, name=version.name))
 
     def _warn_class_changes(self, version) -> None:
         changed = selectors.model_version_class_changes(version=version)
@@ -26,10 +31,12 @@ class Command(ProjectCommand):
         except services.RegistrationError as exc:
             raise CommandError(f"not registered: {exc}") from None
         except services.ActivationError as exc:
+            self._say_gate(exc.version)
             self._warn_class_changes(exc.version)
             raise CommandError(f"registered {exc.version}, but it is not active: {exc}") from None
         state = "active" if version.is_active else "inactive"
         self.stdout.write(f"registered {version} ({state}, sha256 {version.sha256[:12]})")
+        self._say_gate(version)
         self._warn_class_changes(version)
         store = Path(settings.MODELS_DIR).resolve()
         if not Path(version.artifact_path).resolve().is_relative_to(store):
