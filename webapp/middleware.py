@@ -79,11 +79,11 @@ class JsonErrorsMiddleware:
             return _unavailable(request, exc)
         if refused is not None:
             return refused
-        head = request.method == "HEAD" and _is_api(request) and _url_name(request) in GET_VIEWS
-        if head:  # django-ninja routes GET only
+        head = request.method == "HEAD"
+        if head and _is_api(request) and _url_name(request) in GET_VIEWS:  # django-ninja routes GET only
             request.method = "GET"
         response = self.get_response(request)
-        if head and not response.streaming:
+        if head and not response.streaming:  # no body, on every path: gunicorn warns of each one sent (the probes')
             response["Content-Length"] = str(len(response.content))
             response.content = b""
         is_json = response.get("Content-Type", "").startswith("application/json")

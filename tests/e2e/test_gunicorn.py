@@ -44,6 +44,13 @@ def test_it_serves_a_prediction_the_page_and_static_files(make_server, tiny_arti
         assert asset.content
         assert "immutable" in asset.headers.get("Cache-Control", ""), (path, asset.headers)  # whitenoise, hashed name
 
+    # HEAD, as uptime checkers send it: no body, so gunicorn has nothing to warn about ("sent body bytes on a
+    # no-body response", once per probe)
+    for path in ("/healthz", "/readyz", "/", "/api/v1/models"):
+        head = requests.head(server.url(path), timeout=10)
+        assert head.status_code == 200 and head.content == b"" and int(head.headers["Content-Length"]) > 0, path
+    assert "no-body response" not in server.log_path.read_text()
+
 
 
 def test_a_gunicorn_started_without_collectstatic_collects_first_and_serves_the_page(make_server, tiny_artifact, tmp_path):
