@@ -289,7 +289,7 @@ def _probabilities(model, head, features, paths, idx, backbone: Backbone, *, tun
 
 def _as_input(model, batch: np.ndarray):
     """The batch in the structure the model was built with (Keras warns on every call otherwise, in train's output)."""
-    return [batch] if isinstance(model.input, list) else batch
+    return [batch] if isinstance(getattr(model, "input", None), list) else batch
 
 
 def _summary(metrics: dict, cv: dict | None) -> dict:

@@ -127,7 +127,7 @@ def test_every_worker_switches_within_5s_and_no_request_fails(make_server, tiny_
             latency = _wait_until_every_worker_serves(probe, version, committed, SWITCH_SECONDS * 3)
             assert len(latency) == len(probe.conns), f"v{version}: only {latency} switched\n{server.output()}"
             switches.append((version, committed, committed + max(latency.values()), latency, asked))
-        time.sleep(1.0)
+            time.sleep(1.0)  # requests sent while every worker serves it, before the next activation is asked for
     replies = load.replies
     # A window ends when the next activation is ASKED for: its commit comes before the time the shell prints,
     # and a worker may already serve the next version in between.
