@@ -62,7 +62,7 @@ def _allowed_from_file(loaded) -> Allowed | None:
         raise AllowedClassesUnusable(f"ALLOWED_CLASSES_FILE: {exc}") from None
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=1)  # the default model's engine only: a version swapped out is not kept alive here
 def _allowed_mask(path: str, mtime_ns: int, engine: Engine):
     """Read again when the file changes or another engine (version) serves."""
     from recognizer.allowed import read_allowed
