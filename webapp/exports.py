@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from django.db import transaction
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext
 from django.utils.text import slugify
 
 from recognizer.datasets import MIN_IMAGES_PER_CLASS, scan_dataset
@@ -249,10 +249,10 @@ def dataset_changes(dataset: Dataset) -> str:
     added, removed = sorted(set(now) - set(then)), sorted(set(then) - set(now))
     changed = sorted(p for p in set(now) & set(then) if now[p] != then[p])
     said = {
-        "added": gettext_lazy("%(count)d added (e.g. %(path)s)"), "removed": gettext_lazy("%(count)d removed (e.g. %(path)s)"),
-        "changed": gettext_lazy("%(count)d changed (e.g. %(path)s)"),
+        "added": gettext("%(count)d added (e.g. %(path)s)"), "removed": gettext("%(count)d removed (e.g. %(path)s)"),
+        "changed": gettext("%(count)d changed (e.g. %(path)s)"),
     }
-    parts = [str(said[kind]) % {"count": len(paths), "path": paths[0]}
+    parts = [said[kind] % {"count": len(paths), "path": paths[0]}
              for kind, paths in (("added", added), ("removed", removed), ("changed", changed)) if paths]
     if dataset.classes_sha256 and _classes_sha256(out) != dataset.classes_sha256:  # other labels or domains
         parts.append(gettext("%(file)s changed") % {"file": CLASSES_CSV})
