@@ -226,12 +226,15 @@ def test_switching_the_language_while_a_new_photo_is_on_its_way_answers_that_pho
 @pytest.mark.browser
 def test_a_photo_is_chosen_recognized_and_filtered_with_the_keyboard_alone(open_in):
     page = open_in("en")
-    for _ in range(8):  # past the language buttons to the photo input
-        page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.id") == "image":
-            break
-    assert page.evaluate("document.activeElement.id") == "image"
+    # Playwright asks the browser to hand it file choosers without waiting for the answer, and a key press is sent
+    # at once (a click first waits for the element), so the chooser is awaited before the focus travels: the round
+    # trips below let that request land before Space opens the chooser, which headless Chromium otherwise cancels.
     with page.expect_file_chooser() as chooser:
+        for _ in range(8):  # past the language buttons to the photo input
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "image":
+                break
+        assert page.evaluate("document.activeElement.id") == "image"
         page.keyboard.press("Space")
     chooser.value.set_files(PHOTO)
     expect(page.locator("#predictions li.prediction")).to_have_count(len(CLASSES))
