@@ -20,7 +20,7 @@ from recognizer.manifest import QUERY_DOMAINS
 from webapp import feedback, selectors, services, shadow
 from webapp.errors import ApiError, error_response, expected_errors, to_api_error
 from webapp.i18n import activate_body_language, parameter_problem, reply_language
-from webapp.parsing import parse_batch, parse_single
+from webapp.parsing import JsonParser, parse_batch, parse_single
 from webapp.throttling import ClientRateThrottle
 
 
@@ -49,6 +49,7 @@ api = NinjaAPI(
     description="Recognizes animals, birds and plants in photos: top-k labels from the active model version.",
     auth=TokenAuth(),
     throttle=[ClientRateThrottle()],
+    parser=JsonParser(),
     urls_namespace="api",
 )
 
@@ -300,9 +301,11 @@ BODY_UNREADABLE = "Cannot parse request body"  # django-ninja's HttpError when a
 
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
-    if exc.status_code == 400 and str(exc) == BODY_UNREADABLE:  # as predict says it: one code, in the reader's language
+    if exc.status_code == 400 and str(exc).startswith(BODY_UNREADABLE):  # DEBUG adds the parser's words after it
         if request.content_type != "application/json":  # a form or no type: the body was never meant as JSON
             return error_response(415, "unsupported_media_type", _("Send this body as JSON, with Content-Type: application/json."))
+        if isinstance(exc.__cause__, ApiError):  # the parser's own refusal (JsonParser), as predict says it
+            return exc.__cause__.response()
         return error_response(400, "invalid_json", _("The request body is not valid JSON."))
     return error_response(exc.status_code, "http_error", str(exc))
 

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParserError
 from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
+from ninja.parser import Parser
 from pydantic import BaseModel, Field, field_validator
 from pydantic import ValidationError as PydanticError
 from pydantic_core import PydanticCustomError
@@ -66,13 +67,24 @@ def _no_constant(name: str):
     raise ApiError(400, "invalid_json", _("%(name)s is not a JSON number.") % {"name": name})
 
 
-def _json_body(request: HttpRequest, example: str = '{"image_base64": "..."}') -> dict:
+def json_loads(raw: bytes):
+    """A request's JSON, with the limits every endpoint keeps (numbers of at most 20 characters, no NaN or
+    infinity); ApiError invalid_json otherwise."""
     try:
-        body = json.loads(
-            request.body, parse_int=_json_number(int), parse_float=_json_number(float), parse_constant=_no_constant
-        )
+        return json.loads(raw, parse_int=_json_number(int), parse_float=_json_number(float), parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", _("The request body is not valid JSON.")) from None
+
+
+class JsonParser(Parser):
+    """django-ninja's bodies (feedback) read under the same limits as predict's; its handler renders the ApiError."""
+
+    def parse_body(self, request: HttpRequest):
+        return json_loads(request.body)
+
+
+def _json_body(request: HttpRequest, example: str = '{"image_base64": "..."}') -> dict:
+    body = json_loads(request.body)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", _("The JSON body must be an object, e.g. %(example)s.") % {"example": example})
     return body

@@ -85,6 +85,19 @@ def test_a_feedback_body_that_is_not_json_is_400_invalid_json_as_on_predict(clie
     reply = client.post(feedback_url(predicted), "{not json", content_type="application/json")
     assert "JSON" in assert_error(reply, 400, "invalid_json")["message"]
 
+@pytest.mark.parametrize("raw, words", [
+    ('{"correct": true, "x": 123456789012345678901234}', "more than 20 characters"),
+    ('{"correct": true, "x": Infinity}', "Infinity is not a JSON number"),
+    ('{"correct": true, "x": 1e999999}', "too large"),
+])
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_feedback_body_is_held_to_predicts_limits_on_json_numbers(client, predicted, settings, raw, words, debug):
+    settings.DEBUG = debug  # django-ninja then adds the parser's words to its own, which must not change the reply
+    reply = client.post(feedback_url(predicted), raw, content_type="application/json")
+    assert words in assert_error(reply, 400, "invalid_json")["message"]
+    assert not Feedback.objects.exists()
+
+
 def test_feedback_twice_on_one_prediction_is_409_and_nothing_is_written_twice(client, predicted):
     assert send(client, predicted).status_code == 201
     assert_error(send(client, predicted, label="grey fox"), 409, "feedback_exists")
