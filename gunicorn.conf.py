@@ -48,6 +48,10 @@ graceful_timeout = 20
 preload_app = False  # TensorFlow is not fork-safe
 accesslog = os.environ.get("ACCESS_LOG", "-")
 limit_request_line = 8190
+# Which proxy headers to believe is the Django settings' to say (TRUSTED_PROXY_COUNT): gunicorn on its own trusts any
+# client on loopback to claim HTTPS with X-Forwarded-Proto, and to set SCRIPT_NAME and PATH_INFO.
+secure_scheme_headers = {}
+forwarder_headers = ""
 # One control socket (gunicornc) per instance, beside its other state. gunicorn's default is one path per user,
 # which a second instance on the host silently takes over (and deletes when it stops).
 control_socket = os.path.join(os.environ.get("VAR_DIR", "var"), "gunicorn.ctl")

@@ -53,6 +53,18 @@ def test_it_serves_a_prediction_the_page_and_static_files(make_server, tiny_arti
 
 
 
+def test_a_client_on_loopback_cannot_claim_https_or_move_the_scripts_root(make_server, tiny_artifact):
+    # gunicorn alone believes X-Forwarded-Proto (and SCRIPT_NAME) from 127.0.0.1; without a trusted proxy
+    # (TRUSTED_PROXY_COUNT=0, the default) the service must not: the links it builds say what the client really used.
+    server, _ = make_server(tiny_artifact)
+    https = {"X-Forwarded-Proto": "https", "X-Forwarded-Protocol": "ssl", "X-Forwarded-Ssl": "on"}
+    for claimed in (https, {"SCRIPT_NAME": "/elsewhere"}):
+        reply = requests.get(server.url("/api/v1/"), headers=claimed, timeout=10)
+        assert reply.status_code == 200, (claimed, reply.status_code, reply.text[:200])
+        links = reply.json()
+        assert links and all(link.startswith(server.url("/api/v1/")) for link in links.values()), (claimed, links)
+
+
 def test_a_gunicorn_started_without_collectstatic_collects_first_and_serves_the_page(make_server, tiny_artifact, tmp_path):
     # Started by hand, with a STATIC_ROOT nothing was ever collected into: every page used to be a 500.
     static_root = tmp_path / "never-collected"
