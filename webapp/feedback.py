@@ -42,6 +42,10 @@ class PredictionNotFound(FeedbackError):
     status, code = 404, "prediction_not_found"
 
 
+class FeedbackOff(FeedbackError):
+    status, code = 404, "feedback_disabled"
+
+
 class FeedbackExists(FeedbackError):
     status, code = 409, "feedback_exists"
 
@@ -184,6 +188,8 @@ def feedback_create(
     *, prediction_id: int, owner: Owner, correct: bool, label: str = "", domain: str = "", comment: str = ""
 ) -> Feedback:
     """Record what the person who made a prediction says of its answer; once per prediction."""
+    if not settings.FEEDBACK_ENABLED:  # also for photos kept while it was on
+        raise FeedbackOff(_("This service takes no feedback: it is turned off here (FEEDBACK_ENABLED)."))
     label, comment = label.strip(), comment.strip()
     _check_text(correct=correct, label=label, comment=comment)
     photo = _kept_photo(prediction_id)
@@ -218,7 +224,7 @@ def _kept_photo(prediction_id: int) -> KeptPhoto | None:
 def feedback_open_version(*, prediction_id: int, owner: Owner):
     """The model version that answered `owner`'s prediction while it is open for feedback (its photo kept, no
     feedback yet), else None."""
-    photo = _kept_photo(prediction_id)
+    photo = _kept_photo(prediction_id) if settings.FEEDBACK_ENABLED else None
     if photo is None or photo.deleted_at is not None or not owner.owns(photo) or Feedback.objects.filter(prediction_id=prediction_id).exists():
         return None
     return photo.prediction.model_version

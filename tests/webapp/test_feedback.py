@@ -170,7 +170,24 @@ def test_with_feedback_off_no_photo_is_kept_and_feedback_is_refused(client, acti
     settings.FEEDBACK_ENABLED = False
     prediction_id = predict(client, jpeg_bytes).json()["id"]
     assert not KeptPhoto.objects.exists() and not Path(media_root).exists()
-    assert_error(send(client, prediction_id), 404)
+    assert "turned off" in assert_error(send(client, prediction_id), 404, "feedback_disabled")["message"]
+
+
+def test_with_feedback_turned_off_a_photo_kept_before_takes_none_on_the_api_or_the_page(client, predicted, settings):
+    settings.FEEDBACK_ENABLED = False
+    chinese = client.post(feedback_url(predicted) + "?lang=zh-hans", {"correct": True}, content_type="application/json")
+    assert "反馈" in assert_error(chinese, 404, "feedback_disabled")["message"]
+    page = client.post(f"/predictions/{predicted}/feedback", {"label": "fox"}, headers={"Accept": "application/json"})
+    assert_error(page, 404, "feedback_disabled")
+    assert not Feedback.objects.exists()
+
+
+def test_with_feedback_turned_off_the_refusal_page_offers_no_form_again(client, active_tiny, jpeg_bytes, keeping, settings):
+    prediction_id = page_predict(client, jpeg_bytes)["id"]  # this session's, its photo kept while feedback was on
+    settings.FEEDBACK_ENABLED = False
+    refused = client.post(f"/predictions/{prediction_id}/feedback", {"label": "fox"})  # a reader without JavaScript
+    assert refused.status_code == 404 and b"turned off" in refused.content
+    assert b'name="label"' not in refused.content
 
 
 def test_feedback_is_on_by_default_in_the_embedded_settings():
