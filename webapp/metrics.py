@@ -120,6 +120,9 @@ def worker_process_update() -> None:
                 gauge.set(sample.value)
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class MetricsMiddleware:
     """HTTP request counts and latencies by view, and every error reply counted by its code."""
 
@@ -131,8 +134,9 @@ class MetricsMiddleware:
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
         view = match.view_name if match else "unmatched"  # never the raw path: scanners would explode the labels
-        HTTP_REQUESTS.labels(request.method, view, str(response.status_code)).inc()
-        HTTP_SECONDS.labels(request.method, view).observe(time.perf_counter() - started)
+        method = request.method if request.method in METHODS else "other"  # nor a method a client made up
+        HTTP_REQUESTS.labels(method, view, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(method, view).observe(time.perf_counter() - started)
         if response.status_code >= 400:
             REJECTED.labels(getattr(response, "error_code", "") or str(response.status_code), str(response.status_code)).inc()
         return response

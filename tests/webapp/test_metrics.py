@@ -53,6 +53,19 @@ def test_predictions_are_counted_by_model_version_engine_and_status(client, acti
     assert value(after, "recognizer_worker_resident_memory_bytes") > 0
 
 
+def test_made_up_http_methods_share_one_label_so_a_client_cannot_add_series(client):
+    before = scrape(client)
+    for made_up in ("FOOBARBAZ", "QWERTYUIOP", "PROPFIND"):
+        assert client.generic(made_up, "/healthz").status_code == 405
+    after = scrape(client)
+    methods = {dict(labels).get("method") for name, labels in after if name == "http_requests_total"}
+    assert not methods & {"FOOBARBAZ", "QWERTYUIOP", "PROPFIND"}, methods
+    def others(samples):
+        return sum(v for (name, labels), v in samples.items() if name == "http_requests_total" and ("method", "other") in labels)
+
+    assert others(after) - others(before) == 3
+
+
 def test_rejections_are_counted_by_error_code(client, active_tiny, settings):
     settings.API_RATE_LIMIT = "1/m"
     before = scrape(client)
