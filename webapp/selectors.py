@@ -9,12 +9,14 @@ from webapp.models import Activation, AllowedClassList, ModelVersion
 
 def model_version_list(*, name: str | None = None) -> QuerySet[ModelVersion]:
     versions = ModelVersion.objects.annotate(predictions_served=Count("predictions"))
+    if name and "\x00" in name:  # a name no row holds, which PostgreSQL refuses to compare (a 500)
+        return versions.none()
     return versions.filter(name=name) if name else versions
 
 
 def model_name_exists(*, name: str) -> bool:
     """Whether any version of `name` was ever registered."""
-    return ModelVersion.objects.filter(name=name).exists()
+    return "\x00" not in name and ModelVersion.objects.filter(name=name).exists()
 
 
 def model_version_list_active() -> list[ModelVersion]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from tests.conftest import TINY_NAME
-from tests.webapp.helpers import assert_error
+from tests.webapp.helpers import assert_error, predict, upload
 
 UNKNOWN = ["/api/", "/api/v1/nope", "/api/v2/predict", "/api/v1/models/x/y", "/api/v1/predict/"]
 WRONG_METHOD = [
@@ -85,3 +87,13 @@ def test_the_api_root_links_every_endpoint(client, db):
     body = client.get("/api/v1/").json()
     assert body["predict_batch"] == "http://testserver/api/v1/predict/batch"
     assert body["feedback"] == "http://testserver/api/v1/predictions/{id}/feedback"
+
+
+def test_a_model_name_holding_a_nul_is_unknown_not_a_database_error(client, active_tiny, jpeg_bytes):
+    # PostgreSQL refuses to compare text holding NUL (a 500 there); no registered name holds one.
+    assert_error(client.get("/api/v1/models/a%00b"), 404, "model_not_found")
+    assert_error(predict(client, jpeg_bytes, model="a\x00b"), 400, "unknown_model")
+    body = {"image_base64": base64.b64encode(jpeg_bytes).decode(), "model": "a\x00b"}
+    assert_error(client.post("/api/v1/predict", body, content_type="application/json"), 400, "unknown_model")
+    page = client.post("/", {"image": upload(jpeg_bytes), "model": "a\x00b"}, headers={"Accept": "application/json"})
+    assert page.status_code == 400, page.content
