@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -213,8 +214,17 @@ class ApiTokenAdmin(admin.ModelAdmin):
     actions = ["revoke_selected"]
 
     def get_readonly_fields(self, request, obj=None):
-        # A token is revoked for good: once saved, "active" changes only through revocation, never back on.
-        return ("is_active",) if obj is not None else ()
+        # A token is revoked for good: once saved, "active" changes only through revocation, never back on. Its user
+        # is fixed too: moving it off a deactivated user would bring a dead token back to life.
+        return ("user", "is_active") if obj is not None else ()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # Staff other than superusers make tokens for themselves only: a token in another's name (a superuser's,
+        # or none, which outlives its maker's deactivation) would act beyond what they answer for.
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+            kwargs["initial"], kwargs["required"], kwargs["empty_label"] = request.user.pk, True, None
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.action(description=gettext_lazy("Revoke the selected tokens (for good)"), permissions=["change"])
     def revoke_selected(self, request, queryset):

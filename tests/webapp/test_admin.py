@@ -302,6 +302,33 @@ def test_a_revoked_token_cannot_be_turned_back_on_in_the_admin(admin_client, act
     assert_error(reply, 401, "unauthorized")
 
 
+def test_a_tokens_user_cannot_be_changed_so_a_deactivated_users_token_stays_dead(admin_client, django_user_model, active_tiny, jpeg_bytes, settings):
+    settings.API_ALLOW_ANONYMOUS = False
+    owner = django_user_model.objects.create_user("plain", password="pw-plain-123")
+    token, key = services.api_token_create(name="bot", user=owner, is_active=True)
+    owner.is_active = False
+    owner.save()
+    admin_client.post(f"/admin/webapp/apitoken/{token.pk}/change/", {"name": "bot", "user": ""}, follow=True)
+    assert ApiToken.objects.get().user_id == owner.pk
+    reply = admin_client.post("/api/v1/predict", {"image": upload(jpeg_bytes)}, HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert_error(reply, 401, "unauthorized")
+
+
+def test_staff_who_are_not_superusers_make_tokens_in_their_own_name_only(client, django_user_model, admin_user):
+    from django.contrib.auth.models import Permission
+
+    staff = django_user_model.objects.create_user("staff1", password="pw-staff-123", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["add_apitoken", "view_apitoken", "change_apitoken"]))
+    client.force_login(staff)
+    form = client.get("/admin/webapp/apitoken/add/").content.decode()
+    assert f'<option value="{staff.pk}"' in form and f'<option value="{admin_user.pk}"' not in form
+    assert '<option value=""' not in form  # nor "no user", which outlives its maker's deactivation
+    client.post("/admin/webapp/apitoken/add/", {"name": "as-root", "user": admin_user.pk, "is_active": "on"})
+    client.post("/admin/webapp/apitoken/add/", {"name": "as-nobody", "user": "", "is_active": "on"})
+    client.post("/admin/webapp/apitoken/add/", {"name": "mine", "user": staff.pk, "is_active": "on"})
+    assert list(ApiToken.objects.values_list("name", "user__username")) == [("mine", "staff1")]
+
+
 def test_the_revoke_action_counts_only_the_tokens_it_turned_off(admin_client):
     on, _ = services.api_token_create(name="on", user=None, is_active=True)
     off, _ = services.api_token_create(name="off", user=None, is_active=True)
