@@ -18,7 +18,7 @@ from ninja.security import HttpBearer
 from recognizer.engine import MAX_TOP_K
 from recognizer.manifest import QUERY_DOMAINS
 from webapp import feedback, selectors, services, shadow
-from webapp.errors import ApiError, error_response, expected_errors, to_api_error
+from webapp.errors import ApiError, error_response, expected_errors, rate_limited, to_api_error
 from webapp.i18n import activate_body_language, parameter_problem, reply_language
 from webapp.parsing import JsonParser, parse_batch, parse_single
 from webapp.throttling import ClientRateThrottle
@@ -37,7 +37,12 @@ class TokenAuth(HttpBearer):
     def __call__(self, request: HttpRequest):
         if "HTTP_AUTHORIZATION" not in request.META and settings.API_ALLOW_ANONYMOUS:
             return Anonymous()
-        return super().__call__(request)
+        token = super().__call__(request)
+        if token is None:  # each refused attempt spends the address's budget: guessing is held to the API's rate
+            throttle = ClientRateThrottle()
+            if not throttle.allow_request(request):
+                raise rate_limited(throttle)
+        return token
 
     def authenticate(self, request: HttpRequest, token: str):
         return services.api_token_authenticate(key=token)

@@ -390,6 +390,18 @@ def test_each_token_has_its_own_rate_budget(client, active_tiny, jpeg_bytes, set
     assert_error(client.get("/api/v1/models", HTTP_AUTHORIZATION=f"Bearer {first}"), 429, "rate_limited")
 
 
+@pytest.mark.parametrize("anonymous", [False, True])
+def test_refused_tokens_spend_the_addresss_budget_so_guessing_is_held_to_the_rate(client, active_tiny, settings, anonymous):
+    settings.API_RATE_LIMIT, settings.API_ALLOW_ANONYMOUS = "3/m", anonymous
+    _, key = services.api_token_create(name="real")
+    for wrong in ("Bearer guess-1", "Bearer guess-2", "Basic dXNlcjpwdw=="):  # a header that is no bearer token counts too
+        assert_error(client.get("/api/v1/models", HTTP_AUTHORIZATION=wrong), 401, "unauthorized")
+    reply = client.get("/api/v1/models", HTTP_AUTHORIZATION="Bearer guess-3")
+    assert_error(reply, 429, "rate_limited")
+    assert 1 <= int(reply["Retry-After"]) <= 60
+    assert client.get("/api/v1/models", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200  # a token's own budget
+
+
 def test_a_request_with_a_foreign_host_header_gets_the_json_error_shape(client, settings):
     settings.DEBUG = False
     reply = client.get("/api/v1/models", HTTP_HOST="evil.example.com")
