@@ -122,6 +122,12 @@ class RepeatedRefusals(logging.Filter):
     500 for an unhandled error, with its traceback, stays."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security.") and record.exc_info:
+            # A request Django found suspicious (a foreign Host, too many fields) is answered 400 and logged with a
+            # traceback, so each cost a screenful: one line says it, as a warning (the request line has the rest).
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
         return not (record.name == "django.request" and getattr(record, "status_code", 500) in REFUSALS_LOGGED)
 
 

@@ -153,3 +153,20 @@ def test_refusals_the_service_logs_itself_are_not_logged_again_by_django_but_a_5
     assert [line for line in lines if "Not Found" in line or "Service Unavailable" in line or "Forbidden" in line] == []
     assert "Internal Server Error: /" in lines
     assert any("/api/v1/nowhere" in line for line in lines)  # the service's own request line
+
+
+def test_a_foreign_host_is_one_warning_line_not_a_traceback(client, settings):
+    settings.DEBUG = False
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(logs.RepeatedRefusals())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        assert client.get("/api/v1/models", HTTP_HOST="evil.example.com").status_code == 400
+    finally:
+        root.removeHandler(handler)
+    said = [line for line in stream.getvalue().splitlines() if "django.security" in line]
+    assert len(said) == 1 and said[0].startswith("WARNING django.security.DisallowedHost: Invalid HTTP_HOST header")
+    assert "Traceback" not in stream.getvalue()
