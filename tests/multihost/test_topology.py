@@ -159,6 +159,7 @@ def test_request_ids_cross_the_balancer_and_each_host_is_scraped_directly(runnin
     unusable = requests.post(topology.balancer.url("/api/v1/predict"), files=files, verify=cert,
                              headers={**headers, "X-Request-ID": "bad id with spaces"})
     assert (given.status_code, given.headers["X-Request-ID"]) == (200, "client-7")
+    assert given.headers["Server"] == "nginx"  # server_tokens off: no version for scanners
     for reply in (made, unusable):
         assert reply.status_code == 200 and len(reply.headers["X-Request-ID"]) == 32  # nginx's $request_id
     ids = ("client-7", made.headers["X-Request-ID"], unusable.headers["X-Request-ID"])

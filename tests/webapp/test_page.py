@@ -246,3 +246,14 @@ def test_a_share_or_probability_that_rounds_to_nothing_reads_below_one_percent_a
     probabilities = [html.unescape(p) for p in re.findall(r'<span class="probability">(.*?)</span>', text)]
     assert shares == ["<1% among animal classes", "100% among animal classes"]
     assert probabilities == ["<1%", "73%"]
+
+
+def test_the_service_pages_carry_a_content_security_policy_without_inline_scripts(client, db, admin_client):
+    from webapp.middleware import PAGE_POLICY
+
+    page = client.get("/")
+    assert page["Content-Security-Policy"] == PAGE_POLICY and "script-src 'self';" in PAGE_POLICY
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page.content.decode())  # every script is a file the policy allows
+    assert client.get("/nowhere")["Content-Security-Policy"] == PAGE_POLICY  # an error page too
+    assert "Content-Security-Policy" not in admin_client.get("/admin/")  # Django's admin keeps its own rules
+    assert "Content-Security-Policy" not in client.get("/api/v1/models")
