@@ -171,3 +171,11 @@ def test_a_folder_set_to_nothing_is_its_default_not_the_folder_the_service_was_s
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == str(tmp_path / default)
+
+
+def test_every_service_unit_keeps_the_files_it_writes_from_other_users():
+    # The SQLite database holds password and token hashes, and kept photos are people's: 0644 let any local user read them.
+    units = sorted((REPO_ROOT / "deploy" / "systemd").glob("*.service"))
+    assert len(units) == 3
+    for unit in units:
+        assert "\nUMask=0027\n" in unit.read_text(), unit.name
