@@ -142,6 +142,11 @@ class GoldenSetAdmin(admin.ModelAdmin):
     form = GoldenSetForm
     list_display = ("model_name", "path", "dataset", "created_at")
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.folders_allowed = request.user.is_superuser
+        return form
+
 
 @admin.register(GateCheck)
 class GateCheckAdmin(AuditTrailAdmin):

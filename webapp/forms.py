@@ -78,6 +78,10 @@ class AllowedClassListForm(forms.ModelForm):
 class GoldenSetForm(forms.ModelForm):
     """A golden set is checked when saved: a bad one would refuse every activation of its model until removed."""
 
+    # A folder is read on the server (every photo under it hashed), so only a superuser names one; other staff choose
+    # an exported dataset, which the service itself wrote. Else its refusals would map the server's folders for them.
+    folders_allowed = True  # set per request by the admin
+
     class Meta:
         model = GoldenSet
         fields = ("model_name", "path", "dataset")
@@ -94,6 +98,8 @@ class GoldenSetForm(forms.ModelForm):
         if name and not selectors.model_name_exists(name=name):
             self.add_error("model_name", _("No model named %(name)r is registered.") % {"name": name})
         path, dataset = (data.get("path") or "").strip(), data.get("dataset")
+        if path and not self.folders_allowed and path != (self.instance.path or ""):
+            raise forms.ValidationError(_("Only a superuser may name a folder on the server; choose an exported dataset."))
         if not path and dataset is None:
             raise forms.ValidationError(_("Give the folder of the golden set, or choose an exported dataset."))
         problem = promotion.golden_folder_problem(Path(dataset.path if dataset is not None else path), name)
