@@ -210,6 +210,14 @@ def _write(out: Path, base: list[tuple[Path, str]], targets: list, classes: Clas
         (out / folder).mkdir(exist_ok=True)
         (out / folder / f"{hashlib.sha256(data).hexdigest()}.jpg").write_bytes(data)
     classes.write(out)
+    _private(out)
+
+
+def _private(out: Path) -> None:
+    """The export holds kept photos: its user's and group's, as MEDIA_ROOT's, whatever the shell's umask."""
+    out.chmod(0o750)
+    for path in out.rglob("*"):
+        path.chmod(0o750 if path.is_dir() else 0o640)
 
 
 def _record(out: Path, since, include_base, accepted, by) -> Dataset:

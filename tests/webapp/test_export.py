@@ -66,6 +66,8 @@ def test_accepted_photos_become_an_image_folder_that_train_reads(accept, client,
     assert [(c.id, c.label, c.domain) for c in scanned.classes] == [("fern", "fern", "plant"), ("red-fox", "Red fox", "animal")]
     assert scanned.counts() == [1, 2] and not scanned.skipped
     assert not Dataset.objects.get().feedback.filter(prediction_id=rejected).exists()
+    # people's photos, whatever the umask of the shell that exported them: the service's user and group only
+    assert {(p.is_dir(), p.stat().st_mode & 0o777) for p in [out, *out.rglob("*")]} == {(True, 0o750), (False, 0o640)}
 
 
 def test_classes_too_thin_to_train_on_are_named_when_exported_and_refuse_a_job_before_the_queue(accept, tmp_path):

@@ -272,6 +272,8 @@ def test_kept_photos_are_named_by_the_uploads_sha256_and_shared_by_equal_uploads
     assert a.image.name == b.image.name == f"feedback/{digest[:2]}/{digest}.jpg"
     assert a.sha256 == a.prediction.input_sha256 == digest  # the record's digest, not a second hash of the upload
     assert len([p for p in Path(keeping).rglob("*") if p.is_file()]) == 1
+    assert Path(a.image.path).stat().st_mode & 0o777 == 0o640  # not Django's 0644: no other user of the host reads it
+    assert Path(a.image.path).parent.stat().st_mode & 0o777 == 0o750
 
 
 def test_each_photo_of_a_batch_is_kept_under_its_own_uploads_sha256(client, keeping, jpeg_bytes, other_jpeg):
