@@ -98,7 +98,7 @@ class GoldenSetForm(forms.ModelForm):
         if name and not selectors.model_name_exists(name=name):
             self.add_error("model_name", _("No model named %(name)r is registered.") % {"name": name})
         path, dataset = (data.get("path") or "").strip(), data.get("dataset")
-        if path and not self.folders_allowed and path != (self.instance.path or ""):
+        if path and not self.folders_allowed:  # an unchanged folder too: each save reads the whole tree again
             raise forms.ValidationError(_("Only a superuser may name a folder on the server; choose an exported dataset."))
         if not path and dataset is None:
             raise forms.ValidationError(_("Give the folder of the golden set, or choose an exported dataset."))

@@ -37,6 +37,10 @@ def _refused(request, status: int, code: str, message: str, headers: dict | None
     return error.page(request, "refused.html", {"message": message})
 
 
+def _holds_nul(query) -> bool:
+    return any("\x00" in key or any("\x00" in value for value in values) for key, values in query.lists())
+
+
 def _unavailable(request, exc: Exception) -> HttpResponse:
     """The database or the cache cannot be reached: a 503 saying which (as /readyz does), not a 500 and a traceback."""
     error = dependency_down(exc)
@@ -105,6 +109,9 @@ class JsonErrorsMiddleware:
         if request.method not in ("GET", "HEAD") and request.path_info in _read_only_paths():
             # Here, before CsrfViewMiddleware would answer a PUT with its HTML 403 page.
             return self._not_allowed(request, "GET, HEAD")
+        if request.path.startswith(reverse("admin:index")) and _holds_nul(request.GET):
+            # The admin's filters put the query into SQL as given, and PostgreSQL refuses text holding NUL (a 500).
+            return _refused(request, 400, "bad_request", _("The address holds a NUL character, which nothing here can match."))
         if request.method == "POST" and request.path == reverse("admin:login"):
             throttle = LoginRateThrottle()
             if not throttle.allow_request(request):

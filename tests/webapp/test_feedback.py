@@ -84,6 +84,8 @@ def test_feedback_errors_are_said_in_the_language_asked_for(client, predicted):
 def test_a_feedback_body_that_is_not_json_is_400_invalid_json_as_on_predict(client, predicted):
     reply = client.post(feedback_url(predicted), "{not json", content_type="application/json")
     assert "JSON" in assert_error(reply, 400, "invalid_json")["message"]
+    listed = client.post(feedback_url(predicted), "[1, 2]", content_type="application/json")  # was "correct: is required"
+    assert '{"correct": false, "label": "red fox"}' in assert_error(listed, 400, "invalid_json")["message"]
 
 @pytest.mark.parametrize("raw, words", [
     ('{"correct": true, "x": 123456789012345678901234}', "more than 20 characters"),

@@ -186,7 +186,7 @@ def test_staff_who_are_not_superusers_cannot_name_a_server_folder_so_refusals_ma
     from django.contrib.auth.models import Permission
 
     staff = django_user_model.objects.create_user("staff1", password="pw-staff-123", is_staff=True)
-    staff.user_permissions.add(*Permission.objects.filter(codename__in=["add_goldenset", "view_goldenset"]))
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["add_goldenset", "change_goldenset", "view_goldenset"]))
     client.force_login(staff)
     golden = golden_by(versions[0], tmp_path / "golden")
     for folder in (tmp_path / "nowhere", tmp_path, golden):  # none, one without photos, a good one: all said alike
@@ -195,6 +195,9 @@ def test_staff_who_are_not_superusers_cannot_name_a_server_folder_so_refusals_ma
         assert reply.status_code == 200 and "Only a superuser may name a folder on the server" in text
         assert "There is no folder" not in text and "holds no photos" not in text
     assert not GoldenSet.objects.exists()
+    kept = GoldenSet.objects.create(model_name=TINY_NAME, path=str(golden))  # a superuser's
+    reply = client.post(f"/admin/webapp/goldenset/{kept.pk}/change/", {"model_name": TINY_NAME, "path": str(golden)})
+    assert "Only a superuser may name a folder on the server" in html.unescape(reply.content.decode())  # no re-read
 
 
 def test_a_golden_set_naming_none_of_the_models_classes_is_refused_and_one_of_domains_is_scored_by_domain(
