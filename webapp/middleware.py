@@ -189,7 +189,8 @@ class PageSecurityPolicyMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        own_page = response.get("Content-Type", "").startswith("text/html") and not request.path.startswith(("/admin/", "/api/"))
+        own_page = response.get("Content-Type", "").startswith("text/html") and not (
+            _is_api(request) or request.path.startswith(reverse("admin:index")))
         if own_page and "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = PAGE_POLICY
         return response

@@ -67,27 +67,25 @@ def _no_constant(name: str):
     raise ApiError(400, "invalid_json", _("%(name)s is not a JSON number.") % {"name": name})
 
 
-def json_loads(raw: bytes):
-    """A request's JSON, with the limits every endpoint keeps (numbers of at most 20 characters, no NaN or
+def _json_body(request: HttpRequest, example: str = '{"image_base64": "..."}') -> dict:
+    """A request's JSON object, with the limits every endpoint keeps (numbers of at most 20 characters, no NaN or
     infinity); ApiError invalid_json otherwise."""
     try:
-        return json.loads(raw, parse_int=_json_number(int), parse_float=_json_number(float), parse_constant=_no_constant)
+        body = json.loads(
+            request.body, parse_int=_json_number(int), parse_float=_json_number(float), parse_constant=_no_constant
+        )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", _("The request body is not valid JSON.")) from None
-
-
-class JsonParser(Parser):
-    """django-ninja's bodies (feedback) read under the same limits as predict's; its handler renders the ApiError."""
-
-    def parse_body(self, request: HttpRequest):
-        return _json_body(request, '{"correct": false, "label": "red fox"}')
-
-
-def _json_body(request: HttpRequest, example: str = '{"image_base64": "..."}') -> dict:
-    body = json_loads(request.body)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", _("The JSON body must be an object, e.g. %(example)s.") % {"example": example})
     return body
+
+
+class JsonParser(Parser):
+    """django-ninja's bodies (feedback) read as predict's are; its handler renders the ApiError."""
+
+    def parse_body(self, request: HttpRequest):
+        return _json_body(request, '{"correct": false, "label": "red fox"}')
 
 
 class InvalidBase64(core.ImageError):
