@@ -74,10 +74,17 @@ def default_extra(backbone: str) -> dict:
     }
 
 
+EARLIER_HEADS = DATA / "earlier_heads"  # every head an earlier release shipped, named by its sha256
+
+
 def head_path(manifest: Manifest) -> Path | None:
-    """Where the domain head named by a manifest lives (shipped in recognizer/data), or None."""
+    """Where the domain head named by a manifest lives, or None: the one this release ships, or the one an earlier
+    release shipped when the manifest names that (a copy of the default model registered then keeps working)."""
     head = (manifest.extra or {}).get("domain_head")
-    return DATA / head["file"] if head else None
+    if not head:
+        return None
+    earlier = EARLIER_HEADS / f"{head['sha256']}.npz"
+    return earlier if earlier.is_file() else DATA / head["file"]
 
 
 def _refresh_extra(path: Path, extra: dict) -> None:

@@ -97,7 +97,11 @@ class DomainHead:
         if not path.is_file():
             raise errors.ArtifactError(f"No domain head at {path}.")
         if sha256 is not None and file_sha256(path) != sha256:
-            raise errors.ChecksumMismatch(f"{path.name} does not match the sha256 its manifest names; rebuild it.")
+            raise errors.ChecksumMismatch(
+                f"The manifest names a domain head with sha256 {sha256[:12]}..., which is not {path.name} and which no "
+                "release shipped: register the model with a manifest naming the head this release ships (the default "
+                "model's manifest under models/ does), or put the head it names in recognizer/data/earlier_heads/."
+            )
         with np.load(path, allow_pickle=False) as data:
             if tuple(str(d) for d in data["domains"]) != DOMAINS:
                 raise errors.ArtifactError(f"{path.name} was built for other domains: {list(data['domains'])}.")

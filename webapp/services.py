@@ -252,7 +252,17 @@ def _check_allowed_classes_fit(version: ModelVersion) -> None:
 
 
 def model_version_check_unchanged(*, version: ModelVersion) -> None:
-    """Refuse to activate an artifact that is missing or changed since it was registered."""
+    """Refuse to activate an artifact that is missing or changed since it was registered, or whose manifest names a
+    domain head the workers could not load (they would go on serving the version it replaces)."""
+    from recognizer.manifest import read_manifest
+    from recognizer.verdict import Judge
+
+    try:
+        Judge.for_manifest(read_manifest(manifest_path(version.artifact_path)))
+    except core.ChecksumMismatch as exc:
+        raise ActivationError(gettext_noop("%(which)s cannot be served: %(reason)s"), version, which=str(version), reason=str(exc)) from None
+    except core.ArtifactError:
+        pass  # a missing file: said below
     try:
         model_version_verify(version=version)
     except core.ChecksumMismatch:

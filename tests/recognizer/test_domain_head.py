@@ -73,3 +73,29 @@ def test_fitted_with_the_other_experts_logits_it_learns_to_correct_that_expert()
     joint = fit(inputs, labels, offset=offset)
     right = lambda head: float(((head.logits(inputs) + offset).argmax(1) == labels).mean())  # noqa: E731
     assert right(joint) == 1.0 and right(alone) < 0.9
+
+
+def test_every_head_an_earlier_release_shipped_is_kept_under_its_sha256_and_loads():
+    from recognizer.default_model import EARLIER_HEADS
+    from recognizer.manifest import file_sha256
+
+    kept = sorted(EARLIER_HEADS.glob("*.npz"))
+    assert len(kept) >= 2  # the two heads the default model had before the one it ships now
+    for path in kept:
+        assert path.stem == file_sha256(path)
+        assert DomainHead.load(path, sha256=path.stem).weights.shape == (1280, len(DOMAINS))
+
+
+def test_a_manifest_naming_an_earlier_releases_head_finds_that_head_not_the_current_one(tiny_artifact):
+    # A copy of the default model registered under an earlier release names the head shipped then: it keeps working.
+    from recognizer.default_model import DATA, EARLIER_HEADS, head_path
+    from recognizer.manifest import manifest_path, read_manifest
+    from recognizer.verdict import Judge
+
+    earlier = sorted(EARLIER_HEADS.glob("*.npz"))[0].stem
+    named = {"file": "domain_head-efficientnet_lite0.npz", "sha256": earlier, "storage": "npz"}
+    manifest = read_manifest(manifest_path(tiny_artifact)).with_updates(extra={"domain_head": named})
+    assert head_path(manifest) == EARLIER_HEADS / f"{earlier}.npz"
+    assert Judge.for_manifest(manifest).head is not None
+    current = {**named, "sha256": "x"}
+    assert head_path(manifest.with_updates(extra={"domain_head": current})) == DATA / "domain_head-efficientnet_lite0.npz"

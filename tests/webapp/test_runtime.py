@@ -63,6 +63,21 @@ def test_a_version_whose_file_changed_cannot_be_activated(active_tiny, artifact_
     assert ModelVersion.objects.get(is_active=True).pk == active_tiny.pk
 
 
+def test_a_version_whose_manifest_names_a_domain_head_nobody_ships_cannot_be_activated(active_tiny, artifact_copy, tiny_artifact_v2):
+    # As a copy registered under a release whose head was later rebuilt would be, without the head kept for it:
+    # activation was accepted, and every worker then failed to load it and went on serving the version it replaced.
+    from recognizer.manifest import manifest_path, read_manifest, write_manifest
+
+    path = artifact_copy(tiny_artifact_v2)
+    version = services.model_version_register(artifact_path=path)
+    manifest = read_manifest(manifest_path(path))
+    head = {"file": "domain_head-efficientnet_lite0.npz", "sha256": "0" * 64, "storage": "npz"}
+    write_manifest(manifest.with_updates(extra={**(manifest.extra or {}), "domain_head": head}), manifest_path(path))
+    with pytest.raises(services.ActivationError, match="cannot be served: The manifest names a domain head with sha256 000000000000"):
+        services.model_version_activate(version=version)
+    assert ModelVersion.objects.get(is_active=True).pk == active_tiny.pk
+
+
 def test_a_version_that_fails_to_load_is_never_served(active_tiny, artifact_copy, tiny_artifact_v2, client, jpeg_bytes):
     served = runtime().get(TINY_NAME)
     path = artifact_copy(tiny_artifact_v2)
