@@ -112,6 +112,8 @@ class Runtime:
                 self._load(version)
             for name in set(self._engines) - set(active):
                 del self._engines[name]
+            for version_id in set(self._failed) - {v.id for v in active.values()}:  # rolled away from: not a failure now
+                del self._failed[version_id]
             self._apply_allowed()
 
     def reload(self, name: str) -> None:

@@ -94,6 +94,11 @@ def test_a_version_that_fails_to_load_is_never_served(active_tiny, artifact_copy
     assert reply.status_code == 200
     assert reply.json()["model"] == {"name": TINY_NAME, "version": 1}
     assert client.get("/readyz").json()["model"] == {"name": TINY_NAME, "version": 1}
+    _force_active(active_tiny)  # rolled back: readiness no longer names the failure of a version nobody asks for
+    runtime().refresh()
+    assert runtime().failures() == {} and client.get("/readyz").json()["failed"] == {}
+    _force_active(broken)
+    runtime().refresh()
     runtime().refresh()  # a known failure is not retried on every poll...
     assert runtime().get(TINY_NAME) is served
     path.write_bytes(good)  # ...but it is once the file changes
