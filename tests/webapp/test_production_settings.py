@@ -179,3 +179,11 @@ def test_every_service_unit_keeps_the_files_it_writes_from_other_users():
     assert len(units) == 3
     for unit in units:
         assert "\nUMask=0027\n" in unit.read_text(), unit.name
+
+
+def test_static_files_stay_readable_by_other_users_while_kept_photos_are_private():
+    # A container collects static files as root for its own user to serve: private modes there broke every start.
+    from django.core.files.storage import storages
+
+    assert storages["staticfiles"].file_permissions_mode == 0o644
+    assert (storages["default"].file_permissions_mode, storages["default"].directory_permissions_mode) == (0o640, 0o750)

@@ -130,15 +130,15 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "staticfiles")
+# Kept photos (and uploaded models) are people's and the service's: readable by its user and group, not by every
+# user of the host (Django's FILE_UPLOAD_PERMISSIONS, 0644, is set whatever the umask). Static files keep theirs:
+# a container collects them as root for its own user to serve.
+PRIVATE_FILES = {"file_permissions_mode": 0o640, "directory_permissions_mode": 0o750}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": PRIVATE_FILES},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 MEDIA_ROOT = VAR_DIR / "media"  # never served by the app: uploads are private
-# Kept photos are people's: readable by the service's user and group, not by every user of the host (Django's
-# default, 0644, is set whatever the process's umask).
-FILE_UPLOAD_PERMISSIONS = 0o640
-FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
 MEDIA_URL = "/media/"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
