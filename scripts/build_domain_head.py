@@ -231,11 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     head = domain_head.fit(features.reshape(n * v, -1), np.repeat(labels, v), offset=mass, seed=args.seed)
     head = domain_head.DomainHead(head.weights, head.bias, calibrated["temperature"], "efficientnet_lite0", MASS_WEIGHT)
     replaced = args.out.read_bytes() if args.out.is_file() else b""
+    replaced_sha256 = hashlib.sha256(replaced).hexdigest()
     sha256 = head.save(args.out)
-    if replaced and hashlib.sha256(replaced).hexdigest() != sha256:
+    if replaced and replaced_sha256 != sha256:
         # Versions registered with the replaced head still name it by its sha256: keep it for them.
         EARLIER_HEADS.mkdir(exist_ok=True)
-        (EARLIER_HEADS / f"{hashlib.sha256(replaced).hexdigest()}.npz").write_bytes(replaced)
+        (EARLIER_HEADS / f"{replaced_sha256}.npz").write_bytes(replaced)
     summary = {
         "file": args.out.name, "sha256": sha256, "photos": int(n), "views_per_photo": int(v), "seed": args.seed,
         "left_out_as_golden": int((~keep).sum()), "folds": FOLDS, "cross_validation": report, "calibration": calibrated, "class_calibration": class_calibration,

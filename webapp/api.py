@@ -18,7 +18,7 @@ from ninja.security import HttpBearer
 from recognizer.engine import MAX_TOP_K
 from recognizer.manifest import QUERY_DOMAINS
 from webapp import feedback, selectors, services, shadow
-from webapp.errors import ApiError, error_response, expected_errors, rate_limited, to_api_error
+from webapp.errors import ApiError, error_response, expected_errors, to_api_error
 from webapp.i18n import activate_body_language, parameter_problem, reply_language
 from webapp.parsing import JsonParser, parse_batch, parse_single
 from webapp.throttling import ClientRateThrottle
@@ -39,9 +39,7 @@ class TokenAuth(HttpBearer):
             return Anonymous()
         token = super().__call__(request)
         if token is None:  # each refused attempt spends the address's budget: guessing is held to the API's rate
-            throttle = ClientRateThrottle()
-            if not throttle.allow_request(request):
-                raise rate_limited(throttle)
+            ClientRateThrottle.spend(request)
         return token
 
     def authenticate(self, request: HttpRequest, token: str):

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from webapp import feedback, selectors
-from webapp.errors import ApiError, expected_errors, rate_limited, to_api_error
+from webapp.errors import ApiError, expected_errors, to_api_error
 from webapp.i18n import reply_language
 from webapp.throttling import ClientRateThrottle
 
@@ -45,18 +45,12 @@ def page_context() -> dict:
     }
 
 
-def _throttle(request: HttpRequest) -> None:
-    throttle = ClientRateThrottle()
-    if not throttle.allow_request(request):
-        raise rate_limited(throttle)
-
-
 @require_POST
 def feedback_page(request: HttpRequest, prediction_id: int) -> HttpResponse:
     wants_json = "application/json" in request.headers.get("Accept", "")
     owner = feedback.Owner.of_page(request)
     try:
-        _throttle(request)
+        ClientRateThrottle.spend(request)
         correct = request.POST.get("correct") == "true"  # the "Yes, it is right" button: the label field is not its
         item = feedback.feedback_create(
             prediction_id=prediction_id, owner=owner, correct=correct,

@@ -21,6 +21,7 @@ from django.http import HttpRequest
 from ninja.throttling import SimpleRateThrottle
 
 from webapp.clients import client_address
+from webapp.errors import rate_limited
 from webapp.models import ApiToken
 
 
@@ -49,6 +50,13 @@ class ClientRateThrottle(SimpleRateThrottle):
     def __init__(self):
         self._local = threading.local()
         super().__init__(getattr(settings, self.setting))
+
+    @classmethod
+    def spend(cls, request: HttpRequest) -> None:
+        """Count one request against the client's budget; the 429 (with Retry-After) once it is spent."""
+        throttle = cls()
+        if not throttle.allow_request(request):
+            raise rate_limited(throttle)
 
     def allow_request(self, request: HttpRequest) -> bool:
         self._follow_setting()

@@ -26,7 +26,7 @@ from PIL import Image
 from webapp import feedback, selectors, services, shadow
 from recognizer.manifest import QUERY_DOMAINS
 from recognizer.preprocessing import accept_types, format_name, size_text
-from webapp.errors import ApiError, dependency_down, error_response, expected_errors, rate_limited, to_api_error
+from webapp.errors import ApiError, dependency_down, error_response, expected_errors, to_api_error
 from webapp.feedback_views import page_context
 from webapp.i18n import reply_language
 from webapp.parsing import parse_params, upload_from_file
@@ -73,9 +73,7 @@ def _upload_hint() -> str:
 
 
 def _classify(request: HttpRequest) -> tuple[services.PredictionResult, str]:
-    throttle = PageRateThrottle()
-    if not throttle.allow_request(request):
-        raise rate_limited(throttle)
+    PageRateThrottle.spend(request)
     file = request.FILES.get("image")
     if file is None:
         raise ApiError(400, "missing_image", _("Choose a photo first."))
